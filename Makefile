@@ -1,0 +1,38 @@
+# arxiv-digest — every target installs what it needs first, so each works on a fresh clone.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: install test lint golden bench demo run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/mypy
+
+golden: $(STAMP)
+	DIGEST_REGENERATE_GOLDEN=1 $(BIN)/pytest -q tests -k golden
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+demo: $(STAMP)
+	$(PY) -m pipeline.demo
+
+run: $(STAMP)
+	$(BIN)/digest --config config/digest.toml run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-out

@@ -1,0 +1,238 @@
+"""The `digest` command line: parses flags, calls run/stage functions, reports errors once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pipeline import __version__, run
+from pipeline.config import DEFAULT_CONFIG, Settings, load_config
+from pipeline.errors import DigestError, NotBuiltError
+from pipeline.runtime import Runtime
+
+
+class Context:
+    """What every command gets: the config path, flags, and lazily loaded settings."""
+
+    def __init__(self, config: Path, verbose: bool) -> None:
+        self.config = config
+        self.verbose = verbose
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_config(self.config)
+        return self._settings
+
+    def runtime(self) -> Runtime:
+        return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
+
+    def day(self, value: date | None) -> date:
+        return value if value is not None else run.today(self.settings, self.runtime())
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+date_option = click.option(
+    "--date", "day", callback=_parse_date, metavar="YYYY-MM-DD",
+    help="Announcement date (default: today in the newsletter's time zone).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", type=click.Path(path_type=Path), default=DEFAULT_CONFIG, show_default=True,
+    help="The newsletter's config file.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config: Path, verbose: bool) -> None:
+    """arxiv-digest: a curated daily arXiv newsletter."""
+    ctx.obj = Context(config, verbose)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed entries as JSON.")
+@pass_ctx
+def check(ctx: Context, file: Path, as_json: bool) -> None:
+    """Validate a digest or note file."""
+    from pipeline import digest
+
+    parsed = digest.read_digest(file)
+    if as_json:
+        click.echo(json.dumps(digest.digest_to_json(parsed), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{file}: ok, {len(parsed.entries)} entries")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def fmt(file: Path) -> None:
+    """Print the digest in canonical form (an unchanged input gives the same bytes)."""
+    from pipeline import digest
+
+    text = digest.write_digest(digest.read_digest(file))
+    sys.stdout.buffer.write(text.encode("utf-8"))
+
+
+@cli.command()
+@date_option
+@pass_ctx
+def collect(ctx: Context, day: date | None) -> None:
+    """Fetch the day's announcements (+ API searches) and store candidates."""
+    run.collect(ctx.settings, ctx.day(day), ctx.runtime())
+
+
+@cli.command()
+@date_option
+@pass_ctx
+def draft(ctx: Context, day: date | None) -> None:
+    """Write drafts/DATE.txt (keeps the curator's edits)."""
+    run.draft(ctx.settings, ctx.day(day), ctx.runtime())
+
+
+@cli.command()
+@date_option
+@pass_ctx
+def build(ctx: Context, day: date | None) -> None:
+    """Merge and render into site/ and a preview email."""
+    run.build(ctx.settings, ctx.day(day), ctx.runtime())
+
+
+@cli.command()
+@date_option
+@pass_ctx
+def approve(ctx: Context, day: date | None) -> None:
+    """Approve the built issue for sending."""
+    run.approve(ctx.settings, ctx.day(day), ctx.runtime())
+
+
+@cli.command()
+@date_option
+@click.option("--dry-run", is_flag=True, help="Write messages to the outbox instead of sending.")
+@click.option("--to", metavar="ADDR", help="Send one [PREVIEW] copy to ADDR; records nothing.")
+@pass_ctx
+def send(ctx: Context, day: date | None, dry_run: bool, to: str | None) -> None:
+    """Send the approved issue to subscribers."""
+    run.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to)
+
+
+@cli.command(name="run")
+@date_option
+@pass_ctx
+def run_cmd(ctx: Context, day: date | None) -> None:
+    """The daily job: collect, draft, build, then send when approved."""
+    run.daily(ctx.settings, ctx.day(day), ctx.runtime())
+
+
+@cli.command()
+@pass_ctx
+def schedule(ctx: Context) -> None:
+    """Run the scheduler in the foreground."""
+    run.schedule(ctx.settings, ctx.runtime())
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: web.host).")
+@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve unsubscribe/subscribe and site/ over HTTP."""
+    raise NotBuiltError("`digest serve` is not built yet")
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers: add, remove, list, import, export."""
+
+
+@subscribers.command(name="add")
+@click.argument("email")
+@click.option("--language", default="all", show_default=True, help="Variant: ko, en or all.")
+@click.option("--tags", default="", help="Space-separated tags (empty = everything).")
+@pass_ctx
+def subscribers_add(ctx: Context, email: str, language: str, tags: str) -> None:
+    """Add (or reactivate) a subscriber."""
+    raise NotBuiltError("`digest subscribers add` is not built yet")
+
+
+@subscribers.command(name="remove")
+@click.argument("email")
+@pass_ctx
+def subscribers_remove(ctx: Context, email: str) -> None:
+    """Unsubscribe a subscriber (kept as unsubscribed)."""
+    raise NotBuiltError("`digest subscribers remove` is not built yet")
+
+
+@subscribers.command(name="list")
+@click.option("--status", help="Only subscribers with this status.")
+@pass_ctx
+def subscribers_list(ctx: Context, status: str | None) -> None:
+    """List subscribers."""
+    raise NotBuiltError("`digest subscribers list` is not built yet")
+
+
+@subscribers.command(name="import")
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@pass_ctx
+def subscribers_import(ctx: Context, csv_file: Path) -> None:
+    """Import subscribers from CSV (email,language,tags,status)."""
+    raise NotBuiltError("`digest subscribers import` is not built yet")
+
+
+@subscribers.command(name="export")
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@pass_ctx
+def subscribers_export(ctx: Context, csv_file: Path) -> None:
+    """Export subscribers to CSV (email,language,tags,status)."""
+    raise NotBuiltError("`digest subscribers export` is not built yet")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"digest: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every error into one line and an exit code."""
+    verbose = any(a in ("-v", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        cli.main(args=argv, prog_name="digest", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 1)
+    except click.UsageError as exc:
+        _fail(exc.format_message().replace("\n", " "), 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except DigestError as exc:
+        if verbose:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as exc:
+        if verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
+    sys.exit(0)
+
+

@@ -1,0 +1,79 @@
+"""One exception hierarchy; every error carries where it happened and becomes one CLI line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DigestError(Exception):
+    """Base of every error the pipeline reports; exit code 1 (a failed run)."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        url: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.url = url
+        self.key = key
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = self.path if self.line is None else f"{self.path}:{self.line}"
+        elif self.url is not None:
+            where = self.url
+        if self.key is not None:
+            where = f"{where}: {self.key}" if where else self.key
+        return f"{where}: {self.message}" if where else self.message
+
+
+class InputError(DigestError):
+    """Bad input or usage: a file, a flag or a value the user can fix; exit code 2."""
+
+    exit_code = 2
+
+
+class FormatError(InputError):
+    """A digest or note file that does not follow the format."""
+
+
+class ConfigError(InputError):
+    """A configuration file with an unknown key, a wrong type or a bad value."""
+
+
+class FetchError(DigestError):
+    """The network failed us after the retries: timeouts, HTTP errors, resets."""
+
+
+class FeedError(DigestError):
+    """arXiv answered, but not with a usable announcement (error feed, stale, unparsable)."""
+
+
+class StoreError(DigestError):
+    """The SQLite store is missing, locked or from a newer version."""
+
+
+class ApprovalError(DigestError):
+    """An issue that is not approved, or changed since it was approved."""
+
+
+class DeliveryError(DigestError):
+    """Sending failed as a whole (login refused, server unreachable)."""
+
+
+class LockedError(DigestError):
+    """Another process holds the lock for this work."""
+
+
+class NotBuiltError(DigestError):
+    """A command that exists in the contract but is not built yet."""

@@ -1,0 +1,187 @@
+"""Frozen dataclasses passed between stages; third-party objects never get this far."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+ANNOUNCE_TYPES: tuple[str, ...] = ("new", "cross", "replace", "replace-cross")
+DateStyle = Literal["ko", "iso", "en"]
+
+# New style YYMM.NNNN(N) and old style archive(.SUBJ)/YYMMNNN, each with an optional vN.
+ARXIV_ID_RE = re.compile(
+    r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?"
+)
+_HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+TAG_RE = re.compile(r"#([\w\-]+)")
+
+
+def has_hangul(text: str) -> bool:
+    """True when the text contains a Hangul syllable or jamo."""
+    return _HANGUL_RE.search(text) is not None
+
+
+def normalize_tag(tag: str) -> str:
+    """Canonical form for comparing tags: no '#', case-folded, '_' and '-' alike."""
+    return unicodedata.normalize("NFC", tag.lstrip("#")).casefold().replace("_", "-")
+
+
+def split_arxiv_id(text: str) -> tuple[str, int | None]:
+    """Split '2412.01981v2' into ('2412.01981', 2); raise ValueError if it is no arXiv id."""
+    m = ARXIV_ID_RE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not an arXiv id: {text!r}")
+    version = m.group("version")
+    return m.group("id"), int(version) if version else None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One arXiv paper as the pipeline knows it (id without version, text as Unicode)."""
+
+    arxiv_id: str
+    title: str
+    authors: tuple[str, ...]
+    abstract: str
+    version: int = 1
+    categories: tuple[str, ...] = ()
+    announce_type: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
+    comment: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+
+    def __post_init__(self) -> None:
+        split_arxiv_id(self.arxiv_id)  # raises on a malformed id
+        if "v" in self.arxiv_id.split("/")[-1]:
+            raise ValueError(f"Paper.arxiv_id must carry no version: {self.arxiv_id!r}")
+        if self.version < 1:
+            raise ValueError(f"Paper.version must be >= 1, got {self.version}")
+        if self.announce_type is not None and self.announce_type not in ANNOUNCE_TYPES:
+            raise ValueError(f"unknown announce type {self.announce_type!r}")
+
+    @property
+    def abs_url(self) -> str:
+        """The paper's abstract page (version-less, so it always shows the latest)."""
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        """The paper's PDF (latest version)."""
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+    @property
+    def primary_category(self) -> str | None:
+        """The first listed category, which arXiv gives as the primary one."""
+        return self.categories[0] if self.categories else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A paper announced on a day, with the tags it matched and its ranking score."""
+
+    paper: Paper
+    tags: tuple[str, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a digest: a paper (or a link) with the curator's commentary and tags."""
+
+    title: str
+    authors: tuple[str, ...]
+    abstract: str
+    commentary: tuple[str, ...] = ()  # paragraphs in order; Korean ones contain Hangul
+    tags: tuple[str, ...] = ()  # without '#', as written
+    arxiv_id: str | None = None
+    version: int | None = None
+    url: str | None = None  # a non-arXiv link (a blog post, a PDF elsewhere)
+    line: int | None = None  # where the entry starts in its source file
+
+    def __post_init__(self) -> None:
+        if not self.title.strip():
+            raise ValueError("Entry.title must not be empty")
+        if self.arxiv_id is not None:
+            split_arxiv_id(self.arxiv_id)
+        for tag in self.tags:
+            if not TAG_RE.fullmatch("#" + tag):
+                raise ValueError(f"bad tag {tag!r}")
+
+    @property
+    def notes_ko(self) -> tuple[str, ...]:
+        """The Korean commentary paragraphs."""
+        return tuple(p for p in self.commentary if has_hangul(p))
+
+    @property
+    def notes_en(self) -> tuple[str, ...]:
+        """The English (non-Korean) commentary paragraphs."""
+        return tuple(p for p in self.commentary if not has_hangul(p))
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        """Tags in comparable form (see normalize_tag)."""
+        return tuple(normalize_tag(t) for t in self.tags)
+
+    @property
+    def link(self) -> str | None:
+        """Where the entry's title points: the arXiv page or the entry's own URL."""
+        if self.arxiv_id is not None:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        return self.url
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A digest file: a date and its entries, plus what is needed to write it back exactly."""
+
+    date: date | None
+    entries: tuple[Entry, ...]
+    date_style: DateStyle = "ko"
+    final_newline: bool = True
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A built issue: the merged entries of one day, ready to render."""
+
+    date: date
+    title: str
+    entries: tuple[Entry, ...]
+    more_papers: tuple[Paper, ...] = ()
+    unresolved: tuple[int, ...] = field(default=())  # indexes of entries with no arXiv paper
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Every tag of the issue once, in order of first appearance (normalised)."""
+        seen: dict[str, None] = {}
+        for entry in self.entries:
+            for key in entry.tag_keys:
+                seen.setdefault(key, None)
+        return tuple(seen)
+
+
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
+SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A newsletter reader: where to send, which variant, which tags (empty = all)."""
+
+    email: str
+    language: str = "all"
+    tags: tuple[str, ...] = ()
+    status: str = "active"
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in SUBSCRIBER_STATUSES:
+            raise ValueError(
+                f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}, got {self.status!r}"
+            )
