@@ -166,6 +166,20 @@ class Issue:
         return tuple(seen)
 
 
+# Rendered once per variant, personalised per recipient by replacing this marker.
+UNSUBSCRIBE_PLACEHOLDER = "__UNSUBSCRIBE_URL__"
+
+
+@dataclass(frozen=True)
+class EmailVariant:
+    """One rendered email variant of an issue ('ko', 'en' or 'all'): inlined HTML and text."""
+
+    variant: str
+    subject: str
+    html: str
+    text: str
+
+
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
 SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced")
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from datetime import UTC, date, datetime
+
 from pipeline.errors import StoreError
+from pipeline.models import Candidate, EmailVariant, Paper
+from pipeline.text import title_key
 
 # Each migration moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -49,11 +55,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE issues (
         date          TEXT PRIMARY KEY,
         state         TEXT NOT NULL,         -- collected, drafted, built, approved, sent
-        built_hash    TEXT,
+        draft_sha     TEXT,                  -- sha256 of the draft the issue was built from
+        built_hash    TEXT,                  -- sha256 over draft_sha and every variant
         approved_hash TEXT,
         built_at      TEXT,
         approved_at   TEXT,
         sent_at       TEXT
+    );
+
+    CREATE TABLE issue_variants (
+        date          TEXT NOT NULL REFERENCES issues(date),
+        variant       TEXT NOT NULL,         -- 'ko', 'en', 'all'
+        subject       TEXT NOT NULL,
+        html          TEXT NOT NULL,         -- inlined, with the unsubscribe placeholder
+        text          TEXT NOT NULL,
+        PRIMARY KEY (date, variant)
     );
 
     CREATE TABLE subscribers (
@@ -136,8 +152,202 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 # --- papers, days and candidates (collect) ---------------------------------------------------
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def paper_from_row(row: sqlite3.Row) -> Paper:
+    """Rebuild a Paper from a `papers` row."""
+    return Paper(
+        arxiv_id=row["arxiv_id"],
+        version=row["version"],
+        title=row["title"],
+        authors=tuple(json.loads(row["authors"])),
+        abstract=row["abstract"],
+        categories=tuple(json.loads(row["categories"])),
+        doi=row["doi"],
+        journal_ref=row["journal_ref"],
+        comment=row["comment"],
+        published=datetime.fromisoformat(row["published"]) if row["published"] else None,
+        updated=datetime.fromisoformat(row["updated"]) if row["updated"] else None,
+    )
+
+
+def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
+    """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
+    row = conn.execute("SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+    values = (
+        paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
+        paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
+        paper.comment, _iso(paper.published), _iso(paper.updated), title_key(paper.title),
+    )
+    if row is None:
+        conn.execute(
+            "INSERT INTO papers (version, title, authors, abstract, categories, doi, journal_ref,"
+            " comment, published, updated, title_key, arxiv_id, first_seen)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*values, paper.arxiv_id, seen_on.isoformat()),
+        )
+        return "new"
+    if paper.version > row["version"]:
+        conn.execute(
+            "UPDATE papers SET version=?, title=?, authors=?, abstract=?, categories=?, doi=?,"
+            " journal_ref=?, comment=?, published=?, updated=?, title_key=? WHERE arxiv_id=?",
+            (*values, paper.arxiv_id),
+        )
+        return "updated"
+    return "same"
+
+
+def get_paper(conn: sqlite3.Connection, arxiv_id: str) -> Paper | None:
+    """The stored paper with this (version-less) id, if any."""
+    row = conn.execute("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,)).fetchone()
+    return paper_from_row(row) if row else None
+
+
+def get_papers(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, Paper]:
+    """Stored papers by id (missing ids are simply absent)."""
+    ids = list(dict.fromkeys(arxiv_ids))
+    found: dict[str, Paper] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT * FROM papers WHERE arxiv_id IN ({marks})", chunk):
+            found[row["arxiv_id"]] = paper_from_row(row)
+    return found
+
+
+def find_papers_by_title(conn: sqlite3.Connection, title: str) -> list[Paper]:
+    """Stored papers whose normalised title equals this one's."""
+    rows = conn.execute("SELECT * FROM papers WHERE title_key = ?", (title_key(title),))
+    return [paper_from_row(r) for r in rows]
+
+
+def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Candidate]) -> int:
+    """Store the day's candidates (idempotent); returns how many were new."""
+    existing = {
+        r[0] for r in conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    }
+    conn.executemany(
+        "INSERT INTO candidates (date, arxiv_id, announce_type, tags, score) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (date, arxiv_id) DO UPDATE SET tags = excluded.tags, score = excluded.score",
+        [
+            (day.isoformat(), c.paper.arxiv_id, c.paper.announce_type or "new",
+             json.dumps(c.tags, ensure_ascii=False), c.score)
+            for c in candidates
+        ],
+    )
+    added = sum(1 for c in candidates if c.paper.arxiv_id not in existing)
+    return added
+
+
+def load_candidates(conn: sqlite3.Connection, day: date) -> list[Candidate]:
+    """The day's candidates, best score first, then by id."""
+    rows = conn.execute(
+        "SELECT p.*, c.announce_type AS c_type, c.tags AS c_tags, c.score AS c_score"
+        " FROM candidates c JOIN papers p USING (arxiv_id) WHERE c.date = ?"
+        " ORDER BY c.score DESC, c.arxiv_id",
+        (day.isoformat(),),
+    )
+    out = []
+    for row in rows:
+        paper = paper_from_row(row)
+        paper = Paper(**{**paper.__dict__, "announce_type": row["c_type"]})
+        out.append(Candidate(paper, tuple(json.loads(row["c_tags"])), row["c_score"]))
+    return out
+
+
+def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, kept: int) -> None:
+    """Record that a day was collected ('collected') or had no announcement ('empty')."""
+    conn.execute(
+        "INSERT INTO days (date, status, announced, kept, collected_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (date) DO UPDATE SET status=excluded.status, announced=excluded.announced,"
+        " kept=excluded.kept, collected_at=excluded.collected_at",
+        (day.isoformat(), status, announced, kept, _now()),
+    )
+
+
+def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
+    """The collection record of a day, if it was collected."""
+    return conn.execute("SELECT * FROM days WHERE date = ?", (day.isoformat(),)).fetchone()
+
+
 
 # --- issues, drafts and approval (curator, render) -------------------------------------------
+
+ISSUE_STATES = ("collected", "drafted", "built", "approved", "sent")
+
+
+def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
+    """The issue row of a day: state, hashes and timestamps."""
+    return conn.execute("SELECT * FROM issues WHERE date = ?", (day.isoformat(),)).fetchone()
+
+
+def set_issue_state(conn: sqlite3.Connection, day: date, state: str) -> None:
+    """Move an issue to `state` (creating its row if needed)."""
+    if state not in ISSUE_STATES:
+        raise ValueError(f"unknown issue state {state!r}")
+    conn.execute(
+        "INSERT INTO issues (date, state) VALUES (?, ?)"
+        " ON CONFLICT (date) DO UPDATE SET state = excluded.state",
+        (day.isoformat(), state),
+    )
+
+
+def variants_hash(draft_sha: str, variants: Sequence[EmailVariant]) -> str:
+    """The hash that approval records: the draft's sha and every rendered variant."""
+    h = hashlib.sha256(draft_sha.encode())
+    for v in sorted(variants, key=lambda v: v.variant):
+        for part in (v.variant, v.subject, v.html, v.text):
+            h.update(b"\0" + part.encode("utf-8"))
+    return h.hexdigest()
+
+
+def save_built_issue(
+    conn: sqlite3.Connection, day: date, draft_sha: str, variants: Sequence[EmailVariant]
+) -> str:
+    """Store the rendered variants of a built issue; returns its hash. Keeps an approval
+    only when the rebuilt issue is byte-identical to the approved one."""
+    built = variants_hash(draft_sha, variants)
+    with transaction(conn):
+        row = get_issue(conn, day)
+        state = "approved" if row is not None and row["approved_hash"] == built else "built"
+        if row is not None and row["state"] == "sent":
+            state = "sent"
+        conn.execute(
+            "INSERT INTO issues (date, state, draft_sha, built_hash, built_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (date) DO UPDATE SET state=excluded.state, draft_sha=excluded.draft_sha,"
+            " built_hash=excluded.built_hash, built_at=excluded.built_at",
+            (day.isoformat(), state, draft_sha, built, _now()),
+        )
+        conn.execute("DELETE FROM issue_variants WHERE date = ?", (day.isoformat(),))
+        conn.executemany(
+            "INSERT INTO issue_variants (date, variant, subject, html, text) VALUES (?,?,?,?,?)",
+            [(day.isoformat(), v.variant, v.subject, v.html, v.text) for v in variants],
+        )
+    return built
+
+
+def load_built_issue(conn: sqlite3.Connection, day: date) -> list[EmailVariant]:
+    """The rendered variants stored by the last build of the day (empty if never built)."""
+    rows = conn.execute(
+        "SELECT variant, subject, html, text FROM issue_variants WHERE date = ? ORDER BY variant",
+        (day.isoformat(),),
+    )
+    return [EmailVariant(r["variant"], r["subject"], r["html"], r["text"]) for r in rows]
+
+
+def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str) -> None:
+    """Record `built_hash` as the approved content of the day's issue."""
+    conn.execute(
+        "UPDATE issues SET approved_hash = ?, approved_at = ?, state = 'approved'"
+        " WHERE date = ? AND state != 'sent'",
+        (built_hash, _now(), day.isoformat()),
+    )
 
 
 

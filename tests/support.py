@@ -1,0 +1,128 @@
+"""Test support: a local HTTP server that serves recorded responses and counts requests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class Reply:
+    """One canned HTTP answer. `reset=True` drops the connection without answering."""
+
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False
+    content_type: str = "application/xml; charset=utf-8"
+
+
+@dataclass
+class Recorded:
+    """A request the server saw."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+
+class RecordingServer:
+    """Routes by path (query ignored unless a route names it); each route is a queue of
+    replies whose last one repeats. Every request is recorded."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[Reply]] = {}
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                server._handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                server._handle(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def route(self, path: str, *replies: Reply) -> None:
+        """Serve these replies, in order, at `path` (`/rss/x` or `/api/query?id_list=1`)."""
+        self.routes[path] = list(replies)
+
+    def count(self, path_prefix: str = "") -> int:
+        """How many requests started with this path."""
+        return sum(1 for r in self.requests if r.path.startswith(path_prefix))
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        with self._lock:
+            self.requests.append(
+                Recorded(handler.command, parts.path, parts.query, dict(handler.headers))
+            )
+            key = f"{parts.path}?{parts.query}" if f"{parts.path}?{parts.query}" in self.routes \
+                else parts.path
+            queue = self.routes.get(key)
+            reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply(
+                b"not found", 404, content_type="text/plain"
+            )
+        if reply.reset:
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", reply.content_type)
+        handler.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(reply.body)
+
+    def start(self) -> RecordingServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@contextmanager
+def recording_server() -> Iterator[RecordingServer]:
+    """A started RecordingServer on loopback, stopped afterwards."""
+    server = RecordingServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class FakeClock:
+    """An injected clock: `sleep` advances time instantly and is recorded."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(seconds, 0.0)
