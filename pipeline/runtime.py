@@ -32,6 +32,7 @@ class Runtime:
 
     now: Callable[[], datetime] = _utcnow  # timezone-aware
     sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
     echo: Callable[[str], None] = _echo  # progress and summaries, to stderr
     http: requests.Session = field(default_factory=requests.Session)
     verbose: bool = False
