@@ -72,17 +72,18 @@ class Sink:
     sessions: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
     notify_at: int | None = None
+    hold_at: int | None = None  # keep the n-th message's DATA reply back (a message in flight)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:  # noqa: N802 - aiosmtpd's name
+                          responses: list[str]) -> list[str]:
         session.host_name = hostname
         if session.ssl is not None:  # the EHLO after STARTTLS: one per connection
             self.sessions += 1
         return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:  # noqa: N802
+                          rcpt_options: list[str]) -> str:
         if address in self.reject:
             return self.reject[address]
         with self.lock:
@@ -92,7 +93,7 @@ class Sink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.count += 1
             if self.keep:
@@ -102,6 +103,10 @@ class Sink:
             if self.notify_at is not None and self.count >= self.notify_at:
                 self.arrived.set()
             drop = self.drop_after is not None and self.count == self.drop_after
+            hold = self.hold_at is not None and self.count == self.hold_at
+        if hold:
+            self.arrived.set()
+            await asyncio.sleep(30)
         if drop:  # close after the 250 reply is flushed: the client finds a dead connection
             asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Message accepted"
@@ -217,9 +222,12 @@ def make_variants() -> list[EmailVariant]:
                 + f"<p>{html.escape(tags)}</p>"
             )
         text_lines += ["", f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}"]
-        html_parts.append(f'<p><a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></p></body></html>')
-        subject = "ML Papers Digest — " + ("December 5, 2024" if variant == "en" else "2024년 12월 5일")
-        out.append(EmailVariant(variant, subject, "".join(html_parts), "\n".join(text_lines) + "\n"))
+        html_parts.append(
+            f'<p><a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></p></body></html>'
+        )
+        when = "December 5, 2024" if variant == "en" else "2024년 12월 5일"
+        text = "\n".join(text_lines) + "\n"
+        out.append(EmailVariant(variant, f"ML Papers Digest — {when}", "".join(html_parts), text))
     return out
 
 

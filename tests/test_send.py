@@ -313,7 +313,8 @@ def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -
     lines: list[str] = []
     run.send(settings, DAY, quiet_runtime(echo=lines.append))
     folder = settings.paths.outbox / DAY.isoformat()
-    assert sorted(p.name for p in folder.glob("*.eml")) == ["a@example.org.eml", "c@example.org.eml"]
+    names = sorted(p.name for p in folder.glob("*.eml"))
+    assert names == ["a@example.org.eml", "c@example.org.eml"]
     assert lines[-1] == f"issue {DAY}: sent 2, failed 0, skipped 1"
 
 
