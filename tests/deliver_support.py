@@ -78,7 +78,7 @@ class Sink:
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
-        if session.ssl is not None:  # the EHLO after STARTTLS: one per connection
+        if session.ssl is not None or not server.tls_context:  # one per connection
             self.sessions += 1
         return responses
 
@@ -137,15 +137,23 @@ class _Controller(Controller):
 
 
 @contextmanager
-def smtp_server(cert: Path, key: Path, sink: Sink | None = None) -> Iterator[tuple[Sink, int]]:
-    """An SMTP server on 127.0.0.1 (a free port) that requires STARTTLS and AUTH."""
+def smtp_server(
+    cert: Path, key: Path, sink: Sink | None = None, security: str = "starttls"
+) -> Iterator[tuple[Sink, int]]:
+    """An SMTP server on 127.0.0.1 (a free port) that requires AUTH and, by default, STARTTLS
+    (`security="tls"`: implicit TLS; `"none"`: plain text, AUTH still required)."""
     sink = sink or Sink()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
+    tls: dict[str, Any] = {
+        "starttls": {"tls_context": ctx, "require_starttls": True, "auth_require_tls": True},
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; implicit TLS is encrypted all along
+        "tls": {"ssl_context": ctx, "auth_require_tls": False},
+        "none": {"auth_require_tls": False},
+    }[security]
     controller = _Controller(
         sink, hostname="127.0.0.1", port=0, server_hostname="localhost",
-        tls_context=ctx, require_starttls=True, auth_required=True, auth_require_tls=True,
-        authenticator=_authenticate,
+        auth_required=True, authenticator=_authenticate, **tls,
     )
     controller.start()
     try:
