@@ -197,7 +197,7 @@ def test_smtp_wrong_password_and_unreachable_server(
         with pytest.raises(DeliveryError, match=r"refused the login of 'digest-sender' \(535"):
             transport.open()
     transport = _smtp(cert[0], port, "starttls", clock)  # the server is gone now
-    with pytest.raises(DeliveryError, match="cannot connect to SMTP server 127.0.0.1:"):
+    with pytest.raises(DeliveryError, match=r"cannot connect to SMTP server 127\.0\.0\.1:"):
         transport.open()
 
 

@@ -56,7 +56,7 @@ def test_add_list_remove(settings: Settings, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out == "bob@example.org\tall\t\tactive\n"
     # `add` is the deliberate way back in
     assert digest(settings, "subscribers", "add", "ann@example.org", "--language", "en") == 0
-    assert [r[:4] for r in rows(settings)][0] == ("Ann@example.org", "en", "", "active")
+    assert rows(settings)[0][:4] == ("Ann@example.org", "en", "", "active")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,9 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(
     assert err[0].startswith(f"{path}:4: bad email address 'not an email'")
     assert err[1].startswith(f"{path}:5: language must be one of ko, en, all, got 'de'")
     assert err[2].startswith(f"{path}:7: status must be one of pending, active")
-    assert err[3] == f"digest: error: {path}: 3 bad rows (listed above); the other rows were imported"
+    assert err[3] == (
+        f"digest: error: {path}: 3 bad rows (listed above); the other rows were imported"
+    )
     assert "added 4, updated 0, unchanged 0" in captured.out
     assert [r[:4] for r in rows(settings)] == [
         ("ann@example.org", "ko", "reward-model", "active"),
