@@ -81,12 +81,37 @@ def _header(name: str, value: str) -> bytes:
     return folded.encode("ascii")
 
 
-def _body_part(content_type: str, text: str) -> bytes:
-    encoded = base64.encodebytes(text.encode("utf-8")).replace(b"\n", CRLF)
+def _base64_lines(raw: bytes) -> bytes:
+    """Base64 in CRLF-ended lines of 76 characters (RFC 2045)."""
+    return base64.encodebytes(raw).replace(b"\n", CRLF)
+
+
+def _part_header(content_type: str) -> bytes:
     return (
-        f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\n"
-    ).encode("ascii") + encoded
+    ).encode("ascii")
+
+
+def _body_part(content_type: str, text: str) -> bytes:
+    return _part_header(content_type) + _base64_lines(text.encode("utf-8"))
+
+
+class _BodyTemplate:
+    """One MIME body part with the unsubscribe placeholder, encoded once: the base64 of
+    everything before the first placeholder (cut at a 57-byte line boundary) is reused for
+    every recipient, so only the short rest is encoded per message."""
+
+    def __init__(self, content_type: str, text: str) -> None:
+        first, *rest = [p.encode("utf-8") for p in text.split(PLACEHOLDER)]
+        cut = len(first) - len(first) % 57  # 57 bytes = one 76-character base64 line
+        self.fixed = _part_header(content_type) + _base64_lines(first[:cut])
+        self.head = first[cut:]
+        self.rest = rest
+
+    def render(self, url: str) -> bytes:
+        tail = url.encode("utf-8").join([self.head, *self.rest])
+        return self.fixed + _base64_lines(tail)
 
 
 def list_id(settings: Settings) -> str:
@@ -104,9 +129,13 @@ def sender_domain(settings: Settings) -> str:
 
 def message_id(settings: Settings, day: date, recipient: str, salt: str = "") -> str:
     """A Message-ID that is the same every time this issue goes to this recipient."""
+    return _message_id(sender_domain(settings), day, recipient, salt)
+
+
+def _message_id(domain: str, day: date, recipient: str, salt: str) -> str:
     key = f"{day.isoformat()}\0{recipient.casefold()}\0{salt}"
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return f"<{day.strftime('%Y%m%d')}.{digest[:24]}@{sender_domain(settings)}>"
+    return f"<{day.strftime('%Y%m%d')}.{digest[:24]}@{domain}>"
 
 
 class MessageBuilder:
@@ -119,6 +148,7 @@ class MessageBuilder:
         self.settings = settings
         self.day = day
         self.salt = subject_prefix
+        self.domain = sender_domain(settings)
         self.sender = parseaddr(settings.newsletter.from_)[1]
         if not self.sender:
             raise DeliveryError(
@@ -132,22 +162,24 @@ class MessageBuilder:
             v.variant: common + _header("Subject", subject_prefix + v.subject) for v in variants
         }
         self._bodies = {
-            v.variant: (v.text.split(PLACEHOLDER), v.html.split(PLACEHOLDER)) for v in variants
+            v.variant: (_BodyTemplate("text/plain", v.text), _BodyTemplate("text/html", v.html))
+            for v in variants
         }
 
     def build(
         self, variant: str, recipient: str, unsubscribe_url: str, mailto: str, now: datetime
     ) -> Outgoing:
         """The whole message for one recipient: multipart/alternative, text first."""
-        text_parts, html_parts = self._bodies[variant]
-        mid = message_id(self.settings, self.day, recipient, self.salt)
+        text, html = self._bodies[variant]
+        mid = _message_id(self.domain, self.day, recipient, self.salt)
         boundary = f"=_{mid[1:25]}"
         # RFC 8058 wants both URIs; one unfolded line, as some receivers misread folded ones.
         unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>, <{mailto}>\r\n".encode("ascii")
         head = (
             self._heads[variant]
-            + _header("To", str(Address(addr_spec=recipient)))
-            + f"Date: {format_datetime(now)}\r\nMessage-ID: {mid}\r\n".encode("ascii")
+            # the address was validated as ASCII on the way in: no encoding or folding needed
+            + f"To: {recipient}\r\nDate: {format_datetime(now)}\r\n".encode("ascii")
+            + f"Message-ID: {mid}\r\n".encode("ascii")
             + unsubscribe
             + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             + b"MIME-Version: 1.0\r\n"
@@ -158,9 +190,9 @@ class MessageBuilder:
             (
                 head,
                 sep,
-                _body_part("text/plain", unsubscribe_url.join(text_parts)),
+                text.render(unsubscribe_url),
                 sep,
-                _body_part("text/html", unsubscribe_url.join(html_parts)),
+                html.render(unsubscribe_url),
                 f"--{boundary}--\r\n".encode(),
             )
         )
@@ -253,7 +285,8 @@ class SmtpTransport:
             conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
         try:
             # Without this, Nagle's algorithm and delayed ACKs stall each DATA reply ~40 ms.
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo()
             if s.security == "starttls":
                 conn.starttls(context=self.context)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -283,23 +285,23 @@ def quiet_runtime(**kwargs: Any) -> Any:
 
 @contextmanager
 def serving(settings: Settings) -> Iterator[str]:
-    """The real `digest serve` server (waitress) on a free port; yields its base URL."""
-    from pipeline import web
-
-    srv = web.make_server(settings, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
+    """The real `digest serve` (waitress) in its own process on a free port; yields its base
+    URL. It inherits the environment (DIGEST_SECRET, SMTP password, trusted CA)."""
+    assert settings.source is not None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(settings.source), "serve",
+         "--host", "127.0.0.1", "--port", "0"],
+        cwd=Path(__file__).resolve().parent.parent, stderr=subprocess.PIPE,
+    )
     try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        found = re.match(r"serving on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line + proc.stderr.read().decode()
+        yield found.group(1)
     finally:
-        def close_all() -> None:  # runs in the server's loop: an empty map ends the loop
-            for channel in list(srv._map.values()):
-                channel.handle_close()
-
-        srv.trigger.pull_trigger(close_all)
-        thread.join(5)
-        srv.task_dispatcher.shutdown()
-        assert not thread.is_alive()
+        proc.terminate()
+        proc.wait(10)
 
 
 def newsletter(root: Path, **config: Any) -> Settings:
