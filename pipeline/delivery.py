@@ -125,6 +125,8 @@ def send_issue(
     if row is not None and row["state"] == "sent" and not dry_run:
         rt.echo(f"the issue of {day} was already sent ({row['sent_at']}); nothing to do")
         return summary
+    if not variants:
+        raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
     names = [v.variant for v in variants]
     builder = MessageBuilder(settings, day, variants)
     tags = issue_tags(variants)

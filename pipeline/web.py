@@ -12,6 +12,7 @@ from waitress.server import create_server
 
 from pipeline import store, tokens
 from pipeline.config import Settings
+from pipeline.errors import DeliveryError
 from pipeline.mail import Transport, make_transport, message_id, simple_message
 from pipeline.models import Subscriber
 from pipeline.runtime import Runtime
@@ -145,7 +146,11 @@ def create_app(
                 _, sub = store.save_subscriber(
                     conn, Subscriber(email, language, sub.tags if sub else (), "pending")
                 )
-                _send_confirmation(settings, runtime, make(), sub)
+                try:
+                    _send_confirmation(settings, runtime, make(), sub)
+                except DeliveryError:
+                    return _page(settings, "Try again later",
+                                 "We could not send the confirmation email just now.", 503)
         # The same answer whether or not the address was already subscribed (no leak).
         return _page(
             settings, "Check your inbox",

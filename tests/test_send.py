@@ -327,3 +327,13 @@ def test_second_send_at_once_is_refused(tmp_path: Path) -> None:
     with issue_lock(settings, DAY), pytest.raises(LockedError, match="another `digest send`"):
         run.send(settings, DAY, quiet_runtime())
     assert not (settings.paths.outbox / DAY.isoformat()).exists()
+
+
+def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    add_subscribers(settings, 3)
+    lines: list[str] = []
+    run.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True))
+    assert "sending" in capsys.readouterr().err
+    assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]

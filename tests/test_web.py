@@ -210,3 +210,11 @@ def test_serve_refuses_to_start_without_a_secret(settings: Settings) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.decode().startswith("digest: error: DIGEST_SECRET: DIGEST_SECRET is not set")
+
+
+def test_subscribe_when_the_mail_server_is_down_says_try_later(tmp_path: Path) -> None:
+    settings = newsletter(tmp_path, port=1)  # nothing listens on port 1
+    with serving(settings) as url:
+        reply = requests.post(f"{url}/subscribe", data={"email": "r@example.org"}, timeout=10)
+    assert reply.status_code == 503
+    assert "could not send the confirmation email" in reply.text
