@@ -350,7 +350,15 @@ class SmtpTransport:
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = exc.recipients.get(message.recipient, (550, b"refused"))
                 self._handle_reply(message, code, reply, last)
-            except smtplib.SMTPResponseException as exc:  # MAIL or DATA refused, or 421
+            except smtplib.SMTPSenderRefused as exc:
+                # MAIL FROM refused: every message would fail the same way, so stop the send
+                # (the claimed message stays 'sending' and goes out on the next run).
+                if exc.smtp_code >= 500 or last:
+                    raise DeliveryError(
+                        f"SMTP server {self._where} refused the sender {exc.sender!r}: "
+                        f"{exc.smtp_code} {_text(exc.smtp_error)} (check newsletter.from)"
+                    ) from exc
+            except smtplib.SMTPResponseException as exc:  # DATA refused, or 421
                 if exc.smtp_code == 421:  # the server is closing this connection
                     self._drop()
                 self._handle_reply(message, exc.smtp_code, exc.smtp_error, last)

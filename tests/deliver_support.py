@@ -63,12 +63,14 @@ class Received:
 class Sink:
     """The aiosmtpd handler: records accepted messages (or only counts them) and injects
     faults: `defer[addr] = n` answers 451 to RCPT n times, `reject[addr]` answers 550,
-    `drop_after = n` closes the connection right after the n-th accepted message."""
+    `drop_after = n` closes the connection right after the n-th accepted message,
+    `reject_sender` answers MAIL FROM with that reply."""
 
     keep: bool = True
     defer: dict[str, int] = field(default_factory=dict)
     reject: dict[str, str] = field(default_factory=dict)
     drop_after: int | None = None
+    reject_sender: str | None = None
     messages: list[Received] = field(default_factory=list)
     count: int = 0
     sessions: int = 0
@@ -83,6 +85,14 @@ class Sink:
         if session.ssl is not None or not server.tls_context:  # one per connection
             self.sessions += 1
         return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        if self.reject_sender:
+            return self.reject_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:

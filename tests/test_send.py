@@ -337,3 +337,22 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     run.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True))
     assert "sending" in capsys.readouterr().err
     assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]
+
+
+def test_refused_sender_stops_the_send_and_records_no_failures(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    subs = add_subscribers(settings, 5)
+    sink.reject_sender = "553 5.7.1 Sender address rejected: not owned by user"
+    rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
+    with pytest.raises(DeliveryError, match=r"refused the sender 'digest@example\.org': 553"):
+        run.send(settings, DAY, rt)
+    conn = run.open_store(settings)
+    assert store.delivery_counts(conn, DAY) == {"sending": 1}  # nobody marked failed
+    conn.close()
+    sink.reject_sender = None
+    run.send(settings, DAY, rt)
+    assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
