@@ -61,7 +61,8 @@ def add(
         sub = make_subscriber(email, language, tags, "active", variants)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    return store.save_subscriber(conn, sub)
+    with store.transaction(conn):
+        return store.save_subscriber(conn, sub)
 
 
 def remove(conn: sqlite3.Connection, email: str) -> bool:

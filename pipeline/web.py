@@ -140,17 +140,18 @@ def create_app(
         if language not in settings.variants:
             return _page(settings, "Subscribe", f"unknown language {language!r}", 400,
                          form="subscribe", action=request.path)
-        with db() as conn:
+        with db() as conn, store.transaction(conn):  # two quick POSTs: one row
             sub = store.get_subscriber(conn, email)
-            if sub is None or sub.status != "active":
-                _, sub = store.save_subscriber(
-                    conn, Subscriber(email, language, sub.tags if sub else (), "pending")
-                )
-                try:
-                    _send_confirmation(settings, runtime, make(), sub)
-                except DeliveryError:
-                    return _page(settings, "Try again later",
-                                 "We could not send the confirmation email just now.", 503)
+            pending = sub is None or sub.status != "active"
+            if pending:
+                tags = sub.tags if sub else ()
+                _, sub = store.save_subscriber(conn, Subscriber(email, language, tags, "pending"))
+        if pending:
+            try:
+                _send_confirmation(settings, runtime, make(), sub)
+            except DeliveryError:
+                return _page(settings, "Try again later",
+                             "We could not send the confirmation email just now.", 503)
         # The same answer whether or not the address was already subscribed (no leak).
         return _page(
             settings, "Check your inbox",
