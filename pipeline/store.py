@@ -273,7 +273,35 @@ def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, k
 
 def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The collection record of a day, if it was collected."""
-    return conn.execute("SELECT * FROM days WHERE date = ?", (day.isoformat(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM days WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
+    return row
+
+
+def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:
+    """The announcement date each stored paper was first collected on (unknown ids absent)."""
+    ids = list(dict.fromkeys(arxiv_ids))
+    seen: dict[str, date] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})", chunk
+        ):
+            seen[row[0]] = date.fromisoformat(row[1])
+    return seen
+
+
+def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -> int:
+    """Drop the day's candidates not in `keep` (a rerun with other tags); returns how many."""
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    stale = {r[0] for r in rows} - set(keep)
+    conn.executemany(
+        "DELETE FROM candidates WHERE date = ? AND arxiv_id = ?",
+        [(day.isoformat(), arxiv_id) for arxiv_id in sorted(stale)],
+    )
+    return len(stale)
 
 
 
