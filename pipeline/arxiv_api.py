@@ -60,8 +60,8 @@ class ArxivApi:
                 self.rt, url, contact=cfg.contact, timeout=cfg.timeout, retries=cfg.retries,
                 accept=(200, 400), pacer=self.pacer,
             )
+            _check_page(resp.content, resp.status_code, url)
             feed = _feed.parse(resp.content)
-            _check_page(feed, resp.content, resp.status_code, url)
             if feed.results or first_page:
                 return feed
             if self.rt.verbose:
@@ -109,29 +109,21 @@ def _bare_id(text: str) -> str:
         raise InputError(f"not an arXiv id: {text!r}") from None
 
 
-def _check_page(feed: Any, content: bytes, status: int, url: str) -> None:
-    """Refuse unparsable pages and arXiv's error feeds (HTTP 400, or an Error entry)."""
-    message = api_error(content)
-    if message is not None:
-        raise FeedError(f"arXiv API error: {message}", url=url)
-    if status != 200:
-        raise FeedError(f"arXiv API answered HTTP {status} without an error message", url=url)
-    if feed.malformed:
-        raise FeedError(f"unparsable API response ({feed.error})", url=url)
-
-
-def api_error(content: bytes) -> str | None:
-    """The message of an arXiv API error feed (its entry id is .../api/errors#...), if any."""
-    if _ERROR_ID.encode() not in content:
-        return None
+def _check_page(content: bytes, status: int, url: str) -> None:
+    """Refuse what is no Atom feed (a strict parse: the package's parser recovers silently
+    from truncated XML) and arXiv's error feeds (HTTP 400, or an Error entry)."""
     try:
         root = etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return None
+    except etree.XMLSyntaxError as exc:
+        raise FeedError(f"unparsable or truncated API response ({exc})", url=url) from None
     for entry in root.iterfind("atom:entry", _NS):
         if _ERROR_ID in (entry.findtext("atom:id", "", _NS) or ""):
-            return " ".join((entry.findtext("atom:summary", "", _NS) or "error").split())
-    return None
+            message = " ".join((entry.findtext("atom:summary", "", _NS) or "error").split())
+            raise FeedError(f"arXiv API error: {message}", url=url)
+    if status != 200:
+        raise FeedError(f"arXiv API answered HTTP {status} without an error message", url=url)
+    if root.tag != "{http://www.w3.org/2005/Atom}feed":
+        raise FeedError(f"expected an Atom feed, got <{root.tag}>", url=url)
 
 
 def adapt_result(result: Any) -> Paper:

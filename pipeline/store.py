@@ -179,7 +179,9 @@ def paper_from_row(row: sqlite3.Row) -> Paper:
 
 def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
-    row = conn.execute("SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+    row = conn.execute(
+        "SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)
+    ).fetchone()
     values = (
         paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
         paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
@@ -229,9 +231,8 @@ def find_papers_by_title(conn: sqlite3.Connection, title: str) -> list[Paper]:
 
 def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Candidate]) -> int:
     """Store the day's candidates (idempotent); returns how many were new."""
-    existing = {
-        r[0] for r in conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
-    }
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    existing = {r[0] for r in rows}
     conn.executemany(
         "INSERT INTO candidates (date, arxiv_id, announce_type, tags, score) VALUES (?,?,?,?,?)"
         " ON CONFLICT (date, arxiv_id) DO UPDATE SET tags = excluded.tags, score = excluded.score",

@@ -106,6 +106,7 @@ def test_collect_stores_what_the_real_feed_announces(
         stored = store.get_papers(conn, kept)
         assert conn.execute("SELECT count(*) FROM papers").fetchone()[0] == len(kept) == 935
         day = store.get_day(conn, DAY)
+        assert day is not None
         candidates = store.load_candidates(conn, DAY)
     assert (day["status"], day["announced"], day["kept"]) == ("collected", 1504, 935)
     for arxiv_id, item in kept.items():
@@ -143,7 +144,8 @@ def test_collect_stores_what_the_real_feed_announces(
 def test_a_new_version_updates_the_paper_and_is_no_new_candidate(
     tmp_path: Path, http_server: RecordingServer, clock: FakeClock, small_feed: bytes
 ) -> None:
-    settings = settings_for(tmp_path, http_server.url, tags='[tags.all]\ncategories = ["cs.CY", "cs.LG"]')
+    tags = '[tags.all]\ncategories = ["cs.CY", "cs.LG"]'
+    settings = settings_for(tmp_path, http_server.url, tags=tags)
     first = raw_items(small_feed)[0]  # 2411.17700v1, cs.CY
     assert (first.arxiv_id, first.version, first.categories) == ("2411.17700", 1, ("cs.CY",))
     with closing(store.connect(settings.db_path)) as conn, store.transaction(conn):
