@@ -111,8 +111,8 @@ def _search_api(settings: Settings, day: date, rt: Runtime) -> list[Paper]:
     found: list[Paper] = []
     for rule in rules:
         query = arxiv_api.keyword_query(rule.keywords)
-        for paper in api.search(query, API_SEARCH_MAX, newest_first=True):
-            if paper.published is not None and start <= paper.published < end:
+        for paper in api.search_since(query, start, API_SEARCH_MAX):
+            if paper.published is not None and paper.published < end:
                 found.append(replace(paper, announce_type="new"))
     return found
 
