@@ -92,7 +92,8 @@ def get(
             if rt.verbose:
                 rt.echo(f"{url}: {problem}; retrying in {wait:g} s")
             rt.sleep(wait)
-    raise FetchError(f"{problem} (gave up after {retries + 1} attempts)", url=url)
+    tries = "1 attempt" if retries == 0 else f"{retries + 1} attempts"
+    raise FetchError(f"{problem} (gave up after {tries})", url=url)
 
 
 def _reason(exc: BaseException) -> str:

@@ -88,6 +88,11 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
         f"{updated} papers updated to a new version"
     )
     rt.echo("matched: " + ", ".join(f"#{r.name} {per_tag[r.name]}" for r in settings.tags))
+    if announcement.announced >= arxiv_rss.ITEM_LIMIT:
+        rt.echo(
+            f"warning: the feed lists {announcement.announced} items, arXiv's maximum, so some "
+            "papers may be missing: configure fewer categories in arxiv.categories"
+        )
 
 
 def _record_empty_day(settings: Settings, day: date, rt: Runtime) -> None:
