@@ -189,3 +189,13 @@ def test_fetch_asks_once_for_all_categories(
     assert [p.arxiv_id for p in got.papers] == [i.arxiv_id for i in raw_items(small_feed)]
     assert http_server.count() == 1
     assert http_server.requests[0].headers["User-Agent"].startswith("arxiv-digest/")
+
+
+def test_progress_is_drawn_on_stderr_when_asked(
+    small_feed: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = parse_announcement(small_feed, DAY, ("new",))
+    assert capsys.readouterr().err == ""
+    shown = parse_announcement(small_feed, DAY, ("new",), progress=True)
+    assert "Reading the feed" in capsys.readouterr().err
+    assert shown == quiet
