@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -22,7 +22,7 @@ class Pacer:
 
     rt: Runtime
     interval: float
-    last: float | None = field(default=None)
+    last: float | None = None
 
     def wait(self) -> None:
         """Sleep until `interval` seconds have passed since the previous request started."""
