@@ -1,0 +1,261 @@
+"""The curator's per-paper note files (notes/**/*.md) read into entries, indexed by arXiv id.
+
+A note, in the curator's layout (every part but the URL may be missing):
+
+    https://arxiv.org/abs/2412.01981          the paper (or another URL: a link note)
+    *Title* (Author One, Team: Author Two)    the title, with or without *...*
+    > abstract, LaTeX as arXiv serves it
+    Korean paragraphs
+    <english> English paragraphs </english>   or plain English paragraphs
+    #tag1 #tag_2                              before or after the English
+    # Links                                   the notes app's links: ignored from here on
+
+Each non-blank line of commentary is one paragraph, as in the digest format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import FormatError
+from pipeline.models import TAG_RE, Entry, has_hangul, split_arxiv_id
+from pipeline.text import latex_to_text
+
+_URL_LINE_RE = re.compile(r"<?(https?://\S+?)>?")
+_ARXIV_URL_RE = re.compile(
+    r"https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/(?P<id>[^\s?#]+?)(?:\.pdf)?/?"
+)
+_TAG_LINE_RE = re.compile(r"(?:#[\w\-]+\s*)+")
+_WIKILINK_LINE_RE = re.compile(r"(?:\[\[[^\]]*\]\]\s*)+")
+_HEADING_RE = re.compile(r"#{1,6}\s+(?P<name>.*)")
+_FILE_DATE_RE = re.compile(r"^\d{6}\s+")
+# "384*384": a multiplication sign typed as '*' (the reference issue lost it as "384384").
+_TIMES_RE = re.compile(r"(?<=\d)\s?\*\s?(?=\d)")
+_TEAM_RE = re.compile(r"^(?P<team>[^,:()]{1,40}):\s+(?P<first>\S.*)$")
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note file and the entry it holds."""
+
+    path: Path
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class Notes:
+    """Every readable note of a folder, plus the files that could not be used (and why)."""
+
+    notes: tuple[Note, ...] = ()
+    errors: tuple[FormatError, ...] = field(default=())
+
+    def by_id(self) -> dict[str, Note]:
+        """Notes about arXiv papers, by version-less arXiv id."""
+        return {n.entry.arxiv_id: n for n in self.notes if n.entry.arxiv_id is not None}
+
+
+def _split_authors(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in latex_to_text(text).split(",")]
+    names = [name for name in names if name]
+    if names:
+        # "WanTeam: Ang Wang, ..." — the team is listed as an author of its own, as arXiv does.
+        m = _TEAM_RE.match(names[0])
+        if m is not None:
+            names[:1] = [m.group("team").strip(), m.group("first").strip()]
+    return tuple(names)
+
+
+def _split_title_line(line: str) -> tuple[str, tuple[str, ...]] | None:
+    """'*Title* (A, B)' or 'Title (A, B)' -> (title, authors); None when it is no title line."""
+    if not line.endswith(")") or has_hangul(line):
+        return None
+    depth = 0
+    for pos in range(len(line) - 1, -1, -1):
+        if line[pos] == ")":
+            depth += 1
+        elif line[pos] == "(":
+            depth -= 1
+            if depth == 0:
+                break
+    else:
+        return None
+    title, authors = line[:pos].strip(), line[pos + 1 : -1]
+    if title.startswith("*"):
+        if not title.endswith("*") or len(title) < 3:
+            return None
+        title = title.strip("*").strip()
+    if not title or not authors.strip() or _URL_LINE_RE.fullmatch(authors.strip()):
+        return None
+    return latex_to_text(title), _split_authors(authors)
+
+
+def _title_from_file_name(path: Path) -> str:
+    return _FILE_DATE_RE.sub("", Path(path).stem).strip()
+
+
+def _arxiv_id(url: str, path: str | Path, line: int) -> tuple[str, int | None] | None:
+    m = _ARXIV_URL_RE.fullmatch(url)
+    if m is None:
+        return None
+    try:
+        return split_arxiv_id(m.group("id"))
+    except ValueError:
+        raise FormatError(
+            f"{url!r} names no arXiv id (expected e.g. https://arxiv.org/abs/2412.01981)",
+            path=path,
+            line=line,
+        ) from None
+
+
+def parse_note(text: str, path: str | Path) -> Entry:
+    """Parse one note into an Entry; raise FormatError naming the file and line otherwise."""
+    lines = text.removeprefix("\ufeff").splitlines()
+    numbered = [(n, raw.strip()) for n, raw in enumerate(lines, 1)]
+    content = [(n, s) for n, s in numbered if s]
+    if not content:
+        raise FormatError("empty note (expected a URL on the first line)", path=path, line=1)
+
+    # Header: the URL lines. The first arXiv URL pins the paper; otherwise the first URL.
+    urls: list[tuple[int, str]] = []
+    idx = 0
+    while idx < len(content):
+        m = _URL_LINE_RE.fullmatch(content[idx][1])
+        if m is None:
+            break
+        urls.append((content[idx][0], m.group(1)))
+        idx += 1
+    if not urls:
+        first_line, first = content[0]
+        raise FormatError(
+            f"expected the paper's URL (e.g. https://arxiv.org/abs/2412.01981) "
+            f"on the first line, got {first[:60]!r}",
+            path=path,
+            line=first_line,
+        )
+    arxiv_id: str | None = None
+    version: int | None = None
+    for n, url in urls:
+        found = _arxiv_id(url, path, n)
+        if found is not None:
+            arxiv_id, version = found
+            break
+    link = urls[0][1] if arxiv_id is None else None
+    # Further header URLs (a project page, a repository) are kept as a paragraph of links.
+    extra = [
+        url for n, url in urls
+        if url != link and (_arxiv_id(url, path, n) or ("", None))[0] != arxiv_id
+    ]
+
+    title = _title_from_file_name(Path(path))
+    authors: tuple[str, ...] = ()
+    if idx < len(content):
+        split = _split_title_line(content[idx][1])
+        if split is not None:
+            title, authors = split
+            idx += 1
+    if not title:
+        raise FormatError(
+            "no title: expected '*Title* (Author, Author)' after the URL", path=path,
+            line=content[idx][0] if idx < len(content) else urls[-1][0],
+        )
+
+    abstract_lines: list[str] = []
+    commentary: list[str] = []
+    tags: list[str] = []
+    english_open: int | None = None  # line where an open <english> block started
+    for n, line in content[idx:]:
+        heading = _HEADING_RE.fullmatch(line)
+        if heading is not None:
+            if heading.group("name").strip().casefold() == "links":
+                break
+            raise FormatError(
+                f"unexpected heading {line!r} (only '# Links' may follow the commentary)",
+                path=path,
+                line=n,
+            )
+        if line.startswith(">"):
+            if commentary or tags or english_open is not None:
+                raise FormatError(
+                    "a '>' quote after the commentary started "
+                    "(expected the abstract right after the title)",
+                    path=path,
+                    line=n,
+                )
+            abstract_lines.append(line[1:].strip())
+            continue
+        if line.casefold() in ("<english>", "</english>"):
+            opening = line.casefold() == "<english>"
+            if opening == (english_open is not None):
+                expected = "</english>" if opening else "<english> before it"
+                raise FormatError(f"unexpected {line} (expected {expected})", path=path, line=n)
+            english_open = n if opening else None
+            continue
+        if _TAG_LINE_RE.fullmatch(line):
+            tags.extend(t for t in TAG_RE.findall(line) if t not in tags)
+            continue
+        if _WIKILINK_LINE_RE.fullmatch(line):
+            continue  # a link to another note in the notes app: nothing a reader can follow
+        for tag_like in ("<english>", "</english>"):
+            if tag_like in line.casefold():
+                raise FormatError(
+                    f"{tag_like} must stand on a line of its own", path=path, line=n
+                )
+        commentary.append(line)
+    if english_open is not None:
+        raise FormatError("<english> is never closed (expected </english>)", path=path,
+                          line=english_open)
+
+    return Entry(
+        title=title,
+        authors=authors,
+        abstract=_TIMES_RE.sub("×", latex_to_text(" ".join(abstract_lines))),
+        commentary=(" ".join(extra),) * bool(extra) + tuple(commentary),
+        tags=tuple(tags),
+        arxiv_id=arxiv_id,
+        version=version,
+        url=link,
+        line=urls[0][0],
+    )
+
+
+def read_note(path: Path) -> Entry:
+    """Read and parse one note file (undecodable or unreadable files become FormatError)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"not UTF-8 text (byte {exc.start}: {exc.reason})", path=path
+        ) from exc
+    except OSError as exc:
+        raise FormatError(f"cannot read the note: {exc.strerror}", path=path) from exc
+    return parse_note(text, path)
+
+
+def read_notes(folder: Path) -> Notes:
+    """Read every *.md under `folder` (sorted); bad notes and duplicates go to `errors`."""
+    notes: list[Note] = []
+    errors: list[FormatError] = []
+    seen: dict[str, Path] = {}
+    if not folder.is_dir():
+        return Notes()
+    for path in sorted(folder.rglob("*.md")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # the notes app's own folders (.obsidian, .trash)
+        try:
+            entry = read_note(path)
+        except FormatError as exc:
+            errors.append(exc)
+            continue
+        if entry.arxiv_id is not None:
+            if entry.arxiv_id in seen:
+                errors.append(FormatError(
+                    f"a second note about arXiv:{entry.arxiv_id} "
+                    f"(the first is {seen[entry.arxiv_id]}); this one is not used",
+                    path=path, line=entry.line,
+                ))
+                continue
+            seen[entry.arxiv_id] = path
+        notes.append(Note(path, entry))
+    return Notes(tuple(notes), tuple(errors))
