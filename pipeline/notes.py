@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.digest import decode_text
 from pipeline.errors import FormatError
 from pipeline.models import TAG_RE, Entry, has_hangul, split_arxiv_id
 from pipeline.text import latex_to_text
@@ -223,14 +224,10 @@ def parse_note(text: str, path: str | Path) -> Entry:
 def read_note(path: Path) -> Entry:
     """Read and parse one note file (undecodable or unreadable files become FormatError)."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(
-            f"not UTF-8 text (byte {exc.start}: {exc.reason})", path=path
-        ) from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise FormatError(f"cannot read the note: {exc.strerror}", path=path) from exc
-    return parse_note(text, path)
+    return parse_note(decode_text(data, path), path)
 
 
 def read_notes(folder: Path) -> Notes:
