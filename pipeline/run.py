@@ -7,6 +7,7 @@ import sqlite3
 from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import store
 from pipeline.config import Settings
@@ -14,6 +15,9 @@ from pipeline.errors import ApprovalError, FormatError, InputError, NotBuiltErro
 from pipeline.files import write_if_changed
 from pipeline.models import DateStyle, EmailVariant, Issue
 from pipeline.runtime import Runtime
+
+if TYPE_CHECKING:
+    from pipeline.arxiv_api import ArxivApi
 
 
 def today(settings: Settings, rt: Runtime) -> date:
@@ -107,10 +111,24 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     return path
 
 
+class _LazyApi:
+    """The arXiv API client, made only when an entry is missing from the store."""
+
+    def __init__(self, settings: Settings, rt: Runtime) -> None:
+        self.settings, self.rt = settings, rt
+        self._api: ArxivApi | None = None
+
+    def get(self) -> ArxivApi:
+        if self._api is None:
+            from pipeline.arxiv_api import ArxivApi
+
+            self._api = ArxivApi(self.settings, self.rt)
+        return self._api
+
+
 def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
     """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
     from pipeline import digest, merge
-    from pipeline.arxiv_api import ArxivApi
 
     path = draft_path(settings, day)
     if not path.exists():
@@ -118,13 +136,13 @@ def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
     parsed = digest.read_digest(path)
     if parsed.date != day:
         raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
-    api = ArxivApi(settings, rt)
+    api = _LazyApi(settings, rt)
     with closing(open_store(settings)) as conn:
         lookups = merge.Lookups(
             stored_ids=lambda ids: store.get_papers(conn, ids),
             stored_title=lambda title: store.find_papers_by_title(conn, title),
-            api_ids=api.fetch_ids,
-            api_title=api.search_title,
+            api_ids=lambda ids: api.get().fetch_ids(ids),
+            api_title=lambda title: api.get().search_title(title),
         )
         result = merge.merge_draft(
             day, settings.newsletter.title, parsed.entries, lookups,
