@@ -104,8 +104,12 @@ def update_draft(
                             tags=_merge_tags(note.tags, entry.tags))
             filled.append(entry.title)
         kept.append(entry)
-    present = {_key(e) for e in kept}
-    fresh = [e for e in offer if _key(e) not in present and _key(e) not in offered_before]
+    present = {e.arxiv_id for e in kept} | {title_key(e.title) for e in kept}
+    fresh = [
+        e for e in offer
+        if _key(e) not in offered_before
+        and e.arxiv_id not in present and title_key(e.title) not in present
+    ]
     new_noted = [e for e in fresh if e.commentary]
     new_plain = [e for e in fresh if not e.commentary]
     last_noted = max((i for i, e in enumerate(kept) if e.commentary), default=-1)
