@@ -285,6 +285,31 @@ def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     return row
 
 
+def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:
+    """The announcement date each stored paper was first collected on (unknown ids absent)."""
+    ids = list(dict.fromkeys(arxiv_ids))
+    seen: dict[str, date] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})", chunk
+        ):
+            seen[row[0]] = date.fromisoformat(row[1])
+    return seen
+
+
+def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -> int:
+    """Drop the day's candidates not in `keep` (a rerun with other tags); returns how many."""
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    stale = {r[0] for r in rows} - set(keep)
+    conn.executemany(
+        "DELETE FROM candidates WHERE date = ? AND arxiv_id = ?",
+        [(day.isoformat(), arxiv_id) for arxiv_id in sorted(stale)],
+    )
+    return len(stale)
+
+
 
 # --- issues, drafts and approval (curator, render) -------------------------------------------
 
@@ -400,16 +425,8 @@ def papers_first_seen_between(
     conn: sqlite3.Connection, arxiv_ids: Iterable[str], first: date, last: date
 ) -> dict[str, Paper]:
     """Stored papers among these ids first collected between `first` and `last` (inclusive)."""
-    papers = get_papers(conn, arxiv_ids)
-    if not papers:
-        return {}
-    marks = ",".join("?" * len(papers))
-    rows = conn.execute(
-        f"SELECT arxiv_id FROM papers WHERE arxiv_id IN ({marks})"
-        " AND first_seen BETWEEN ? AND ?",
-        (*papers, first.isoformat(), last.isoformat()),
-    )
-    return {r[0]: papers[r[0]] for r in rows}
+    seen = first_seen(conn, arxiv_ids)
+    return get_papers(conn, [i for i, day in seen.items() if first <= day <= last])
 
 
 
