@@ -162,7 +162,7 @@ def build_issue(
             where = f"line {entry.line}: " if entry.line is not None else ""
             problems.append(f"{where}{entry.title!r}: {res.problem}; published from its own text")
     in_issue = {e.arxiv_id for e in merged if e.arxiv_id is not None}
-    in_issue_titles = {title_key(e.title) for e in merged}
+    in_issue_titles = {title_key(merged[i].title) for i in unresolved}
     extra = [
         c.paper for c in candidates
         if c.paper.arxiv_id not in in_issue and title_key(c.paper.title) not in in_issue_titles
