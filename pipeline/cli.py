@@ -90,7 +90,10 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
                 shelf = notes.read_notes(settings.paths.notes)
                 ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
                 known = set(store.get_papers(conn, ids))
-                waiting = lint.waiting_notes(shelf.notes, known)
+                waiting = lint.waiting_notes(shelf.notes, known) + [
+                    lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
+                    for e in shelf.errors
+                ]
             ids = [e.arxiv_id for e in parsed.entries if e.arxiv_id]
             stored = set(store.get_papers(conn, ids))
     findings = lint.lint_entries(
