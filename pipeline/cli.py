@@ -115,7 +115,8 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
     if errors:
         raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=file)
     if not as_json:
-        kind = "note" if is_note else f"{len(parsed.entries)} entries"
+        n = len(parsed.entries)
+        kind = "note" if is_note else f"{n} entr{'y' if n == 1 else 'ies'}"
         warned = len(findings)
         click.echo(f"{file}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
                                                 if warned else ""))

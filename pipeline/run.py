@@ -172,7 +172,8 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
                 store.set_issue_state(conn, day, "drafted")
     what = "wrote" if existing is None else "updated" if written else "unchanged:"
     rt.echo(
-        f"{what} {path} ({len(update.digest.entries)} entries; {len(update.added)} added"
+        f"{what} {path} ({len(update.digest.entries)} entr"
+        f"{'y' if len(update.digest.entries) == 1 else 'ies'}; {len(update.added)} added"
         + (f", {len(update.filled)} filled from notes" if update.filled else "") + ")"
     )
     return path

@@ -65,7 +65,7 @@ def test_approve_then_edit_voids_then_approve_again(drafted: Settings) -> None:
     path = run.draft_path(settings, DAY)
     path.write_text(path.read_text(encoding="utf-8").replace(
         "#reward-model", "#reward-model #rl"), encoding="utf-8")
-    with pytest.raises(ApprovalError, match="2024-12-05.txt changed since the issue was built"):
+    with pytest.raises(ApprovalError, match=r"2024-12-05\.txt changed since the issue was built"):
         _approved(settings)
     with pytest.raises(ApprovalError, match="changed since the issue was built"):
         run.approve(settings, DAY, runtime())

@@ -173,7 +173,7 @@ def test_a_note_written_later_fills_a_kept_entry_without_commentary(tmp_path: Pa
     entry = read_digest(path).entries[0]
     assert entry.notes_ko[0].startswith("구글에 더해")
     assert entry.tags == ("world-models", "robotics")
-    assert messages[-1] == f"updated {path} (1 entries; 0 added, 1 filled from notes)"
+    assert messages[-1] == f"updated {path} (1 entry; 0 added, 1 filled from notes)"
 
 
 def test_removing_the_draft_file_starts_afresh(tmp_path: Path) -> None:
