@@ -87,8 +87,8 @@ def _split_title_line(line: str) -> tuple[str, tuple[str, ...]] | None:
         if not title.endswith("*") or len(title) < 3:
             return None
         title = title.strip("*").strip()
-    if not title or not authors.strip() or _URL_LINE_RE.fullmatch(authors.strip()):
-        return None
+    if not title or not authors.strip() or "://" in authors:
+        return None  # "(https://...)" after a sentence is a link, not an author list
     return latex_to_text(title), _split_authors(authors)
 
 
@@ -112,7 +112,7 @@ def _arxiv_id(url: str, path: str | Path, line: int) -> tuple[str, int | None] |
 
 def parse_note(text: str, path: str | Path) -> Entry:
     """Parse one note into an Entry; raise FormatError naming the file and line otherwise."""
-    lines = text.removeprefix("\ufeff").splitlines()
+    lines = text.removeprefix("\ufeff").split("\n")  # line numbers as editors count them
     numbered = [(n, raw.strip()) for n, raw in enumerate(lines, 1)]
     content = [(n, s) for n, s in numbered if s]
     if not content:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.digest import parse_digest
 from pipeline.errors import FormatError
@@ -275,3 +277,22 @@ def test_note_entries_write_as_digest_entries_and_read_back() -> None:
     again = parse_digest("2024-12-05\n" + text, "d.txt")
     assert [e.arxiv_id for e in again.entries] == [e.arxiv_id for e in entries]
     assert [e.commentary for e in again.entries] == [e.commentary for e in entries]
+
+
+LINES = st.sampled_from([
+    "https://arxiv.org/abs/2412.03572", "https://example.org/post", "*Title* (A, B)",
+    "Title (A)", "> abstract $x^2$ \\textit{y}", "한국어 문단", "English words (https://x.y)",
+    "<english>", "</english>", "#tag #other_tag", "# Links", "## Heading", "[[link]]", "",
+    "*unclosed (A", "(", ")", "> ", "#", "https://arxiv.org/abs/99", "\ufeff",
+])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(LINES, st.text(max_size=30)), max_size=12))
+def test_any_text_gives_an_entry_or_a_one_line_format_error(lines: list[str]) -> None:
+    try:
+        entry = parse_note("\n".join(lines), "n.md")
+    except FormatError as exc:
+        assert str(exc).startswith("n.md") and "\n" not in str(exc)
+    else:
+        assert entry.title.strip() and (entry.arxiv_id is None) != (entry.url is None)
