@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.digest import decode_text
 from pipeline.errors import FormatError
-from pipeline.models import TAG_RE, Entry, has_hangul, split_arxiv_id
+from pipeline.models import TAG_RE, Entry, has_hangul, normalize_tag, split_arxiv_id
 from pipeline.text import latex_to_text
 
 _URL_LINE_RE = re.compile(r"<?(https?://\S+?)>?")
@@ -110,23 +110,21 @@ def _arxiv_id(url: str, path: str | Path, line: int) -> tuple[str, int | None] |
         ) from None
 
 
-def parse_note(text: str, path: str | Path) -> Entry:
-    """Parse one note into an Entry; raise FormatError naming the file and line otherwise."""
-    lines = text.removeprefix("\ufeff").split("\n")  # line numbers as editors count them
-    numbered = [(n, raw.strip()) for n, raw in enumerate(lines, 1)]
-    content = [(n, s) for n, s in numbered if s]
-    if not content:
-        raise FormatError("empty note (expected a URL on the first line)", path=path, line=1)
+@dataclass(frozen=True)
+class _Header:
+    arxiv_id: str | None
+    version: int | None
+    link: str | None  # the note's URL when it is not an arXiv paper
+    extra: tuple[str, ...]  # further URLs (a project page, a repository)
+    line: int
+    end: int  # index of the first content line after the URL lines
 
-    # Header: the URL lines. The first arXiv URL pins the paper; otherwise the first URL.
+
+def _read_header(content: list[tuple[int, str]], path: str | Path) -> _Header:
+    """The URL lines at the top: the first arXiv URL pins the paper, else the first URL."""
     urls: list[tuple[int, str]] = []
-    idx = 0
-    while idx < len(content):
-        m = _URL_LINE_RE.fullmatch(content[idx][1])
-        if m is None:
-            break
-        urls.append((content[idx][0], m.group(1)))
-        idx += 1
+    while len(urls) < len(content) and (m := _URL_LINE_RE.fullmatch(content[len(urls)][1])):
+        urls.append((content[len(urls)][0], m.group(1)))
     if not urls:
         first_line, first = content[0]
         raise FormatError(
@@ -135,75 +133,71 @@ def parse_note(text: str, path: str | Path) -> Entry:
             path=path,
             line=first_line,
         )
-    arxiv_id: str | None = None
-    version: int | None = None
-    for n, url in urls:
-        found = _arxiv_id(url, path, n)
-        if found is not None:
-            arxiv_id, version = found
-            break
-    link = urls[0][1] if arxiv_id is None else None
-    # Further header URLs (a project page, a repository) are kept as a paragraph of links.
-    extra = [
-        url for n, url in urls
-        if url != link and (_arxiv_id(url, path, n) or ("", None))[0] != arxiv_id
-    ]
+    ids = [_arxiv_id(url, path, n) for n, url in urls]
+    pinned = next((found for found in ids if found is not None), None)
+    arxiv_id, version = pinned if pinned is not None else (None, None)
+    link = urls[0][1] if pinned is None else None
+    extra = tuple(
+        url for (_, url), found in zip(urls, ids, strict=True)
+        if url != link and (found is None or found[0] != arxiv_id)
+    )
+    return _Header(arxiv_id, version, link, extra, urls[0][0], len(urls))
+
+
+def parse_note(text: str, path: str | Path) -> Entry:
+    """Parse one note into an Entry; raise FormatError naming the file and line otherwise."""
+    lines = text.removeprefix("\ufeff").split("\n")  # line numbers as editors count them
+    content = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+    if not content:
+        raise FormatError("empty note (expected a URL on the first line)", path=path, line=1)
+    header = _read_header(content, path)
+    idx = header.end
 
     title = _title_from_file_name(Path(path))
     authors: tuple[str, ...] = ()
-    if idx < len(content):
-        split = _split_title_line(content[idx][1])
-        if split is not None:
-            title, authors = split
-            idx += 1
+    if idx < len(content) and (split := _split_title_line(content[idx][1])) is not None:
+        title, authors = split
+        idx += 1
     if not title:
-        raise FormatError(
-            "no title: expected '*Title* (Author, Author)' after the URL", path=path,
-            line=content[idx][0] if idx < len(content) else urls[-1][0],
-        )
+        raise FormatError("no title: expected '*Title* (Author, Author)' after the URL",
+                          path=path, line=content[min(idx, len(content) - 1)][0])
 
-    abstract_lines: list[str] = []
+    abstract: list[str] = []
     commentary: list[str] = []
-    tags: list[str] = []
+    tags: dict[str, str] = {}
     english_open: int | None = None  # line where an open <english> block started
     for n, line in content[idx:]:
-        heading = _HEADING_RE.fullmatch(line)
-        if heading is not None:
+        if (heading := _HEADING_RE.fullmatch(line)) is not None:
             if heading.group("name").strip().casefold() == "links":
                 break
             raise FormatError(
                 f"unexpected heading {line!r} (only '# Links' may follow the commentary)",
-                path=path,
-                line=n,
+                path=path, line=n,
             )
         if line.startswith(">"):
             if commentary or tags or english_open is not None:
                 raise FormatError(
                     "a '>' quote after the commentary started "
                     "(expected the abstract right after the title)",
-                    path=path,
-                    line=n,
+                    path=path, line=n,
                 )
-            abstract_lines.append(line[1:].strip())
-            continue
-        if line.casefold() in ("<english>", "</english>"):
+            abstract.append(line[1:].strip())
+        elif line.casefold() in ("<english>", "</english>"):
             opening = line.casefold() == "<english>"
             if opening == (english_open is not None):
                 expected = "</english>" if opening else "<english> before it"
                 raise FormatError(f"unexpected {line} (expected {expected})", path=path, line=n)
             english_open = n if opening else None
-            continue
-        if _TAG_LINE_RE.fullmatch(line):
-            tags.extend(t for t in TAG_RE.findall(line) if t not in tags)
-            continue
-        if _WIKILINK_LINE_RE.fullmatch(line):
-            continue  # a link to another note in the notes app: nothing a reader can follow
-        for tag_like in ("<english>", "</english>"):
-            if tag_like in line.casefold():
-                raise FormatError(
-                    f"{tag_like} must stand on a line of its own", path=path, line=n
-                )
-        commentary.append(line)
+        elif line == "#" or _TAG_LINE_RE.fullmatch(line):
+            for tag in TAG_RE.findall(line):
+                tags.setdefault(normalize_tag(tag), tag)
+        elif _WIKILINK_LINE_RE.fullmatch(line):
+            pass  # a link to another note in the notes app: nothing a reader can follow
+        elif "<english>" in line.casefold() or "</english>" in line.casefold():
+            raise FormatError("<english> and </english> must stand on lines of their own",
+                              path=path, line=n)
+        else:
+            commentary.append(line)
     if english_open is not None:
         raise FormatError("<english> is never closed (expected </english>)", path=path,
                           line=english_open)
@@ -211,13 +205,14 @@ def parse_note(text: str, path: str | Path) -> Entry:
     return Entry(
         title=title,
         authors=authors,
-        abstract=_TIMES_RE.sub("×", latex_to_text(" ".join(abstract_lines))),
-        commentary=(" ".join(extra),) * bool(extra) + tuple(commentary),
-        tags=tuple(tags),
-        arxiv_id=arxiv_id,
-        version=version,
-        url=link,
-        line=urls[0][0],
+        abstract=_TIMES_RE.sub("×", latex_to_text(" ".join(abstract))),
+        # Further header URLs stay, as a first paragraph of links.
+        commentary=((" ".join(header.extra),) if header.extra else ()) + tuple(commentary),
+        tags=tuple(tags.values()),
+        arxiv_id=header.arxiv_id,
+        version=header.version,
+        url=header.link,
+        line=header.line,
     )
 
 

@@ -246,7 +246,7 @@ GOOD = "https://arxiv.org/abs/2412.03572v2\n\n*Navigation World Models* (Amir Ba
         (GOOD + "\n<english>\n<english>\n",
          "n.md:6: unexpected <english> (expected </english>)"),
         (GOOD + "\n<english>English</english>\n",
-         "n.md:5: <english> must stand on a line of its own"),
+         "n.md:5: <english> and </english> must stand on lines of their own"),
         (GOOD + "\n한국어\n\n> a quote later\n",
          "n.md:7: a '>' quote after the commentary started "
          "(expected the abstract right after the title)"),
