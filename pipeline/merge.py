@@ -101,18 +101,21 @@ def resolve_entries(entries: Sequence[Entry], lookups: Lookups) -> list[Resoluti
     for i, entry in enumerate(entries):
         if out[i] is not None:
             continue
-        problem = "no stored paper has this title"
-        if lookups.api_title is not None:
-            try:
-                paper = _pick(entry, lookups.api_title(entry.title), fuzzy=True)
-            except DigestError as exc:
-                paper, problem = None, f"arXiv API title search failed: {exc}"
-            if paper is not None:
-                out[i] = Resolution(paper, "api-title")
-                continue
-            if not problem.startswith("arXiv API"):
-                problem = "no stored paper and no arXiv API search result has this title"
-        out[i] = Resolution(None, problem=problem)
+        if lookups.api_title is None:
+            out[i] = Resolution(None, problem="no stored paper has this title")
+            continue
+        if api_error is not None:  # the API is failing: do not wait on it for every entry
+            out[i] = Resolution(None, problem=api_error)
+            continue
+        try:
+            paper = _pick(entry, lookups.api_title(entry.title), fuzzy=True)
+        except DigestError as exc:
+            api_error = f"arXiv API title search failed: {exc}"
+            out[i] = Resolution(None, problem=api_error)
+            continue
+        out[i] = Resolution(paper, "api-title") if paper is not None else Resolution(
+            None, problem="no stored paper and no arXiv API search result has this title"
+        )
     return [r for r in out if r is not None]
 
 

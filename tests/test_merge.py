@@ -290,19 +290,21 @@ def test_an_api_failure_leaves_entries_unresolved_but_published(
     tmp_path: Path, http_server: RecordingServer
 ) -> None:
     settings = _settings(tmp_path, http_server)
-    _draft(settings).write_text("2024-12-05\nSome title\n(A)\nAbs.\n메모\nmemo\n#t\n",
-                                encoding="utf-8")
+    _draft(settings).write_text("2024-12-05\nSome title\n(A)\nAbs.\n메모\nmemo\n#t\n"
+                                "Other title\n(B)\nAbs.\n메모\nmemo\n#t\n", encoding="utf-8")
     http_server.route("/api/query", Reply(b"busy", 503))
     messages: list[str] = []
     issue = run.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
     assert issue.entries == parse_digest(_draft(settings).read_text(encoding="utf-8"),
                                          _draft(settings)).entries
-    assert issue.unresolved == (0,)
-    assert len(messages) == 1 and messages[0].startswith(
+    assert issue.unresolved == (0, 1)
+    assert len(messages) == 2 and messages[0].startswith(
         "warning: 2024-12-05.txt: line 2: 'Some title': arXiv API title search failed: ")
+    assert messages[1].startswith("warning: 2024-12-05.txt: line 8: 'Other title': arXiv API")
+    assert http_server.count() == 1  # a failing API is not asked again for every entry
 
 
-def test_no_draft_is_a_clear_error(tmp_path: Path, http_server: RecordingServer) -> None:
-    settings = _settings(tmp_path, http_server)
+def test_no_draft_is_a_clear_error(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, RecordingServer())  # never started: nothing may be asked
     with pytest.raises(run.InputError, match="no draft for 2024-12-05: run `digest draft"):
         run.merged_issue(settings, DAY, _runtime(FakeClock(), []))
