@@ -208,9 +208,10 @@ def _records() -> list[dict[str, object]]:
     return list(raw)
 
 
-def _settings(tmp_path: Path, server: RecordingServer) -> run.Settings:
+def _settings(tmp_path: Path, server: RecordingServer | None) -> run.Settings:
     (tmp_path / "config").mkdir(exist_ok=True)
-    text = f'[arxiv]\napi_url = "{server.url}/api/query"\ntimeout = 5\nretries = 0\n'
+    url = server.url if server is not None else "http://127.0.0.1:9"  # None: nothing to ask
+    text = f'[arxiv]\napi_url = "{url}/api/query"\ntimeout = 5\nretries = 0\n'
     settings = parse_config(text, tmp_path / "config" / "digest.toml", tmp_path)
     settings.paths.drafts.mkdir(parents=True)
     return settings
@@ -305,6 +306,6 @@ def test_an_api_failure_leaves_entries_unresolved_but_published(
 
 
 def test_no_draft_is_a_clear_error(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, RecordingServer())  # never started: nothing may be asked
+    settings = _settings(tmp_path, None)
     with pytest.raises(run.InputError, match="no draft for 2024-12-05: run `digest draft"):
         run.merged_issue(settings, DAY, _runtime(FakeClock(), []))
