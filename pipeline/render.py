@@ -44,7 +44,8 @@ from pipeline.models import (
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
-MAX_AUTHORS = 8  # longer lists show the first MAX_AUTHORS - 1 and a count
+MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
+SHOWN_AUTHORS = 6
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
 # Tried in order until the email fits delivery.max_html_kb: abstract length (None = whole,
 # 0 = none) and how many entries (None = all; the rest is on the web page).
@@ -72,6 +73,7 @@ UI: dict[str, dict[str, str]] = {
         "view_web": "웹에서 보기",
         "unsubscribe": "수신 거부",
         "archive": "지난 호 보기",
+        "archive_title": "지난 호",
         "feed": "RSS 구독",
         "more_papers": "태그에 맞는 다른 새 논문",
         "and_more": "외 {n}명",
@@ -79,7 +81,7 @@ UI: dict[str, dict[str, str]] = {
         "read_more": "웹에서 전체 보기",
         "compact": "메일 용량 때문에 간추려 보냅니다. 초록과 전체 내용은 웹에서 볼 수 있습니다.",
         "rest": "이 밖에 {n}편은 웹에서 볼 수 있습니다.",
-        "why": "{title}를 구독하셨기 때문에 이 메일을 받으셨습니다.",
+        "why": "{title} 뉴스레터를 구독하셔서 받으신 메일입니다.",
         "tag_title": "#{tag} 논문",
         "tag_intro": "#{tag} 태그가 붙은 논문 {n}편",
         "index_intro": "지금까지 나온 {n}개 호",
@@ -91,6 +93,7 @@ UI: dict[str, dict[str, str]] = {
         "view_web": "View in browser",
         "unsubscribe": "Unsubscribe",
         "archive": "Past issues",
+        "archive_title": "All issues",
         "feed": "RSS feed",
         "more_papers": "More new papers in your tags",
         "and_more": "and {n} more",
@@ -207,8 +210,8 @@ def format_authors(authors: Sequence[str], ui: dict[str, str]) -> str:
     """All authors when few; otherwise the first ones and how many more."""
     if len(authors) <= MAX_AUTHORS:
         return ", ".join(authors)
-    shown = MAX_AUTHORS - 1
-    return ", ".join(authors[:shown]) + " " + ui["and_more"].format(n=len(authors) - shown)
+    more = ui["and_more"].format(n=len(authors) - SHOWN_AUTHORS)
+    return ", ".join(authors[:SHOWN_AUTHORS]) + " " + more
 
 
 def entry_anchor(entry: Entry) -> str:
@@ -267,6 +270,8 @@ class EntryView:
     anchor: str
     title: str
     link: str | None
+    arxiv_id: str | None
+    pdf: str | None
     authors: str
     abstract: Markup
     abstract_cut: bool
@@ -342,6 +347,8 @@ class Renderer:
                     anchor=anchor,
                     title=entry.title,
                     link=safe_url(entry.link),
+                    arxiv_id=entry.arxiv_id,
+                    pdf=f"https://arxiv.org/pdf/{entry.arxiv_id}" if entry.arxiv_id else None,
                     authors=format_authors(entry.authors, ui),
                     abstract=linkify(abstract),
                     abstract_cut=abstract != entry.abstract,

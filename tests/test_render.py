@@ -166,6 +166,9 @@ def test_entry_links_by_id_url_or_none(renderer: Renderer) -> None:
     doc = lxml.html.fromstring(renderer.email(issue, "all").html)
     h2 = doc.findall(".//h2")
     assert h2[0].find("a").get("href") == "https://arxiv.org/abs/2412.01981"
+    links = doc.find_class("links")
+    assert len(links) == 1 and "arXiv:2412.01981" in links[0].text_content()
+    assert links[0].findall("a")[1].get("href") == "https://arxiv.org/pdf/2412.01981"
     assert h2[1].find("a").get("href") == "https://blog.example/post"
     assert h2[2].find("a") is None and h2[2].text_content() == "With neither"
 
@@ -174,9 +177,12 @@ def test_long_author_lists_are_shortened(renderer: Renderer) -> None:
     many = tuple(f"Author {i}" for i in range(1, 31))
     issue = Issue(REFERENCE_DAY, "D", (Entry(title="T", authors=many, abstract="x"),))
     authors = lxml.html.fromstring(renderer.email(issue, "ko").html).find_class("authors")[0]
-    assert authors.text_content() == ", ".join(many[:7]) + " 외 23명"
+    assert authors.text_content() == ", ".join(many[:6]) + " 외 24명"
     en = lxml.html.fromstring(renderer.email(issue, "en").html).find_class("authors")[0]
-    assert en.text_content().endswith("Author 7 and 23 more")
+    assert en.text_content().endswith("Author 6 and 24 more")
+    ten = Issue(REFERENCE_DAY, "D", (Entry(title="T", authors=many[:10], abstract="x"),))
+    shown = lxml.html.fromstring(renderer.email(ten, "ko").html).find_class("authors")[0]
+    assert shown.text_content() == ", ".join(many[:10])
 
 
 def test_reference_email_is_under_the_limit_and_not_compact(emails: dict) -> None:
