@@ -5,6 +5,7 @@ Pure: reads templates, never writes. `pipeline.site` puts the results on disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -281,6 +282,15 @@ class EntryView:
 
 
 @dataclass(frozen=True)
+class Tagged:
+    """An entry carrying a tag, with its issue and its place in it."""
+
+    issue: Issue
+    number: int
+    entry: Entry
+
+
+@dataclass(frozen=True)
 class MoreView:
     title: str
     link: str
@@ -305,7 +315,7 @@ class Renderer:
 
     def date_text(self, day: date, variant: str) -> str:
         """The issue date in the variant's locale, via Babel (2024년 12월 5일)."""
-        return format_date(day, format="long", locale=self.ui_lang(variant))
+        return _long_date(day, self.ui_lang(variant))
 
     def page_name(self, day: date, variant: str) -> str:
         """issues/D.html for the default variant, issues/D.<lang>.html for the others."""
@@ -329,41 +339,45 @@ class Renderer:
         """The email subject: newsletter title and date."""
         return f"{issue.title} · {self.date_text(issue.date, variant)}"
 
+    def entry_view(
+        self, day: date, number: int, entry: Entry, variant: str, base: str,
+        abstract_limit: int | None = None,
+    ) -> EntryView:
+        """The view model of one entry (number = its place in its issue), links under `base`."""
+        ui = UI[self.ui_lang(variant)]
+        abstract = entry.abstract
+        if abstract_limit is not None:
+            abstract = shorten(abstract, abstract_limit) if abstract_limit else ""
+        anchor = entry_anchor(entry)
+        return EntryView(
+            number=number,
+            anchor=anchor,
+            title=entry.title,
+            link=safe_url(entry.link),
+            arxiv_id=entry.arxiv_id,
+            pdf=f"https://arxiv.org/pdf/{entry.arxiv_id}" if entry.arxiv_id else None,
+            authors=format_authors(entry.authors, ui),
+            abstract=linkify(abstract),
+            abstract_cut=abstract != entry.abstract,
+            notes=tuple(
+                NoteView("ko" if has_hangul(p) else "en", linkify(p))
+                for p in variant_commentary(entry, variant)
+            ),
+            tags=tuple(
+                TagView("#" + t, normalize_tag(t), self.tag_url(normalize_tag(t), base))
+                for t in entry.tags
+            ),
+            web_url=f"{base}{self.page_name(day, variant)}#{anchor}",
+        )
+
     def entry_views(
         self, issue: Issue, variant: str, base: str, abstract_limit: int | None = None
     ) -> list[EntryView]:
         """View models for the entries of an issue, links made absolute under `base`."""
-        ui = UI[self.ui_lang(variant)]
-        page = base + self.page_name(issue.date, variant)
-        views = []
-        for number, entry in enumerate(issue.entries, start=1):
-            abstract = entry.abstract
-            if abstract_limit is not None:
-                abstract = shorten(abstract, abstract_limit) if abstract_limit else ""
-            anchor = entry_anchor(entry)
-            views.append(
-                EntryView(
-                    number=number,
-                    anchor=anchor,
-                    title=entry.title,
-                    link=safe_url(entry.link),
-                    arxiv_id=entry.arxiv_id,
-                    pdf=f"https://arxiv.org/pdf/{entry.arxiv_id}" if entry.arxiv_id else None,
-                    authors=format_authors(entry.authors, ui),
-                    abstract=linkify(abstract),
-                    abstract_cut=abstract != entry.abstract,
-                    notes=tuple(
-                        NoteView("ko" if has_hangul(p) else "en", linkify(p))
-                        for p in variant_commentary(entry, variant)
-                    ),
-                    tags=tuple(
-                        TagView("#" + t, normalize_tag(t), self.tag_url(normalize_tag(t), base))
-                        for t in entry.tags
-                    ),
-                    web_url=f"{page}#{anchor}",
-                )
-            )
-        return views
+        return [
+            self.entry_view(issue.date, n, e, variant, base, abstract_limit)
+            for n, e in enumerate(issue.entries, start=1)
+        ]
 
     def context(self, issue: Issue, variant: str, base: str) -> dict[str, Any]:
         """What every issue template gets."""
@@ -470,8 +484,27 @@ class Renderer:
             )
         return pages
 
-    def index_page(self, issues: Sequence[Issue]) -> str:
-        """site/index.html: every issue, newest first."""
+    def archive_files(self, issues: Iterable[Issue], tags: Iterable[str]) -> dict[str, str | None]:
+        """index.html, the feeds and the pages/feeds of `tags`: path -> text (None = delete)."""
+        newest = sorted((clean_issue(i) for i in issues), key=lambda i: i.date, reverse=True)
+        wanted = set(tags)
+        tagged: dict[str, list[Tagged]] = {key: [] for key in wanted}
+        for issue in newest:
+            for number, entry in enumerate(issue.entries, start=1):
+                for key in dict.fromkeys(entry.tag_keys):
+                    if key in wanted:
+                        tagged[key].append(Tagged(issue, number, entry))
+        files: dict[str, str | None] = {"index.html": self.index_page(newest)}
+        for variant in self.settings.variants:
+            files[self.feed_name(variant)] = self.feed(newest, variant)
+        for key in sorted(wanted):
+            pairs = tagged[key]
+            files[f"tags/{key}.html"] = self.tag_page(key, pairs) if pairs else None
+            files[f"tags/{key}.xml"] = self.tag_feed(key, pairs) if pairs else None
+        return files
+
+    def index_page(self, newest: Sequence[Issue]) -> str:
+        """site/index.html: every issue (cleaned, newest first)."""
         variant = self.default_variant
         rows = [
             {
@@ -481,7 +514,7 @@ class Renderer:
                 "titles": [e.title for e in i.entries[:3]],
                 "tags": [TagView("#" + k, k, self.tag_url(k, "")) for k in i.tags],
             }
-            for i in sorted((clean_issue(i) for i in issues), key=lambda i: i.date, reverse=True)
+            for i in newest
         ]
         lang = self.ui_lang(variant)
         return self.render(
@@ -494,12 +527,10 @@ class Renderer:
             canonical=self.base + "index.html",
         )
 
-    def feed(self, issues: Sequence[Issue], variant: str) -> str:
+    def feed(self, newest: Sequence[Issue], variant: str) -> str:
         """site/feed.xml (or feed.<lang>.xml): the newest issues, full HTML in each item."""
-        newest = sorted(issues, key=lambda i: i.date, reverse=True)
-        newest = newest[: self.settings.newsletter.feed_items]
         items = []
-        for issue in (clean_issue(i) for i in newest):
+        for issue in newest[: self.settings.newsletter.feed_items]:
             url = self.base + self.page_name(issue.date, variant)
             items.append(
                 {
@@ -516,96 +547,83 @@ class Renderer:
             "feed.xml",
             title=clean_text(self.settings.newsletter.title),
             link=self.base,
-            description=self.settings.newsletter.title,
+            description=clean_text(self.settings.newsletter.title),
             lang=self.ui_lang(variant),
             self_url=self.base + self.feed_name(variant),
             last_build=items[0]["pub_date"] if items else None,
             items=items,
         )
 
-    def tagged(self, issues: Sequence[Issue], key: str) -> list[tuple[Issue, Entry]]:
-        """(issue, entry) pairs carrying the tag, newest issue first, in issue order."""
-        pairs: list[tuple[Issue, Entry]] = []
-        for issue in sorted((clean_issue(i) for i in issues), key=lambda i: i.date, reverse=True):
-            pairs.extend((issue, e) for e in issue.entries if key in e.tag_keys)
-        return pairs
-
-    def tag_page(self, issues: Sequence[Issue], key: str) -> str:
-        """site/tags/<tag>.html: every paper with the tag, newest first."""
+    def tag_page(self, key: str, tagged: Sequence[Tagged]) -> str:
+        """site/tags/<tag>.html: every paper with the tag, newest issue first."""
         variant = self.default_variant
         lang = self.ui_lang(variant)
-        ui = UI[lang]
         groups: list[dict[str, Any]] = []
-        for issue, entry in self.tagged(issues, key):
-            if not groups or groups[-1]["date_iso"] != issue.date.isoformat():
+        for t in tagged:
+            if not groups or groups[-1]["date_iso"] != t.issue.date.isoformat():
                 groups.append(
                     {
-                        "date_iso": issue.date.isoformat(),
-                        "date_text": self.date_text(issue.date, variant),
-                        "url": "../" + self.page_name(issue.date, variant),
+                        "date_iso": t.issue.date.isoformat(),
+                        "date_text": self.date_text(t.issue.date, variant),
+                        "url": "../" + self.page_name(t.issue.date, variant),
                         "entries": [],
                     }
                 )
-            one = replace(issue, entries=(entry,))
-            view = self.entry_views(one, variant, "../", abstract_limit=0)[0]
-            groups[-1]["entries"].append(view)
-        count = sum(len(g["entries"]) for g in groups)
+            groups[-1]["entries"].append(
+                {
+                    "title": t.entry.title,
+                    "url": f"{groups[-1]['url']}#{entry_anchor(t.entry)}",
+                    "authors": format_authors(t.entry.authors, UI[lang]),
+                }
+            )
         return self.render(
             "tag.html",
             lang=lang,
-            ui=ui,
+            ui=UI[lang],
             newsletter=clean_text(self.settings.newsletter.title),
             tag=key,
-            count=count,
+            count=len(tagged),
             groups=groups,
             feed_url=f"{quote(key)}.xml",
             canonical=self.tag_url(key, self.base),
         )
 
-    def tag_feed(self, issues: Sequence[Issue], key: str) -> str:
+    def tag_feed(self, key: str, tagged: Sequence[Tagged]) -> str:
         """site/tags/<tag>.xml: one item per paper with the tag, newest first."""
         variant = self.default_variant
         items = []
-        for issue, entry in self.tagged(issues, key)[:TAG_FEED_ITEMS]:
-            one = replace(issue, entries=(entry,))
-            view = self.entry_views(one, variant, self.base)[0]
+        for t in tagged[:TAG_FEED_ITEMS]:
+            view = self.entry_view(t.issue.date, t.number, t.entry, variant, self.base)
+            one = replace(t.issue, entries=(t.entry,), more_papers=())
             items.append(
                 {
-                    "title": entry.title,
+                    "title": t.entry.title,
                     "link": view.link or view.web_url,
                     "guid": view.web_url,
-                    "pub_date": rfc822(pub_datetime(issue.date, self.settings)),
-                    "description": shorten(entry.abstract, 300),
+                    "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
+                    "description": shorten(t.entry.abstract, 300),
                     "content": self.render(
                         "fragment.html", **self.context(one, variant, self.base), entries=[view]
                     ),
-                    "categories": entry.tag_keys,
+                    "categories": t.entry.tag_keys,
                 }
             )
+        title = clean_text(self.settings.newsletter.title)
         return self.render(
             "feed.xml",
-            title=f"{clean_text(self.settings.newsletter.title)} · #{key}",
+            title=f"{title} · #{key}",
             link=self.tag_url(key, self.base),
-            description=f"{self.settings.newsletter.title} #{key}",
+            description=f"{title} #{key}",
             lang=self.ui_lang(variant),
             self_url=f"{self.base}tags/{quote(key)}.xml",
             last_build=items[0]["pub_date"] if items else None,
             items=items,
         )
 
-    def archive_files(self, issues: Sequence[Issue], tags: Iterable[str]) -> dict[str, str | None]:
-        """index.html, the feeds and the pages/feeds of `tags`: path -> text (None = delete)."""
-        files: dict[str, str | None] = {"index.html": self.index_page(issues)}
-        for variant in self.settings.variants:
-            files[self.feed_name(variant)] = self.feed(issues, variant)
-        for key in sorted(set(tags)):
-            if self.tagged(issues, key):
-                files[f"tags/{key}.html"] = self.tag_page(issues, key)
-                files[f"tags/{key}.xml"] = self.tag_feed(issues, key)
-            else:
-                files[f"tags/{key}.html"] = None
-                files[f"tags/{key}.xml"] = None
-        return files
+
+@functools.lru_cache(maxsize=4096)
+def _long_date(day: date, lang: str) -> str:
+    return format_date(day, format="long", locale=lang)
 
 
 def make_environment(override: Path | None) -> Environment:
