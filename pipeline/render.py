@@ -48,17 +48,10 @@ BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
-# Tried in order until the email fits delivery.max_html_kb: abstract length (None = whole,
-# 0 = none) and how many entries (None = all; the rest is on the web page).
-Layout = tuple[bool, int | None, int | None]  # compact?, abstract length, entry count
-_LAYOUTS: tuple[Layout, ...] = (
-    (False, None, None),
-    (True, 280, None),
-    (True, 0, None),
-    (True, 0, 40),
-    (True, 0, 20),
-    (True, 0, 10),
-)
+# Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
+# (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
+Layout = tuple[bool, int | None, int | None]
+_LAYOUTS: tuple[Layout, ...] = ((False, None, None), (True, 280, None), (True, 0, None))
 
 # XML 1.0 Char: no C0 controls but tab, LF, CR; no surrogates, no U+FFFE/U+FFFF.
 _XML_FORBIDDEN_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -436,11 +429,18 @@ class Renderer:
         """One email variant: inlined HTML (compact when too big) and the digest-format text."""
         issue = clean_issue(issue)
         limit = self.settings.delivery.max_html_kb * 1024
-        html = ""
+        html, size = "", 0
         for layout in _LAYOUTS:
             html = inline_css(self.email_html(issue, variant, layout))
-            if len(html.encode("utf-8")) <= limit:
+            size = len(html.encode("utf-8"))
+            if size <= limit:
                 break
+        shown = len(issue.entries)
+        while size > limit and shown > 1:
+            # Entries cost about the same: aim just under the limit, then step down.
+            shown = max(1, min(shown - 1, int(shown * limit / size * 0.97)))
+            html = inline_css(self.email_html(issue, variant, (True, 0, shown)))
+            size = len(html.encode("utf-8"))
         subject = self.subject(issue, variant)
         return EmailVariant(variant, subject, html, self.email_text(issue, variant))
 

@@ -19,7 +19,8 @@ import pytest
 from pipeline import site, store
 from pipeline.config import Settings
 from pipeline.digest import parse_digest
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue
+from pipeline.errors import ConfigError
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue, Paper
 from pipeline.render import Renderer, linkify, safe_url
 from tests.render_support import (
     REFERENCE_DAY,
@@ -200,7 +201,13 @@ def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
         assert len(v.html.encode("utf-8")) < 90 * 1024, v.variant
         doc = lxml.html.fromstring(v.html)
         assert doc.find_class("notice"), "the compact layout says it is compact"
-        assert "https://digest.example.org/issues/2024-12-05" in v.html
+        assert not doc.find_class("abstract-label")
+        shown = len(doc.findall(".//h2"))
+        assert 20 <= shown <= 60
+        if shown < 60:  # the rest is announced, with a link to the web version
+            rest = doc.find_class("notice")[-1]
+            assert str(60 - shown) in rest.text_content()
+            assert rest.find("a").get("href").startswith("https://digest.example.org/issues/")
         # The text part still has everything.
         assert len(parse_digest(v.text, "t").entries) == 60
 
@@ -359,9 +366,8 @@ def test_changed_tags_update_and_vanish(tmp_path: Path) -> None:
     issue = archive_issue(0)
     publish(settings, [issue])
     assert (settings.paths.site / "tags/vq.html").exists()
-    retagged = replace(
-        issue, entries=tuple(replace(e, tags=("new-tag",) if "vq" in e.tags else e.tags) for e in issue.entries)
-    )
+    entries = tuple(replace(e, tags=("new-tag",) if "vq" in e.tags else e.tags) for e in issue.entries)
+    retagged = replace(issue, entries=entries)
     publish(settings, [retagged])
     assert not (settings.paths.site / "tags/vq.html").exists()
     assert not (settings.paths.site / "tags/vq.xml").exists()
@@ -405,3 +411,32 @@ def test_render_dates_in_other_locales(tmp_path: Path) -> None:
     r = Renderer(settings)
     assert r.date_text(date(2024, 12, 5), "all") == "December 5, 2024"
     assert r.date_text(date(2024, 12, 5), "ko") == "2024년 12월 5일"
+
+
+def test_broken_or_strict_template_is_a_clear_config_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.paths.templates.mkdir(parents=True)
+    (settings.paths.templates / "email.html").write_text("<p>{{ no_such_value }}</p>\n")
+    with pytest.raises(ConfigError, match="no_such_value") as err:
+        Renderer(settings).email(reference_issue(), "ko")
+    assert err.value.exit_code == 2
+    (settings.paths.templates / "email.html").write_text("<p>{% if %}</p>\n")
+    with pytest.raises(ConfigError) as err:
+        Renderer(settings).email(reference_issue(), "ko")
+    assert "email.html" in str(err.value)
+
+
+def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
+    paper = Paper(arxiv_id="2412.00001", title="Another <new> paper", authors=("X",), abstract="a")
+    entry = Entry(title="T", authors=("A",), abstract="x", tags=("한국어_태그",))
+    issue = Issue(REFERENCE_DAY, "D", (entry,), more_papers=(paper,))
+    html = renderer.email(issue, "all").html
+    doc = lxml.html.fromstring(html)
+    extra = doc.find_class("extra")[0]
+    assert "태그에 맞는 다른 새 논문" in extra.text_content()
+    assert extra.find(".//a").get("href") == "https://arxiv.org/abs/2412.00001"
+    assert extra.find(".//a").text == "Another <new> paper"
+    tag = doc.find_class("tag")[0]
+    assert tag.get("href") == "https://digest.example.org/tags/%ED%95%9C%EA%B5%AD%EC%96%B4-%ED%83%9C%EA%B7%B8.html"
+    files = renderer.archive_files([issue], issue.tags)
+    assert "tags/한국어-태그.xml" in files and "tags/한국어-태그.html" in files

@@ -80,7 +80,7 @@ CONTRAST_JS = """
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    chromium = shutil.which("chromium")
     required = bool(os.environ.get("DIGEST_REQUIRE_BROWSER"))
     if chromium is None:
         if required:
