@@ -63,7 +63,7 @@ _ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", 
 LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
 UI: dict[str, dict[str, str]] = {
     "ko": {
-        "papers": "오늘의 논문 {n}편",
+        "papers": "이번 호 논문 {n}편",
         "view_web": "웹에서 보기",
         "unsubscribe": "수신 거부",
         "archive": "지난 호 보기",
@@ -83,7 +83,7 @@ UI: dict[str, dict[str, str]] = {
         "no_link": "링크 없음",
     },
     "en": {
-        "papers": "{n} papers today",
+        "papers": "{n} papers in this issue",
         "view_web": "View in browser",
         "unsubscribe": "Unsubscribe",
         "archive": "Past issues",

@@ -138,7 +138,7 @@ def test_email_is_self_contained_and_inlined(emails: dict) -> None:
         assert 'name="color-scheme" content="light dark"' in html
         preheader = doc.find_class("preheader")[0]
         assert "display:none" in preheader.get("style").replace(" ", "")
-        assert "오늘의 논문 10편" in preheader.text_content() or v.variant == "en"
+        assert "이번 호 논문 10편" in preheader.text_content() or v.variant == "en"
 
 
 def test_variants_show_their_language(emails: dict) -> None:
@@ -380,7 +380,7 @@ def test_newsletter_templates_override_bundled_ones_file_by_file(tmp_path: Path)
     (settings.paths.templates / "email.css").write_text(".title { color: #123456; }\n")
     html = Renderer(settings).email(reference_issue(), "ko").html
     assert re.search(r'<h2 class="title" style="color:#123456"', html)
-    assert "오늘의 논문 10편" in html  # email.html itself still comes from the bundle
+    assert "이번 호 논문 10편" in html  # email.html itself still comes from the bundle
 
 
 def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, emails: dict) -> None:
