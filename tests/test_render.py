@@ -15,6 +15,9 @@ import feedparser
 import lxml.etree
 import lxml.html
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from pipeline import site, store
 from pipeline.config import Settings
@@ -440,3 +443,27 @@ def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
     assert tag.get("href") == "https://digest.example.org/tags/%ED%95%9C%EA%B5%AD%EC%96%B4-%ED%83%9C%EA%B7%B8.html"
     files = renderer.archive_files([issue], issue.tags)
     assert "tags/한국어-태그.xml" in files and "tags/한국어-태그.html" in files
+
+
+@settings_hypothesis(max_examples=25, deadline=None)
+@given(
+    title=st.text(min_size=1, max_size=60).filter(lambda s: s.strip()),
+    note=st.text(max_size=120),
+    url=st.one_of(st.none(), st.text(max_size=40), st.just("javascript:alert(1)")),
+)
+def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str | None) -> None:
+    renderer = Renderer(make_settings(Path("newsletter")))
+    entry = Entry(title=title, authors=(note,), abstract=note, commentary=(note,), tags=("t",), url=url)
+    issue = Issue(REFERENCE_DAY, title, (entry,))
+    page = renderer.issue_pages(issue)["issues/2024-12-05.html"]
+    doc = lxml.html.fromstring(page)
+    assert not doc.xpath("//script")
+    elements = [el for el in doc.iter() if isinstance(el.tag, str)]
+    assert all(not n.lower().startswith("on") for el in elements for n in el.attrib)
+    for el in doc.iter("a"):
+        href = el.get("href")
+        assert href.startswith(("https://", "http://")) or ":" not in href, href
+    for name, xml in renderer.archive_files([issue], issue.tags).items():
+        if name.endswith(".xml"):
+            assert xml is not None
+            lxml.etree.fromstring(xml.encode("utf-8"))  # well-formed XML 1.0, whatever the text
