@@ -121,7 +121,7 @@ def clean_issue(issue: Issue) -> Issue:
     def entry(e: Entry) -> Entry:
         return replace(
             e,
-            title=clean_text(e.title),
+            title=clean_text(e.title).strip() or "…",
             authors=tuple(clean_text(a) for a in e.authors),
             abstract=clean_text(e.abstract),
             commentary=tuple(clean_text(p) for p in e.commentary),
@@ -131,7 +131,7 @@ def clean_issue(issue: Issue) -> Issue:
     def paper(p: Paper) -> Paper:
         return replace(
             p,
-            title=clean_text(p.title),
+            title=clean_text(p.title).strip() or "…",
             authors=tuple(clean_text(a) for a in p.authors),
             abstract=clean_text(p.abstract),
         )

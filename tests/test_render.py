@@ -124,7 +124,10 @@ def test_email_carries_everything_of_the_reference(emails: dict) -> None:
     assert hrefs.count(UNSUBSCRIBE_PLACEHOLDER) == 1
     # URLs in commentary became links, and only http(s) ones.
     assert "https://arxiv.org/abs/2404.12358" in hrefs
-    assert all(h.startswith("https://") or h == UNSUBSCRIBE_PLACEHOLDER for h in hrefs)
+    assert all(h.startswith("https://") or h == UNSUBSCRIBE_PLACEHOLDER for h in hrefs if h[0] != "#")
+    # The table of contents jumps to each entry.
+    anchors = [h[1:] for h in hrefs if h.startswith("#")]
+    assert len(anchors) == 10 and all(doc.get_element_by_id(a).tag == "td" for a in anchors)
 
 
 def test_email_is_self_contained_and_inlined(emails: dict) -> None:
