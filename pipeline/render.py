@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -238,9 +239,7 @@ def pub_datetime(day: date, settings: Settings) -> datetime:
 
 
 def rfc822(moment: datetime) -> str:
-    """An RFC 822 date (RSS pubDate) in English whatever the locale."""
-    from email.utils import format_datetime
-
+    """An RFC 822 date (RSS pubDate), in English whatever the locale."""
     return format_datetime(moment)
 
 
@@ -309,8 +308,9 @@ class Renderer:
         return lang if lang in UI else "en"
 
     def date_text(self, day: date, variant: str) -> str:
-        """The issue date in the variant's locale, via Babel (2024년 12월 5일)."""
-        return _long_date(day, self.ui_lang(variant))
+        """The issue date via Babel in the variant's language, or for 'all' in
+        newsletter.locale (2024년 12월 5일, December 5, 2024)."""
+        return _long_date(day, variant if variant in UI else self.settings.newsletter.locale)
 
     def page_name(self, day: date, variant: str) -> str:
         """issues/D.html for the default variant, issues/D.<lang>.html for the others."""

@@ -413,9 +413,10 @@ def test_golden_files_exist_for_every_variant() -> None:
 
 def test_render_dates_in_other_locales(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    settings = replace(settings, newsletter=replace(settings.newsletter, locale="en"))
+    settings = replace(settings, newsletter=replace(settings.newsletter, locale="en_GB"))
     r = Renderer(settings)
-    assert r.date_text(date(2024, 12, 5), "all") == "December 5, 2024"
+    assert r.date_text(date(2024, 12, 5), "all") == "5 December 2024"
+    assert r.date_text(date(2024, 12, 5), "en") == "December 5, 2024"
     assert r.date_text(date(2024, 12, 5), "ko") == "2024년 12월 5일"
 
 
