@@ -45,11 +45,17 @@ def publish_issue(
 ) -> list[Path]:
     """Archive the issue and update site/: its pages, the index, the feeds, its tags' pages."""
     r = renderer or Renderer(settings)
-    with store.transaction(conn):
-        previous = store.save_archived_issue(conn, issue)
-    issues = store.load_archived_issues(conn)
+    issues = {i.date: i for i in store.load_archived_issues(conn)}
+    previous = issues.get(issue.date)
+    issues[issue.date] = issue
     touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
-    files: dict[str, str | None] = {**r.issue_pages(issue), **r.archive_files(issues, touched)}
+    # Render everything before storing anything: a broken template changes nothing.
+    files: dict[str, str | None] = {
+        **r.issue_pages(issue),
+        **r.archive_files(issues.values(), touched),
+    }
+    with store.transaction(conn):
+        store.save_archived_issue(conn, issue)
     return write_files(settings.paths.site, files)
 
 

@@ -471,3 +471,27 @@ def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str 
         if name.endswith(".xml"):
             assert xml is not None
             lxml.etree.fromstring(xml.encode("utf-8"))  # well-formed XML 1.0, whatever the text
+
+
+def test_a_broken_template_leaves_store_and_site_alone(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    publish(settings, [archive_issue(0)])
+    before = snapshot(settings.paths.site)
+    settings.paths.templates.mkdir(parents=True)
+    (settings.paths.templates / "feed.xml").write_text("{{ missing }}")
+    with pytest.raises(ConfigError):
+        publish(settings, [archive_issue(1)])
+    assert snapshot(settings.paths.site) == before
+    conn = store.connect(settings.db_path)
+    try:
+        assert [i.date for i in store.load_archived_issues(conn)] == [archive_issue(0).date]
+    finally:
+        conn.close()
+
+
+def test_archive_round_trips_issues_through_the_store(tmp_path: Path) -> None:
+    issue = replace(
+        hostile_issue(),
+        more_papers=(Paper(arxiv_id="2412.00001", title="P", authors=("X",), abstract="a"),),
+    )
+    assert store.issue_from_json(store.issue_json(issue)) == replace(issue, unresolved=())
