@@ -65,11 +65,11 @@ def rebuild_site(
     """Render every archived issue and every tag again (after a template change)."""
     r = renderer or Renderer(settings)
     issues = store.load_archived_issues(conn)
-    files: dict[str, str | None] = {}
-    for issue in issues:
-        files.update(r.issue_pages(issue))
-    files.update(r.archive_files(issues, {t for i in issues for t in i.tags}))
-    return write_files(settings.paths.site, files)
+    changed = []
+    for issue in issues:  # page by page, so memory stays flat however long the archive
+        changed += write_files(settings.paths.site, r.issue_pages(issue))
+    tags = {t for i in issues for t in i.tags}
+    return changed + write_files(settings.paths.site, r.archive_files(issues, tags))
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:
