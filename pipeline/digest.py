@@ -217,7 +217,15 @@ def read_digest(path: Path) -> Digest:
 
 
 def write_entry(entry: Entry) -> list[str]:
-    """The lines of one entry in canonical form."""
+    """The lines of one entry in canonical form; refuses text that would read back as a
+    #tags line (it would end the entry early)."""
+    for kind, text in (("title", entry.title), ("abstract", entry.abstract),
+                       *(("commentary", c) for c in entry.commentary)):
+        if text and parse_tags_line(text) is not None:
+            raise FormatError(
+                f"the {kind} {text[:60]!r} of the entry {entry.title[:60]!r} would read back as "
+                "a #tags line: reword it", line=entry.line, path="<digest>"
+            )
     lines = [entry.title, "(" + ", ".join(entry.authors) + ")"]
     if entry.arxiv_id is not None:
         lines.append(f"arXiv:{entry.arxiv_id}" + (f"v{entry.version}" if entry.version else ""))

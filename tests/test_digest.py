@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from pipeline.digest import parse_digest, read_digest, write_digest
+from pipeline.digest import parse_digest, parse_tags_line, read_digest, write_digest
 from pipeline.errors import FormatError
 from pipeline.models import Digest, Entry, has_hangul
 from tests.support import FIXTURES
@@ -184,7 +185,7 @@ _words = st.text(
     ),
     min_size=1,
     max_size=40,
-).map(str.strip).filter(bool)
+).map(str.strip).filter(lambda w: bool(w) and parse_tags_line(w) is None)
 _hangul = st.text(alphabet="가나다라마바사아자차카타파하한국어논문", min_size=1, max_size=12)
 _url = st.from_regex(r"https://[a-z]{1,10}\.org/[a-z0-9_]{0,10}", fullmatch=True)
 _tag = st.text(alphabet="abcxyz-_0123한글", min_size=1, max_size=12)
@@ -213,7 +214,7 @@ def _entries(draw: st.DrawFn) -> Entry:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=int(os.environ.get("DIGEST_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
 @given(
     entries=st.lists(_entries(), min_size=0, max_size=5),
     day=st.dates(min_value=date(1991, 1, 1), max_value=date(2099, 12, 31)),
@@ -232,6 +233,12 @@ def test_write_parse_write_is_stable(
         assert (got.title, got.abstract, got.commentary, got.tags) == (
             want.title, want.abstract, want.commentary, want.tags)
         assert (got.arxiv_id, got.version) == (want.arxiv_id, want.version)
+
+
+def test_writing_text_that_reads_as_a_tags_line_is_refused() -> None:
+    entry = Entry(title="#MeToo #Research", authors=("A",), abstract="Abs.", tags=("x",))
+    with pytest.raises(FormatError, match="would read back as a #tags line"):
+        write_digest(Digest(date(2024, 12, 5), (entry,)))
 
 
 def test_check_reports_format_error_type() -> None:
