@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import date
+from collections import Counter
+from contextlib import closing
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline import store
+from pipeline import arxiv_api, arxiv_rss, render, site, store, tags
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError, NotBuiltError
-from pipeline.models import EmailVariant, Issue
+from pipeline.errors import ApprovalError, FormatError, InputError, NotBuiltError
+from pipeline.files import write_if_changed
+from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
 
@@ -40,22 +44,175 @@ def file_sha(path: Path) -> str | None:
 # --- collect ---------------------------------------------------------------------------------
 
 
+API_SEARCH_MAX = 100  # newest results per opted-in tag; a day rarely has more
+
+
 def collect(settings: Settings, day: date, rt: Runtime) -> None:
-    """Fetch the day's announcement (+ API searches), store papers and candidates."""
-    raise NotBuiltError("`digest collect` is not built yet")
+    """Fetch the day's announcement (+ API searches), store papers and candidates.
+
+    Everything is fetched first, then stored in one transaction: a failed fetch stores
+    nothing, and a rerun stores nothing twice. A paper first collected on an earlier day
+    (a new version, a later cross-list) is updated but is not a candidate again.
+    """
+    announcement = arxiv_rss.fetch_announcement(settings, day, rt)
+    if announcement.empty:
+        _record_empty_day(settings, day, rt)
+        return
+    rules = tags.compile_rules(settings.tags)
+    papers = {p.arxiv_id: p for p in announcement.papers}
+    from_api = 0
+    for paper in _search_api(settings, day, rt):
+        if paper.arxiv_id not in papers:
+            papers[paper.arxiv_id] = paper
+            from_api += 1
+    matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
+    with closing(open_store(settings)) as conn, store.transaction(conn):
+        seen = store.first_seen(conn, papers)
+        updated = sum(store.upsert_paper(conn, p, day) == "updated" for p in papers.values())
+        candidates = [
+            Candidate(papers[i], m.tags, m.score)
+            for i, m in matches.items()
+            if m.tags and seen.get(i, day) >= day
+        ]
+        store.prune_candidates(conn, day, (c.paper.arxiv_id for c in candidates))
+        added = store.save_candidates(conn, day, candidates)
+        store.save_day(conn, day, "collected", announcement.announced, len(papers))
+        if store.get_issue(conn, day) is None:
+            store.set_issue_state(conn, day, "collected")
+    per_tag = Counter(t for c in candidates for t in c.tags)
+    types = ", ".join(f"{k} {n}" for k, n in sorted(announcement.by_type.items()))
+    rt.echo(
+        f"{day}: announced {announcement.announced} ({types}); kept {len(papers)} "
+        f"({', '.join(settings.arxiv.announce_types)}"
+        + (f", +{from_api} from API searches" if from_api else "")
+        + f"); {len(candidates)} candidates ({added} new); "
+        f"{updated} papers updated to a new version"
+    )
+    rt.echo("matched: " + ", ".join(f"#{r.name} {per_tag[r.name]}" for r in settings.tags))
+    if announcement.announced >= arxiv_rss.ITEM_LIMIT:
+        rt.echo(
+            f"warning: the feed lists {announcement.announced} items, arXiv's maximum, so some "
+            "papers may be missing: configure fewer categories in arxiv.categories"
+        )
+
+
+def _record_empty_day(settings: Settings, day: date, rt: Runtime) -> None:
+    """An empty channel: arXiv announced nothing on `day` (weekend, holiday)."""
+    with closing(open_store(settings)) as conn, store.transaction(conn):
+        row = store.get_day(conn, day)
+        if row is not None and row["status"] == "collected":
+            rt.echo(f"{day}: the feed is empty now; keeping what was collected earlier")
+            return
+        store.save_day(conn, day, "empty", 0, 0)
+    rt.echo(f"{day}: no announcement (the feed is empty); nothing collected")
+
+
+def _search_api(settings: Settings, day: date, rt: Runtime) -> list[Paper]:
+    """Papers of the day's submission window found by the API for tags with api_search."""
+    rules = [r for r in settings.tags if r.api_search and r.keywords]
+    if not rules:
+        return []
+    api = arxiv_api.ArxivApi(settings, rt)
+    start, end = arxiv_api.submission_window(day)
+    found: list[Paper] = []
+    for rule in rules:
+        query = arxiv_api.keyword_query(rule.keywords)
+        for paper in api.search_since(query, start, API_SEARCH_MAX):
+            if paper.published is not None and paper.published < end:
+                found.append(replace(paper, announce_type="new"))
+    return found
 
 
 # --- curator: draft, approve ----------------------------------------------------------------
 
 
+# A note whose paper was collected up to this many days before the draft's day still joins
+# that draft (the curator writes notes on the days after the announcement).
+NOTE_LOOKBACK_DAYS = 7
+
+
+def _date_style(settings: Settings) -> DateStyle:
+    locale = settings.newsletter.locale.split("_")[0].split("-")[0]
+    return "ko" if locale == "ko" else "en" if locale == "en" else "iso"
+
+
 def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     """Write (or update, keeping the curator's edits) drafts/DAY.txt."""
-    raise NotBuiltError("`digest draft` is not built yet")
+    from pipeline import digest, notes
+    from pipeline import draft as drafting
+
+    path = draft_path(settings, day)
+    shelf = notes.read_notes(settings.paths.notes)
+    for problem in shelf.errors:
+        rt.echo(f"warning: note skipped: {problem}")
+    noted = {arxiv_id: note.entry for arxiv_id, note in shelf.by_id().items()}
+    existing = digest.read_digest(path) if path.exists() else None
+    if existing is not None and existing.date != day:
+        raise FormatError(f"the draft is dated {existing.date}, expected {day}", path=path, line=1)
+    with closing(open_store(settings)) as conn:
+        row = store.get_issue(conn, day)
+        if row is not None and row["state"] == "sent":
+            rt.echo(f"the issue of {day} was already sent; {path.name} left as it is")
+            return path
+        candidates = store.load_candidates(conn, day)
+        day_ids = {c.paper.arxiv_id for c in candidates}
+        recent = store.papers_first_seen_between(
+            conn, (i for i in noted if i not in day_ids),
+            day - timedelta(days=NOTE_LOOKBACK_DAYS), day,
+        )
+        elsewhere = store.offered_on_other_days(conn, day, recent)
+        if existing is None:
+            with store.transaction(conn):
+                store.forget_offered(conn, day)  # the file was removed: start afresh
+        offered = store.offered_keys(conn, day)
+        offer = drafting.build_offer(
+            candidates, noted, {i: p for i, p in recent.items() if i not in elsewhere},
+            settings.draft.max_candidates, offered,
+        )
+        update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
+        written = write_if_changed(path, digest.write_digest(update.digest))
+        with store.transaction(conn):
+            store.record_offered(conn, day, drafting.offered_keys(update.digest))
+            if row is None or row["state"] == "collected":
+                store.set_issue_state(conn, day, "drafted")
+    what = "wrote" if existing is None else "updated" if written else "unchanged:"
+    rt.echo(
+        f"{what} {path} ({len(update.digest.entries)} entr"
+        f"{'y' if len(update.digest.entries) == 1 else 'ies'}; {len(update.added)} added"
+        + (f", {len(update.filled)} filled from notes" if update.filled else "") + ")"
+    )
+    return path
 
 
 def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
     """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
-    raise NotBuiltError("merging a draft into an issue is not built yet")
+    from pipeline import digest, merge
+
+    path = draft_path(settings, day)
+    if not path.exists():
+        raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
+    parsed = digest.read_digest(path)
+    if parsed.date != day:
+        raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
+    api = arxiv_api.ArxivApi(settings, rt)
+    with closing(open_store(settings)) as conn:
+        lookups = merge.Lookups(
+            stored_ids=lambda ids: store.get_papers(conn, ids),
+            stored_title=lambda title: store.find_papers_by_title(conn, title),
+            api_ids=api.fetch_ids,
+            api_title=api.search_title,
+        )
+        result = merge.merge_draft(
+            day, settings.newsletter.title, parsed.entries, lookups,
+            store.load_candidates(conn, day), settings.draft.more_papers,
+        )
+        if result.fetched:
+            with store.transaction(conn):
+                for paper in result.fetched:
+                    store.upsert_paper(conn, paper, day)
+    for problem in result.problems:
+        rt.echo(f"warning: {path.name}: {problem}")
+    return result.issue
 
 
 def _built_row(conn: sqlite3.Connection, settings: Settings, day: date) -> sqlite3.Row:
@@ -103,7 +260,19 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
-    raise NotBuiltError("`digest build` is not built yet")
+    issue = merged_issue(settings, day, rt)
+    renderer = render.Renderer(settings)
+    variants = renderer.emails(issue)
+    with closing(open_store(settings)) as conn:
+        changed = site.publish_issue(settings, conn, issue, renderer)
+        previews = site.write_previews(settings, day, variants)
+        draft_sha = file_sha(draft_path(settings, day)) or ""
+        built = store.save_built_issue(conn, day, draft_sha, variants)
+    sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
+    rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")
+    rt.echo(f"site: {settings.paths.site / 'index.html'} ({len(changed)} files changed)")
+    for path in previews[::2]:
+        rt.echo(f"preview: {path}")
 
 
 # --- send ------------------------------------------------------------------------------------

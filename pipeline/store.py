@@ -7,12 +7,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from datetime import UTC, date, datetime
-
 from pipeline.errors import StoreError
-from pipeline.models import Candidate, EmailVariant, Paper, Subscriber
+from pipeline.models import Candidate, EmailVariant, Entry, Issue, Paper, Subscriber
 from pipeline.text import title_key
 
 # Each migration moves the schema one version up; never edit one that has shipped.
@@ -72,6 +71,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (date, variant)
     );
 
+    CREATE TABLE archive (                  -- what site/ shows of each built issue
+        date          TEXT PRIMARY KEY,
+        issue         TEXT NOT NULL          -- JSON of the Issue as rendered (see issue_json)
+    );
+
     CREATE TABLE subscribers (
         id            INTEGER PRIMARY KEY,
         email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -93,6 +97,13 @@ MIGRATIONS: tuple[str, ...] = (
         attempts      INTEGER NOT NULL DEFAULT 0,
         updated_at    TEXT NOT NULL,
         PRIMARY KEY (issue_date, subscriber_id)
+    );
+
+    CREATE TABLE draft_offers (              -- what `digest draft` put in a day's draft, once
+        date          TEXT NOT NULL,         -- so that an entry the curator deleted stays deleted
+        entry_key     TEXT NOT NULL,         -- arXiv id, or 'title:' + normalised title
+        offered_at    TEXT NOT NULL,
+        PRIMARY KEY (date, entry_key)
     );
     """,
 )
@@ -181,7 +192,9 @@ def paper_from_row(row: sqlite3.Row) -> Paper:
 
 def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
-    row = conn.execute("SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+    row = conn.execute(
+        "SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)
+    ).fetchone()
     values = (
         paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
         paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
@@ -231,9 +244,8 @@ def find_papers_by_title(conn: sqlite3.Connection, title: str) -> list[Paper]:
 
 def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Candidate]) -> int:
     """Store the day's candidates (idempotent); returns how many were new."""
-    existing = {
-        r[0] for r in conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
-    }
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    existing = {r[0] for r in rows}
     conn.executemany(
         "INSERT INTO candidates (date, arxiv_id, announce_type, tags, score) VALUES (?,?,?,?,?)"
         " ON CONFLICT (date, arxiv_id) DO UPDATE SET tags = excluded.tags, score = excluded.score",
@@ -275,7 +287,35 @@ def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, k
 
 def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The collection record of a day, if it was collected."""
-    return conn.execute("SELECT * FROM days WHERE date = ?", (day.isoformat(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM days WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
+    return row
+
+
+def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:
+    """The announcement date each stored paper was first collected on (unknown ids absent)."""
+    ids = list(dict.fromkeys(arxiv_ids))
+    seen: dict[str, date] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})", chunk
+        ):
+            seen[row[0]] = date.fromisoformat(row[1])
+    return seen
+
+
+def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -> int:
+    """Drop the day's candidates not in `keep` (a rerun with other tags); returns how many."""
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    stale = {r[0] for r in rows} - set(keep)
+    conn.executemany(
+        "DELETE FROM candidates WHERE date = ? AND arxiv_id = ?",
+        [(day.isoformat(), arxiv_id) for arxiv_id in sorted(stale)],
+    )
+    return len(stale)
 
 
 
@@ -286,7 +326,10 @@ ISSUE_STATES = ("collected", "drafted", "built", "approved", "sent")
 
 def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The issue row of a day: state, hashes and timestamps."""
-    return conn.execute("SELECT * FROM issues WHERE date = ?", (day.isoformat(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM issues WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
+    return row
 
 
 def set_issue_state(conn: sqlite3.Connection, day: date, state: str) -> None:
@@ -350,6 +393,111 @@ def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str) -> None:
         " WHERE date = ? AND state != 'sent'",
         (built_hash, _now(), day.isoformat()),
     )
+
+
+def offered_keys(conn: sqlite3.Connection, day: date) -> set[str]:
+    """Entry keys (arXiv ids or 'title:' keys) ever offered in the day's draft."""
+    rows = conn.execute("SELECT entry_key FROM draft_offers WHERE date = ?", (day.isoformat(),))
+    return {r[0] for r in rows}
+
+
+def offered_on_other_days(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> set[str]:
+    """Which of these keys were offered in the draft of another day."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT DISTINCT entry_key FROM draft_offers WHERE date != ? AND entry_key IN ({marks})",
+            (day.isoformat(), *chunk),
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+def record_offered(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> None:
+    """Remember that these entries were offered in the day's draft (idempotent)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO draft_offers (date, entry_key, offered_at) VALUES (?,?,?)",
+        [(day.isoformat(), key, _now()) for key in keys],
+    )
+
+
+def forget_offered(conn: sqlite3.Connection, day: date) -> None:
+    """Forget the day's offers (its draft file was removed: the next draft starts afresh)."""
+    conn.execute("DELETE FROM draft_offers WHERE date = ?", (day.isoformat(),))
+
+
+def papers_first_seen_between(
+    conn: sqlite3.Connection, arxiv_ids: Iterable[str], first: date, last: date
+) -> dict[str, Paper]:
+    """Stored papers among these ids first collected between `first` and `last` (inclusive)."""
+    seen = first_seen(conn, arxiv_ids)
+    return get_papers(conn, [i for i, day in seen.items() if first <= day <= last])
+
+
+
+def issue_json(issue: Issue) -> str:
+    """An Issue as stable JSON (what the archive pages and feeds need)."""
+
+    def entry(e: Entry) -> dict[str, object]:
+        return {
+            "title": e.title, "authors": list(e.authors), "abstract": e.abstract,
+            "commentary": list(e.commentary), "tags": list(e.tags), "arxiv_id": e.arxiv_id,
+            "version": e.version, "url": e.url,
+        }
+
+    def paper(p: Paper) -> dict[str, object]:
+        return {
+            "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title,
+            "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
+        }
+
+    return json.dumps(
+        {"date": issue.date.isoformat(), "title": issue.title,
+         "entries": [entry(e) for e in issue.entries],
+         "more_papers": [paper(p) for p in issue.more_papers]},
+        ensure_ascii=False, sort_keys=True,
+    )
+
+
+def issue_from_json(text: str) -> Issue:
+    """Rebuild an Issue stored by issue_json."""
+    data = json.loads(text)
+    return Issue(
+        date=date.fromisoformat(data["date"]),
+        title=data["title"],
+        entries=tuple(
+            Entry(
+                title=e["title"], authors=tuple(e["authors"]), abstract=e["abstract"],
+                commentary=tuple(e["commentary"]), tags=tuple(e["tags"]),
+                arxiv_id=e["arxiv_id"], version=e["version"], url=e["url"],
+            )
+            for e in data["entries"]
+        ),
+        more_papers=tuple(
+            Paper(arxiv_id=p["arxiv_id"], version=p["version"], title=p["title"],
+                  authors=tuple(p["authors"]), abstract=p["abstract"],
+                  categories=tuple(p["categories"]))
+            for p in data["more_papers"]
+        ),
+    )
+
+
+def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> None:
+    """Store the issue as site/ shows it (replacing an earlier build of the same date)."""
+    conn.execute(
+        "INSERT INTO archive (date, issue) VALUES (?, ?)"
+        " ON CONFLICT (date) DO UPDATE SET issue = excluded.issue",
+        (issue.date.isoformat(), issue_json(issue)),
+    )
+
+
+def load_archived_issues(conn: sqlite3.Connection) -> list[Issue]:
+    """Every archived issue, oldest first."""
+    rows = conn.execute("SELECT issue FROM archive ORDER BY date")
+    return [issue_from_json(r["issue"]) for r in rows]
 
 
 

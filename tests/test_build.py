@@ -1,0 +1,85 @@
+"""`digest build`: merged issue -> store, site/ and previews (run.build end to end on disk)."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import lxml.html
+import pytest
+
+from pipeline import run, store
+from pipeline.config import Settings
+from tests.render_support import REFERENCE, REFERENCE_DAY
+from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
+from tests.support import RecordingServer
+
+
+@pytest.fixture
+def built(tmp_path: Path, http_server: RecordingServer) -> tuple[Settings, list[str]]:
+    """The sample day collected, the reference issue as the draft, then `digest build`
+    (the merge resolves every entry by title among the stored papers: no API call)."""
+    settings = newsletter(tmp_path)
+    settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query"))
+    settings.paths.drafts.mkdir(parents=True)
+    shutil.copy(REFERENCE, run.draft_path(settings, REFERENCE_DAY))
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    lines: list[str] = []
+    run.build(settings, REFERENCE_DAY, runtime(lines))
+    assert http_server.count() == 0
+    return settings, lines
+
+
+def test_build_links_every_reference_entry_to_arxiv(built: tuple[Settings, list[str]]) -> None:
+    settings, _ = built
+    page = (settings.paths.site / "issues/2024-12-05.html").read_text()
+    doc = lxml.html.fromstring(page)
+    links = [h.find("a").get("href") for h in doc.find_class("title")]
+    assert sorted(links) == sorted(p.abs_url for p in sample_papers())
+
+
+def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]]) -> None:
+    settings, lines = built
+    site_dir, outbox = settings.paths.site, settings.paths.outbox / "2024-12-05"
+    for name in ("index.html", "issues/2024-12-05.html", "issues/2024-12-05.ko.html",
+                 "issues/2024-12-05.en.html", "feed.xml", "tags/reward-model.xml"):
+        assert (site_dir / name).is_file(), name
+    for variant in ("ko", "en", "all"):
+        assert (outbox / f"preview.{variant}.html").is_file()
+        assert (outbox / f"preview.{variant}.eml").is_file()
+    conn = store.connect(settings.db_path)
+    try:
+        row = store.get_issue(conn, REFERENCE_DAY)
+        assert row["state"] == "built"
+        assert row["draft_sha"] == run.file_sha(run.draft_path(settings, REFERENCE_DAY))
+        variants = store.load_built_issue(conn, REFERENCE_DAY)
+        assert [v.variant for v in variants] == ["all", "en", "ko"]
+    finally:
+        conn.close()
+    text = "\n".join(lines)
+    assert str(site_dir / "index.html") in text
+    assert str(outbox / "preview.all.html") in text
+
+
+def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]) -> None:
+    settings, _ = built
+    conn = store.connect(settings.db_path)
+    try:
+        first = store.get_issue(conn, REFERENCE_DAY)["built_hash"]
+        store.approve_issue(conn, REFERENCE_DAY, first)
+    finally:
+        conn.close()
+    files = {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()}
+    lines: list[str] = []
+    run.build(settings, REFERENCE_DAY, runtime(lines))
+    assert "(0 files changed)" in "\n".join(lines)
+    assert {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()} == files
+    conn = store.connect(settings.db_path)
+    try:
+        row = store.get_issue(conn, REFERENCE_DAY)
+        assert row["built_hash"] == first and row["state"] == "approved"
+    finally:
+        conn.close()
