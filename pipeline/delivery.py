@@ -35,6 +35,7 @@ from pipeline.mail import (
 )
 from pipeline.models import TAG_RE, EmailVariant, Subscriber, normalize_tag
 from pipeline.runtime import Runtime
+from pipeline.site import preview_unsubscribe_url
 from pipeline.subscribers import normalize_email
 
 
@@ -232,15 +233,13 @@ def send_preview(
     sub = store.get_subscriber(conn, addr)
     names = [v.variant for v in variants]
     variant = _variant_for(sub.language if sub else None, names, settings)
-    token = "preview"
+    token, url = "preview", preview_unsubscribe_url(settings)  # a link that does nothing
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
+        url = unsubscribe_url(settings, token)
     # Its own Message-ID: a preview must not make a receiver drop the real issue as a copy.
     builder = MessageBuilder(settings, day, variants, subject_prefix="[PREVIEW] ")
-    message = builder.build(
-        variant, addr, unsubscribe_url(settings, token), unsubscribe_mailto(settings, token),
-        rt.now(),
-    )
+    message = builder.build(variant, addr, url, unsubscribe_mailto(settings, token), rt.now())
     if transport is None:
         folder = settings.paths.outbox / day.isoformat() / "preview"
         transport = make_transport(settings, rt, folder)

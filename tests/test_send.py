@@ -266,6 +266,9 @@ def test_preview_to_one_address_records_nothing(
     assert [m.recipients for m in sink.messages] == [[subs[1].email], ["curator@example.org"]]
     first = sink.messages[0].parsed()
     assert first["Subject"].startswith("[PREVIEW] ML Papers Digest")
+    assert first["List-Unsubscribe"].startswith(f"<https://digest.example.org/unsubscribe/{subs[1].id}.")
+    stranger = sink.messages[1].parsed()  # not a subscriber: a link that unsubscribes nobody
+    assert stranger["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/preview>")
     conn = run.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
     assert store.get_issue(conn, DAY)["state"] == "approved"
