@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from pipeline.errors import DeliveryError, InputError, LockedError
 from pipeline.mail import (
     MessageBuilder,
     OutboxTransport,
+    Outgoing,
     RecipientDeferred,
     RecipientRejected,
     Transport,
@@ -95,18 +97,18 @@ def _variant_for(sub_language: str | None, names: list[str], settings: Settings)
     return settings.variants[-1] if settings.variants[-1] in names else names[-1]
 
 
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+
 @contextmanager
 def _progress(rt: Runtime, total: int) -> Iterator[Any]:
     if rt.progress:
         with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
             yield bar
     else:
-
-        class _Silent:
-            def update(self, n: int) -> None:
-                pass
-
-        yield _Silent()
+        yield _NoProgress()
 
 
 def send_issue(
@@ -161,7 +163,7 @@ def send_issue(
                     summary.skipped += 1
     finally:
         transport.close()
-    _report(conn, settings, day, rt, summary, dry_run, outbox)
+    _report(conn, day, rt, summary, dry_run, outbox)
     return summary
 
 
@@ -170,7 +172,7 @@ def _deliver(
     day: date,
     subscriber_id: int,
     transport: Transport,
-    message: Any,
+    message: Outgoing,
     summary: Summary,
 ) -> None:
     try:
@@ -189,13 +191,8 @@ def _deliver(
 
 
 def _report(
-    conn: sqlite3.Connection,
-    settings: Settings,
-    day: date,
-    rt: Runtime,
-    summary: Summary,
-    dry_run: bool,
-    outbox: Any,
+    conn: sqlite3.Connection, day: date, rt: Runtime, summary: Summary, dry_run: bool,
+    outbox: Path,
 ) -> None:
     for line in summary.failures:
         rt.echo(f"failed: {line}")
