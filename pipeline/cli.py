@@ -140,7 +140,7 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None) -> None:
 @pass_ctx
 def run_cmd(ctx: Context, day: date | None) -> None:
     """The daily job: collect, draft, build, then send when approved."""
-    run.daily(ctx.settings, ctx.day(day), ctx.runtime())
+    run.daily(ctx.settings, day, ctx.runtime())  # None: the latest announcement out now
 
 
 @cli.command()
