@@ -211,7 +211,7 @@ def _build(cls: type[T], table: Any, section: str, path: Path, **fixed: Any) -> 
     if not isinstance(table, dict):
         raise ConfigError("expected a table", path=path, key=section)
     hints = typing.get_type_hints(cls)
-    known = {_toml_name(f.name): f.name for f in fields(cls) if f.name != "name"}
+    known = {_toml_name(f.name): f.name for f in fields(cls) if f.name != "name"}  # type: ignore[arg-type]
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(

@@ -7,9 +7,8 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from pipeline.errors import StoreError
 from pipeline.models import Candidate, EmailVariant, Paper
@@ -273,7 +272,10 @@ def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, k
 
 def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The collection record of a day, if it was collected."""
-    return conn.execute("SELECT * FROM days WHERE date = ?", (day.isoformat(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM days WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
+    return row
 
 
 
@@ -284,7 +286,10 @@ ISSUE_STATES = ("collected", "drafted", "built", "approved", "sent")
 
 def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The issue row of a day: state, hashes and timestamps."""
-    return conn.execute("SELECT * FROM issues WHERE date = ?", (day.isoformat(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM issues WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
+    return row
 
 
 def set_issue_state(conn: sqlite3.Connection, day: date, state: str) -> None:

@@ -33,7 +33,7 @@ def _convert_segment(text: str) -> str:
     for literal, mark in _KEEP.items():
         text = text.replace(literal, mark)
     try:
-        out = _converter().latex_to_text(text)
+        out: str = _converter().latex_to_text(text)
     except Exception:  # pylatexenc is lenient, but never let odd input stop a run
         return text
     for literal, mark in _KEEP.items():

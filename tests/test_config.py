@@ -1,0 +1,107 @@
+"""Configuration: every key of DESIGN §6 read, unknown keys and bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_config, parse_config
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).parent.parent
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config" / "digest.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_loads_with_every_section() -> None:
+    settings = load_config(REPO / "config" / "digest.toml")
+    assert settings.newsletter.title == "ML Papers Digest"
+    assert settings.newsletter.from_ == "ML Papers Digest <digest@example.org>"
+    assert settings.arxiv.categories == ("cs.CL", "cs.LG", "cs.CV", "cs.AI")
+    assert settings.variants == ("ko", "en", "all")
+    rule = next(t for t in settings.tags if t.name == "reward-model")
+    assert rule.keywords == ("reward model", "process reward")
+    assert settings.smtp.security == "starttls"
+    assert settings.schedule.collect == "30 10 * * 1-5"
+
+
+def test_relative_paths_resolve_against_the_newsletter_directory(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[paths]\ndata = "state"\nsite = "/srv/www"\n')
+    settings = load_config(path)
+    assert settings.root == tmp_path.resolve()
+    assert settings.paths.data == tmp_path.resolve() / "state"
+    assert settings.paths.site == Path("/srv/www")
+    assert settings.db_path == tmp_path.resolve() / "state" / "digest.db"
+
+
+def test_every_example_key_is_documented_with_a_comment() -> None:
+    for line in (REPO / "config" / "digest.toml").read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.lstrip().startswith("#") and not line.startswith("["):
+            key = line.split("=")[0].strip()
+            section_comment = key in ("host", "port", "categories", "keywords")
+            assert "#" in line or section_comment, f"undocumented key: {line}"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("[newsletter]\ntitel = 'x'\n", "newsletter.titel", "unknown key"),
+        ("[newsleter]\n", "newsleter", "unknown section"),
+        ("[draft]\nmax_candidates = 'forty'\n", "draft.max_candidates", "expected a whole number"),
+        ("[approval]\nrequired = 'yes'\n", "approval.required", "expected true or false"),
+        ("[arxiv]\ncategories = 'cs.CL'\n", "arxiv.categories", "expected a list of strings"),
+        ("[delivery]\ntransport = 'pigeon'\n", "delivery.transport", "expected one of outbox, smtp"),
+        ("[newsletter]\ntimezone = 'Mars/Base'\n", "newsletter.timezone", "unknown time zone"),
+        ("[tags.x]\nkeyword = ['a']\n", "tags.x.keyword", "unknown key"),
+        ("[tags.'bad tag']\n", "tags.bad tag", "letters, digits"),
+        ("[arxiv]\napi_interval = 1\n", "arxiv.api_interval", "expected at least 3"),
+        ("[arxiv]\nannounce_types = ['new', 'old']\n", "arxiv.announce_types", "unknown"),
+        ("[newsletter\n", None, "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(
+    tmp_path: Path, text: str, key: str | None, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, tmp_path / "digest.toml", tmp_path)
+    assert info.value.key == key
+    assert expected in str(info.value)
+    if key:
+        assert f": {key}: " in str(info.value)
+
+
+def test_bad_config_on_the_command_line_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, "[smtp]\nport = '587'\n")
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(path), "collect", "--date", "2024-12-05"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err == f"digest: error: {path}: smtp.port: expected a whole number, got '587'\n"
+
+
+def test_missing_config_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(tmp_path / "none.toml"), "draft"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "config file not found" in err and err.count("\n") == 1
+
+
+def test_secrets_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = parse_config("", tmp_path / "d.toml", tmp_path)
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="DIGEST_SECRET is not set"):
+        _ = settings.secret
+    monkeypatch.setenv("DIGEST_SECRET", "s3cret")
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw")
+    assert settings.secret == b"s3cret" and settings.smtp_password == "pw"
