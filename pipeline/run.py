@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from pipeline import arxiv_calendar, locks, store
+from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, store, tags
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, InputError, NotBuiltError
-from pipeline.models import EmailVariant, Issue
+from pipeline.models import Candidate, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
 
@@ -44,9 +45,78 @@ def file_sha(path: Path) -> str | None:
 # --- collect ---------------------------------------------------------------------------------
 
 
+API_SEARCH_MAX = 100  # newest results per opted-in tag; a day rarely has more
+
+
 def collect(settings: Settings, day: date, rt: Runtime) -> None:
-    """Fetch the day's announcement (+ API searches), store papers and candidates."""
-    raise NotBuiltError("`digest collect` is not built yet")
+    """Fetch the day's announcement (+ API searches), store papers and candidates.
+
+    Everything is fetched first, then stored in one transaction: a failed fetch stores
+    nothing, and a rerun stores nothing twice. A paper first collected on an earlier day
+    (a new version, a later cross-list) is updated but is not a candidate again.
+    """
+    announcement = arxiv_rss.fetch_announcement(settings, day, rt)
+    if announcement.empty:
+        _record_empty_day(settings, day, rt)
+        return
+    rules = tags.compile_rules(settings.tags)
+    papers = {p.arxiv_id: p for p in announcement.papers}
+    from_api = 0
+    for paper in _search_api(settings, day, rt):
+        if paper.arxiv_id not in papers:
+            papers[paper.arxiv_id] = paper
+            from_api += 1
+    matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
+    with closing(open_store(settings)) as conn, store.transaction(conn):
+        seen = store.first_seen(conn, papers)
+        updated = sum(store.upsert_paper(conn, p, day) == "updated" for p in papers.values())
+        candidates = [
+            Candidate(papers[i], m.tags, m.score)
+            for i, m in matches.items()
+            if m.tags and seen.get(i, day) >= day
+        ]
+        store.prune_candidates(conn, day, (c.paper.arxiv_id for c in candidates))
+        added = store.save_candidates(conn, day, candidates)
+        store.save_day(conn, day, "collected", announcement.announced, len(papers))
+        if store.get_issue(conn, day) is None:
+            store.set_issue_state(conn, day, "collected")
+    per_tag = Counter(t for c in candidates for t in c.tags)
+    types = ", ".join(f"{k} {n}" for k, n in sorted(announcement.by_type.items()))
+    rt.echo(
+        f"{day}: announced {announcement.announced} ({types}); kept {len(papers)} "
+        f"({', '.join(settings.arxiv.announce_types)}"
+        + (f", +{from_api} from API searches" if from_api else "")
+        + f"); {len(candidates)} candidates ({added} new); "
+        f"{updated} papers updated to a new version"
+    )
+    rt.echo("matched: " + ", ".join(f"#{r.name} {per_tag[r.name]}" for r in settings.tags))
+
+
+def _record_empty_day(settings: Settings, day: date, rt: Runtime) -> None:
+    """An empty channel: arXiv announced nothing on `day` (weekend, holiday)."""
+    with closing(open_store(settings)) as conn, store.transaction(conn):
+        row = store.get_day(conn, day)
+        if row is not None and row["status"] == "collected":
+            rt.echo(f"{day}: the feed is empty now; keeping what was collected earlier")
+            return
+        store.save_day(conn, day, "empty", 0, 0)
+    rt.echo(f"{day}: no announcement (the feed is empty); nothing collected")
+
+
+def _search_api(settings: Settings, day: date, rt: Runtime) -> list[Paper]:
+    """Papers of the day's submission window found by the API for tags with api_search."""
+    rules = [r for r in settings.tags if r.api_search and r.keywords]
+    if not rules:
+        return []
+    api = arxiv_api.ArxivApi(settings, rt)
+    start, end = arxiv_api.submission_window(day)
+    found: list[Paper] = []
+    for rule in rules:
+        query = arxiv_api.keyword_query(rule.keywords)
+        for paper in api.search(query, API_SEARCH_MAX, newest_first=True):
+            if paper.published is not None and start <= paper.published < end:
+                found.append(replace(paper, announce_type="new"))
+    return found
 
 
 # --- curator: draft, approve ----------------------------------------------------------------

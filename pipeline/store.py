@@ -178,7 +178,9 @@ def paper_from_row(row: sqlite3.Row) -> Paper:
 
 def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
-    row = conn.execute("SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+    row = conn.execute(
+        "SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)
+    ).fetchone()
     values = (
         paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
         paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
@@ -228,9 +230,8 @@ def find_papers_by_title(conn: sqlite3.Connection, title: str) -> list[Paper]:
 
 def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Candidate]) -> int:
     """Store the day's candidates (idempotent); returns how many were new."""
-    existing = {
-        r[0] for r in conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
-    }
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    existing = {r[0] for r in rows}
     conn.executemany(
         "INSERT INTO candidates (date, arxiv_id, announce_type, tags, score) VALUES (?,?,?,?,?)"
         " ON CONFLICT (date, arxiv_id) DO UPDATE SET tags = excluded.tags, score = excluded.score",
@@ -276,6 +277,31 @@ def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
         "SELECT * FROM days WHERE date = ?", (day.isoformat(),)
     ).fetchone()
     return row
+
+
+def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:
+    """The announcement date each stored paper was first collected on (unknown ids absent)."""
+    ids = list(dict.fromkeys(arxiv_ids))
+    seen: dict[str, date] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})", chunk
+        ):
+            seen[row[0]] = date.fromisoformat(row[1])
+    return seen
+
+
+def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -> int:
+    """Drop the day's candidates not in `keep` (a rerun with other tags); returns how many."""
+    rows = conn.execute("SELECT arxiv_id FROM candidates WHERE date = ?", (day.isoformat(),))
+    stale = {r[0] for r in rows} - set(keep)
+    conn.executemany(
+        "DELETE FROM candidates WHERE date = ? AND arxiv_id = ?",
+        [(day.isoformat(), arxiv_id) for arxiv_id in sorted(stale)],
+    )
+    return len(stale)
 
 
 

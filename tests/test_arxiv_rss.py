@@ -1,0 +1,170 @@
+"""Adapting rss.arxiv.org feeds into Papers, and refusing feeds that are no announcement."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline import arxiv_rss
+from pipeline.arxiv_rss import Announcement, parse_announcement, split_authors
+from pipeline.errors import FeedError
+from tests.arxiv_support import (
+    EMPTY_FEED,
+    ERROR_FEED,
+    LEGACY_FEED,
+    REAL_FEED,
+    RSS_PATH,
+    raw_items,
+    rewrite_feed,
+    runtime_for,
+    settings_for,
+    split_creator,
+)
+from tests.support import FakeClock, RecordingServer, Reply
+
+DAY = date(2024, 11, 28)
+ALL_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+@pytest.fixture(scope="module")
+def real_feed() -> bytes:
+    return REAL_FEED.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def everything(real_feed: bytes) -> Announcement:
+    """The real capture with every announce type kept."""
+    return parse_announcement(real_feed, DAY, ALL_TYPES)
+
+
+def test_every_item_of_the_real_feed_is_adapted(
+    real_feed: bytes, everything: Announcement
+) -> None:
+    items = raw_items(real_feed)
+    assert everything.by_type == {"new": 926, "replace": 569, "cross": 9}
+    assert everything.announced == 1504
+    assert [p.arxiv_id for p in everything.papers] == [i.arxiv_id for i in items]
+    for paper, item in zip(everything.papers, items, strict=True):
+        assert paper.version == item.version
+        assert paper.announce_type == item.announce_type
+        assert paper.categories == item.categories
+        assert (paper.doi, paper.journal_ref) == (item.doi, item.journal_ref)
+        assert list(paper.authors) == split_creator(item.creator)
+        assert "Announce Type" not in paper.abstract and paper.abstract
+        assert "\n" not in paper.title + paper.abstract
+    with_doi = [p for p in everything.papers if p.doi]
+    assert with_doi and any(p.journal_ref for p in everything.papers)
+    replaced = [p for p in everything.papers if p.announce_type == "replace"]
+    assert any(p.version > 1 for p in replaced)
+
+
+def test_latex_in_titles_becomes_unicode(everything: Announcement) -> None:
+    titles = {p.arxiv_id: p.title for p in everything.papers}
+    assert any(t.startswith("H^3Fusion: Helpful, Harmless") for t in titles.values())
+    zeta = [t for t in titles.values() if t.startswith("The exotic structure of the spectral")]
+    assert zeta == [
+        "The exotic structure of the spectral ζ-function for the Schrödinger operator "
+        "with Pöschl--Teller potential"
+    ]
+    assert not any("\\" in t for t in titles.values())
+
+
+def test_only_the_configured_announce_types_are_kept(
+    real_feed: bytes, everything: Announcement
+) -> None:
+    small = rewrite_feed(real_feed, keep=lambda i, item: i < 5 or 926 <= i < 930 or i >= 1500)
+    kept = parse_announcement(small, DAY, ("cross",))
+    assert kept.by_type == {"new": 5, "cross": 4, "replace": 4}
+    assert {p.announce_type for p in kept.papers} == {"cross"} and len(kept.papers) == 4
+
+
+def test_authors_keep_names_and_drop_affiliations() -> None:
+    creator = (
+        "Tianliang Yan (University of Birmingham, School of Physics), "
+        "Yubao Liu (Center (Hubei), Wuhan, China), CMS Collaboration, Dirk Wübben"
+    )
+    assert split_authors(creator) == (
+        "Tianliang Yan", "Yubao Liu", "CMS Collaboration", "Dirk Wübben"
+    )
+    assert split_authors("") == ()
+
+
+def test_the_empty_feed_is_no_announcement() -> None:
+    empty = parse_announcement(EMPTY_FEED.read_bytes(), DAY, ("new",))
+    assert empty.empty and empty.papers == () and empty.announced == 0
+    # arXiv's "nothing announced" answer holds whatever its pubDate says.
+    assert parse_announcement(EMPTY_FEED.read_bytes(), date(2024, 11, 30), ("new",)).empty
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(
+            lambda feed: ERROR_FEED.read_bytes(),
+            "arXiv answered with an error feed: Bad archive 'astroph'. Valid archive names",
+            id="error-feed",
+        ),
+        pytest.param(
+            lambda feed: rewrite_feed(feed, pub_date="Wed, 27 Nov 2024 00:00:00 -0500"),
+            "stale feed: it holds the announcement of 2024-11-27, not 2024-11-28",
+            id="stale",
+        ),
+        pytest.param(
+            lambda feed: rewrite_feed(feed, pub_date="Fri, 29 Nov 2024 00:00:00 -0500"),
+            "the feed holds the announcement of 2024-11-29, not 2024-11-28",
+            id="newer",
+        ),
+        pytest.param(
+            lambda feed: rewrite_feed(feed, pub_date="someday"),
+            "the channel has no valid <pubDate> (got 'someday')",
+            id="bad-pubdate",
+        ),
+        pytest.param(
+            lambda feed: feed[:-200], "unparsable or truncated feed XML (line", id="truncated"
+        ),
+        pytest.param(
+            lambda feed: LEGACY_FEED.read_bytes(),
+            "legacy RSS 1.0 (RDF) feed of export.arxiv.org is not supported",
+            id="legacy-rss-1.0",
+        ),
+        pytest.param(
+            lambda feed: b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            "expected arXiv's RSS 2.0 feed, got no RSS feed",
+            id="html-page",
+        ),
+    ],
+)
+def test_feeds_that_are_no_announcement_are_refused(
+    small_feed: bytes, make: object, message: str
+) -> None:
+    with pytest.raises(FeedError) as caught:
+        parse_announcement(make(small_feed), DAY, ("new",), url="http://x/rss")  # type: ignore[operator]
+    assert str(caught.value).startswith("http://x/rss: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def small_feed(real_feed: bytes) -> bytes:
+    return rewrite_feed(real_feed, keep=lambda i, item: i < 3)
+
+
+def test_the_pubdate_is_read_in_its_own_offset(small_feed: bytes) -> None:
+    """Thu 00:00 -05:00 is Thu 05:00 UTC and 14:00 in Seoul: always the 28th. A pubDate
+    written at +09:00 early on the 28th is still the 28th, though UTC says the 27th."""
+    seoul = rewrite_feed(small_feed, pub_date="Thu, 28 Nov 2024 02:00:00 +0900")
+    assert len(parse_announcement(seoul, DAY, ("new",)).papers) == 3
+
+
+def test_fetch_asks_once_for_all_categories(
+    tmp_path: Path, http_server: RecordingServer, clock: FakeClock, small_feed: bytes
+) -> None:
+    settings = settings_for(tmp_path, http_server.url)
+    assert arxiv_rss.feed_url(settings) == f"{http_server.url}{RSS_PATH}"
+    http_server.route(RSS_PATH, Reply(small_feed))
+    got = arxiv_rss.fetch_announcement(settings, DAY, runtime_for(clock))
+    assert [p.arxiv_id for p in got.papers] == [i.arxiv_id for i in raw_items(small_feed)]
+    assert http_server.count() == 1
+    assert http_server.requests[0].headers["User-Agent"].startswith("arxiv-digest/")
