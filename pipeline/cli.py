@@ -12,7 +12,7 @@ import click
 
 from pipeline import __version__, run
 from pipeline.config import DEFAULT_CONFIG, Settings, load_config
-from pipeline.errors import DigestError, NotBuiltError
+from pipeline.errors import DigestError, FormatError, NotBuiltError
 from pipeline.runtime import Runtime
 
 
@@ -73,14 +73,53 @@ def cli(ctx: click.Context, config: Path, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed entries as JSON.")
 @pass_ctx
 def check(ctx: Context, file: Path, as_json: bool) -> None:
-    """Validate a digest or note file."""
-    from pipeline import digest
+    """Validate a digest, draft or note file (notes: *.md) and lint what it would publish."""
+    from pipeline import digest, lint, notes, store
+    from pipeline.models import Digest
 
-    parsed = digest.read_digest(file)
+    is_note = file.suffix.lower() in (".md", ".markdown")
+    parsed = Digest(None, (notes.read_note(file),)) if is_note else digest.read_digest(file)
+    settings = ctx.settings if ctx.config.exists() else None
+    stored: set[str] | None = None
+    waiting: list[lint.Finding] = []
+    if settings is not None and settings.db_path.exists():
+        from contextlib import closing
+
+        with closing(store.connect(settings.db_path)) as conn:
+            if not is_note:
+                shelf = notes.read_notes(settings.paths.notes)
+                ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
+                known = set(store.get_papers(conn, ids))
+                waiting = lint.waiting_notes(shelf.notes, known) + [
+                    lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
+                    for e in shelf.errors
+                ]
+            ids = [e.arxiv_id for e in parsed.entries if e.arxiv_id]
+            stored = set(store.get_papers(conn, ids))
+    findings = lint.lint_entries(
+        parsed.entries,
+        languages=settings.newsletter.languages if settings else ("ko", "en"),
+        known_tags=[t.name for t in settings.tags] if settings else None,
+        stored_ids=stored,
+        language_level="warning" if is_note else "error",
+    )
+    findings.extend(waiting)
     if as_json:
         click.echo(json.dumps(digest.digest_to_json(parsed), ensure_ascii=False, indent=2))
-    else:
-        click.echo(f"{file}: ok, {len(parsed.entries)} entries")
+    errors = 0
+    for f in findings:
+        where = f.path or str(file)
+        where += f":{f.line}" if f.line is not None else ""
+        click.echo(f"digest: {f.level}: {where}: {f.message}", err=True)
+        errors += f.level == "error"
+    if errors:
+        raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=file)
+    if not as_json:
+        n = len(parsed.entries)
+        kind = "note" if is_note else f"{n} entr{'y' if n == 1 else 'ies'}"
+        warned = len(findings)
+        click.echo(f"{file}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
+                                                if warned else ""))
 
 
 @cli.command()

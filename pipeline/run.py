@@ -9,13 +9,14 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, store, tags
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError, DigestError, InputError, NotBuiltError
-from pipeline.models import Candidate, EmailVariant, Issue, Paper
+from pipeline.errors import ApprovalError, DigestError, FormatError, InputError, NotBuiltError
+from pipeline.files import write_if_changed
+from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
 
@@ -122,14 +123,93 @@ def _search_api(settings: Settings, day: date, rt: Runtime) -> list[Paper]:
 # --- curator: draft, approve ----------------------------------------------------------------
 
 
+# A note whose paper was collected up to this many days before the draft's day still joins
+# that draft (the curator writes notes on the days after the announcement).
+NOTE_LOOKBACK_DAYS = 7
+
+
+def _date_style(settings: Settings) -> DateStyle:
+    locale = settings.newsletter.locale.split("_")[0].split("-")[0]
+    return "ko" if locale == "ko" else "en" if locale == "en" else "iso"
+
+
 def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     """Write (or update, keeping the curator's edits) drafts/DAY.txt."""
-    raise NotBuiltError("`digest draft` is not built yet")
+    from pipeline import digest, notes
+    from pipeline import draft as drafting
+
+    path = draft_path(settings, day)
+    shelf = notes.read_notes(settings.paths.notes)
+    for problem in shelf.errors:
+        rt.echo(f"warning: note skipped: {problem}")
+    noted = {arxiv_id: note.entry for arxiv_id, note in shelf.by_id().items()}
+    existing = digest.read_digest(path) if path.exists() else None
+    if existing is not None and existing.date != day:
+        raise FormatError(f"the draft is dated {existing.date}, expected {day}", path=path, line=1)
+    with closing(open_store(settings)) as conn:
+        row = store.get_issue(conn, day)
+        if row is not None and row["state"] == "sent":
+            rt.echo(f"the issue of {day} was already sent; {path.name} left as it is")
+            return path
+        candidates = store.load_candidates(conn, day)
+        day_ids = {c.paper.arxiv_id for c in candidates}
+        recent = store.papers_first_seen_between(
+            conn, (i for i in noted if i not in day_ids),
+            day - timedelta(days=NOTE_LOOKBACK_DAYS), day,
+        )
+        elsewhere = store.offered_on_other_days(conn, day, recent)
+        if existing is None:
+            with store.transaction(conn):
+                store.forget_offered(conn, day)  # the file was removed: start afresh
+        offered = store.offered_keys(conn, day)
+        offer = drafting.build_offer(
+            candidates, noted, {i: p for i, p in recent.items() if i not in elsewhere},
+            settings.draft.max_candidates, offered,
+        )
+        update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
+        written = write_if_changed(path, digest.write_digest(update.digest))
+        with store.transaction(conn):
+            store.record_offered(conn, day, drafting.offered_keys(update.digest))
+            if row is None or row["state"] == "collected":
+                store.set_issue_state(conn, day, "drafted")
+    what = "wrote" if existing is None else "updated" if written else "unchanged:"
+    rt.echo(
+        f"{what} {path} ({len(update.digest.entries)} entr"
+        f"{'y' if len(update.digest.entries) == 1 else 'ies'}; {len(update.added)} added"
+        + (f", {len(update.filled)} filled from notes" if update.filled else "") + ")"
+    )
+    return path
 
 
 def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
     """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
-    raise NotBuiltError("merging a draft into an issue is not built yet")
+    from pipeline import digest, merge
+
+    path = draft_path(settings, day)
+    if not path.exists():
+        raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
+    parsed = digest.read_digest(path)
+    if parsed.date != day:
+        raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
+    api = arxiv_api.ArxivApi(settings, rt)
+    with closing(open_store(settings)) as conn:
+        lookups = merge.Lookups(
+            stored_ids=lambda ids: store.get_papers(conn, ids),
+            stored_title=lambda title: store.find_papers_by_title(conn, title),
+            api_ids=api.fetch_ids,
+            api_title=api.search_title,
+        )
+        result = merge.merge_draft(
+            day, settings.newsletter.title, parsed.entries, lookups,
+            store.load_candidates(conn, day), settings.draft.more_papers,
+        )
+        if result.fetched:
+            with store.transaction(conn):
+                for paper in result.fetched:
+                    store.upsert_paper(conn, paper, day)
+    for problem in result.problems:
+        rt.echo(f"warning: {path.name}: {problem}")
+    return result.issue
 
 
 def _built_row(conn: sqlite3.Connection, settings: Settings, day: date) -> sqlite3.Row:

@@ -91,6 +91,13 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at    TEXT NOT NULL,
         PRIMARY KEY (issue_date, subscriber_id)
     );
+
+    CREATE TABLE draft_offers (              -- what `digest draft` put in a day's draft, once
+        date          TEXT NOT NULL,         -- so that an entry the curator deleted stays deleted
+        entry_key     TEXT NOT NULL,         -- arXiv id, or 'title:' + normalised title
+        offered_at    TEXT NOT NULL,
+        PRIMARY KEY (date, entry_key)
+    );
     """,
 )
 
@@ -379,6 +386,48 @@ def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str) -> None:
         " WHERE date = ? AND state != 'sent'",
         (built_hash, _now(), day.isoformat()),
     )
+
+
+def offered_keys(conn: sqlite3.Connection, day: date) -> set[str]:
+    """Entry keys (arXiv ids or 'title:' keys) ever offered in the day's draft."""
+    rows = conn.execute("SELECT entry_key FROM draft_offers WHERE date = ?", (day.isoformat(),))
+    return {r[0] for r in rows}
+
+
+def offered_on_other_days(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> set[str]:
+    """Which of these keys were offered in the draft of another day."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT DISTINCT entry_key FROM draft_offers WHERE date != ? AND entry_key IN ({marks})",
+            (day.isoformat(), *chunk),
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+def record_offered(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> None:
+    """Remember that these entries were offered in the day's draft (idempotent)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO draft_offers (date, entry_key, offered_at) VALUES (?,?,?)",
+        [(day.isoformat(), key, _now()) for key in keys],
+    )
+
+
+def forget_offered(conn: sqlite3.Connection, day: date) -> None:
+    """Forget the day's offers (its draft file was removed: the next draft starts afresh)."""
+    conn.execute("DELETE FROM draft_offers WHERE date = ?", (day.isoformat(),))
+
+
+def papers_first_seen_between(
+    conn: sqlite3.Connection, arxiv_ids: Iterable[str], first: date, last: date
+) -> dict[str, Paper]:
+    """Stored papers among these ids first collected between `first` and `last` (inclusive)."""
+    seen = first_seen(conn, arxiv_ids)
+    return get_papers(conn, [i for i, day in seen.items() if first <= day <= last])
 
 
 

@@ -1,0 +1,110 @@
+"""Lint a draft, digest or note (pure): what parses but would publish badly.
+
+Errors (exit 2): the same paper twice; Korean commentary without English or the reverse (in a
+digest, when the newsletter has both languages). Warnings (exit 0): tags not in the config, ids
+not among the stored papers, notes whose paper never appeared, language gaps in a note.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.models import Entry, normalize_tag
+from pipeline.notes import Note
+from pipeline.text import title_key
+
+Level = Literal["error", "warning"]
+_LINKS_ONLY_RE = re.compile(r"(?:\(?https?://\S+?\)?[\s,]*)+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result, with the line it is about."""
+
+    level: Level
+    message: str
+    line: int | None = None
+    path: str | None = None  # when it is about another file than the one checked
+
+
+def _words(entry: Entry) -> tuple[list[str], list[str]]:
+    """Korean and English paragraphs, leaving out paragraphs that are only links."""
+    ko = list(entry.notes_ko)
+    en = [p for p in entry.notes_en if not _LINKS_ONLY_RE.fullmatch(p)]
+    return ko, en
+
+
+def lint_entries(
+    entries: Sequence[Entry],
+    *,
+    languages: Collection[str] = ("ko", "en"),
+    known_tags: Collection[str] | None = None,
+    stored_ids: Collection[str] | None = None,
+    language_level: Level = "error",
+) -> list[Finding]:
+    """Findings for these entries; `None` means the config or store is not available."""
+    findings: list[Finding] = []
+    first_by_id: dict[str, Entry] = {}
+    first_by_title: dict[str, Entry] = {}
+    tag_keys = {normalize_tag(t) for t in known_tags} if known_tags is not None else None
+    for entry in entries:
+        line = entry.line
+        twin = first_by_id.get(entry.arxiv_id) if entry.arxiv_id else None
+        same_title = first_by_title.get(title_key(entry.title))
+        if twin is None and same_title is not None and not (
+            entry.arxiv_id and same_title.arxiv_id and entry.arxiv_id != same_title.arxiv_id
+        ):
+            twin = same_title  # two different ids may share a title; anything else is a twin
+        if twin is not None:
+            what = f"arXiv:{entry.arxiv_id}" if entry.arxiv_id else repr(entry.title)
+            findings.append(Finding(
+                "error", f"the same paper twice: {what} is also the entry at line {twin.line}",
+                line,
+            ))
+        else:
+            if entry.arxiv_id:
+                first_by_id[entry.arxiv_id] = entry
+            first_by_title[title_key(entry.title)] = entry
+        ko, en = _words(entry)
+        if "ko" in languages and "en" in languages:
+            if ko and not en:
+                findings.append(Finding(
+                    language_level,
+                    f"{entry.title!r}: Korean commentary without English "
+                    "(the en edition would show none)", line,
+                ))
+            elif en and not ko:
+                findings.append(Finding(
+                    language_level,
+                    f"{entry.title!r}: English commentary without Korean "
+                    "(the ko edition would show none)", line,
+                ))
+        if tag_keys is not None:
+            unknown = [t for t in entry.tags if normalize_tag(t) not in tag_keys]
+            if unknown:
+                findings.append(Finding(
+                    "warning",
+                    f"{entry.title!r}: tag{'s' * (len(unknown) > 1)} "
+                    f"{' '.join('#' + t for t in unknown)} not in the config's [tags]",
+                    line,
+                ))
+        if stored_ids is not None and entry.arxiv_id and entry.arxiv_id not in stored_ids:
+            findings.append(Finding(
+                "warning",
+                f"arXiv:{entry.arxiv_id} is not among the stored papers "
+                "(`digest build` will look it up on arXiv)", line,
+            ))
+    return findings
+
+
+def waiting_notes(notes: Iterable[Note], stored_ids: Collection[str]) -> list[Finding]:
+    """Notes about arXiv papers that were never collected: they wait for their paper."""
+    return [
+        Finding("warning", f"waits for its paper arXiv:{n.entry.arxiv_id} (never collected)",
+                n.entry.line, str(n.path))
+        for n in notes
+        if n.entry.arxiv_id is not None and n.entry.arxiv_id not in stored_ids
+    ]

@@ -1,0 +1,212 @@
+"""`digest check FILE [--json]` on notes and digests: parsed entries, lint errors and warnings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from pipeline import store
+from pipeline.cli import main
+from tests.sample_day import DAY, REFERENCE, add_candidates, sample_papers
+from tests.support import FIXTURES
+
+VARIANTS = FIXTURES / "notes" / "variants"
+
+
+def _check(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(["check", *args])
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+@pytest.fixture
+def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no config/digest.toml here: structural checks only
+    return tmp_path
+
+
+def test_a_note_as_json_gives_no_date_and_one_entry(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _check([str(VARIANTS / "240206 Qwen 1.5.md"), "--json"], capsys)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["date"] is None and len(data["entries"]) == 1
+    (entry,) = data["entries"]
+    assert entry["url"] == "https://qwenlm.github.io/blog/qwen1.5/"
+    assert entry["arxiv_id"] is None and entry["title"] == "Qwen 1.5" and entry["line"] == 1
+    assert len(entry["notes"]["ko"]) == 3 and entry["notes"]["en"][0] == (
+        "https://github.com/QwenLM/Qwen1.5")
+    assert entry["tags"] == ["llm"]
+
+
+def test_a_paper_note_as_json(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    note = FIXTURES / "notes" / "2412" / "241204 TokenFlow.md"
+    code, out, _ = _check([str(note), "--json"], capsys)
+    (entry,) = json.loads(out)["entries"]
+    assert code == 0 and entry["arxiv_id"] == "2412.03069" and entry["url"] is None
+    assert entry["authors"][0] == "Liao Qu" and "384×384" in entry["abstract"]
+    assert entry["tags"] == ["vq", "image-generation", "image-text"]
+
+
+@pytest.mark.parametrize(
+    ("name", "summary", "warning"),
+    [
+        ("240103 Instruct-Imagen.md", "ok, note, 1 warning", "Korean commentary without English"),
+        ("240110 PIXART-δ.md", "ok, note, 1 warning", "Korean commentary without English"),
+        ("240206 Qwen 1.5.md", "ok, note", None),
+        ("250326 Wan.md", "ok, note", None),
+    ],
+)
+def test_notes_with_a_language_missing_get_a_warning_only(
+    no_config: Path, capsys: pytest.CaptureFixture[str], name: str, summary: str,
+    warning: str | None,
+) -> None:
+    code, out, err = _check([str(VARIANTS / name)], capsys)
+    assert code == 0 and out == f"{VARIANTS / name}: {summary}\n"
+    if warning is None:
+        assert err == ""
+    else:
+        assert err.startswith(f"digest: warning: {VARIANTS / name}:1: ") and warning in err
+
+
+def test_the_reference_issue_is_clean(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _check([str(REFERENCE)], capsys)
+    assert (code, out, err) == (0, f"{REFERENCE}: ok, 10 entries\n", "")
+
+
+def _digest(tmp_path: Path, *entries: str) -> Path:
+    path = tmp_path / "d.txt"
+    path.write_text("2024-12-05\n" + "".join(entries), encoding="utf-8")
+    return path
+
+
+KO_EN = "Title A\n(X)\narXiv:2412.03572\nAbs.\n한국어\nEnglish\n#t\n"
+
+
+def test_the_same_paper_twice_is_an_error(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _digest(no_config, KO_EN, "Title B\n(Y)\narXiv:2412.03572v2\n메모\nmemo\n#t\n",
+                   "title  a.\n(Z)\n메모\nmemo\n#t\n")
+    code, out, err = _check([str(path)], capsys)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"digest: error: {path}:9: the same paper twice: arXiv:2412.03572 is also the entry at "
+        "line 2",
+        f"digest: error: {path}:15: the same paper twice: 'title  a.' is also the entry at "
+        "line 2",
+        f"digest: error: {path}: 2 errors (see above)",
+    ]
+
+
+def test_one_language_without_the_other_is_an_error(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _digest(no_config, "Only Korean\n(X)\nAbs.\n한국어만\n#t\n",
+                   "Only English\n(Y)\nAbs.\nEnglish only\n(https://example.org)\n#t\n",
+                   "Only a link\n(Y)\nAbs.\n한국어\nhttps://example.org/x\n#t\n",
+                   "No words yet\n(Z)\nAbs.\n#\n")
+    code, _, err = _check([str(path)], capsys)
+    assert code == 2
+    assert err.splitlines()[:3] == [
+        f"digest: error: {path}:2: 'Only Korean': Korean commentary without English "
+        "(the en edition would show none)",
+        f"digest: error: {path}:7: 'Only English': English commentary without Korean "
+        "(the ko edition would show none)",
+        f"digest: error: {path}:13: 'Only a link': Korean commentary without English "
+        "(the en edition would show none)",
+    ]
+    assert len(err.splitlines()) == 4  # the entry with no commentary at all is fine
+
+
+def test_a_malformed_digest_is_one_line_exit_2(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _digest(no_config, "A title\nno authors\n")
+    code, out, err = _check([str(path)], capsys)
+    assert (code, out) == (2, "")
+    assert err == (f"digest: error: {path}:3: expected the authors line '(Author One, Author "
+                   "Two)' after the title 'A title' (line 2)\n")
+
+
+def test_an_unusable_note_is_one_line_exit_2(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = no_config / "n.md"
+    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n<english>\nEnglish\n",
+                    encoding="utf-8")
+    code, out, err = _check([str(note), "--json"], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"digest: error: {note}:4: <english> is never closed (expected </english>)\n"
+
+
+@pytest.fixture
+def newsletter_dir(tmp_path: Path) -> Path:
+    """A newsletter with a config (two tags, languages ko+en), notes, and a store holding
+    three of the sample papers."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "digest.toml").write_text(
+        '[tags.reward-model]\nkeywords = ["reward model"]\n\n'
+        '[tags.vq]\nkeywords = ["vector quantization"]\n',
+        encoding="utf-8",
+    )
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name in ("241202 Free Process Rewards without Process Labels.md", "241202 RandAR.md",
+                 "241204 TokenFlow.md"):
+        shutil.copy(FIXTURES / "notes" / "2412" / name, notes / name)
+    (notes / "broken.md").write_text("no url here\n", encoding="utf-8")
+    papers = {p.arxiv_id: p for p in sample_papers()}
+    with closing(store.connect(tmp_path / "data" / "digest.db")) as conn:
+        add_candidates(conn, DAY, [(papers[i], (), 1.0)
+                                   for i in ("2412.01981", "2412.03069", "2412.02692")])
+    return tmp_path
+
+
+def test_with_a_config_and_store_unknown_tags_ids_and_waiting_notes_are_warnings(
+    newsletter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _digest(newsletter_dir, "Free Process Rewards without Process Labels\n(L)\n"
+                   "arXiv:2412.01981\nAbs.\n한국어\nEnglish\n#reward_model #Vq\n",
+                   "Unknown\n(U)\narXiv:2412.99999\nAbs.\n한국어\nEnglish\n#world-models #vq\n")
+    config = newsletter_dir / "config" / "digest.toml"
+    code, out, err = _run_with_config(config, path, capsys)
+    notes = newsletter_dir / "notes"
+    assert code == 0 and out == f"{path}: ok, 2 entries, 4 warnings\n"
+    assert err.splitlines() == [
+        f"digest: warning: {path}:9: 'Unknown': tag #world-models not in the config's [tags]",
+        f"digest: warning: {path}:9: arXiv:2412.99999 is not among the stored papers "
+        "(`digest build` will look it up on arXiv)",
+        f"digest: warning: {notes / '241202 RandAR.md'}:1: waits for its paper arXiv:2412.01827 "
+        "(never collected)",
+        f"digest: warning: {notes / 'broken.md'}:1: note not used: expected the paper's URL "
+        "(e.g. https://arxiv.org/abs/2412.01981) on the first line, got 'no url here'",
+    ]
+
+
+def _run_with_config(
+    config: Path, path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(config), "check", str(path)])
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_a_config_with_one_language_does_not_ask_for_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config").mkdir()
+    config = tmp_path / "config" / "digest.toml"
+    config.write_text('[newsletter]\nlanguages = ["ko"]\n', encoding="utf-8")
+    path = _digest(tmp_path, "Only Korean\n(X)\nAbs.\n한국어만\n#t\n")
+    code, out, err = _run_with_config(config, path, capsys)
+    assert code == 0 and out == f"{path}: ok, 1 entry, 1 warning\n"
+    assert err.startswith(f"digest: warning: {path}:2: 'Only Korean': tag #t ")
