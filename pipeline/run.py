@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, store, tags
+from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, render, site, store, tags
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, FormatError, InputError, NotBuiltError
 from pipeline.files import write_if_changed
@@ -257,7 +257,22 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
-    raise NotBuiltError("`digest build` is not built yet")
+    issue = merged_issue(settings, day, rt)
+    renderer = render.Renderer(settings)
+    variants = renderer.emails(issue)
+    conn = open_store(settings)
+    try:
+        changed = site.publish_issue(settings, conn, issue, renderer)
+        previews = site.write_previews(settings, day, variants)
+        draft_sha = file_sha(draft_path(settings, day)) or ""
+        built = store.save_built_issue(conn, day, draft_sha, variants)
+    finally:
+        conn.close()
+    sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
+    rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")
+    rt.echo(f"site: {settings.paths.site / 'index.html'} ({len(changed)} files changed)")
+    for path in previews[::2]:
+        rt.echo(f"preview: {path}")
 
 
 # --- send ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipeline.errors import StoreError
-from pipeline.models import Candidate, EmailVariant, Paper
+from pipeline.models import Candidate, EmailVariant, Entry, Issue, Paper
 from pipeline.text import title_key
 
 # Each migration moves the schema one version up; never edit one that has shipped.
@@ -69,6 +69,11 @@ MIGRATIONS: tuple[str, ...] = (
         html          TEXT NOT NULL,         -- inlined, with the unsubscribe placeholder
         text          TEXT NOT NULL,
         PRIMARY KEY (date, variant)
+    );
+
+    CREATE TABLE archive (                  -- what site/ shows of each built issue
+        date          TEXT PRIMARY KEY,
+        issue         TEXT NOT NULL          -- JSON of the Issue as rendered (see issue_json)
     );
 
     CREATE TABLE subscribers (
@@ -428,6 +433,72 @@ def papers_first_seen_between(
     """Stored papers among these ids first collected between `first` and `last` (inclusive)."""
     seen = first_seen(conn, arxiv_ids)
     return get_papers(conn, [i for i, day in seen.items() if first <= day <= last])
+
+
+
+def issue_json(issue: Issue) -> str:
+    """An Issue as stable JSON (what the archive pages and feeds need)."""
+
+    def entry(e: Entry) -> dict[str, object]:
+        return {
+            "title": e.title, "authors": list(e.authors), "abstract": e.abstract,
+            "commentary": list(e.commentary), "tags": list(e.tags), "arxiv_id": e.arxiv_id,
+            "version": e.version, "url": e.url,
+        }
+
+    def paper(p: Paper) -> dict[str, object]:
+        return {
+            "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title,
+            "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
+        }
+
+    return json.dumps(
+        {"date": issue.date.isoformat(), "title": issue.title,
+         "entries": [entry(e) for e in issue.entries],
+         "more_papers": [paper(p) for p in issue.more_papers]},
+        ensure_ascii=False, sort_keys=True,
+    )
+
+
+def issue_from_json(text: str) -> Issue:
+    """Rebuild an Issue stored by issue_json."""
+    data = json.loads(text)
+    return Issue(
+        date=date.fromisoformat(data["date"]),
+        title=data["title"],
+        entries=tuple(
+            Entry(
+                title=e["title"], authors=tuple(e["authors"]), abstract=e["abstract"],
+                commentary=tuple(e["commentary"]), tags=tuple(e["tags"]),
+                arxiv_id=e["arxiv_id"], version=e["version"], url=e["url"],
+            )
+            for e in data["entries"]
+        ),
+        more_papers=tuple(
+            Paper(arxiv_id=p["arxiv_id"], version=p["version"], title=p["title"],
+                  authors=tuple(p["authors"]), abstract=p["abstract"],
+                  categories=tuple(p["categories"]))
+            for p in data["more_papers"]
+        ),
+    )
+
+
+def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> Issue | None:
+    """Store the issue as site/ shows it; returns the version it replaces, if any."""
+    day = issue.date.isoformat()
+    row = conn.execute("SELECT issue FROM archive WHERE date = ?", (day,)).fetchone()
+    conn.execute(
+        "INSERT INTO archive (date, issue) VALUES (?, ?)"
+        " ON CONFLICT (date) DO UPDATE SET issue = excluded.issue",
+        (day, issue_json(issue)),
+    )
+    return issue_from_json(row["issue"]) if row else None
+
+
+def load_archived_issues(conn: sqlite3.Connection) -> list[Issue]:
+    """Every archived issue, oldest first."""
+    rows = conn.execute("SELECT issue FROM archive ORDER BY date")
+    return [issue_from_json(r["issue"]) for r in rows]
 
 
 

@@ -1,0 +1,102 @@
+"""Thin disk adapter for rendering: site/ (incremental, atomic) and the email previews.
+
+What the archive and the feeds need about past issues lives in the store (`archive` table,
+one JSON Issue per date), so a build renders only the new issue's pages plus the index, the
+feeds and the pages of the tags it touches; every file goes through `write_if_changed`, so a
+rebuild from the same inputs leaves every byte (and mtime) as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from pipeline import store
+from pipeline.config import Settings
+from pipeline.files import write_if_changed
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
+from pipeline.render import Renderer
+
+PREVIEW_RECIPIENT = "preview@example.invalid"
+
+
+def write_files(root: Path, files: Mapping[str, str | None]) -> list[Path]:
+    """Write each file under root (atomically, only when changed; None deletes it);
+    returns the paths that changed."""
+    changed = []
+    for name, text in sorted(files.items()):
+        path = root / name
+        if text is None:
+            if path.exists():
+                path.unlink()
+                changed.append(path)
+        elif write_if_changed(path, text):
+            changed.append(path)
+    return changed
+
+
+def publish_issue(
+    settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
+) -> list[Path]:
+    """Archive the issue and update site/: its pages, the index, the feeds, its tags' pages."""
+    r = renderer or Renderer(settings)
+    with store.transaction(conn):
+        previous = store.save_archived_issue(conn, issue)
+    issues = store.load_archived_issues(conn)
+    touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
+    files: dict[str, str | None] = {**r.issue_pages(issue), **r.archive_files(issues, touched)}
+    return write_files(settings.paths.site, files)
+
+
+def rebuild_site(
+    settings: Settings, conn: sqlite3.Connection, renderer: Renderer | None = None
+) -> list[Path]:
+    """Render every archived issue and every tag again (after a template change)."""
+    r = renderer or Renderer(settings)
+    issues = store.load_archived_issues(conn)
+    files: dict[str, str | None] = {}
+    for issue in issues:
+        files.update(r.issue_pages(issue))
+    files.update(r.archive_files(issues, {t for i in issues for t in i.tags}))
+    return write_files(settings.paths.site, files)
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    """What the unsubscribe placeholder becomes in a preview (a link that does nothing)."""
+    return settings.newsletter.base_url.rstrip("/") + "/unsubscribe/preview"
+
+
+def preview_message(settings: Settings, day: date, variant: EmailVariant) -> bytes:
+    """The whole MIME message of a variant for a placeholder recipient, deterministic."""
+    html = variant.html.replace(UNSUBSCRIBE_PLACEHOLDER, preview_unsubscribe_url(settings))
+    msg = EmailMessage()
+    msg["From"] = settings.newsletter.from_
+    msg["To"] = PREVIEW_RECIPIENT
+    msg["Subject"] = variant.subject
+    msg["Date"] = format_datetime(datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo))
+    msg.set_content(variant.text)
+    msg.add_alternative(html, subtype="html")
+    # A boundary derived from the content keeps rebuilds byte-identical.
+    digest = hashlib.sha256((variant.text + html).encode("utf-8")).hexdigest()[:32]
+    msg.set_boundary(f"=_digest_{digest}")
+    return msg.as_bytes()
+
+
+def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:
+    """outbox/D/preview.<variant>.html and .eml; returns every preview path."""
+    folder = settings.paths.outbox / day.isoformat()
+    paths = []
+    for v in variants:
+        html_path = folder / f"preview.{v.variant}.html"
+        eml_path = folder / f"preview.{v.variant}.eml"
+        write_if_changed(
+            html_path, v.html.replace(UNSUBSCRIBE_PLACEHOLDER, preview_unsubscribe_url(settings))
+        )
+        write_if_changed(eml_path, preview_message(settings, day, v))
+        paths += [html_path, eml_path]
+    return paths

@@ -1,0 +1,469 @@
+"""Rendering: email variants, text part, web pages, feeds; golden files, safety, size, site/."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+from dataclasses import replace
+from datetime import date
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import feedparser
+import lxml.etree
+import lxml.html
+import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
+
+from pipeline import site, store
+from pipeline.config import Settings
+from pipeline.digest import parse_digest
+from pipeline.errors import ConfigError
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue, Paper
+from pipeline.render import Renderer, linkify, safe_url
+from tests.render_support import (
+    REFERENCE_DAY,
+    archive_issue,
+    big_issue,
+    hostile_issue,
+    make_settings,
+    reference_issue,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+REGENERATE = os.environ.get("DIGEST_REGENERATE_GOLDEN") == "1"
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("newsletter"))
+
+
+@pytest.fixture(scope="module")
+def renderer(settings: Settings) -> Renderer:
+    return Renderer(settings)
+
+
+@pytest.fixture(scope="module")
+def emails(renderer: Renderer) -> dict[str, object]:
+    return {v.variant: v for v in renderer.emails(reference_issue())}
+
+
+def check_golden(name: str, actual: str) -> None:
+    """Compare with tests/golden/<name> byte for byte (rewrite it under `make golden`)."""
+    path = GOLDEN / name
+    if REGENERATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(actual.encode("utf-8"))
+    assert path.exists(), f"missing golden file {name}: run `make golden`"
+    assert actual.encode("utf-8") == path.read_bytes(), f"{name} differs: `make golden` if meant"
+
+
+# --- golden files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["ko", "en", "all"])
+def test_golden_email_html_and_text(emails: dict, variant: str) -> None:
+    check_golden(f"2024-12-05/email.{variant}.html", emails[variant].html)
+    check_golden(f"2024-12-05/email.{variant}.txt", emails[variant].text)
+
+
+def test_golden_web_page_and_feed(renderer: Renderer) -> None:
+    issue = reference_issue()
+    check_golden("2024-12-05/issue.html", renderer.issue_pages(issue)["issues/2024-12-05.html"])
+    files = renderer.archive_files([issue], issue.tags)
+    check_golden("2024-12-05/feed.xml", files["feed.xml"])
+    check_golden("2024-12-05/tag.reward-model.xml", files["tags/reward-model.xml"])
+
+
+# --- the email -------------------------------------------------------------------------------
+
+
+def test_text_part_is_the_digest_format_per_variant(emails: dict) -> None:
+    ref = reference_issue()
+    for variant, notes in (("ko", "notes_ko"), ("en", "notes_en"), ("all", "commentary")):
+        parsed = parse_digest(emails[variant].text, f"text.{variant}")
+        assert parsed.date == REFERENCE_DAY
+        assert [e.title for e in parsed.entries] == [e.title for e in ref.entries]
+        assert [e.commentary for e in parsed.entries] == [getattr(e, notes) for e in ref.entries]
+        assert [e.tags for e in parsed.entries] == [e.tags for e in ref.entries]
+    assert emails["ko"].text.startswith("2024년 12월 5일\n")
+    assert emails["en"].text.startswith("December 5, 2024\n")
+
+
+def test_email_carries_everything_of_the_reference(emails: dict) -> None:
+    ref = reference_issue()
+    doc = lxml.html.fromstring(emails["all"].html)
+    assert doc.get("lang") == "ko"
+    assert "2024년 12월 5일" in doc.findtext(".//h1")
+    assert emails["all"].subject == "ML Papers Digest · 2024년 12월 5일"
+    titles = [h.text_content() for h in doc.findall(".//h2")]
+    assert titles == [e.title for e in ref.entries]
+    text = doc.text_content()
+    for entry in ref.entries:
+        assert entry.abstract[:200] in text
+        for paragraph in entry.commentary:
+            shown = paragraph.replace("https://arxiv.org/abs/", "arXiv:")
+            assert shown.replace("https://", "") in text
+        for tag in entry.tags:
+            assert f"#{tag}" in text
+    # Korean paragraphs are marked and break between words; English ones are not Korean.
+    ko = doc.xpath('//p[@lang="ko"]')
+    assert len(ko) == sum(len(e.notes_ko) for e in ref.entries)
+    assert all("word-break:keep-all" in p.get("style").replace(" ", "") for p in ko)
+    assert "Noto Sans KR" in emails["all"].html
+    # Tags link to their pages; the footer has the web version and the unsubscribe marker.
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert "https://digest.example.org/tags/reward-model.html" in hrefs
+    assert "https://digest.example.org/issues/2024-12-05.html" in hrefs
+    assert hrefs.count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    # URLs in commentary became links, and only http(s) ones.
+    assert "https://arxiv.org/abs/2404.12358" in hrefs
+    assert all(h.startswith("https://") or h == UNSUBSCRIBE_PLACEHOLDER for h in hrefs)
+
+
+def test_email_is_self_contained_and_inlined(emails: dict) -> None:
+    for v in emails.values():
+        html = v.html
+        doc = lxml.html.fromstring(html)
+        assert not doc.xpath("//script | //link | //iframe | //object | //form")
+        assert "@import" not in html and "@font-face" not in html
+        # Inlined once: styles sit on the elements, media queries stay for clients with <style>.
+        assert 'class="title"' in html and re.search(r'<h2 class="title" style="[^"]+"', html)
+        assert "@media only screen and (max-width: 620px)" in html
+        assert "@media (prefers-color-scheme: dark)" in html
+        assert "!important" in html
+        assert 'name="color-scheme" content="light dark"' in html
+        preheader = doc.find_class("preheader")[0]
+        assert "display:none" in preheader.get("style").replace(" ", "")
+        assert "이번 호 논문 10편" in preheader.text_content() or v.variant == "en"
+
+
+def test_variants_show_their_language(emails: dict) -> None:
+    ko = lxml.html.fromstring(emails["ko"].html)
+    en = lxml.html.fromstring(emails["en"].html)
+    assert ko.xpath('//div[@class="notes"]/p[@lang="ko"]')
+    assert not ko.xpath('//div[@class="notes"]/p[@lang="en"]')
+    assert en.xpath('//div[@class="notes"]/p[@lang="en"]')
+    assert not en.xpath('//div[@class="notes"]/p[@lang="ko"]')
+    assert "December 5, 2024" in en.findtext(".//h1")
+    assert en.get("lang") == "en"
+    assert "https://digest.example.org/issues/2024-12-05.en.html" in emails["en"].html
+
+
+def test_entry_links_by_id_url_or_none(renderer: Renderer) -> None:
+    base = Entry(title="T", authors=("A",), abstract="x", tags=("t",))
+    issue = Issue(
+        REFERENCE_DAY,
+        "D",
+        (
+            replace(base, title="With id", arxiv_id="2412.01981", version=2),
+            replace(base, title="With url", url="https://blog.example/post"),
+            replace(base, title="With neither"),
+        ),
+    )
+    doc = lxml.html.fromstring(renderer.email(issue, "all").html)
+    h2 = doc.findall(".//h2")
+    assert h2[0].find("a").get("href") == "https://arxiv.org/abs/2412.01981"
+    links = doc.find_class("links")
+    assert len(links) == 1 and "arXiv:2412.01981" in links[0].text_content()
+    assert links[0].findall("a")[1].get("href") == "https://arxiv.org/pdf/2412.01981"
+    assert h2[1].find("a").get("href") == "https://blog.example/post"
+    assert h2[2].find("a") is None and h2[2].text_content() == "With neither"
+
+
+def test_long_author_lists_are_shortened(renderer: Renderer) -> None:
+    many = tuple(f"Author {i}" for i in range(1, 31))
+    issue = Issue(REFERENCE_DAY, "D", (Entry(title="T", authors=many, abstract="x"),))
+    authors = lxml.html.fromstring(renderer.email(issue, "ko").html).find_class("authors")[0]
+    assert authors.text_content() == ", ".join(many[:6]) + " 외 24명"
+    en = lxml.html.fromstring(renderer.email(issue, "en").html).find_class("authors")[0]
+    assert en.text_content().endswith("Author 6 and 24 more")
+    ten = Issue(REFERENCE_DAY, "D", (Entry(title="T", authors=many[:10], abstract="x"),))
+    shown = lxml.html.fromstring(renderer.email(ten, "ko").html).find_class("authors")[0]
+    assert shown.text_content() == ", ".join(many[:10])
+
+
+def test_reference_email_is_under_the_limit_and_not_compact(emails: dict) -> None:
+    for v in emails.values():
+        assert len(v.html.encode("utf-8")) < 90 * 1024
+        assert 'class="notice"' not in v.html
+        assert 'class="abstract-label"' in v.html
+
+
+def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
+    issue = big_issue(60)
+    full = renderer.email_html(issue, "all", (False, None, None))
+    assert len(full.encode("utf-8")) > 90 * 1024  # really too big for the full layout
+    for v in renderer.emails(issue):
+        assert len(v.html.encode("utf-8")) < 90 * 1024, v.variant
+        doc = lxml.html.fromstring(v.html)
+        assert doc.find_class("notice"), "the compact layout says it is compact"
+        assert not doc.find_class("abstract-label")
+        shown = len(doc.findall(".//h2"))
+        assert 20 <= shown <= 60
+        if shown < 60:  # the rest is announced, with a link to the web version
+            rest = doc.find_class("notice")[-1]
+            assert str(60 - shown) in rest.text_content()
+            assert rest.find("a").get("href").startswith("https://digest.example.org/issues/")
+        # The text part still has everything.
+        assert len(parse_digest(v.text, "t").entries) == 60
+
+
+# --- safety ----------------------------------------------------------------------------------
+
+
+def test_linkify_and_safe_url() -> None:
+    assert safe_url("javascript:alert(1)") is None
+    assert safe_url("JaVaScRiPt:alert(1)") is None
+    assert safe_url("data:text/html,x") is None
+    assert safe_url("//evil.example/x") is None
+    assert safe_url('https://a.example/"x') is None
+    assert safe_url("https://a.example/p?q=1") == "https://a.example/p?q=1"
+    html = str(linkify("see (https://arxiv.org/abs/2404.12358) and https://x.example/a_(b). 끝"))
+    assert '<a href="https://arxiv.org/abs/2404.12358" class="inline-link">arXiv:2404.12358</a>)' in html
+    assert 'href="https://x.example/a_(b)"' in html
+    assert str(linkify("javascript:alert(1) <b>")) == "javascript:alert(1) &lt;b&gt;"
+
+
+def assert_safe_html(html: str, shows_title: bool = True) -> None:
+    """No script, no event handler, no non-http(s) link, hostile text shown as text."""
+    doc = lxml.html.fromstring(html)
+    assert not doc.xpath("//script | //svg | //img | //iframe")
+    for el in doc.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name, value in el.attrib.items():
+            assert not name.lower().startswith("on"), (el.tag, name)
+            if name in ("href", "src"):
+                http = value.startswith(("https://", "http://"))
+                assert http or value == UNSUBSCRIBE_PLACEHOLDER or ":" not in value, value
+    assert not XML_FORBIDDEN.search(html)
+    if shows_title:
+        assert '<script>alert("t")</script> Title' in doc.text_content()
+
+
+def test_hostile_input_stays_text_in_email_and_web_page(renderer: Renderer) -> None:
+    issue = hostile_issue()
+    for v in renderer.emails(issue):
+        assert_safe_html(v.html)
+        assert "javascript:alert(7)" not in v.html
+        assert "&lt;script&gt;" in v.html
+    for page in renderer.issue_pages(issue).values():
+        assert_safe_html(page)
+
+
+def test_hostile_input_never_breaks_a_feed(renderer: Renderer) -> None:
+    issue = hostile_issue()
+    files = renderer.archive_files([issue], issue.tags)
+    for name in ("feed.xml", "feed.ko.xml", "tags/safe-tag.xml"):
+        xml = files[name]
+        assert xml is not None
+        assert not XML_FORBIDDEN.search(xml)
+        root = lxml.etree.fromstring(xml.encode("utf-8"))  # strict XML parser
+        ns = {"content": "http://purl.org/rss/1.0/modules/content/"}
+        for content in root.xpath("//content:encoded", namespaces=ns):
+            assert_safe_html(f"<div>{content.text}</div>", shows_title=False)
+        assert '<script>alert("t")</script> Title' in "".join(root.itertext())
+        parsed = feedparser.parse(xml.encode("utf-8"))
+        assert not parsed.bozo, parsed.get("bozo_exception")
+    assert_safe_html(files["index.html"] or "")
+    assert_safe_html(files["tags/safe-tag.html"] or "")
+
+
+# --- site/, feeds, determinism, incrementality ------------------------------------------------
+
+
+def publish(settings: Settings, issues: list[Issue]) -> list[list[Path]]:
+    conn = store.connect(settings.db_path)
+    try:
+        return [site.publish_issue(settings, conn, i) for i in issues]
+    finally:
+        conn.close()
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_feeds_parse_back_with_dates_guids_and_self_link(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings = replace(settings, newsletter=replace(settings.newsletter, feed_items=3))
+    issues = [archive_issue(k) for k in range(5)]
+    publish(settings, issues)
+    site_dir = settings.paths.site
+    for name in ("feed.xml", "feed.ko.xml", "feed.en.xml", "tags/reward-model.xml"):
+        raw = (site_dir / name).read_bytes()
+        parsed = feedparser.parse(raw)
+        assert not parsed.bozo, (name, parsed.get("bozo_exception"))
+        root = lxml.etree.fromstring(raw)
+        assert root.tag == "rss" and root.get("version") == "2.0"
+        self_links = root.xpath(
+            "/rss/channel/atom:link[@rel='self']", namespaces={"atom": "http://www.w3.org/2005/Atom"}
+        )
+        assert len(self_links) == 1
+        assert self_links[0].get("href") == f"https://digest.example.org/{name}"
+        items = root.findall("channel/item")
+        dates = [parsedate_to_datetime(i.findtext("pubDate")) for i in items]
+        assert dates == sorted(dates, reverse=True)
+        guids = [i.findtext("guid") for i in items]
+        assert len(set(guids)) == len(guids)
+        for item in items:
+            assert item.findtext("title") and item.findtext("link").startswith("https://")
+            assert item.find("{http://purl.org/rss/1.0/modules/content/}encoded").text
+    feed = lxml.etree.fromstring((site_dir / "feed.xml").read_bytes())
+    assert [i.findtext("guid") for i in feed.findall("channel/item")] == [
+        f"https://digest.example.org/issues/{issues[k].date}.html" for k in (4, 3, 2)
+    ]
+    # One item per paper with the tag (the reference has one #reward-model entry per issue).
+    tag = lxml.etree.fromstring((site_dir / "tags/reward-model.xml").read_bytes())
+    assert len(tag.findall("channel/item")) == 5
+    assert (site_dir / "index.html").exists() and (site_dir / "tags/reward-model.html").exists()
+
+
+def test_rebuild_is_byte_identical_and_guids_stable(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    issues = [archive_issue(k) for k in range(3)]
+    publish(settings, issues)
+    before = snapshot(settings.paths.site)
+    assert publish(settings, [issues[1]]) == [[]]  # republishing changes nothing
+    conn = store.connect(settings.db_path)
+    try:
+        assert site.rebuild_site(settings, conn) == []
+    finally:
+        conn.close()
+    assert snapshot(settings.paths.site) == before
+    # A fresh directory built from the same issues gives the same bytes.
+    other = make_settings(tmp_path / "other")
+    publish(other, issues)
+    assert {k: v[0] for k, v in snapshot(other.paths.site).items()} == {
+        k: v[0] for k, v in before.items()
+    }
+
+
+def test_new_issue_does_not_rewrite_old_issue_pages(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    publish(settings, [archive_issue(k) for k in range(3)])
+    before = snapshot(settings.paths.site)
+    [changed] = publish(settings, [archive_issue(3)])
+    names = {str(p.relative_to(settings.paths.site)) for p in changed}
+    assert "issues/2024-01-04.html" in names and "feed.xml" in names and "index.html" in names
+    assert not any(n.startswith("issues/2024-01-0") and "01-04" not in n for n in names)
+    after = snapshot(settings.paths.site)
+    for name, (data, mtime) in before.items():
+        if name.startswith("issues/"):
+            assert after[name] == (data, mtime), name
+
+
+def test_changed_tags_update_and_vanish(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    issue = archive_issue(0)
+    publish(settings, [issue])
+    assert (settings.paths.site / "tags/vq.html").exists()
+    entries = tuple(replace(e, tags=("new-tag",) if "vq" in e.tags else e.tags) for e in issue.entries)
+    retagged = replace(issue, entries=entries)
+    publish(settings, [retagged])
+    assert not (settings.paths.site / "tags/vq.html").exists()
+    assert not (settings.paths.site / "tags/vq.xml").exists()
+    assert (settings.paths.site / "tags/new-tag.xml").exists()
+
+
+def test_newsletter_templates_override_bundled_ones_file_by_file(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.paths.templates.mkdir(parents=True)
+    (settings.paths.templates / "email.css").write_text(".title { color: #123456; }\n")
+    html = Renderer(settings).email(reference_issue(), "ko").html
+    assert re.search(r'<h2 class="title" style="color:#123456"', html)
+    assert "이번 호 논문 10편" in html  # email.html itself still comes from the bundle
+
+
+def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, emails: dict) -> None:
+    settings = make_settings(tmp_path)
+    paths = site.write_previews(settings, REFERENCE_DAY, list(emails.values()))
+    assert sorted(p.name for p in paths) == sorted(
+        f"preview.{v}.{ext}" for v in ("ko", "en", "all") for ext in ("html", "eml")
+    )
+    raw = (settings.paths.outbox / "2024-12-05" / "preview.all.eml").read_bytes()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = msg.get_payload()
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    assert text.get_content() == emails["all"].text
+    assert UNSUBSCRIBE_PLACEHOLDER not in html.get_content()
+    assert msg["Subject"] == emails["all"].subject
+    assert site.preview_message(settings, REFERENCE_DAY, emails["all"]) == raw
+
+
+def test_golden_files_exist_for_every_variant() -> None:
+    names = {p.name for p in (GOLDEN / "2024-12-05").iterdir()}
+    assert {"email.ko.html", "email.en.html", "email.all.html", "issue.html", "feed.xml"} <= names
+
+
+def test_render_dates_in_other_locales(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings = replace(settings, newsletter=replace(settings.newsletter, locale="en"))
+    r = Renderer(settings)
+    assert r.date_text(date(2024, 12, 5), "all") == "December 5, 2024"
+    assert r.date_text(date(2024, 12, 5), "ko") == "2024년 12월 5일"
+
+
+def test_broken_or_strict_template_is_a_clear_config_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.paths.templates.mkdir(parents=True)
+    (settings.paths.templates / "email.html").write_text("<p>{{ no_such_value }}</p>\n")
+    with pytest.raises(ConfigError, match="no_such_value") as err:
+        Renderer(settings).email(reference_issue(), "ko")
+    assert err.value.exit_code == 2
+    (settings.paths.templates / "email.html").write_text("<p>{% if %}</p>\n")
+    with pytest.raises(ConfigError) as err:
+        Renderer(settings).email(reference_issue(), "ko")
+    assert "email.html" in str(err.value)
+
+
+def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
+    paper = Paper(arxiv_id="2412.00001", title="Another <new> paper", authors=("X",), abstract="a")
+    entry = Entry(title="T", authors=("A",), abstract="x", tags=("한국어_태그",))
+    issue = Issue(REFERENCE_DAY, "D", (entry,), more_papers=(paper,))
+    html = renderer.email(issue, "all").html
+    doc = lxml.html.fromstring(html)
+    extra = doc.find_class("extra")[0]
+    assert "태그에 맞는 다른 새 논문" in extra.text_content()
+    assert extra.find(".//a").get("href") == "https://arxiv.org/abs/2412.00001"
+    assert extra.find(".//a").text == "Another <new> paper"
+    tag = doc.find_class("tag")[0]
+    assert tag.get("href") == "https://digest.example.org/tags/%ED%95%9C%EA%B5%AD%EC%96%B4-%ED%83%9C%EA%B7%B8.html"
+    files = renderer.archive_files([issue], issue.tags)
+    assert "tags/한국어-태그.xml" in files and "tags/한국어-태그.html" in files
+
+
+@settings_hypothesis(max_examples=25, deadline=None)
+@given(
+    title=st.text(min_size=1, max_size=60).filter(lambda s: s.strip()),
+    note=st.text(max_size=120),
+    url=st.one_of(st.none(), st.text(max_size=40), st.just("javascript:alert(1)")),
+)
+def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str | None) -> None:
+    renderer = Renderer(make_settings(Path("newsletter")))
+    entry = Entry(title=title, authors=(note,), abstract=note, commentary=(note,), tags=("t",), url=url)
+    issue = Issue(REFERENCE_DAY, title, (entry,))
+    page = renderer.issue_pages(issue)["issues/2024-12-05.html"]
+    doc = lxml.html.fromstring(page)
+    assert not doc.xpath("//script")
+    elements = [el for el in doc.iter() if isinstance(el.tag, str)]
+    assert all(not n.lower().startswith("on") for el in elements for n in el.attrib)
+    for el in doc.iter("a"):
+        href = el.get("href")
+        assert href.startswith(("https://", "http://")) or ":" not in href, href
+    for name, xml in renderer.archive_files([issue], issue.tags).items():
+        if name.endswith(".xml"):
+            assert xml is not None
+            lxml.etree.fromstring(xml.encode("utf-8"))  # well-formed XML 1.0, whatever the text
