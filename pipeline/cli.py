@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,7 +13,9 @@ import click
 
 from pipeline import __version__, run
 from pipeline.config import DEFAULT_CONFIG, Settings, load_config
-from pipeline.errors import DigestError, FormatError, NotBuiltError
+from pipeline.errors import DigestError, FormatError, InputError
+from pipeline.files import write_atomic
+from pipeline.models import SUBSCRIBER_STATUSES
 from pipeline.runtime import Runtime
 
 
@@ -195,7 +198,15 @@ def schedule(ctx: Context) -> None:
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
-    raise NotBuiltError("`digest serve` is not built yet")
+    from pipeline import web
+
+    settings = ctx.settings
+    settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
+    server = web.make_server(
+        settings, host or settings.web.host, port or settings.web.port, ctx.runtime()
+    )
+    click.echo(f"serving on http://{host or settings.web.host}:{server.effective_port}", err=True)
+    server.run()
 
 
 @cli.group()
@@ -210,7 +221,12 @@ def subscribers() -> None:
 @pass_ctx
 def subscribers_add(ctx: Context, email: str, language: str, tags: str) -> None:
     """Add (or reactivate) a subscriber."""
-    raise NotBuiltError("`digest subscribers add` is not built yet")
+    from pipeline import subscribers as subs
+
+    with closing(run.open_store(ctx.settings)) as conn:
+        outcome, sub = subs.add(conn, ctx.settings.variants, email, language, tags)
+    tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
+    click.echo(f"{outcome}: {sub.email} ({sub.language}{tags_note})")
 
 
 @subscribers.command(name="remove")
@@ -218,15 +234,23 @@ def subscribers_add(ctx: Context, email: str, language: str, tags: str) -> None:
 @pass_ctx
 def subscribers_remove(ctx: Context, email: str) -> None:
     """Unsubscribe a subscriber (kept as unsubscribed)."""
-    raise NotBuiltError("`digest subscribers remove` is not built yet")
+    from pipeline import subscribers as subs
+
+    with closing(run.open_store(ctx.settings)) as conn:
+        changed = subs.remove(conn, email)
+    click.echo(f"{'unsubscribed' if changed else 'already unsubscribed'}: {email}")
 
 
 @subscribers.command(name="list")
-@click.option("--status", help="Only subscribers with this status.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
 @pass_ctx
 def subscribers_list(ctx: Context, status: str | None) -> None:
     """List subscribers."""
-    raise NotBuiltError("`digest subscribers list` is not built yet")
+    from pipeline import store
+
+    with closing(run.open_store(ctx.settings)) as conn:
+        for sub in store.iter_subscribers(conn, status):
+            click.echo(f"{sub.email}\t{sub.language}\t{' '.join(sub.tags)}\t{sub.status}")
 
 
 @subscribers.command(name="import")
@@ -234,15 +258,37 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
 @pass_ctx
 def subscribers_import(ctx: Context, csv_file: Path) -> None:
     """Import subscribers from CSV (email,language,tags,status)."""
-    raise NotBuiltError("`digest subscribers import` is not built yet")
+    from pipeline import subscribers as subs
+
+    with closing(run.open_store(ctx.settings)) as conn:
+        report = subs.import_csv(conn, ctx.settings.variants, csv_file)
+    for line, message in report.errors:
+        click.echo(f"{csv_file}:{line}: {message}", err=True)
+    click.echo(
+        f"{csv_file}: added {report.added}, updated {report.updated}, unchanged "
+        f"{report.unchanged}, kept unsubscribed {report.kept_unsubscribed}, "
+        f"bad rows {len(report.errors)}"
+    )
+    if report.errors:
+        raise InputError(
+            f"{len(report.errors)} bad rows (listed above); the other rows were imported",
+            path=csv_file,
+        )
 
 
 @subscribers.command(name="export")
 @click.argument("csv_file", type=click.Path(path_type=Path))
 @pass_ctx
 def subscribers_export(ctx: Context, csv_file: Path) -> None:
-    """Export subscribers to CSV (email,language,tags,status)."""
-    raise NotBuiltError("`digest subscribers export` is not built yet")
+    """Export subscribers to CSV (email,language,tags,status); '-' writes to stdout."""
+    from pipeline import subscribers as subs
+
+    with closing(run.open_store(ctx.settings)) as conn:
+        text = subs.export_csv(conn)
+    if str(csv_file) == "-":
+        click.echo(text, nl=False)
+    else:
+        write_atomic(csv_file, text)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, render, site, store, tags
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError, DigestError, FormatError, InputError, NotBuiltError
+from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
 from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
@@ -281,8 +281,20 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
 def send(
     settings: Settings, day: date, rt: Runtime, *, dry_run: bool = False, to: str | None = None
 ) -> None:
-    """Send the approved issue to every active subscriber (or one preview copy with `to`)."""
-    raise NotBuiltError("`digest send` is not built yet")
+    """Send the approved issue to every active subscriber (or one preview copy with `to`).
+    The ledger and the lock that make it safe to rerun are described in pipeline.delivery."""
+    from pipeline import delivery
+
+    conn = open_store(settings)
+    try:
+        variants = approved_variants(conn, settings, day)
+        if to is not None:
+            delivery.send_preview(conn, settings, day, rt, variants, to)
+        else:
+            with delivery.issue_lock(settings, day):
+                delivery.send_issue(conn, settings, day, rt, variants, dry_run=dry_run)
+    finally:
+        conn.close()
 
 
 # --- daily job and scheduler -----------------------------------------------------------------

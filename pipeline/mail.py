@@ -1,0 +1,368 @@
+"""Email messages (built per recipient from the pre-rendered variant) and their transports."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.headerregistry import Address
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from pipeline.config import Settings, SmtpSettings
+from pipeline.errors import DeliveryError
+from pipeline.files import write_atomic
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER as PLACEHOLDER
+from pipeline.models import EmailVariant
+from pipeline.runtime import Runtime
+
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message ready for a transport: envelope sender and recipient, and the bytes."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+class RecipientRejected(DeliveryError):
+    """The server refused this one message for good (a 5xx reply); the send goes on."""
+
+    def __init__(self, recipient: str, code: int, reply: str) -> None:
+        super().__init__(f"{recipient}: refused by the server: {code} {reply}")
+        self.recipient = recipient
+        self.code = code
+        self.reply = f"{code} {reply}"
+
+
+class RecipientDeferred(DeliveryError):
+    """The server kept answering 4xx for this message after every retry."""
+
+    def __init__(self, recipient: str, code: int, reply: str) -> None:
+        super().__init__(f"{recipient}: deferred by the server: {code} {reply}")
+        self.recipient = recipient
+        self.code = code
+        self.reply = f"{code} {reply}"
+
+
+class Transport(Protocol):
+    """Delivers messages one at a time; raises RecipientRejected/Deferred for one message,
+    DeliveryError when nothing more can be sent."""
+
+    def open(self) -> None:
+        """Get ready to send (connect and log in); fails early on a wrong password."""
+
+    def send(self, message: Outgoing) -> None:
+        """Deliver one message, or raise."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+# --- building messages (pure) ----------------------------------------------------------------
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header, RFC 2047-encoded and folded as the stdlib SMTP policy does."""
+    folded: str = SMTP.header_factory(name, value).fold(policy=SMTP)
+    return folded.encode("ascii")
+
+
+def _body_part(content_type: str, text: str) -> bytes:
+    encoded = base64.encodebytes(text.encode("utf-8")).replace(b"\n", CRLF)
+    return (
+        f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    ).encode("ascii") + encoded
+
+
+def list_id(settings: Settings) -> str:
+    """The List-Id value: the newsletter's title and `<slug.domain>` (RFC 2919)."""
+    title = settings.newsletter.title
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "digest"
+    phrase = f'"{title}" ' if title.isascii() and '"' not in title else ""
+    return f"{phrase}<{slug}.{sender_domain(settings)}>"
+
+
+def sender_domain(settings: Settings) -> str:
+    """The domain of the From address (names Message-IDs and the list)."""
+    return parseaddr(settings.newsletter.from_)[1].rpartition("@")[2] or "localhost"
+
+
+def message_id(settings: Settings, day: date, recipient: str, salt: str = "") -> str:
+    """A Message-ID that is the same every time this issue goes to this recipient."""
+    key = f"{day.isoformat()}\0{recipient.casefold()}\0{salt}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"<{day.strftime('%Y%m%d')}.{digest[:24]}@{sender_domain(settings)}>"
+
+
+class MessageBuilder:
+    """Builds each recipient's message from one issue's variants: the constant headers are
+    encoded once, and per recipient only the address, ids and unsubscribe URL change."""
+
+    def __init__(
+        self, settings: Settings, day: date, variants: list[EmailVariant], subject_prefix: str = ""
+    ) -> None:
+        self.settings = settings
+        self.day = day
+        self.salt = subject_prefix
+        self.sender = parseaddr(settings.newsletter.from_)[1]
+        if not self.sender:
+            raise DeliveryError(
+                "newsletter.from has no address (expected e.g. Digest <digest@example.org>)",
+                key="newsletter.from",
+            )
+        common = _header("From", settings.newsletter.from_) + _header(
+            "List-Id", list_id(settings)
+        )
+        self._heads = {
+            v.variant: common + _header("Subject", subject_prefix + v.subject) for v in variants
+        }
+        self._bodies = {
+            v.variant: (v.text.split(PLACEHOLDER), v.html.split(PLACEHOLDER)) for v in variants
+        }
+
+    def build(
+        self, variant: str, recipient: str, unsubscribe_url: str, mailto: str, now: datetime
+    ) -> Outgoing:
+        """The whole message for one recipient: multipart/alternative, text first."""
+        text_parts, html_parts = self._bodies[variant]
+        mid = message_id(self.settings, self.day, recipient, self.salt)
+        boundary = f"=_{mid[1:25]}"
+        # RFC 8058 wants both URIs; one unfolded line, as some receivers misread folded ones.
+        unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>, <{mailto}>\r\n".encode("ascii")
+        head = (
+            self._heads[variant]
+            + _header("To", str(Address(addr_spec=recipient)))
+            + f"Date: {format_datetime(now)}\r\nMessage-ID: {mid}\r\n".encode("ascii")
+            + unsubscribe
+            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            + b"MIME-Version: 1.0\r\n"
+            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+        )
+        sep = f"--{boundary}\r\n".encode()
+        data = b"".join(
+            (
+                head,
+                sep,
+                _body_part("text/plain", unsubscribe_url.join(text_parts)),
+                sep,
+                _body_part("text/html", unsubscribe_url.join(html_parts)),
+                f"--{boundary}--\r\n".encode(),
+            )
+        )
+        return Outgoing(self.sender, recipient, mid, data)
+
+
+def unsubscribe_mailto(settings: Settings, token: str) -> str:
+    """The mailto: half of List-Unsubscribe; the token in the subject names the reader."""
+    subject = quote(f"unsubscribe {token}")
+    return f"mailto:{settings.newsletter.unsubscribe_mailto}?subject={subject}"
+
+
+def simple_message(
+    settings: Settings, recipient: str, subject: str, text: str, now: datetime, mid: str
+) -> Outgoing:
+    """A plain-text message (the subscription confirmation)."""
+    sender = parseaddr(settings.newsletter.from_)[1]
+    data = (
+        _header("From", settings.newsletter.from_)
+        + _header("To", str(Address(addr_spec=recipient)))
+        + _header("Subject", subject)
+        + f"Date: {format_datetime(now)}\r\nMessage-ID: {mid}\r\nMIME-Version: 1.0\r\n".encode()
+        + _body_part("text/plain", text)
+    )
+    return Outgoing(sender, recipient, mid, data)
+
+
+# --- transports ------------------------------------------------------------------------------
+
+
+def outbox_file(folder: Path, recipient: str) -> Path:
+    """Where the outbox keeps one recipient's message."""
+    return folder / f"{recipient.replace('/', '_')}.eml"
+
+
+class OutboxTransport:
+    """Writes each message to <folder>/<email>.eml (atomically) instead of sending it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self) -> None:
+        """Create the folder."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: Outgoing) -> None:
+        """Write the message file."""
+        write_atomic(outbox_file(self.folder, message.recipient), message.data)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SmtpTransport:
+    """SMTP with STARTTLS, implicit TLS or none; AUTH; ONE connection reused and reopened
+    when dropped; at most `rate` messages per second on the injected clock; 4xx retried
+    with exponential backoff, 5xx raised as RecipientRejected."""
+
+    def __init__(
+        self,
+        smtp: SmtpSettings,
+        password: str,
+        rt: Runtime,
+        rate: float,
+        context: ssl.SSLContext | None = None,
+        backoff: float = 2.0,
+    ) -> None:
+        self.smtp = smtp
+        self.password = password
+        self.rt = rt
+        self.interval = 1.0 / rate
+        self.context = context or ssl.create_default_context()
+        self.backoff = backoff
+        self._conn: smtplib.SMTP | None = None
+        self._next = 0.0
+        self.reconnects = 0
+
+    @property
+    def _where(self) -> str:
+        return f"{self.smtp.host}:{self.smtp.port}"
+
+    def _connect(self) -> smtplib.SMTP:
+        """A new logged-in connection. A refused login, a missing STARTTLS and an untrusted
+        certificate are DeliveryErrors (retrying cannot help); network errors stay OSErrors."""
+        s = self.smtp
+        conn: smtplib.SMTP
+        if s.security == "tls":
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.context)
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            # Without this, Nagle's algorithm and delayed ACKs stall each DATA reply ~40 ms.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.ehlo()
+            if s.security == "starttls":
+                conn.starttls(context=self.context)
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise DeliveryError(
+                f"SMTP server {self._where} refused the login of {s.username!r} "
+                f"({exc.smtp_code} {_text(exc.smtp_error)}): check smtp.username and "
+                "DIGEST_SMTP_PASSWORD"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            conn.close()
+            raise DeliveryError(
+                f"SMTP server {self._where}: {exc} (check smtp.security and smtp.port)"
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise DeliveryError(
+                f"SMTP server {self._where}: TLS certificate not trusted: {exc.verify_message}"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def open(self) -> None:
+        """Connect and log in now, so a wrong password stops the send before it starts."""
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except ssl.SSLCertVerificationError as exc:
+                raise DeliveryError(
+                    f"SMTP server {self._where}: TLS certificate not trusted: "
+                    f"{exc.verify_message}"
+                ) from exc
+            except OSError as exc:  # smtplib's errors are OSErrors too
+                raise DeliveryError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
+
+    def _wait_turn(self) -> None:
+        now = self.rt.monotonic()
+        if self._next > now:
+            self.rt.sleep(self._next - now)
+            now = self._next
+        self._next = now + self.interval
+
+    def send(self, message: Outgoing) -> None:
+        """Send one message; retries 4xx and dropped connections, raises on 5xx."""
+        self._wait_turn()
+        tries = self.smtp.retries + 1
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                    self.reconnects += 1
+                self._conn.sendmail(message.sender, [message.recipient], message.data)
+                return
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = exc.recipients.get(message.recipient, (550, b"refused"))
+                self._handle_reply(message, code, reply, last)
+            except smtplib.SMTPResponseException as exc:  # MAIL or DATA refused, or 421
+                if exc.smtp_code == 421:  # the server is closing this connection
+                    self._drop()
+                self._handle_reply(message, exc.smtp_code, exc.smtp_error, last)
+            except OSError as exc:  # dropped, reset, timed out, or reconnecting failed
+                self._drop()
+                if last:
+                    raise DeliveryError(
+                        f"lost the connection to SMTP server {self._where} "
+                        f"{tries} times in a row: {exc}"
+                    ) from exc
+                # the first reconnect is immediate: servers close idle or long-lived sessions
+                self.rt.sleep(self.backoff * attempt)
+                continue
+            self.rt.sleep(self.backoff * 2**attempt)
+
+    def _handle_reply(self, message: Outgoing, code: int, reply: bytes | str, last: bool) -> None:
+        if 500 <= code < 600:
+            raise RecipientRejected(message.recipient, code, _text(reply))
+        if last:
+            raise RecipientDeferred(message.recipient, code, _text(reply))
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def make_transport(settings: Settings, rt: Runtime, outbox: Path) -> Transport:
+    """The transport the config names: the outbox folder, or the SMTP server."""
+    if settings.delivery.transport == "smtp":
+        return SmtpTransport(
+            settings.smtp, settings.smtp_password, rt, settings.delivery.rate_per_second
+        )
+    return OutboxTransport(outbox)

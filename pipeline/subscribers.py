@@ -1,0 +1,159 @@
+"""Subscribers: validation, add/remove/list, CSV import and export (email,language,tags,status)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from email_validator import EmailNotValidError, validate_email
+
+from pipeline import store
+from pipeline.errors import InputError
+from pipeline.models import SUBSCRIBER_STATUSES, TAG_RE, Subscriber, normalize_tag
+
+CSV_HEADER = ("email", "language", "tags", "status")
+
+
+def normalize_email(email: str) -> str:
+    """A checked, normalised address (no DNS lookup); raises ValueError saying what is wrong."""
+    try:
+        # ASCII addresses only: an SMTPUTF8 address would need a server that supports it.
+        return validate_email(
+            email.strip(), check_deliverability=False, allow_smtputf8=False
+        ).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"bad email address {email!r}: {exc}") from None
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """Space-separated tags ('#' optional) in normalised form; raises ValueError on a bad one."""
+    tags: dict[str, None] = {}
+    for word in text.split():
+        if not TAG_RE.fullmatch("#" + word.lstrip("#")):
+            raise ValueError(f"bad tag {word!r} (letters, digits, '-' or '_')")
+        tags.setdefault(normalize_tag(word), None)
+    return tuple(tags)
+
+
+def make_subscriber(
+    email: str, language: str, tags: str, status: str, variants: tuple[str, ...]
+) -> Subscriber:
+    """Validate the fields of one subscriber; raises ValueError naming the bad field."""
+    if language not in variants:
+        raise ValueError(f"language must be one of {', '.join(variants)}, got {language!r}")
+    if status not in SUBSCRIBER_STATUSES:
+        raise ValueError(
+            f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}, got {status!r}"
+        )
+    return Subscriber(normalize_email(email), language, parse_tags(tags), status)
+
+
+def add(
+    conn: sqlite3.Connection, variants: tuple[str, ...], email: str, language: str, tags: str = ""
+) -> tuple[str, Subscriber]:
+    """Add a subscriber, or reactivate and update one; returns (what happened, subscriber)."""
+    try:
+        sub = make_subscriber(email, language, tags, "active", variants)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return store.save_subscriber(conn, sub)
+
+
+def remove(conn: sqlite3.Connection, email: str) -> bool:
+    """Unsubscribe an address (the row stays, so no later import resubscribes it silently);
+    True when it changed."""
+    sub = store.get_subscriber(conn, email.strip())
+    if sub is None or sub.id is None:
+        raise InputError(f"no subscriber {email!r}")
+    return store.set_subscriber_status(conn, sub.id, "unsubscribed")
+
+
+@dataclass
+class ImportReport:
+    """What an import did, and the rows it refused (line number, reason)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_unsubscribed: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(lines)
+    header = tuple(h.strip().lower() for h in (reader.fieldnames or ()))
+    if not header or header[0] != "email":
+        raise ValueError(f"expected the header {','.join(CSV_HEADER)}, got {','.join(header)!r}")
+    unknown = [h for h in header if h not in CSV_HEADER]
+    if unknown:
+        raise ValueError(f"unknown column {unknown[0]!r} (expected {','.join(CSV_HEADER)})")
+    reader.fieldnames = list(header)
+    for row in reader:
+        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+
+
+def import_csv(
+    conn: sqlite3.Connection, variants: tuple[str, ...], path: Path
+) -> ImportReport:
+    """Import subscribers from CSV: bad rows are reported by line and the rest imported.
+    An empty status means active. Importing never resubscribes someone who unsubscribed or
+    bounced (that takes `subscribers add`), and importing the same file twice changes nothing."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise InputError("file not found", path=path) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", path=path) from exc
+    report = ImportReport()
+    try:
+        rows = list(_rows(io.StringIO(text, newline="")))
+    except (ValueError, csv.Error) as exc:
+        raise InputError(str(exc), path=path, line=1) from exc
+    with store.transaction(conn):
+        for line, row in rows:
+            if not any(row.values()):
+                continue
+            try:
+                sub = make_subscriber(
+                    row.get("email", ""),
+                    row.get("language") or variants[-1],
+                    row.get("tags", ""),
+                    row.get("status") or "active",
+                    variants,
+                )
+            except ValueError as exc:
+                report.errors.append((line, str(exc)))
+                continue
+            old = store.get_subscriber(conn, sub.email)
+            if old is not None and old.status in ("unsubscribed", "bounced") \
+                    and sub.status in ("active", "pending"):
+                report.kept_unsubscribed += 1
+                continue
+            outcome, _ = store.save_subscriber(conn, sub)
+            if outcome == "added":
+                report.added += 1
+            elif outcome == "updated":
+                report.updated += 1
+            else:
+                report.unchanged += 1
+    return report
+
+
+def write_csv(subs: Iterable[Subscriber], out: TextIO) -> None:
+    """Write subscribers as CSV with the header email,language,tags,status."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for sub in subs:
+        writer.writerow((sub.email, sub.language, " ".join(sub.tags), sub.status))
+
+
+def export_csv(conn: sqlite3.Connection) -> str:
+    """Every subscriber as CSV text, in id order (re-importable as is)."""
+    out = io.StringIO()
+    write_csv(store.iter_subscribers(conn), out)
+    return out.getvalue()

@@ -1,0 +1,329 @@
+"""`digest send` end to end against a real SMTP server (STARTTLS + AUTH) on loopback, and the
+unsubscribe link POSTed to the real `digest serve` (waitress)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from pipeline import run, store
+from pipeline.cli import main
+from pipeline.errors import ApprovalError, DeliveryError, LockedError
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
+from tests.deliver_support import (
+    DAY,
+    PASSWORD,
+    SECRET,
+    Sink,
+    add_subscribers,
+    build_issue,
+    make_cert,
+    newsletter,
+    quiet_runtime,
+    serving,
+    smtp_server,
+)
+from tests.support import FakeClock
+
+HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
+           "List-Unsubscribe-Post")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test server's certificate
+
+
+@pytest.fixture
+def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
+    with smtp_server(*cert) as s:
+        yield s
+
+
+def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    variants = {v.variant: v for v in build_issue(settings)}
+    subs = add_subscribers(settings, 200)
+    lines: list[str] = []
+    rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
+
+    run.send(settings, DAY, rt)
+
+    got = sink.by_recipient()
+    assert sorted(got) == sorted(s.email for s in subs)
+    assert all(len(m) == 1 for m in got.values())
+    assert sink.sessions == 1  # one connection for all 200
+    assert lines[-1] == f"issue {DAY}: sent 200, failed 0, skipped 0"
+    assert len(clock.sleeps) >= 199  # paced by delivery.rate_per_second on the injected clock
+    message_ids = set()
+    for sub in subs:
+        received = got[sub.email][0]
+        head = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        unfolded = [ln for ln in head.split("\r\n") if ln.startswith("List-Unsubscribe:")]
+        assert len(unfolded) == 1
+        assert "<https://digest.example.org/unsubscribe/" in unfolded[0]
+        assert "<mailto:unsubscribe@example.org?subject=unsubscribe%20" in unfolded[0]
+        msg = received.parsed()
+        for name in HEADERS:
+            assert msg[name], name
+        assert msg["To"] == sub.email
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg.get_content_type() == "multipart/alternative"
+        parts = list(msg.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        variant = variants[sub.language]
+        assert msg["Subject"] == variant.subject
+        url = unfolded[0].split("<", 1)[1].split(">", 1)[0]
+        text, body = parts[0].get_content(), parts[1].get_content()
+        assert text.replace("\r\n", "\n") == variant.text.replace(UNSUBSCRIBE_PLACEHOLDER, url)
+        assert body == variant.html.replace(UNSUBSCRIBE_PLACEHOLDER, url)
+        message_ids.add(msg["Message-ID"])
+    assert len(message_ids) == 200
+
+    conn = run.open_store(settings)
+    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.delivery_counts(conn, DAY) == {"sent": 200}
+
+    # The List-Unsubscribe URL of one reader, POSTed as RFC 8058 says, unsubscribes only them.
+    victim = subs[17]
+    url = sink.by_recipient()[victim.email][0].parsed()["List-Unsubscribe"]
+    path = urlsplit(url.split("<", 1)[1].split(">", 1)[0]).path
+    with serving(settings) as base:
+        for _ in range(2):  # idempotent
+            reply = requests.post(base + path, data={"List-Unsubscribe": "One-Click"},
+                                  allow_redirects=False, timeout=10)
+            assert reply.status_code == 200
+    statuses = {s.email: s.status for s in store.iter_subscribers(conn)}
+    conn.close()
+    assert statuses.pop(victim.email) == "unsubscribed"
+    assert set(statuses.values()) == {"active"}
+
+    # A rerun sends nobody anything.
+    run.send(settings, DAY, rt)
+    assert sink.count == 200
+
+
+def test_rerun_after_partial_send_sends_only_the_rest(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    add_subscribers(settings, 10)
+    rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
+    run.send(settings, DAY, rt)
+    add_subscribers(settings, 5, start=10)  # joined after the send: the issue was 'sent'
+    conn = run.open_store(settings)
+    conn.execute("UPDATE issues SET state = 'approved'")  # as if the first run had crashed
+    conn.close()
+    run.send(settings, DAY, rt)
+    counts = {r: len(m) for r, m in sink.by_recipient().items()}
+    assert len(counts) == 15 and set(counts.values()) == {1}
+
+
+def test_faults_451_retried_550_failed_drop_reconnects(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    subs = add_subscribers(settings, 30)
+    deferred = [subs[3].email, subs[11].email]
+    rejected = [subs[5].email, subs[20].email]
+    for addr in deferred:
+        sink.defer[addr] = 2
+    for addr in rejected:
+        sink.reject[addr] = "550 5.1.1 No such user here"
+    sink.drop_after = 8
+    lines: list[str] = []
+    rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
+
+    run.send(settings, DAY, rt)
+
+    got = sink.by_recipient()
+    assert set(got) == {s.email for s in subs} - set(rejected)
+    assert all(len(m) == 1 for m in got.values())
+    assert sink.sessions == 2  # the drop after the 8th message: one reconnect
+    assert 2.0 in clock.sleeps and 4.0 in clock.sleeps  # 451 backoff
+    assert lines[-1] == f"issue {DAY}: sent 28, failed 2, skipped 0"
+    assert f"failed: {rejected[0]}: refused by the server: 550 5.1.1 No such user here" in lines
+    conn = run.open_store(settings)
+    rows = conn.execute(
+        "SELECT s.email, d.status, d.response FROM deliveries d JOIN subscribers s"
+        " ON s.id = d.subscriber_id WHERE d.status != 'sent'"
+    ).fetchall()
+    assert sorted((r[0], r[1], r[2]) for r in rows) == [
+        (addr, "failed", "550 5.1.1 No such user here") for addr in sorted(rejected)
+    ]
+    assert store.get_issue(conn, DAY)["state"] == "sent"
+    conn.close()
+
+
+def test_4xx_that_never_clears_is_deferred_and_retried_next_run(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port, retries=1)
+    build_issue(settings)
+    subs = add_subscribers(settings, 3)
+    sink.defer[subs[1].email] = 2
+    rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
+    with pytest.raises(DeliveryError, match="1 messages of the issue of 2024-12-05 were deferred"):
+        run.send(settings, DAY, rt)
+    assert subs[1].email not in sink.by_recipient()
+    run.send(settings, DAY, rt)  # the server has recovered
+    assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
+
+
+def test_wrong_password_is_one_clear_line(
+    tmp_path: Path, server: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    add_subscribers(settings, 3)
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(settings.source), "send", "--date", str(DAY)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("digest: error: SMTP server 127.0.0.1:")
+    assert "refused the login of 'digest-sender' (535" in err
+    assert "check smtp.username and DIGEST_SMTP_PASSWORD" in err
+    assert sink.count == 0
+    conn = run.open_store(settings)
+    assert store.delivery_counts(conn, DAY) == {}
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("approve", "change", "message"),
+    [
+        (False, False, "is not approved: check outbox/2024-12-05/preview.*.html"),
+        (True, True, "changed since the issue was built"),
+    ],
+)
+def test_refuses_unapproved_or_changed_issue(
+    tmp_path: Path, server: tuple[Sink, int], capsys: pytest.CaptureFixture[str],
+    approve: bool, change: bool, message: str,
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings, approve=approve)
+    add_subscribers(settings, 3)
+    if change:
+        draft = run.draft_path(settings, DAY)
+        draft.write_text(draft.read_text(encoding="utf-8") + "\n#late-edit\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(settings.source), "send", "--date", str(DAY)])
+    assert exit_info.value.code == 1
+    assert message in capsys.readouterr().err
+    assert sink.count == 0
+
+
+def test_changed_rendering_after_approval_is_refused(
+    tmp_path: Path, server: tuple[Sink, int]
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    variants = build_issue(settings)
+    conn = run.open_store(settings)
+    sha = run.file_sha(run.draft_path(settings, DAY))
+    assert sha is not None
+    store.save_built_issue(conn, DAY, sha, [*variants[:-1], variants[-1].__class__(
+        variants[-1].variant, variants[-1].subject + "!", variants[-1].html, variants[-1].text)])
+    with pytest.raises(ApprovalError, match="changed since it was approved"):
+        run.send(settings, DAY, quiet_runtime())
+    conn.close()
+    assert sink.count == 0
+
+
+def test_preview_to_one_address_records_nothing(
+    tmp_path: Path, server: tuple[Sink, int]
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    subs = add_subscribers(settings, 3)
+    run.send(settings, DAY, quiet_runtime(), to=subs[1].email)
+    run.send(settings, DAY, quiet_runtime(), to="curator@example.org")
+    assert [m.recipients for m in sink.messages] == [[subs[1].email], ["curator@example.org"]]
+    first = sink.messages[0].parsed()
+    assert first["Subject"].startswith("[PREVIEW] ML Papers Digest")
+    conn = run.open_store(settings)
+    assert store.delivery_counts(conn, DAY) == {}
+    assert store.get_issue(conn, DAY)["state"] == "approved"
+    conn.close()
+    # the real send still reaches the previewed subscriber, under another Message-ID
+    run.send(settings, DAY, quiet_runtime())
+    real = [m for m in sink.messages[2:] if m.recipients == [subs[1].email]]
+    assert len(real) == 1 and real[0].parsed()["Message-ID"] != first["Message-ID"]
+
+
+def test_dry_run_writes_outbox_only(tmp_path: Path, server: tuple[Sink, int]) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port)
+    build_issue(settings)
+    subs = add_subscribers(settings, 4)
+    run.send(settings, DAY, quiet_runtime(), dry_run=True)
+    folder = settings.paths.outbox / DAY.isoformat()
+    assert sorted(p.name for p in folder.glob("*.eml")) == sorted(f"{s.email}.eml" for s in subs)
+    assert sink.count == 0
+    conn = run.open_store(settings)
+    assert store.delivery_counts(conn, DAY) == {}
+    conn.close()
+
+
+def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    subs = add_subscribers(settings, 3)
+    run.send(settings, DAY, quiet_runtime())
+    folder = settings.paths.outbox / DAY.isoformat()
+    assert sorted(p.name for p in folder.glob("*.eml")) == sorted(f"{s.email}.eml" for s in subs)
+    conn = run.open_store(settings)
+    assert store.delivery_counts(conn, DAY) == {"sent": 3}
+    conn.close()
+
+
+def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    conn = run.open_store(settings)
+    for email, tags in [("a@example.org", ("reward-model",)), ("b@example.org", ("robotics",)),
+                        ("c@example.org", ())]:
+        store.save_subscriber(conn, Subscriber(email, "all", tags, "active"))
+    conn.close()
+    lines: list[str] = []
+    run.send(settings, DAY, quiet_runtime(echo=lines.append))
+    folder = settings.paths.outbox / DAY.isoformat()
+    names = sorted(p.name for p in folder.glob("*.eml"))
+    assert names == ["a@example.org.eml", "c@example.org.eml"]
+    assert lines[-1] == f"issue {DAY}: sent 2, failed 0, skipped 1"
+
+
+def test_second_send_at_once_is_refused(tmp_path: Path) -> None:
+    from pipeline.delivery import issue_lock
+
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    add_subscribers(settings, 2)
+    with issue_lock(settings, DAY), pytest.raises(LockedError, match="another `digest send`"):
+        run.send(settings, DAY, quiet_runtime())
+    assert not (settings.paths.outbox / DAY.isoformat()).exists()

@@ -1,0 +1,145 @@
+"""Crash safety: `digest send` in a subprocess is SIGKILLed midway and run again; every reader
+ends with exactly one message (the one message in flight at the kill may come twice)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import store
+from pipeline.config import load_config
+from tests.deliver_support import (
+    DAY,
+    PASSWORD,
+    SECRET,
+    Sink,
+    add_subscribers,
+    build_issue,
+    make_cert,
+    smtp_server,
+    write_config,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+
+
+@pytest.fixture
+def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
+    with smtp_server(*cert) as s:
+        yield s
+
+
+def _send(config: Path, cert: Path) -> subprocess.Popen[bytes]:
+    """`python -m pipeline --config CONFIG send` as its own process."""
+    env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_SMTP_PASSWORD": PASSWORD,
+           "SSL_CERT_FILE": str(cert)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "send", "--date", str(DAY)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _ledger(config: Path) -> dict[str, int]:
+    conn = store.connect(config.parent.parent / "data" / "digest.db")
+    try:
+        return store.delivery_counts(conn, DAY)
+    finally:
+        conn.close()
+
+
+def test_sigkill_midway_then_rerun_sends_each_reader_once(
+    tmp_path: Path, server: tuple[Sink, int], cert: tuple[Path, Path]
+) -> None:
+    sink, port = server
+    config = write_config(tmp_path, port=port, rate=40)  # ~1.5 s for 60 readers
+    settings = load_config(config)
+    build_issue(settings)
+    subs = add_subscribers(settings, 60)
+    sink.notify_at = 15
+
+    proc = _send(config, cert[0])
+    assert sink.arrived.wait(30), proc.stderr.read() if proc.stderr else ""
+    _kill(proc)
+    first = sink.count
+    assert 15 <= first < 60
+    ledger = _ledger(config)
+    assert ledger.get("sending", 0) <= 1  # at most the message in flight is unaccounted
+    assert ledger["sent"] >= first - 1
+
+    rerun = _send(config, cert[0])
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    copies = {r: len(m) for r, m in sink.by_recipient().items()}
+    assert set(copies) == {s.email for s in subs}
+    assert sum(1 for n in copies.values() if n > 1) <= 1
+    assert max(copies.values()) <= 2
+    assert _ledger(config) == {"sent": 60}
+    assert f"sent {60 - ledger['sent']}, failed 0, skipped {ledger['sent']}" in err.decode()
+
+
+def test_message_in_flight_at_the_kill_is_the_only_repeat(
+    tmp_path: Path, server: tuple[Sink, int], cert: tuple[Path, Path]
+) -> None:
+    sink, port = server
+    config = write_config(tmp_path, port=port)
+    settings = load_config(config)
+    build_issue(settings)
+    subs = add_subscribers(settings, 20)
+    sink.hold_at = 7  # the server has the 7th message but has not answered yet
+
+    proc = _send(config, cert[0])
+    assert sink.arrived.wait(30)
+    _kill(proc)
+    assert _ledger(config) == {"sent": 6, "sending": 1}
+
+    sink.hold_at = None
+    rerun = _send(config, cert[0])
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    copies = {r: len(m) for r, m in sink.by_recipient().items()}
+    assert copies == {s.email: 2 if s is subs[6] else 1 for s in subs}
+
+
+def test_a_second_send_at_the_same_time_says_so_and_sends_nothing(
+    tmp_path: Path, server: tuple[Sink, int], cert: tuple[Path, Path]
+) -> None:
+    sink, port = server
+    config = write_config(tmp_path, port=port)
+    settings = load_config(config)
+    build_issue(settings)
+    add_subscribers(settings, 10)
+    sink.hold_at = 3
+
+    first = _send(config, cert[0])
+    assert sink.arrived.wait(30)
+    second = _send(config, cert[0])
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 1
+    assert err.decode().splitlines() == [
+        f"digest: error: another `digest send` of the issue of {DAY} is running; "
+        "this one sent nothing (wait for it to finish)"
+    ]
+    assert sink.count == 3
+    _kill(first)

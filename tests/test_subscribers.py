@@ -1,0 +1,197 @@
+"""Subscribers: the `digest subscribers` commands, CSV import/export, SQLite on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import run, store
+from pipeline.cli import main
+from pipeline.config import Settings
+from pipeline.models import Subscriber
+from tests.deliver_support import newsletter
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return newsletter(tmp_path, transport="outbox")
+
+
+def digest(settings: Settings, *args: str) -> int:
+    """Run the CLI in-process; returns its exit code."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(settings.source), *args])
+    code = exit_info.value.code
+    assert isinstance(code, int)
+    return code
+
+
+def rows(settings: Settings) -> list[tuple[str, str, str, str, str, str]]:
+    conn = run.open_store(settings)
+    try:
+        return [
+            (r["email"], r["language"], r["tags"], r["status"], r["created_at"], r["updated_at"])
+            for r in conn.execute("SELECT * FROM subscribers ORDER BY id")
+        ]
+    finally:
+        conn.close()
+
+
+def test_add_list_remove(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert digest(settings, "subscribers", "add", "Ann@Example.ORG", "--language", "ko",
+                  "--tags", "#Reward_Model corpus") == 0
+    assert digest(settings, "subscribers", "add", "bob@example.org") == 0
+    assert capsys.readouterr().out == (
+        "added: Ann@example.org (ko, tags reward-model corpus)\nadded: bob@example.org (all)\n"
+    )
+    assert digest(settings, "subscribers", "remove", "ann@example.org") == 0
+    assert digest(settings, "subscribers", "remove", "ann@example.org") == 0
+    assert digest(settings, "subscribers", "list") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["unsubscribed: ann@example.org", "already unsubscribed: ann@example.org"]
+    assert out[2:] == ["Ann@example.org\tko\treward-model corpus\tunsubscribed",
+                       "bob@example.org\tall\t\tactive"]
+    assert digest(settings, "subscribers", "list", "--status", "active") == 0
+    assert capsys.readouterr().out == "bob@example.org\tall\t\tactive\n"
+    # `add` is the deliberate way back in
+    assert digest(settings, "subscribers", "add", "ann@example.org", "--language", "en") == 0
+    assert rows(settings)[0][:4] == ("Ann@example.org", "en", "", "active")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "not-an-email"], "bad email address 'not-an-email'"),
+        (["add", "a@example.org", "--language", "fr"], "language must be one of ko, en, all"),
+        (["add", "a@example.org", "--tags", "bad!tag"], "bad tag 'bad!tag'"),
+        (["remove", "nobody@example.org"], "no subscriber 'nobody@example.org'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    settings: Settings, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert digest(settings, "subscribers", *args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("digest: error: ") and message in err
+    assert rows(settings) == []
+
+
+CSV = """email,language,tags,status
+ann@example.org,ko,reward-model,
+bob@example.org,en,,active
+not an email,ko,,
+carl@example.org,de,,
+dora@example.org,all,#vq #corpus,pending
+erin@example.org,,,bogus
+fay@example.org,all,,unsubscribed
+"""
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(CSV, encoding="utf-8")
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"{path}:4: bad email address 'not an email'")
+    assert err[1].startswith(f"{path}:5: language must be one of ko, en, all, got 'de'")
+    assert err[2].startswith(f"{path}:7: status must be one of pending, active")
+    assert err[3] == (
+        f"digest: error: {path}: 3 bad rows (listed above); the other rows were imported"
+    )
+    assert "added 4, updated 0, unchanged 0" in captured.out
+    assert [r[:4] for r in rows(settings)] == [
+        ("ann@example.org", "ko", "reward-model", "active"),
+        ("bob@example.org", "en", "", "active"),
+        ("dora@example.org", "all", "vq corpus", "pending"),
+        ("fay@example.org", "all", "", "unsubscribed"),
+    ]
+
+
+def test_importing_the_same_file_twice_changes_nothing(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(CSV, encoding="utf-8")
+    digest(settings, "subscribers", "import", str(path))
+    before = rows(settings)
+    capsys.readouterr()
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    assert "added 0, updated 0, unchanged 4, kept unsubscribed 0" in capsys.readouterr().out
+    assert rows(settings) == before  # timestamps included
+
+
+def test_import_never_resubscribes_an_unsubscribed_reader(
+    settings: Settings, tmp_path: Path
+) -> None:
+    digest(settings, "subscribers", "add", "ann@example.org")
+    digest(settings, "subscribers", "remove", "ann@example.org")
+    path = tmp_path / "subs.csv"
+    path.write_text("email,language,tags,status\nann@example.org,ko,,active\n", encoding="utf-8")
+    assert digest(settings, "subscribers", "import", str(path)) == 0
+    assert rows(settings)[0][3] == "unsubscribed"
+
+
+def test_export_then_import_round_trips(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(CSV, encoding="utf-8")
+    digest(settings, "subscribers", "import", str(path))
+    out = tmp_path / "export.csv"
+    assert digest(settings, "subscribers", "export", str(out)) == 0
+    exported = out.read_text(encoding="utf-8")
+    assert exported == (
+        "email,language,tags,status\n"
+        "ann@example.org,ko,reward-model,active\n"
+        "bob@example.org,en,,active\n"
+        "dora@example.org,all,vq corpus,pending\n"
+        "fay@example.org,all,,unsubscribed\n"
+    )
+    other = newsletter(tmp_path / "other", transport="outbox")
+    assert digest(other, "subscribers", "import", str(out)) == 0
+    assert [r[:4] for r in rows(other)] == [r[:4] for r in rows(settings)]
+    capsys.readouterr()
+    assert digest(settings, "subscribers", "export", "-") == 0
+    assert capsys.readouterr().out == exported
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mail,language\nx@example.org,ko\n", "expected the header email,language,tags,status"),
+        ("email,language,colour\nx@example.org,ko,red\n", "unknown column 'colour'"),
+        ("", "expected the header"),
+    ],
+)
+def test_import_with_a_bad_header_imports_nothing(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+    message: str,
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(text, encoding="utf-8")
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"digest: error: {path}:1: ") and message in err
+    assert rows(settings) == []
+
+
+def test_missing_file_is_a_clear_error(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert digest(settings, "subscribers", "import", str(tmp_path / "nope.csv")) == 2
+    assert capsys.readouterr().err == f"digest: error: {tmp_path / 'nope.csv'}: file not found\n"
+
+
+def test_iter_subscribers_streams_in_batches(settings: Settings) -> None:
+    conn = run.open_store(settings)
+    with store.transaction(conn):
+        for i in range(7):
+            store.save_subscriber(conn, Subscriber(f"r{i}@example.org", "ko"))
+    assert [s.email for s in store.iter_subscribers(conn, batch=3)] == [
+        f"r{i}@example.org" for i in range(7)
+    ]
+    conn.close()

@@ -1,0 +1,226 @@
+"""`digest serve` over real HTTP (waitress): one-click unsubscribe, tokens, double opt-in, site/."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline import run, store, tokens
+from pipeline.config import Settings
+from pipeline.models import Subscriber
+from tests.deliver_support import (
+    PASSWORD,
+    SECRET,
+    Sink,
+    add_subscribers,
+    make_cert,
+    newsletter,
+    serving,
+    smtp_server,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return newsletter(tmp_path, transport="outbox")
+
+
+@pytest.fixture
+def base(settings: Settings) -> Iterator[str]:
+    with serving(settings) as url:
+        yield url
+
+
+def _statuses(settings: Settings) -> dict[str, str]:
+    conn = run.open_store(settings)
+    try:
+        return {s.email: s.status for s in store.iter_subscribers(conn)}
+    finally:
+        conn.close()
+
+
+def _token(sub: Subscriber, secret: str = SECRET, purpose: str = "unsubscribe") -> str:
+    assert sub.id is not None
+    return tokens.sign(secret.encode(), purpose, sub.id, sub.email)
+
+
+def test_get_shows_a_confirm_form_and_never_unsubscribes(settings: Settings, base: str) -> None:
+    sub = add_subscribers(settings, 2)[0]
+    url = f"{base}/unsubscribe/{_token(sub)}"
+    page = requests.get(url, timeout=10)
+    assert page.status_code == 200
+    assert f'<form method="post" action="/unsubscribe/{_token(sub)}">' in page.text
+    assert sub.email in page.text
+    assert set(_statuses(settings).values()) == {"active"}
+    # the page's button posts the form, which unsubscribes
+    reply = requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert reply.status_code == 200
+    assert _statuses(settings)[sub.email] == "unsubscribed"
+
+
+def test_one_click_post_is_200_without_redirect_and_idempotent(
+    settings: Settings, base: str
+) -> None:
+    subs = add_subscribers(settings, 3)
+    url = f"{base}/unsubscribe/{_token(subs[1])}"
+    for _ in range(3):
+        reply = requests.post(url, data="List-Unsubscribe=One-Click", allow_redirects=False,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"},
+                              timeout=10)
+        assert reply.status_code == 200
+        assert "Location" not in reply.headers
+    assert _statuses(settings) == {
+        subs[0].email: "active", subs[1].email: "unsubscribed", subs[2].email: "active"
+    }
+
+
+def test_bad_tokens_unsubscribe_nobody(settings: Settings, base: str) -> None:
+    a, b = add_subscribers(settings, 2)
+    good = _token(a)
+    sid, sig = good.split(".")
+    flipped = sig[:-1] + ("A" if sig[-1] != "A" else "B")
+    cases = {
+        f"{sid}.{flipped}": 400,  # tampered signature
+        _token(a, secret="another-secret"): 400,  # signed with another secret
+        f"{b.id}.{sig}": 400,  # a's signature on b's id
+        _token(a, purpose="confirm"): 400,  # a confirmation link is no unsubscribe link
+        f"999999.{sig}": 404,  # nobody has this id
+        "not-a-token": 400,
+        f"{sid}.": 400,
+    }
+    for token, status in cases.items():
+        for method in ("GET", "POST"):
+            reply = requests.request(method, f"{base}/unsubscribe/{token}", timeout=10)
+            assert reply.status_code == status, (token, method)
+    assert _statuses(settings) == {a.email: "active", b.email: "active"}
+    # b's own, untampered token unsubscribes b only
+    assert requests.post(f"{base}/unsubscribe/{_token(b)}", timeout=10).status_code == 200
+    assert _statuses(settings) == {a.email: "active", b.email: "unsubscribed"}
+
+
+def _confirm_link(eml: Path) -> str:
+    msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    body = msg.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"https://digest\.example\.org(/confirm/\S+)", body.get_content())
+    assert found, body.get_content()
+    return found.group(1)
+
+
+def test_subscribe_is_double_opt_in(settings: Settings, base: str) -> None:
+    form = requests.get(f"{base}/subscribe", timeout=10)
+    assert form.status_code == 200 and 'name="email"' in form.text
+    reply = requests.post(f"{base}/subscribe", data={"email": "New.Reader@Example.org",
+                                                     "language": "en"}, timeout=10)
+    assert reply.status_code == 200
+    assert _statuses(settings) == {"New.Reader@example.org": "pending"}
+    eml = settings.paths.outbox / "subscribe" / "New.Reader@example.org.eml"
+    path = _confirm_link(eml)
+    assert requests.get(base + path, timeout=10).status_code == 200
+    assert _statuses(settings) == {"New.Reader@example.org": "active"}
+    assert requests.get(base + path, timeout=10).status_code == 200  # harmless twice
+    # an active reader subscribing again gets the same answer and no new mail
+    eml.unlink()
+    reply = requests.post(f"{base}/subscribe", data={"email": "new.reader@example.org"},
+                          timeout=10)
+    assert reply.status_code == 200 and not eml.exists()
+    # after unsubscribing, the old confirmation link cannot bring the reader back
+    conn = run.open_store(settings)
+    sub = store.get_subscriber(conn, "new.reader@example.org")
+    conn.close()
+    assert sub is not None
+    requests.post(f"{base}/unsubscribe/{_token(sub)}", timeout=10)
+    assert requests.get(base + path, timeout=10).status_code == 410
+    assert _statuses(settings) == {"New.Reader@example.org": "unsubscribed"}
+
+
+def test_subscribe_rejects_bad_input(settings: Settings, base: str) -> None:
+    bad_email = requests.post(f"{base}/subscribe", data={"email": "not an address"}, timeout=10)
+    bad_lang = requests.post(f"{base}/subscribe", data={"email": "x@example.org",
+                                                        "language": "fr"}, timeout=10)
+    assert (bad_email.status_code, bad_lang.status_code) == (400, 400)
+    assert _statuses(settings) == {}
+
+
+def test_confirmation_goes_through_the_smtp_transport(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    sink: Sink
+    with smtp_server(cert, key) as (sink, port):
+        settings = newsletter(tmp_path / "nl", port=port)
+        with serving(settings) as base:
+            reply = requests.post(f"{base}/subscribe", data={"email": "r@example.org"},
+                                  timeout=10)
+    assert reply.status_code == 200
+    assert [m.recipients for m in sink.messages] == [["r@example.org"]]
+    msg = sink.messages[0].parsed()
+    assert msg["Subject"] == "Confirm your subscription to ML Papers Digest"
+    assert "/confirm/" in msg.get_content()
+
+
+def test_serves_site_files(settings: Settings, base: str) -> None:
+    site = settings.paths.site
+    (site / "issues").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>archive</h1>", encoding="utf-8")
+    (site / "issues" / "2024-12-05.html").write_text("<h1>issue</h1>", encoding="utf-8")
+    (site / "feed.xml").write_text("<rss/>", encoding="utf-8")
+    (settings.root / "secret.txt").write_text("no", encoding="utf-8")
+    assert requests.get(f"{base}/", timeout=10).text == "<h1>archive</h1>"
+    assert requests.get(f"{base}/issues/2024-12-05.html", timeout=10).text == "<h1>issue</h1>"
+    feed = requests.get(f"{base}/feed.xml", timeout=10)
+    assert feed.status_code == 200 and feed.headers["Content-Type"].startswith(
+        ("application/xml", "text/xml"))
+    assert requests.get(f"{base}/missing.html", timeout=10).status_code == 404
+    assert requests.get(f"{base}/../secret.txt", timeout=10).status_code == 404
+    assert requests.get(f"{base}/%2e%2e/secret.txt", timeout=10).status_code == 404
+
+
+def test_digest_serve_command_runs_waitress(settings: Settings) -> None:
+    settings.paths.site.mkdir(parents=True)
+    (settings.paths.site / "index.html").write_text("hello", encoding="utf-8")
+    assert settings.source is not None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(settings.source), "serve",
+         "--port", "0"],
+        cwd=REPO, env={**os.environ, "DIGEST_SECRET": SECRET}, stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        found = re.match(r"serving on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line
+        reply = requests.get(found.group(1) + "/", timeout=10)
+        assert reply.text == "hello"
+        assert reply.headers["Server"] == "waitress"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_refuses_to_start_without_a_secret(settings: Settings) -> None:
+    assert settings.source is not None
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_SECRET"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(settings.source), "serve",
+         "--port", "0"],
+        cwd=REPO, env=env, capture_output=True, timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode().startswith("digest: error: DIGEST_SECRET: DIGEST_SECRET is not set")
