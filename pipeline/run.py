@@ -431,20 +431,10 @@ def daily(
             except DigestError as exc:
                 raise StepFailed(day, step, exc) from exc
             ran.append(step)
-            if step == "draft":
-                _mark_drafted(conn, day)
         state = day_status(conn, settings, day).state
     if not ran:
         return _outcome(rt, f"{day}: already {state}; nothing to do")
     return _outcome(rt, f"{day}: {', '.join(ran)} done; the issue is {state}")
-
-
-def _mark_drafted(conn: sqlite3.Connection, day: date) -> None:
-    """Record the draft in issues.state unless a later state is already there."""
-    with store.transaction(conn):
-        issue = store.get_issue(conn, day)
-        if issue is None or issue["state"] == "collected":
-            store.set_issue_state(conn, day, "drafted")
 
 
 def _outcome(rt: Runtime, line: str) -> str:

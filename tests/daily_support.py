@@ -83,9 +83,15 @@ class FakeArxiv:
             if latest != day:
                 raise FeedError(f"the feed holds the announcement of {latest}, not {day}")
             store.save_day(conn, day, "collected", 10, 3)
+            if store.get_issue(conn, day) is None:
+                store.set_issue_state(conn, day, "collected")
 
     def _draft(self, day: date) -> None:
         write_atomic(run.draft_path(self.settings, day), f"{day}\nentries\n")
+        with closing(run.open_store(self.settings)) as conn, store.transaction(conn):
+            row = store.get_issue(conn, day)
+            if row is None or row["state"] == "collected":
+                store.set_issue_state(conn, day, "drafted")
 
     def _build(self, day: date) -> None:
         sha = run.file_sha(run.draft_path(self.settings, day))

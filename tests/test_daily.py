@@ -3,6 +3,7 @@ approval, days without an announcement — with the real store and fake stages."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import date, datetime
 from pathlib import Path
@@ -11,25 +12,33 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline import locks, run, store
+from pipeline.config import Settings
 from pipeline.errors import InputError, LockedError
+from pipeline.runtime import Runtime
 from tests.daily_support import Clock, FakeArxiv, make_settings
+from tests.support import FakeClock, RecordingServer, Reply
 
 SEOUL = ZoneInfo("Asia/Seoul")
 THU = date(2024, 12, 5)
 THU_MORNING = datetime(2024, 12, 5, 10, 30, tzinfo=SEOUL)  # after Wed 20:00 EST
 
 
-def arxiv(tmp_path: Path, *, approval: bool = False, now: datetime = THU_MORNING,
-          **kw: object) -> tuple[FakeArxiv, list[str]]:
+def arxiv(
+    tmp_path: Path, *, approval: bool = False, now: datetime = THU_MORNING,
+    holidays: frozenset[date] = frozenset(), fail: dict[str, int] | None = None,
+) -> tuple[FakeArxiv, list[str]]:
+    """Fake stages over a newsletter in tmp_path, and the list the run echoes into."""
     settings = make_settings(tmp_path, approval=approval)
-    return FakeArxiv(settings, Clock(now), **kw), []  # type: ignore[arg-type]
+    return FakeArxiv(settings, Clock(now), holidays=holidays, fail=fail or {}), []
 
 
-def run_daily(fa: FakeArxiv, echoed: list[str], day: date | None = THU, **kw: object) -> str:
-    from pipeline.runtime import Runtime
-
+def run_daily(
+    fa: FakeArxiv, echoed: list[str], day: date | None = THU, *, send_issue: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
     rt = Runtime(now=fa.clock, echo=echoed.append)
-    return run.daily(fa.settings, day, rt, steps=fa.steps(), **kw)  # type: ignore[arg-type]
+    return run.daily(fa.settings, day, rt, steps=fa.steps(), send_issue=send_issue,
+                     should_stop=should_stop)
 
 
 def issue_state(fa: FakeArxiv, day: date = THU) -> str | None:
@@ -100,16 +109,12 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
     run_daily(fa, echoed)  # still not approved: nothing runs, same advice
     assert len(fa.calls) == 3
 
-    from pipeline.runtime import Runtime
-
     run.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
     run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "send"]
 
 
 def test_an_edited_draft_is_rebuilt_and_needs_approval_again(tmp_path: Path) -> None:
-    from pipeline.runtime import Runtime
-
     fa, echoed = arxiv(tmp_path, approval=True)
     run_daily(fa, echoed)
     run.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
@@ -176,3 +181,79 @@ def test_a_stop_request_ends_the_cycle_after_the_current_step(tmp_path: Path) ->
     asked.clear()
     run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "send"]
+
+
+# --- end to end: the real stages over the demo newsletter and a local arXiv ------------------
+
+
+@pytest.fixture
+def demo_newsletter(tmp_path: Path, http_server: RecordingServer) -> Iterator[Path]:
+    """The demo's newsletter directory, its feed served by the recording server, readers
+    imported; DIGEST_SECRET set for the test."""
+    from pipeline import demo
+
+    http_server.route("/api/query", Reply(b"not found", 404))
+    config = demo.prepare(tmp_path / "news", http_server.url)
+    with demo.demo_secret():
+        demo.digest(config, "subscribers", "import", str(tmp_path / "news" / "subscribers.csv"))
+        yield config
+
+
+def readers_mailed(settings: Settings) -> list[tuple[str, int]]:
+    with closing(run.open_store(settings)) as conn:
+        rows = conn.execute(
+            "SELECT s.email, d.attempts FROM deliveries d JOIN subscribers s"
+            " ON s.id = d.subscriber_id WHERE d.status = 'sent' ORDER BY s.email"
+        ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
+    demo_newsletter: Path, http_server: RecordingServer, clock: FakeClock
+) -> None:
+    from pipeline.config import load_config
+    from pipeline.demo import BUNDLE
+    feed = (BUNDLE / "feed" / "2024-12-05.xml").read_bytes()
+    http_server.route("/rss/cs.CL+cs.LG+cs.CV+cs.AI", Reply(b"busy", 503), Reply(feed))
+    settings = load_config(demo_newsletter)
+    echoed: list[str] = []
+    rt = Runtime(sleep=clock.sleep, monotonic=clock.monotonic, echo=echoed.append)
+
+    with pytest.raises(run.StepFailed) as info:
+        run.daily(settings, THU, rt)
+    assert str(info.value).startswith(f"{THU}: collect failed: ")
+    assert "503" in str(info.value)
+    assert not run.draft_path(settings, THU).exists()
+
+    outcome = run.daily(settings, THU, rt)
+    assert outcome == f"{THU}: collect, draft, build, send done; the issue is sent"
+    assert run.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    assert http_server.count("/rss/") == 2  # the failure and the retry, nothing after
+    assert readers_mailed(settings) == [("both.reader@example.org", 1),
+                                        ("en.reader@example.org", 1),
+                                        ("ko.reader@example.org", 1)]
+    assert (settings.paths.site / "issues" / "2024-12-05.html").is_file()
+
+
+def test_end_to_end_with_approval_the_run_waits_then_sends_once(
+    demo_newsletter: Path, http_server: RecordingServer
+) -> None:
+    from pipeline.config import load_config
+    from pipeline.demo import BUNDLE
+    http_server.route("/rss/cs.CL+cs.LG+cs.CV+cs.AI",
+                      Reply((BUNDLE / "feed" / "2024-12-05.xml").read_bytes()))
+    text = demo_newsletter.read_text("utf-8").replace("required = false", "required = true")
+    demo_newsletter.write_text(text, "utf-8")
+    settings = load_config(demo_newsletter)
+    assert settings.approval.required
+    echoed: list[str] = []
+    rt = Runtime(echo=echoed.append)
+
+    waiting = run.daily(settings, THU, rt)
+    assert "waiting for approval" in waiting
+    assert (settings.paths.outbox / str(THU) / "preview.all.html").is_file()
+    assert readers_mailed(settings) == []
+    run.approve(settings, THU, rt)
+    assert run.daily(settings, THU, rt) == f"{THU}: send done; the issue is sent"
+    assert run.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    assert [n for _, n in readers_mailed(settings)] == [1, 1, 1]
