@@ -447,4 +447,5 @@ def schedule(settings: Settings, rt: Runtime) -> None:
     from pipeline.schedule import run_scheduler  # it imports this module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
     run_scheduler(settings, rt)

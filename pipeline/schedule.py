@@ -279,7 +279,7 @@ def run_scheduler(
         scheduler.start()
         for sched_job in scheduler.get_jobs():
             log.info("%s: next run %s", sched_job.id, sched_job.next_run_time.isoformat())
-        log.info("scheduler started (pid lock %s); SIGTERM or Ctrl-C stops it", lock_path)
+        log.info("scheduler started (lock %s); SIGTERM or Ctrl-C stops it", lock_path)
         if on_started is not None:
             on_started(scheduler)
         while not stop.wait(0.5):
