@@ -267,9 +267,12 @@ def test_a_stop_during_a_step_finishes_it_and_the_next_start_resumes(
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build"]
 
 
-def test_a_second_scheduler_cannot_run_and_sigterm_stops_the_first(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     """Two real `digest schedule` processes: the second says so in one line and exits 1;
-    SIGTERM makes the first stop cleanly with exit 0."""
+    SIGTERM (or Ctrl-C's SIGINT) makes the first stop cleanly with exit 0."""
     make_settings(tmp_path, schedule_config("0 3 29 2 *", "0 4 29 2 *"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "pipeline", "--config", "config/digest.toml", "schedule"]
@@ -288,7 +291,7 @@ def test_a_second_scheduler_cannot_run_and_sigterm_stops_the_first(tmp_path: Pat
         assert second.stderr.count("\n") == 1
         assert second.stderr.startswith("digest: error: ")
         assert "schedule.lock: another `digest schedule` holds this lock" in second.stderr
-        first.send_signal(signal.SIGTERM)
+        first.send_signal(stop_signal)
         assert first.wait(timeout=30) == 0
     finally:
         if first.poll() is None:
@@ -298,6 +301,6 @@ def test_a_second_scheduler_cannot_run_and_sigterm_stops_the_first(tmp_path: Pat
     while not lines.empty():
         rest.append(lines.get())
     log = "".join(seen + rest)
-    assert "SIGTERM received: stopping after the current step" in log
+    assert f"{stop_signal.name} received: stopping after the current step" in log
     assert "scheduler stopped" in log
     assert "Traceback" not in log
