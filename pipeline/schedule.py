@@ -8,6 +8,7 @@ the run's scheduled time (arxiv_calendar), so clock changes never shift an issue
 APScheduler keeps jobs in memory, so it cannot know about runs missed while the machine was
 down: the last handled run of each job is kept in data/schedule-state.json, and on start a
 job whose latest fire time is newer than that runs once at once (coalesced, never twice).
+A run that failed is retried a few times, later, from the step that failed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pipeline.runtime import Runtime
 log = logging.getLogger("pipeline.schedule")
 
 JOBS = ("collect", "send")
+RETRY_DELAYS = (600.0, 1800.0, 3600.0)  # seconds before each retry of a run that failed
 STATE_FILE = "schedule-state.json"
 LOCK_FILE = "schedule.lock"
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -183,6 +185,10 @@ class JobRunner:
         self.triggers = triggers_for(settings)
         self.state_path = settings.paths.data / STATE_FILE
         self._lock = threading.Lock()
+        self._failures: dict[tuple[str, datetime], int] = {}
+        # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
+        self.retry: Callable[[str, datetime, float], None] | None = None
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     def run(self, job: str, fire: datetime | None = None) -> str:
         """Run `job` for its scheduled time `fire` (default: its latest fire time not yet
@@ -217,9 +223,27 @@ class JobRunner:
             if not interrupted:  # an interrupted cycle is caught up (and resumed) on next start
                 state[job] = max(fire, state[job]) if job in state else fire
                 save_state(self.state_path, state)
-            level = logging.ERROR if outcome.startswith(("failed", "crashed")) else logging.INFO
-            log.log(level, "%s run of %s: %s", job, fire.isoformat(), outcome)
+            failed = outcome.startswith(("failed", "crashed"))
+            log.log(logging.ERROR if failed else logging.INFO, "%s run of %s: %s", job,
+                    fire.isoformat(), outcome)
+            if failed and not interrupted:
+                self._schedule_retry(job, fire)
             return outcome
+
+    def _schedule_retry(self, job: str, fire: datetime) -> None:
+        """Run a failed run again later (network, SMTP and the like recover), a few times."""
+        count = self._failures.get((job, fire), 0)
+        self._failures[(job, fire)] = count + 1
+        if self.retry is None:
+            return
+        if count >= len(self.retry_delays):
+            log.error("%s run of %s: giving up after %d retries; `digest run --date %s` "
+                      "continues from the failed step", job, fire.isoformat(), count,
+                      arxiv_calendar.announcement_for(fire))
+            return
+        delay = self.retry_delays[count]
+        log.info("%s run of %s: retry %d in %g s", job, fire.isoformat(), count + 1, delay)
+        self.retry(job, fire, delay)
 
     def start_state(self) -> dict[str, datetime]:
         """Catch-up plan for this start; a job without history starts its history now."""
@@ -243,6 +267,7 @@ def run_scheduler(
     steps: run.Steps | None = None,
     install_signals: bool = True,
     on_started: Callable[[BackgroundScheduler], None] | None = None,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
 ) -> None:
     """Run the jobs until `stop` is set (SIGTERM/SIGINT set it), then finish the current step
     and return. A second scheduler for the same newsletter raises LockedError."""
@@ -269,6 +294,16 @@ def run_scheduler(
             },
         )
         wall_now = datetime.now(settings.tzinfo)  # APScheduler runs on the real clock
+
+        def retry(job: str, fire: datetime, delay: float) -> None:
+            scheduler.add_job(
+                runner.run, "date", args=(job, fire), id=f"{job}-retry", replace_existing=True,
+                run_date=datetime.now(settings.tzinfo) + timedelta(seconds=delay),
+                name=f"digest {job} (retry)",
+            )
+
+        runner.retry = retry
+        runner.retry_delays = retry_delays
         for job in sorted(JOBS, key=lambda j: plan.get(j, wall_now)):
             kwargs: dict[str, object] = {}
             if job in plan:

@@ -182,14 +182,16 @@ def test_five_weeks_issue_exactly_on_announcement_days(
 
 
 def start_in_thread(settings: Settings, fa: FakeArxiv, stop: threading.Event,
-                    started: queue.Queue[list[tuple[str, datetime]]]) -> threading.Thread:
+                    started: queue.Queue[list[tuple[str, datetime]]],
+                    retry_delays: tuple[float, ...] = (3600.0,)) -> threading.Thread:
     def on_started(scheduler: object) -> None:
         jobs = scheduler.get_jobs()  # type: ignore[attr-defined]
         started.put([(j.id, j.next_run_time) for j in jobs])
 
     thread = threading.Thread(target=run_scheduler, args=(settings, Runtime(
         now=fa.clock, echo=lambda _: None)), kwargs={
-        "stop": stop, "steps": fa.steps(), "install_signals": False, "on_started": on_started})
+        "stop": stop, "steps": fa.steps(), "install_signals": False, "on_started": on_started,
+        "retry_delays": retry_delays})
     thread.start()
     return thread
 
@@ -267,7 +269,38 @@ def test_a_stop_during_a_step_finishes_it_and_the_next_start_resumes(
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build"]
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_failed_run_is_retried_later_then_given_up(
+    seoul_thursday: tuple[Settings, FakeArxiv], caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings, fa = seoul_thursday
+    fa.fail = {"build": 3}
+    stop: threading.Event = threading.Event()
+    started: queue.Queue[list[tuple[str, datetime]]] = queue.Queue()
+    with caplog.at_level("INFO", logger="pipeline.schedule"):
+        thread = start_in_thread(settings, fa, stop, started, retry_delays=(0.05, 0.05))
+        wait_until(lambda: "giving up after 2 retries" in caplog.text)
+        stop.set()
+        thread.join(15)
+    # The catch-up run and two retries; each retry resumed at the failed step.
+    assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "build", "build"]
+    assert "2024-12-05: build failed: " in caplog.text
+    assert "retry 2 in 0.05 s" in caplog.text
+    assert "`digest run --date 2024-12-05` continues from the failed step" in caplog.text
+
+    fa.fail = {"build": 1}
+    fa.calls.clear()
+    stop.clear()
+    settings_state = settings.paths.data / "schedule-state.json"
+    save_state(settings_state, {**load_state(settings_state),
+                                "collect": datetime(2024, 12, 4, 10, 30, tzinfo=SEOUL)})
+    thread = start_in_thread(settings, fa, stop, started, retry_delays=(0.05,))
+    wait_until(lambda: len(fa.calls) == 2)
+    stop.set()
+    thread.join(15)
+    assert [s for s, _ in fa.calls] == ["build", "build"]  # failed once, the retry built it
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
