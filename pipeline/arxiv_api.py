@@ -8,8 +8,9 @@ retries (429/503, connection errors, an empty page in the middle of a result).
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,15 +73,27 @@ class ArxivApi:
             url=url,
         )
 
-    def _run(self, search: arxiv.Search, page_size: int) -> list[Paper]:
+    def _run(self, search: arxiv.Search, page_size: int) -> Iterator[Paper]:
         client = _Client(self, page_size=max(1, min(page_size, self.page_size)))
-        return [adapt_result(r) for r in client.results(search)]
+        return (adapt_result(r) for r in client.results(search))
 
     def search(self, query: str, max_results: int, *, newest_first: bool = False) -> list[Paper]:
         """Papers matching an API query (`all:"reward model"`), best or newest first."""
         sort = arxiv.SortCriterion.SubmittedDate if newest_first else arxiv.SortCriterion.Relevance
         search = arxiv.Search(query=query, max_results=max_results, sort_by=sort)
-        return self._run(search, max_results)
+        return list(self._run(search, max_results))
+
+    def search_since(self, query: str, since: datetime, max_results: int) -> list[Paper]:
+        """Papers matching the query submitted at or after `since`, newest first; stops
+        paging at the first older paper."""
+        sort = arxiv.SortCriterion.SubmittedDate
+        search = arxiv.Search(query=query, max_results=max_results, sort_by=sort)
+        return list(
+            itertools.takewhile(
+                lambda p: p.published is not None and p.published >= since,
+                self._run(search, max_results),
+            )
+        )
 
     def search_title(self, title: str, max_results: int = 5) -> list[Paper]:
         """Papers whose title matches these words (for entries that carry no arXiv id)."""

@@ -17,7 +17,7 @@ import sys
 import xml.sax
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import parsedate_to_datetime
@@ -39,6 +39,7 @@ _DESCRIPTION_RE = re.compile(
     re.DOTALL,
 )
 _ERROR_TITLE = "Feed error for query"
+ITEM_LIMIT = 2000  # arXiv lists at most this many items in one feed
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,7 @@ def parse_announcement(
     _check_day(parsed.feed, day, url)
     by_type: Counter[str] = Counter()
     kept: dict[str, Paper] = {}
-    bar = click.progressbar(entries, label="Reading the feed", file=sys.stderr)
-    items: Iterable[Any]
-    with bar if progress else nullcontext(entries) as items:
+    with _progress(entries, progress) as items:
         for index, entry in enumerate(items, 1):
             kind = _announce_type(entry, index, url)
             by_type[kind] += 1
@@ -100,6 +99,13 @@ def parse_announcement(
                 paper = adapt_item(entry, kind, index, url)
                 kept.setdefault(paper.arxiv_id, paper)
     return Announcement(day, tuple(kept.values()), dict(by_type))
+
+
+def _progress(entries: list[Any], shown: bool) -> AbstractContextManager[Iterable[Any]]:
+    """A progress bar on stderr over the items when a terminal shows it, else the items."""
+    if shown:
+        return click.progressbar(entries, label="Reading the feed", file=sys.stderr)
+    return nullcontext(entries)
 
 
 def _check_feed(parsed: Any, url: str | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -22,7 +22,7 @@ class Pacer:
 
     rt: Runtime
     interval: float
-    last: float | None = field(default=None)
+    last: float | None = None
 
     def wait(self) -> None:
         """Sleep until `interval` seconds have passed since the previous request started."""
@@ -92,7 +92,8 @@ def get(
             if rt.verbose:
                 rt.echo(f"{url}: {problem}; retrying in {wait:g} s")
             rt.sleep(wait)
-    raise FetchError(f"{problem} (gave up after {retries + 1} attempts)", url=url)
+    tries = "1 attempt" if retries == 0 else f"{retries + 1} attempts"
+    raise FetchError(f"{problem} (gave up after {tries})", url=url)
 
 
 def _reason(exc: BaseException) -> str:

@@ -91,6 +91,11 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
         f"{updated} papers updated to a new version"
     )
     rt.echo("matched: " + ", ".join(f"#{r.name} {per_tag[r.name]}" for r in settings.tags))
+    if announcement.announced >= arxiv_rss.ITEM_LIMIT:
+        rt.echo(
+            f"warning: the feed lists {announcement.announced} items, arXiv's maximum, so some "
+            "papers may be missing: configure fewer categories in arxiv.categories"
+        )
 
 
 def _record_empty_day(settings: Settings, day: date, rt: Runtime) -> None:
@@ -114,8 +119,8 @@ def _search_api(settings: Settings, day: date, rt: Runtime) -> list[Paper]:
     found: list[Paper] = []
     for rule in rules:
         query = arxiv_api.keyword_query(rule.keywords)
-        for paper in api.search(query, API_SEARCH_MAX, newest_first=True):
-            if paper.published is not None and start <= paper.published < end:
+        for paper in api.search_since(query, start, API_SEARCH_MAX):
+            if paper.published is not None and paper.published < end:
                 found.append(replace(paper, announce_type="new"))
     return found
 

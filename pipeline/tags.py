@@ -24,7 +24,8 @@ def _fold(text: str) -> str:
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex matching any phrase as whole words, case-insensitively, any spacing between."""
+    """One regex matching any phrase as whole words, case-insensitively, any spacing between,
+    with an optional plural ending on the last word ("reward model" finds "reward models")."""
     parts = sorted(
         {r"\s+".join(re.escape(w) for w in _fold(p).split()) for p in phrases if p.strip()},
         key=len,
@@ -32,7 +33,7 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
     )
     if not parts:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?:e?s)?(?!\w)")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,18 @@ from pylatexenc.latex2text import LatexNodes2Text
 _URL_RE = re.compile(r"https?://[^\s{}<>\"]+[^\s{}<>\".,;:!?)\]]")
 _URL_CMD_RE = re.compile(r"\\(?:url|href)\{([^{}]*)\}(?:\{([^{}]*)\})?")
 _LATEX_HINT_RE = re.compile(r"[\\$^_{}]")
+# LaTeX "islands": math spans, brace groups holding a command, commands with their arguments,
+# accents, ``quotes''. Only these go through pylatexenc: it is slow on long plain text, and
+# plain text around them (`&`, `--`, `~`) must stay as typed.
+_ISLAND_RE = re.compile(
+    r"\$\$.+?\$\$"
+    r"|(?<!\\)\$[^$]+?(?<!\\)\$"
+    r"|\{[^{}]*\\[^{}]*\}"
+    r"|\\[^a-zA-Z\s](?:\{[^{}]*\}|[a-zA-Z])?"
+    r"|\\[a-zA-Z]+\*?(?:\s*\{(?:[^{}]|\{[^{}]*\})*\})*"
+    r"|``[^`']*''"
+    r"|\{(?:[^{}]|\{[^{}]*\})*\}"
+)
 _UNESCAPED_PERCENT_RE = re.compile(r"(?<!\\)%")
 _SPACE_RE = re.compile(r"\s+")
 # Kept literally: in abstracts `--` and `~` are the authors' punctuation ("~10x", "a -- b"),
@@ -23,22 +35,26 @@ def _converter() -> LatexNodes2Text:
     return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
 
 
+def _convert_island(latex: str) -> str:
+    text = _UNESCAPED_PERCENT_RE.sub(r"\\%", latex)  # `%` would start a LaTeX comment
+    for literal, mark in _KEEP.items():
+        text = text.replace(literal, mark)
+    try:
+        out: str = _converter().latex_to_text(text)
+    except Exception:  # pylatexenc is lenient, but never let odd input stop a run
+        return latex
+    for literal, mark in _KEEP.items():
+        out = out.replace(mark, literal)
+    return out
+
+
 def _convert_segment(text: str) -> str:
     if not _LATEX_HINT_RE.search(text):
         return text
     if (text.count("$") - text.count(r"\$")) % 2 == 1:
         # An odd number of `$` is prices, not math: keep the dollars as dollars.
         text = re.sub(r"(?<!\\)\$", r"\\$", text)
-    text = _UNESCAPED_PERCENT_RE.sub(r"\\%", text)  # `%` would start a LaTeX comment
-    for literal, mark in _KEEP.items():
-        text = text.replace(literal, mark)
-    try:
-        out: str = _converter().latex_to_text(text)
-    except Exception:  # pylatexenc is lenient, but never let odd input stop a run
-        return text
-    for literal, mark in _KEEP.items():
-        out = out.replace(mark, literal)
-    return out
+    return _ISLAND_RE.sub(lambda m: _convert_island(m.group(0)), text)
 
 
 def latex_to_text(text: str) -> str:

@@ -152,9 +152,10 @@ def rewrite_feed(
 
 
 def whole_words(phrase: str, text: str) -> bool:
-    """Independent whole-word, case-insensitive phrase test (word boundaries by \\b)."""
+    """Independent whole-word, case-insensitive phrase test (word boundaries by \\b), the last
+    word possibly plural."""
     words = r"\s+".join(re.escape(w) for w in phrase.lower().split())
-    return re.search(rf"\b{words}\b", " ".join(text.lower().split())) is not None
+    return re.search(rf"\b{words}(s|es)?\b", " ".join(text.lower().split())) is not None
 
 
 def split_creator(creator: str) -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from pipeline import arxiv_rss
 from pipeline.arxiv_rss import Announcement, parse_announcement, split_authors
@@ -33,18 +35,37 @@ def real_feed() -> bytes:
     return REAL_FEED.read_bytes()
 
 
+def sampled(i: int, item: etree._Element) -> bool:
+    """Every fourth item, every cross-list and every title with LaTeX (the full feed is
+    checked through `run.collect` in test_collect)."""
+    title = item.findtext("title") or ""
+    return i % 4 == 0 or 926 <= i < 935 or "$" in title or "\\" in title
+
+
 @pytest.fixture(scope="module")
-def everything(real_feed: bytes) -> Announcement:
-    """The real capture with every announce type kept."""
-    return parse_announcement(real_feed, DAY, ALL_TYPES)
+def sample(real_feed: bytes) -> bytes:
+    return rewrite_feed(real_feed, keep=sampled)
 
 
-def test_every_item_of_the_real_feed_is_adapted(
-    real_feed: bytes, everything: Announcement
-) -> None:
-    items = raw_items(real_feed)
-    assert everything.by_type == {"new": 926, "replace": 569, "cross": 9}
-    assert everything.announced == 1504
+@pytest.fixture(scope="module")
+def everything(sample: bytes) -> Announcement:
+    """A sample of the real capture with every announce type kept."""
+    return parse_announcement(sample, DAY, ALL_TYPES)
+
+
+def test_the_real_feed_counts_by_announce_type(real_feed: bytes) -> None:
+    """Counting needs no adapting: keep nothing, and every item is still counted."""
+    counted = parse_announcement(real_feed, DAY, ())
+    assert counted.by_type == {"new": 926, "replace": 569, "cross": 9}
+    assert counted.announced == 1504 and counted.papers == ()
+
+
+def test_every_item_of_the_real_feed_is_adapted(sample: bytes, everything: Announcement) -> None:
+    items = raw_items(sample)
+    assert len(items) > 400
+    assert Counter(p.announce_type for p in everything.papers) == Counter(
+        i.announce_type for i in items
+    )
     assert [p.arxiv_id for p in everything.papers] == [i.arxiv_id for i in items]
     for paper, item in zip(everything.papers, items, strict=True):
         assert paper.version == item.version
@@ -168,3 +189,13 @@ def test_fetch_asks_once_for_all_categories(
     assert [p.arxiv_id for p in got.papers] == [i.arxiv_id for i in raw_items(small_feed)]
     assert http_server.count() == 1
     assert http_server.requests[0].headers["User-Agent"].startswith("arxiv-digest/")
+
+
+def test_progress_is_drawn_on_stderr_when_asked(
+    small_feed: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = parse_announcement(small_feed, DAY, ("new",))
+    assert capsys.readouterr().err == ""
+    shown = parse_announcement(small_feed, DAY, ("new",), progress=True)
+    assert "Reading the feed" in capsys.readouterr().err
+    assert shown == quiet

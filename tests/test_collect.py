@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from pipeline import cli, run, store
 from pipeline.config import Settings
 from pipeline.errors import FeedError, FetchError
 from pipeline.models import Paper
 from tests.arxiv_support import (
+    API_2026,
     CONTACT,
     EMPTY_FEED,
     ERROR_FEED,
+    NS,
     REAL_FEED,
     RSS_PATH,
     TAGS_TOML,
@@ -335,3 +338,36 @@ def test_cli_collect_exit_codes(
     with closing(store.connect(tmp_path / "data" / "digest.db")) as conn:
         rows = conn.execute("SELECT date, status FROM days ORDER BY date").fetchall()
     assert [tuple(r) for r in rows] == [("2024-11-28", "collected"), ("2024-11-30", "empty")]
+
+
+def test_api_search_adds_papers_of_the_submission_window(
+    tmp_path: Path, http_server: RecordingServer, clock: FakeClock, small_feed: bytes
+) -> None:
+    """A tag with api_search finds papers outside the feed's categories; only those submitted
+    in the day's window (Tue 14:00 to Wed 14:00 US Eastern for Thursday) are kept."""
+    data = next(API_2026.glob("q_testing_s0_m10_*.xml")).read_bytes()
+    root = etree.fromstring(data)
+    entries = root.findall("atom:entry", NS)
+    in_window = entries[0]  # "Testing Deep Learning Models: ..." (cs.SE)
+    in_window.find("atom:published", NS).text = "2024-11-27T10:00:00Z"  # type: ignore[union-attr]
+    entries[1].find("atom:published", NS).text = "2024-11-27T20:00:00Z"  # type: ignore[union-attr]
+    api_body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    http_server.route(RSS_PATH, Reply(small_feed))
+    http_server.route("/api/query", Reply(api_body))
+    tags = '[tags.testing]\nkeywords = ["testing"]\napi_search = true'
+    settings = settings_for(tmp_path, http_server.url, tags=tags)
+    messages: list[str] = []
+    run.collect(settings, DAY, runtime_for(clock, messages))
+
+    assert (http_server.count("/rss/"), http_server.count("/api/query")) == (1, 1)
+    query = http_server.requests[1].query
+    assert "search_query=ti%3A%22testing%22+OR+abs%3A%22testing%22" in query
+    assert "sortBy=submittedDate" in query
+    with closing(store.connect(settings.db_path)) as conn:
+        candidates = {c.paper.arxiv_id: c for c in store.load_candidates(conn, DAY)}
+        assert conn.execute("SELECT count(*) FROM papers").fetchone()[0] == 39 + 1
+    assert "2202.12139" in candidates  # the entry moved into the window
+    assert "2405.13786" not in candidates  # submitted after Wednesday's cutoff
+    assert candidates["2202.12139"].tags == ("testing",)
+    assert candidates["2202.12139"].paper.categories[0] == "cs.SE"
+    assert "+1 from API searches" in messages[0]

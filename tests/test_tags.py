@@ -48,7 +48,8 @@ def test_exclude_vetoes_only_its_own_tag() -> None:
     other = TagRule("nlp", categories=("cs.CL",))
     p = paper(title="A Survey of Language Models", categories=("cs.CL",))
     assert tags_of(p, survey, other) == ("nlp",)
-    assert tags_of(paper(title="A language model", abstract="surveys"), survey) == ("llm",)
+    assert tags_of(paper(title="A language model", abstract="surveying"), survey) == ("llm",)
+    assert tags_of(paper(title="A language model", abstract="two surveys"), survey) == ()
 
 
 def test_categories_and_authors() -> None:
@@ -96,3 +97,14 @@ def test_a_phrase_between_non_word_characters_always_matches(
     text = before + case("process reward") + after  # type: ignore[operator]
     assert tags_of(paper(abstract=text), RM) == ("reward-model",)
     assert tags_of(paper(abstract=text.lower().replace("process", "processx")), RM) == ()
+
+
+def test_keyword_matches_its_plural_but_not_longer_words() -> None:
+    from pipeline.tags import phrase_pattern
+
+    pattern = phrase_pattern(["reward model", "process"])
+    assert pattern is not None
+    assert pattern.search("we train reward models")
+    assert pattern.search("many processes")
+    assert not pattern.search("reward modelling")
+    assert not pattern.search("processing")
