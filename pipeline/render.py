@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -72,6 +73,7 @@ UI: dict[str, dict[str, str]] = {
         "more_papers": "태그에 맞는 다른 새 논문",
         "and_more": "외 {n}명",
         "abstract": "초록",
+        "in_issue": "이번 호에서",
         "read_more": "웹에서 전체 보기",
         "compact": "메일 용량 때문에 간추려 보냅니다. 초록과 전체 내용은 웹에서 볼 수 있습니다.",
         "rest": "이 밖에 {n}편은 웹에서 볼 수 있습니다.",
@@ -92,6 +94,7 @@ UI: dict[str, dict[str, str]] = {
         "more_papers": "More new papers in your tags",
         "and_more": "and {n} more",
         "abstract": "Abstract",
+        "in_issue": "In this issue",
         "read_more": "Read it all on the web",
         "compact": "Shortened to fit your inbox: abstracts and everything else are on the web.",
         "rest": "{n} more papers are on the web.",
@@ -119,7 +122,7 @@ def clean_issue(issue: Issue) -> Issue:
     def entry(e: Entry) -> Entry:
         return replace(
             e,
-            title=clean_text(e.title),
+            title=clean_text(e.title).strip() or "…",
             authors=tuple(clean_text(a) for a in e.authors),
             abstract=clean_text(e.abstract),
             commentary=tuple(clean_text(p) for p in e.commentary),
@@ -129,7 +132,7 @@ def clean_issue(issue: Issue) -> Issue:
     def paper(p: Paper) -> Paper:
         return replace(
             p,
-            title=clean_text(p.title),
+            title=clean_text(p.title).strip() or "…",
             authors=tuple(clean_text(a) for a in p.authors),
             abstract=clean_text(p.abstract),
         )
@@ -236,9 +239,7 @@ def pub_datetime(day: date, settings: Settings) -> datetime:
 
 
 def rfc822(moment: datetime) -> str:
-    """An RFC 822 date (RSS pubDate) in English whatever the locale."""
-    from email.utils import format_datetime
-
+    """An RFC 822 date (RSS pubDate), in English whatever the locale."""
     return format_datetime(moment)
 
 
@@ -307,8 +308,9 @@ class Renderer:
         return lang if lang in UI else "en"
 
     def date_text(self, day: date, variant: str) -> str:
-        """The issue date in the variant's locale, via Babel (2024년 12월 5일)."""
-        return _long_date(day, self.ui_lang(variant))
+        """The issue date via Babel in the variant's language, or for 'all' in
+        newsletter.locale (2024년 12월 5일, December 5, 2024)."""
+        return _long_date(day, variant if variant in UI else self.settings.newsletter.locale)
 
     def page_name(self, day: date, variant: str) -> str:
         """issues/D.html for the default variant, issues/D.<lang>.html for the others."""

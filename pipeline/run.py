@@ -265,14 +265,11 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
     issue = merged_issue(settings, day, rt)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)
-    conn = open_store(settings)
-    try:
+    with closing(open_store(settings)) as conn:
         changed = site.publish_issue(settings, conn, issue, renderer)
         previews = site.write_previews(settings, day, variants)
         draft_sha = file_sha(draft_path(settings, day)) or ""
         built = store.save_built_issue(conn, day, draft_sha, variants)
-    finally:
-        conn.close()
     sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
     rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")
     rt.echo(f"site: {settings.paths.site / 'index.html'} ({len(changed)} files changed)")

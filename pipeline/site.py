@@ -45,11 +45,17 @@ def publish_issue(
 ) -> list[Path]:
     """Archive the issue and update site/: its pages, the index, the feeds, its tags' pages."""
     r = renderer or Renderer(settings)
-    with store.transaction(conn):
-        previous = store.save_archived_issue(conn, issue)
-    issues = store.load_archived_issues(conn)
+    issues = {i.date: i for i in store.load_archived_issues(conn)}
+    previous = issues.get(issue.date)
+    issues[issue.date] = issue
     touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
-    files: dict[str, str | None] = {**r.issue_pages(issue), **r.archive_files(issues, touched)}
+    # Render everything before storing anything: a broken template changes nothing.
+    files: dict[str, str | None] = {
+        **r.issue_pages(issue),
+        **r.archive_files(issues.values(), touched),
+    }
+    with store.transaction(conn):
+        store.save_archived_issue(conn, issue)
     return write_files(settings.paths.site, files)
 
 
@@ -59,11 +65,11 @@ def rebuild_site(
     """Render every archived issue and every tag again (after a template change)."""
     r = renderer or Renderer(settings)
     issues = store.load_archived_issues(conn)
-    files: dict[str, str | None] = {}
-    for issue in issues:
-        files.update(r.issue_pages(issue))
-    files.update(r.archive_files(issues, {t for i in issues for t in i.tags}))
-    return write_files(settings.paths.site, files)
+    changed = []
+    for issue in issues:  # page by page, so memory stays flat however long the archive
+        changed += write_files(settings.paths.site, r.issue_pages(issue))
+    tags = {t for i in issues for t in i.tags}
+    return changed + write_files(settings.paths.site, r.archive_files(issues, tags))
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:

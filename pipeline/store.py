@@ -485,16 +485,13 @@ def issue_from_json(text: str) -> Issue:
     )
 
 
-def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> Issue | None:
-    """Store the issue as site/ shows it; returns the version it replaces, if any."""
-    day = issue.date.isoformat()
-    row = conn.execute("SELECT issue FROM archive WHERE date = ?", (day,)).fetchone()
+def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> None:
+    """Store the issue as site/ shows it (replacing an earlier build of the same date)."""
     conn.execute(
         "INSERT INTO archive (date, issue) VALUES (?, ?)"
         " ON CONFLICT (date) DO UPDATE SET issue = excluded.issue",
-        (day, issue_json(issue)),
+        (issue.date.isoformat(), issue_json(issue)),
     )
-    return issue_from_json(row["issue"]) if row else None
 
 
 def load_archived_issues(conn: sqlite3.Connection) -> list[Issue]:

@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from pipeline import run, store
 from pipeline.config import Settings
-from pipeline.models import Issue
-from pipeline.runtime import Runtime
-from tests.render_support import REFERENCE, REFERENCE_DAY, make_settings, reference_issue
+from tests.render_support import REFERENCE, REFERENCE_DAY
+from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
+from tests.support import RecordingServer
 
 
 @pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, list[str]]:
-    settings = make_settings(tmp_path)
+def built(tmp_path: Path, http_server: RecordingServer) -> tuple[Settings, list[str]]:
+    """The sample day collected, the reference issue as the draft, then `digest build`
+    (the merge resolves every entry by title among the stored papers: no API call)."""
+    settings = newsletter(tmp_path)
+    settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query"))
     settings.paths.drafts.mkdir(parents=True)
     shutil.copy(REFERENCE, run.draft_path(settings, REFERENCE_DAY))
-
-    # Merging (resolving entries against arXiv) belongs to another stage; here the draft
-    # is the reference issue as it stands.
-    def merged(s: Settings, day: date, rt: Runtime) -> Issue:
-        assert day == REFERENCE_DAY
-        return reference_issue()
-
-    monkeypatch.setattr(run, "merged_issue", merged)
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     lines: list[str] = []
-    run.build(settings, REFERENCE_DAY, Runtime(echo=lines.append))
+    run.build(settings, REFERENCE_DAY, runtime(lines))
+    assert http_server.count() == 0
     return settings, lines
+
+
+def test_build_links_every_reference_entry_to_arxiv(built: tuple[Settings, list[str]]) -> None:
+    settings, _ = built
+    page = (settings.paths.site / "issues/2024-12-05.html").read_text()
+    doc = lxml.html.fromstring(page)
+    links = [h.find("a").get("href") for h in doc.find_class("title")]
+    assert sorted(links) == sorted(p.abs_url for p in sample_papers())
 
 
 def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]]) -> None:
@@ -66,7 +74,7 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
         conn.close()
     files = {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()}
     lines: list[str] = []
-    run.build(settings, REFERENCE_DAY, Runtime(echo=lines.append))
+    run.build(settings, REFERENCE_DAY, runtime(lines))
     assert "(0 files changed)" in "\n".join(lines)
     assert {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()} == files
     conn = store.connect(settings.db_path)

@@ -124,7 +124,10 @@ def test_email_carries_everything_of_the_reference(emails: dict) -> None:
     assert hrefs.count(UNSUBSCRIBE_PLACEHOLDER) == 1
     # URLs in commentary became links, and only http(s) ones.
     assert "https://arxiv.org/abs/2404.12358" in hrefs
-    assert all(h.startswith("https://") or h == UNSUBSCRIBE_PLACEHOLDER for h in hrefs)
+    assert all(h.startswith("https://") or h == UNSUBSCRIBE_PLACEHOLDER for h in hrefs if h[0] != "#")
+    # The table of contents jumps to each entry.
+    anchors = [h[1:] for h in hrefs if h.startswith("#")]
+    assert len(anchors) == 10 and all(doc.get_element_by_id(a).tag == "td" for a in anchors)
 
 
 def test_email_is_self_contained_and_inlined(emails: dict) -> None:
@@ -410,9 +413,10 @@ def test_golden_files_exist_for_every_variant() -> None:
 
 def test_render_dates_in_other_locales(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    settings = replace(settings, newsletter=replace(settings.newsletter, locale="en"))
+    settings = replace(settings, newsletter=replace(settings.newsletter, locale="en_GB"))
     r = Renderer(settings)
-    assert r.date_text(date(2024, 12, 5), "all") == "December 5, 2024"
+    assert r.date_text(date(2024, 12, 5), "all") == "5 December 2024"
+    assert r.date_text(date(2024, 12, 5), "en") == "December 5, 2024"
     assert r.date_text(date(2024, 12, 5), "ko") == "2024년 12월 5일"
 
 
@@ -467,3 +471,27 @@ def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str 
         if name.endswith(".xml"):
             assert xml is not None
             lxml.etree.fromstring(xml.encode("utf-8"))  # well-formed XML 1.0, whatever the text
+
+
+def test_a_broken_template_leaves_store_and_site_alone(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    publish(settings, [archive_issue(0)])
+    before = snapshot(settings.paths.site)
+    settings.paths.templates.mkdir(parents=True)
+    (settings.paths.templates / "feed.xml").write_text("{{ missing }}")
+    with pytest.raises(ConfigError):
+        publish(settings, [archive_issue(1)])
+    assert snapshot(settings.paths.site) == before
+    conn = store.connect(settings.db_path)
+    try:
+        assert [i.date for i in store.load_archived_issues(conn)] == [archive_issue(0).date]
+    finally:
+        conn.close()
+
+
+def test_archive_round_trips_issues_through_the_store(tmp_path: Path) -> None:
+    issue = replace(
+        hostile_issue(),
+        more_papers=(Paper(arxiv_id="2412.00001", title="P", authors=("X",), abstract="a"),),
+    )
+    assert store.issue_from_json(store.issue_json(issue)) == replace(issue, unresolved=())
