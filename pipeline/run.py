@@ -372,18 +372,19 @@ def step_done(step: str, status: DayStatus) -> bool:
     return False
 
 
-def _next_for_curator(settings: Settings, day: date, *, send_issue: bool) -> str:
+def _held_back(settings: Settings, day: date, status: DayStatus, send_issue: bool) -> str | None:
+    """Why the send step waits (what the curator should do next), or None when it may run."""
     preview = settings.paths.outbox / day.isoformat() / f"preview.{settings.variants[-1]}.html"
     where = f"draft {draft_path(settings, day)}, preview {preview}"
-    if settings.approval.required:
+    if settings.approval.required and not status.approved_current:
         return (
             f"{day}: built, waiting for approval: check the {where}; then "
             f"`digest approve --date {day}` and `digest run --date {day}` "
             "(or the scheduled send) sends it"
         )
     if not send_issue:
-        return f"{day}: built ({where}); it goes out at the scheduled send"
-    return f"{day}: built ({where})"  # pragma: no cover - send_issue with auto mode sends
+        return f"{day}: ready ({where}); it goes out at the scheduled send"
+    return None
 
 
 def daily(
@@ -421,9 +422,9 @@ def daily(
             if step_done(step, status):
                 rt.echo(f"{day}: {step}: already done")
                 continue
-            if step == "send" and (not send_issue or (
-                    settings.approval.required and not status.approved_current)):
-                return _outcome(rt, _next_for_curator(settings, day, send_issue=send_issue))
+            waiting = _held_back(settings, day, status, send_issue) if step == "send" else None
+            if waiting is not None:
+                return _outcome(rt, waiting)
             if should_stop():
                 return _outcome(rt, f"{day}: stopped before {step} as asked; "
                                     f"`digest run --date {day}` continues from there")
