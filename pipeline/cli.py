@@ -181,8 +181,10 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None) -> None:
 @date_option
 @pass_ctx
 def run_cmd(ctx: Context, day: date | None) -> None:
-    """The daily job: collect, draft, build, then send when approved."""
-    run.daily(ctx.settings, ctx.day(day), ctx.runtime())
+    """The daily job: collect, draft, build, then send when approved.
+
+    Without --date: the latest arXiv announcement out now."""
+    run.daily(ctx.settings, day, ctx.runtime())
 
 
 @cli.command()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline import arxiv_api, arxiv_rss, render, site, store, tags
+from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, render, site, store, tags
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError, FormatError, InputError, NotBuiltError
+from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
 from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
@@ -300,11 +302,153 @@ def send(
 # --- daily job and scheduler -----------------------------------------------------------------
 
 
-def daily(settings: Settings, day: date, rt: Runtime) -> None:
-    """One daily cycle: collect, draft, build, then send when approved."""
-    raise NotBuiltError("`digest run` is not built yet")
+StepFn = Callable[[Settings, date, Runtime], object]
+DAILY_STEPS = ("collect", "draft", "build", "send")
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The stage functions the daily job calls, in order; tests pass fakes."""
+
+    collect: StepFn
+    draft: StepFn
+    build: StepFn
+    send: StepFn
+
+
+def default_steps() -> Steps:
+    """The real stages of this module."""
+    return Steps(collect=collect, draft=draft, build=build, send=lambda s, d, rt: send(s, d, rt))
+
+
+class StepFailed(DigestError):
+    """A step of the daily job failed; keeps the exit code of the error that stopped it."""
+
+    def __init__(self, day: date, step: str, cause: DigestError) -> None:
+        super().__init__(
+            f"{day}: {step} failed: {cause} (`digest run --date {day}` continues from {step})"
+        )
+        self.exit_code = cause.exit_code
+
+
+@dataclass(frozen=True)
+class DayStatus:
+    """What the store says is already done for a day."""
+
+    collected: str | None  # days.status: 'collected' | 'empty' | None
+    state: str | None  # issues.state
+    draft_exists: bool
+    built_current: bool  # built from the draft as it is now
+    approved_current: bool  # and that build is the approved one
+
+
+def day_status(conn: sqlite3.Connection, settings: Settings, day: date) -> DayStatus:
+    """Read the day's progress from the store (days, issues) and the draft on disk."""
+    day_row = store.get_day(conn, day)
+    issue = store.get_issue(conn, day)
+    sha = file_sha(draft_path(settings, day))
+    built = issue is not None and issue["built_hash"] is not None and issue["draft_sha"] == sha
+    return DayStatus(
+        collected=day_row["status"] if day_row is not None else None,
+        state=issue["state"] if issue is not None else None,
+        draft_exists=sha is not None,
+        built_current=built,
+        approved_current=built and issue is not None
+        and issue["approved_hash"] == issue["built_hash"],
+    )
+
+
+def step_done(step: str, status: DayStatus) -> bool:
+    """Whether `step` needs no run: a sent issue is final; a draft edited after the build
+    makes the build stale again."""
+    if status.state == "sent":
+        return True
+    if step == "collect":
+        return status.collected is not None
+    if step == "draft":
+        return status.draft_exists and status.state in ("drafted", "built", "approved")
+    if step == "build":
+        return status.built_current
+    return False
+
+
+def _held_back(settings: Settings, day: date, status: DayStatus, send_issue: bool) -> str | None:
+    """Why the send step waits (what the curator should do next), or None when it may run."""
+    preview = settings.paths.outbox / day.isoformat() / f"preview.{settings.variants[-1]}.html"
+    where = f"draft {draft_path(settings, day)}, preview {preview}"
+    if settings.approval.required and not status.approved_current:
+        return (
+            f"{day}: built, waiting for approval: check the {where}; then "
+            f"`digest approve --date {day}` and `digest run --date {day}` "
+            "(or the scheduled send) sends it"
+        )
+    if not send_issue:
+        return f"{day}: ready ({where}); it goes out at the scheduled send"
+    return None
+
+
+def daily(
+    settings: Settings,
+    day: date | None,
+    rt: Runtime,
+    *,
+    send_issue: bool = True,
+    steps: Steps | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """One daily cycle: collect, draft, build, then send when approved (or approval is off).
+
+    `day` None = the latest announcement out now. Steps the store records as done are
+    skipped; a failing step raises StepFailed and the next run resumes there. Returns the
+    cycle's outcome as one line (also echoed)."""
+    steps = steps if steps is not None else default_steps()
+    if day is None:
+        day = arxiv_calendar.announcement_for(rt.now())
+    reason = arxiv_calendar.why_no_announcement(day)
+    if reason is not None:
+        return _outcome(rt, f"{reason}; nothing to send")
+    out_at = arxiv_calendar.announced_at(day)
+    if rt.now() < out_at:
+        local = out_at.astimezone(settings.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
+        raise InputError(f"the announcement of {day} is not out yet: arXiv publishes it at {local}")
+    with locks.hold_lock(settings.paths.data / "run.lock", "another `digest run`"), \
+            closing(open_store(settings)) as conn:
+        ran: list[str] = []
+        for step in DAILY_STEPS:
+            status = day_status(conn, settings, day)
+            if status.collected == "empty":
+                return _outcome(rt, f"{day}: no announcement (the feed was empty: an arXiv "
+                                    "holiday); nothing to send")
+            if step_done(step, status):
+                rt.echo(f"{day}: {step}: already done")
+                continue
+            waiting = _held_back(settings, day, status, send_issue) if step == "send" else None
+            if waiting is not None:
+                return _outcome(rt, waiting)
+            if should_stop():
+                return _outcome(rt, f"{day}: stopped before {step} as asked; "
+                                    f"`digest run --date {day}` continues from there")
+            rt.echo(f"{day}: {step} ...")
+            try:
+                getattr(steps, step)(settings, day, rt)
+            except DigestError as exc:
+                raise StepFailed(day, step, exc) from exc
+            ran.append(step)
+        state = day_status(conn, settings, day).state
+    if not ran:
+        return _outcome(rt, f"{day}: already {state}; nothing to do")
+    return _outcome(rt, f"{day}: {', '.join(ran)} done; the issue is {state}")
+
+
+def _outcome(rt: Runtime, line: str) -> str:
+    rt.echo(line)
+    return line
 
 
 def schedule(settings: Settings, rt: Runtime) -> None:
     """Run the scheduler in the foreground until SIGTERM/SIGINT."""
-    raise NotBuiltError("`digest schedule` is not built yet")
+    from pipeline.schedule import run_scheduler  # it imports this module
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
+    run_scheduler(settings, rt)

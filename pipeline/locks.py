@@ -1,0 +1,26 @@
+"""Single-instance locks: one `digest run` and one `digest schedule` per newsletter at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import filelock
+
+from pipeline.errors import LockedError
+
+
+@contextmanager
+def hold_lock(path: Path, holder: str) -> Iterator[None]:
+    """Hold the lock file at `path`, or raise LockedError at once naming who holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise LockedError(f"{holder} holds this lock; wait for it or stop it", path=path) from None
+    try:
+        yield
+    finally:
+        lock.release()
