@@ -12,7 +12,21 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline import arxiv_api, arxiv_calendar, arxiv_rss, locks, render, site, store, tags
+from pipeline import (
+    arxiv_api,
+    arxiv_calendar,
+    arxiv_rss,
+    delivery,
+    digest,
+    locks,
+    merge,
+    notes,
+    render,
+    site,
+    store,
+    tags,
+)
+from pipeline import draft as drafting  # `draft` is this module's step
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
@@ -140,9 +154,6 @@ def _date_style(settings: Settings) -> DateStyle:
 
 def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     """Write (or update, keeping the curator's edits) drafts/DAY.txt."""
-    from pipeline import digest, notes
-    from pipeline import draft as drafting
-
     path = draft_path(settings, day)
     shelf = notes.read_notes(settings.paths.notes)
     for problem in shelf.errors:
@@ -188,8 +199,6 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
 
 def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
     """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
-    from pipeline import digest, merge
-
     path = draft_path(settings, day)
     if not path.exists():
         raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
@@ -231,7 +240,7 @@ def _built_row(conn: sqlite3.Connection, settings: Settings, day: date) -> sqlit
 
 def approve(settings: Settings, day: date, rt: Runtime) -> None:
     """Record the hash of the built issue as approved."""
-    with open_store(settings) as conn:
+    with closing(open_store(settings)) as conn:
         row = _built_row(conn, settings, day)
         if row["state"] == "sent":
             raise ApprovalError(f"the issue of {day} was already sent")
@@ -285,18 +294,13 @@ def send(
 ) -> None:
     """Send the approved issue to every active subscriber (or one preview copy with `to`).
     The ledger and the lock that make it safe to rerun are described in pipeline.delivery."""
-    from pipeline import delivery
-
-    conn = open_store(settings)
-    try:
+    with closing(open_store(settings)) as conn:
         variants = approved_variants(conn, settings, day)
         if to is not None:
             delivery.send_preview(conn, settings, day, rt, variants, to)
         else:
             with delivery.issue_lock(settings, day):
                 delivery.send_issue(conn, settings, day, rt, variants, dry_run=dry_run)
-    finally:
-        conn.close()
 
 
 # --- daily job and scheduler -----------------------------------------------------------------

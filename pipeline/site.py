@@ -8,17 +8,15 @@ rebuild from the same inputs leaves every byte (and mtime) as it was.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
+from pipeline.mail import MessageBuilder, unsubscribe_mailto
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
 from pipeline.render import Renderer
 
@@ -78,19 +76,13 @@ def preview_unsubscribe_url(settings: Settings) -> str:
 
 
 def preview_message(settings: Settings, day: date, variant: EmailVariant) -> bytes:
-    """The whole MIME message of a variant for a placeholder recipient, deterministic."""
-    html = variant.html.replace(UNSUBSCRIBE_PLACEHOLDER, preview_unsubscribe_url(settings))
-    msg = EmailMessage()
-    msg["From"] = settings.newsletter.from_
-    msg["To"] = PREVIEW_RECIPIENT
-    msg["Subject"] = variant.subject
-    msg["Date"] = format_datetime(datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo))
-    msg.set_content(variant.text)
-    msg.add_alternative(html, subtype="html")
-    # A boundary derived from the content keeps rebuilds byte-identical.
-    digest = hashlib.sha256((variant.text + html).encode("utf-8")).hexdigest()[:32]
-    msg.set_boundary(f"=_digest_{digest}")
-    return msg.as_bytes()
+    """The whole message a subscriber of this variant gets, addressed to a placeholder
+    recipient and dated at the issue's midnight so rebuilds are byte-identical."""
+    builder = MessageBuilder(settings, day, [variant])
+    when = datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
+    mailto = unsubscribe_mailto(settings, "preview")
+    url = preview_unsubscribe_url(settings)
+    return builder.build(variant.variant, PREVIEW_RECIPIENT, url, mailto, when).data
 
 
 def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:

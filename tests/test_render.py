@@ -403,6 +403,10 @@ def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, ema
     assert text.get_content() == emails["all"].text
     assert UNSUBSCRIBE_PLACEHOLDER not in html.get_content()
     assert msg["Subject"] == emails["all"].subject
+    # the same headers a subscriber's copy carries (one-click unsubscribe included)
+    for header in ("From", "To", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
+                   "List-Unsubscribe-Post"):
+        assert msg[header], header
     assert site.preview_message(settings, REFERENCE_DAY, emails["all"]) == raw
 
 
