@@ -61,6 +61,16 @@ _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&*+,;=%()]+", re.IGNOR
 _TRAILING_PUNCT = ".,;:!?)]"
 _ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", re.IGNORECASE)
 
+# RFC 3676's signature separator: clients dim what follows, and `split_signature` finds it.
+SIGNATURE = "-- \n"
+
+
+def split_signature(text: str) -> tuple[str, str]:
+    """Split an email's text part into the digest and the signature block after it."""
+    body, _, signature = text.rpartition("\n" + SIGNATURE)
+    return (body, signature) if body else (text, "")
+
+
 LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
 UI: dict[str, dict[str, str]] = {
     "ko": {
@@ -447,10 +457,18 @@ class Renderer:
         return EmailVariant(variant, subject, html, self.email_text(issue, variant))
 
     def email_text(self, issue: Issue, variant: str) -> str:
-        """The text/plain part: the digest format with the variant's commentary."""
+        """The text/plain part: the digest format with the variant's commentary, then a
+        signature block (after the standard "-- " line) with the web and unsubscribe links,
+        so a reader of plain text can leave too."""
         style: DateStyle = "ko" if self.ui_lang(variant) == "ko" else "en"
         narrowed = variant_issue(issue, variant)
-        return write_digest(Digest(issue.date, narrowed.entries, date_style=style))
+        body = write_digest(Digest(issue.date, narrowed.entries, date_style=style))
+        ui = UI[self.ui_lang(variant)]
+        web = self.base + self.page_name(issue.date, variant)
+        return (
+            f"{body}\n{SIGNATURE}{ui['view_web']}: {web}\n"
+            f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}\n"
+        )
 
     def emails(self, issue: Issue) -> list[EmailVariant]:
         """Every configured variant of the issue's email."""

@@ -24,7 +24,7 @@ from pipeline.config import Settings
 from pipeline.digest import parse_digest
 from pipeline.errors import ConfigError
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue, Paper
-from pipeline.render import Renderer, linkify, safe_url
+from pipeline.render import Renderer, linkify, safe_url, split_signature
 from tests.render_support import (
     REFERENCE_DAY,
     archive_issue,
@@ -87,7 +87,11 @@ def test_golden_web_page_and_feed(renderer: Renderer) -> None:
 def test_text_part_is_the_digest_format_per_variant(emails: dict) -> None:
     ref = reference_issue()
     for variant, notes in (("ko", "notes_ko"), ("en", "notes_en"), ("all", "commentary")):
-        parsed = parse_digest(emails[variant].text, f"text.{variant}")
+        body, signature = split_signature(emails[variant].text)
+        parsed = parse_digest(body, f"text.{variant}")
+        # below the digest, the standard signature block with the ways out
+        web = f"https://digest.example.org/issues/2024-12-05{'' if variant == 'all' else '.' + variant}.html"
+        assert web in signature and UNSUBSCRIBE_PLACEHOLDER in signature
         assert parsed.date == REFERENCE_DAY
         assert [e.title for e in parsed.entries] == [e.title for e in ref.entries]
         assert [e.commentary for e in parsed.entries] == [getattr(e, notes) for e in ref.entries]
@@ -215,7 +219,7 @@ def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
             assert str(60 - shown) in rest.text_content()
             assert rest.find("a").get("href").startswith("https://digest.example.org/issues/")
         # The text part still has everything.
-        assert len(parse_digest(v.text, "t").entries) == 60
+        assert len(parse_digest(split_signature(v.text)[0], "t").entries) == 60
 
 
 # --- safety ----------------------------------------------------------------------------------
@@ -400,8 +404,9 @@ def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, ema
     assert msg.get_content_type() == "multipart/alternative"
     text, html = msg.get_payload()
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
-    assert text.get_content() == emails["all"].text
-    assert UNSUBSCRIBE_PLACEHOLDER not in html.get_content()
+    assert text.get_content() == emails["all"].text.replace(
+        UNSUBSCRIBE_PLACEHOLDER, site.preview_unsubscribe_url(settings))
+    assert UNSUBSCRIBE_PLACEHOLDER not in text.get_content() + html.get_content()
     assert msg["Subject"] == emails["all"].subject
     # the same headers a subscriber's copy carries (one-click unsubscribe included)
     for header in ("From", "To", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
