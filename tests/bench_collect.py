@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -18,20 +17,10 @@ from pipeline import run
 from pipeline.arxiv_rss import parse_announcement
 from pipeline.tags import compile_rules, match_paper
 from tests.arxiv_support import REAL_FEED, RSS_PATH, rewrite_feed, runtime_for, settings_for
-from tests.support import FakeClock, Reply, recording_server
+from tests.support import FakeClock, Reply, best_time, recording_server
 
 DAY = date(2024, 11, 28)
 REPEATS = 2
-
-
-def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """The fastest of a few runs, in seconds (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_mib(mode: str, feed: Path) -> float:
@@ -84,10 +73,10 @@ def bench_feed(label: str, data: bytes) -> None:
             parse_announcement(data, DAY, keep)
 
         papers = parse_announcement(data, DAY, keep).papers
-        lxml_s = best_of(lambda: etree.fromstring(data))
-        adapt_s = best_of(adapt)
-        tag_s = best_of(lambda: [match_paper(p, rules) for p in papers])
-        collect_s = best_of(collect)
+        lxml_s = best_time(lambda: etree.fromstring(data), REPEATS)
+        adapt_s = best_time(adapt, REPEATS)
+        tag_s = best_time(lambda: [match_paper(p, rules) for p in papers], REPEATS)
+        collect_s = best_time(collect, REPEATS)
         items = len(etree.fromstring(data).findall("channel/item"))
         feed = Path(tmp) / "feed.xml"
         feed.write_bytes(data)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -16,32 +14,23 @@ from pipeline.merge import Lookups, resolve_entries
 from pipeline.models import Candidate, Entry
 from pipeline.notes import parse_note
 from tests.sample_day import DAY, add_candidates, paper
-from tests.support import FIXTURES
-
-
-def _timed(fn: Callable[[], object], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from tests.support import FIXTURES, best_time
 
 
 def main() -> None:
     """Print notes/s, draft and merge times, and peak memory, with their baselines."""
     files = sorted((FIXTURES / "notes").rglob("*.md"))
     raw = [(p, p.read_bytes()) for p in files] * 30
-    decode = _timed(lambda: [decode_text(b, p) for p, b in raw])
-    parse = _timed(lambda: [parse_note(decode_text(b, p), p) for p, b in raw])
+    decode = best_time(lambda: [decode_text(b, p) for p, b in raw], 3)
+    parse = best_time(lambda: [parse_note(decode_text(b, p), p) for p, b in raw], 3)
     print(f"notes: {len(raw) / parse:,.0f} notes/s ({len(raw)} parses); "
           f"{parse / decode:.0f}x the time of only decoding them")
 
     n = 5_000
     papers = [paper(f"2412.{i:05d}", f"Paper number {i} on topic {i % 97}") for i in range(n)]
     candidates = [Candidate(p, ("t",), float(i % 13)) for i, p in enumerate(papers)]
-    offer = _timed(lambda: build_offer(candidates, {}, {}, 40))
-    update = _timed(lambda: update_draft(
+    offer = best_time(lambda: build_offer(candidates, {}, {}, 40), 3)
+    update = best_time(lambda: update_draft(
         DAY, update_draft(DAY, None, build_offer(candidates, {}, {}, 40), (), {}).digest,
         build_offer(candidates, {}, {}, 80), set(), {}))
     print(f"draft: offer from {n:,} candidates {offer * 1e3:.1f} ms; "
@@ -52,9 +41,9 @@ def main() -> None:
         entries = [Entry(p.title.upper(), p.authors, "") for p in papers[::50]]
         lookups = Lookups(stored_ids=lambda ids: store.get_papers(conn, ids),
                           stored_title=lambda t: store.find_papers_by_title(conn, t))
-        by_id = _timed(lambda: store.get_papers(conn, [p.arxiv_id for p in papers[::50]]))
+        by_id = best_time(lambda: store.get_papers(conn, [p.arxiv_id for p in papers[::50]]), 3)
         tracemalloc.start()
-        by_title = _timed(lambda: resolve_entries(entries, lookups))
+        by_title = best_time(lambda: resolve_entries(entries, lookups), 3)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(f"merge: {len(entries)} entries by title among {n:,} stored papers "

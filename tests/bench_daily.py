@@ -6,29 +6,22 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pipeline import demo
 from pipeline.schedule import crontab_trigger, fires_between, latest_fire
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from tests.support import best_time
 
 
 def main() -> None:
     """Print demo cycle times and peak memory, and catch-up search times, with baselines."""
     quiet = contextlib.redirect_stderr(io.StringIO())
     with tempfile.TemporaryDirectory() as tmp, quiet, contextlib.redirect_stdout(io.StringIO()):
-        cold = _timed(lambda: demo.run_demo(Path(tmp) / "a"))
-        warm = min(_timed(lambda: demo.run_demo(Path(tmp) / "a")) for _ in range(3))
+        cold = best_time(lambda: demo.run_demo(Path(tmp) / "a"))
+        warm = min(best_time(lambda: demo.run_demo(Path(tmp) / "a")) for _ in range(3))
         tracemalloc.start()
         demo.run_demo(Path(tmp) / "b")
         peak = tracemalloc.get_traced_memory()[1]
@@ -42,8 +35,8 @@ def main() -> None:
     for expr, outage in (("30 10 * * 1-5", 365), ("*/5 * * * *", 30)):
         trigger = crontab_trigger(expr, tz, "collect")
         last = now - timedelta(days=outage)
-        search = _timed(lambda: latest_fire(trigger, last, now))  # noqa: B023 - used at once
-        walk = _timed(lambda: fires_between(trigger, last, now)[-1])  # noqa: B023
+        search = best_time(lambda: latest_fire(trigger, last, now))  # noqa: B023 - used at once
+        walk = best_time(lambda: fires_between(trigger, last, now)[-1])  # noqa: B023
         print(f"catch-up after {outage} days down, cron {expr!r}: latest missed fire in "
               f"{search * 1e3:.1f} ms; walking every fire {walk * 1e3:.1f} ms "
               f"= {walk / search:.0f}x")

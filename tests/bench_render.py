@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import resource
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import site, store
 from pipeline.render import Renderer
 from tests.render_support import archive_issue, make_settings, reference_issue
+from tests.support import best_time
 
 ARCHIVE = 1000
-
-
-def timed(fn: Callable[[], object], repeat: int = 1) -> float:
-    """Best wall time of `repeat` runs, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -48,11 +37,11 @@ def main() -> None:
                 entries=renderer.entry_views(issue, variant, "../"),
             )
 
-        bare = timed(bare_email, 20)
-        one_email = timed(lambda: renderer.email(issue, variant), 5)
-        all_emails = timed(lambda: renderer.emails(issue), 3)
-        bare_pg = timed(bare_page, 20)
-        pages = timed(lambda: renderer.issue_pages(issue), 5)
+        bare = best_time(bare_email, 20)
+        one_email = best_time(lambda: renderer.email(issue, variant), 5)
+        all_emails = best_time(lambda: renderer.emails(issue), 3)
+        bare_pg = best_time(bare_page, 20)
+        pages = best_time(lambda: renderer.issue_pages(issue), 5)
         print(f"bare Jinja2 email.html render       {bare * 1000:8.1f} ms")
         print(f"one email variant (+premailer)      {one_email * 1000:8.1f} ms"
               f"  ({one_email / bare:.1f}x bare)")
@@ -67,10 +56,10 @@ def main() -> None:
             with store.transaction(conn):
                 for k in range(ARCHIVE - 1):
                     store.save_archived_issue(conn, archive_issue(k))
-            full = timed(lambda: site.rebuild_site(settings, conn, renderer))
+            full = best_time(lambda: site.rebuild_site(settings, conn, renderer))
             newest = archive_issue(ARCHIVE - 1)
-            incremental = timed(lambda: site.publish_issue(settings, conn, newest, renderer))
-            again = timed(lambda: site.rebuild_site(settings, conn, renderer))
+            incremental = best_time(lambda: site.publish_issue(settings, conn, newest, renderer))
+            again = best_time(lambda: site.rebuild_site(settings, conn, renderer))
         finally:
             conn.close()
         files = sum(1 for p in settings.paths.site.rglob("*") if p.is_file())
