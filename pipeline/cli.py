@@ -71,6 +71,10 @@ def cli(ctx: click.Context, config: Path, verbose: bool) -> None:
     ctx.obj = Context(config, verbose)
 
 
+# A linted file can have thousands of findings; the first ones say enough.
+MAX_FINDINGS_SHOWN = 50
+
+
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed entries as JSON.")
@@ -109,12 +113,14 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
     findings.extend(waiting)
     if as_json:
         click.echo(json.dumps(digest.digest_to_json(parsed), ensure_ascii=False, indent=2))
-    errors = 0
-    for f in findings:
+    errors = sum(f.level == "error" for f in findings)
+    for f in findings[:MAX_FINDINGS_SHOWN]:
         where = f.path or str(file)
         where += f":{f.line}" if f.line is not None else ""
         click.echo(f"digest: {f.level}: {where}: {f.message}", err=True)
-        errors += f.level == "error"
+    if len(findings) > MAX_FINDINGS_SHOWN:
+        click.echo(f"digest: … {len(findings) - MAX_FINDINGS_SHOWN} more findings not shown",
+                   err=True)
     if errors:
         raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=file)
     if not as_json:

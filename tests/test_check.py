@@ -210,3 +210,16 @@ def test_a_config_with_one_language_does_not_ask_for_the_other(
     code, out, err = _run_with_config(config, path, capsys)
     assert code == 0 and out == f"{path}: ok, 1 entry, 1 warning\n"
     assert err.startswith(f"digest: warning: {path}:2: 'Only Korean': tag #t ")
+
+
+def test_thousands_of_findings_are_capped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    entry = "Same Title\n(A)\nAbs.\n#x\n"
+    path = tmp_path / "many.txt"
+    path.write_text("2024-12-05\n" + entry * 300, encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(tmp_path / "none.toml"), "check", str(path)])
+    err = capsys.readouterr().err.splitlines()
+    assert info.value.code == 2
+    assert len(err) == 52  # 50 findings, the count of the rest, the closing error
+    assert err[-2] == "digest: … 249 more findings not shown"
+    assert err[-1] == f"digest: error: {path}: 299 errors (see above)"
