@@ -30,7 +30,8 @@ def sign(secret: bytes, purpose: str, subscriber_id: int, email: str) -> str:
 def subscriber_id(token: str) -> int:
     """The subscriber id a token claims (not yet verified); raises TokenError if malformed."""
     head, dot, sig = token.partition(".")
-    if not dot or not head.isdigit() or len(head) > 18 or not sig:
+    # isascii: str.isdigit also accepts digits such as '²' that int() refuses
+    if not dot or not (head.isascii() and head.isdigit()) or len(head) > 18 or not sig:
         raise TokenError("malformed token")
     return int(head)
 

@@ -102,6 +102,7 @@ def test_bad_tokens_unsubscribe_nobody(settings: Settings, base: str) -> None:
         f"999999.{sig}": 404,  # nobody has this id
         "not-a-token": 400,
         f"{sid}.": 400,
+        f"\u00b2.{sig}": 400,  # a digit to str.isdigit, not to int()
     }
     for token, status in cases.items():
         for method in ("GET", "POST"):
