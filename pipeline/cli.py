@@ -202,7 +202,7 @@ def schedule(ctx: Context) -> None:
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: web.host).")
-@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@click.option("--port", type=int, help="Port to listen on (default: web.port; 0 = any free).")
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
@@ -210,10 +210,11 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
+    host = host or settings.web.host
     server = web.make_server(
-        settings, host or settings.web.host, port or settings.web.port, ctx.runtime()
+        settings, host, settings.web.port if port is None else port, ctx.runtime()
     )
-    click.echo(f"serving on http://{host or settings.web.host}:{server.effective_port}", err=True)
+    click.echo(f"serving on http://{host}:{server.effective_port}", err=True)
     server.run()
 
 

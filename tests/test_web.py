@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -199,6 +200,19 @@ def test_digest_serve_is_waitress(settings: Settings, base: str) -> None:
     reply = requests.get(base + "/", timeout=10)
     assert reply.text == "hello"
     assert reply.headers["Server"] == "waitress"
+
+
+def test_serve_port_0_takes_a_free_port_not_web_port(settings: Settings) -> None:
+    assert settings.source is not None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        web_port = taken.getsockname()[1]
+        with settings.source.open("a", encoding="utf-8") as config:
+            config.write(f"\n[web]\nport = {web_port}\n")
+        with serving(settings) as url:  # `digest serve --port 0`
+            assert not url.endswith(f":{web_port}")
+            assert requests.get(url + "/subscribe", timeout=10).status_code == 200
 
 
 def test_serve_refuses_to_start_without_a_secret(settings: Settings) -> None:
