@@ -85,7 +85,9 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str], int]]:
+    """(line number, fields by column, how many fields lie beyond the header; 0 when those
+    are all empty, as in the trailing commas spreadsheets write)."""
     reader = csv.DictReader(lines)
     header = tuple(h.strip().lower() for h in (reader.fieldnames or ()))
     if not header or header[0] != "email":
@@ -95,15 +97,19 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
         raise ValueError(f"unknown column {unknown[0]!r} (expected {','.join(CSV_HEADER)})")
     reader.fieldnames = list(header)
     for row in reader:
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+        extra = row.pop(None, None) or []  # DictReader's restkey
+        fields = {k: (v or "").strip() for k, v in row.items()}
+        yield reader.line_num, fields, len(extra) if any(v.strip() for v in extra) else 0
 
 
 def import_csv(
     conn: sqlite3.Connection, variants: tuple[str, ...], path: Path
 ) -> ImportReport:
     """Import subscribers from CSV: bad rows are reported by line and the rest imported.
-    An empty status means active. Importing never resubscribes someone who unsubscribed or
-    bounced (that takes `subscribers add`), and importing the same file twice changes nothing."""
+    An empty status means active; an address may appear on one row only (a second row, or a
+    row with more fields than the header, is a bad row). Importing never resubscribes someone
+    who unsubscribed or bounced (that takes `subscribers add`), and importing the same file
+    twice changes nothing."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
@@ -115,8 +121,15 @@ def import_csv(
         rows = list(_rows(io.StringIO(text, newline="")))
     except (ValueError, csv.Error) as exc:
         raise InputError(str(exc), path=path, line=1) from exc
+    first_line: dict[str, int] = {}  # address (as the store compares it) -> its line
     with store.transaction(conn):
-        for line, row in rows:
+        for line, row, extra in rows:
+            if extra:
+                report.errors.append((line, (
+                    f"expected at most {len(row)} fields ({','.join(row)}), "
+                    f"got {len(row) + extra}"
+                )))
+                continue
             if not any(row.values()):
                 continue
             try:
@@ -129,6 +142,12 @@ def import_csv(
                 )
             except ValueError as exc:
                 report.errors.append((line, str(exc)))
+                continue
+            seen = first_line.setdefault(sub.email.casefold(), line)
+            if seen != line:
+                report.errors.append(
+                    (line, f"{sub.email} is already on line {seen} (one row per address)")
+                )
                 continue
             old = store.get_subscriber(conn, sub.email)
             if old is not None and old.status in ("unsubscribed", "bounced") \

@@ -179,6 +179,25 @@ def test_import_with_a_bad_header_imports_nothing(
     assert rows(settings) == []
 
 
+def test_import_refuses_a_second_row_for_an_address_and_a_row_with_extra_fields(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(
+        "email,language\n"
+        "ann@example.org,ko\n"
+        "bob@example.org,en\n"
+        "ANN@example.org,en\n"  # the same reader again, differently: which one is meant?
+        "cat@example.org,ko,vq,active\n",  # fields beyond the header: a shifted row
+        encoding="utf-8",
+    )
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{path}:4: ANN@example.org is already on line 2 (one row per address)"
+    assert err[1] == f"{path}:5: expected at most 2 fields (email,language), got 4"
+    assert [r[:2] for r in rows(settings)] == [("ann@example.org", "ko"), ("bob@example.org", "en")]
+
+
 def test_missing_file_is_a_clear_error(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
