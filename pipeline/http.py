@@ -14,6 +14,7 @@ from pipeline.runtime import Runtime, user_agent
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
 MAX_WAIT = 600.0  # a Retry-After longer than this is a failure, not a nap
+CHUNK_SIZE = 8 * 1024  # bytes read at a time, between checks of the request's deadline
 
 
 @dataclass
@@ -70,7 +71,9 @@ def get(
             pacer.wait()
         wait = BACKOFF_BASE * 2**attempt
         try:
-            resp = rt.http.get(url, params=params, headers=headers, timeout=timeout)
+            deadline = rt.monotonic() + timeout
+            resp = rt.http.get(url, params=params, headers=headers, timeout=timeout, stream=True)
+            _read_body(resp, rt, deadline)
         except requests.Timeout as exc:
             problem = f"timed out after {timeout:g} s ({type(exc).__name__})"
         except requests.ConnectionError as exc:
@@ -94,6 +97,19 @@ def get(
             rt.sleep(wait)
     tries = "1 attempt" if retries == 0 else f"{retries + 1} attempts"
     raise FetchError(f"{problem} (gave up after {tries})", url=url)
+
+
+def _read_body(resp: requests.Response, rt: Runtime, deadline: float) -> None:
+    """Read the whole body by `deadline` (checked every CHUNK_SIZE bytes, on the injected
+    clock), or raise requests.Timeout: requests' own timeout is per socket read, so a server
+    sending a little now and then would hold a request for as long as it likes."""
+    chunks: list[bytes] = []
+    for chunk in resp.iter_content(CHUNK_SIZE):
+        chunks.append(chunk)
+        if rt.monotonic() > deadline:
+            resp.close()
+            raise requests.Timeout("the body was still arriving")
+    resp._content = b"".join(chunks)  # what `resp.content` returns from now on
 
 
 def _reason(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False
     content_type: str = "application/xml; charset=utf-8"
+    trickle: float = 0.0  # > 0: send the body in 20 pieces, this many seconds apart
 
 
 @dataclass
@@ -95,7 +96,17 @@ class RecordingServer:
         for name, value in reply.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(reply.body)
+        if not reply.trickle:
+            handler.wfile.write(reply.body)
+            return
+        size = -(-len(reply.body) // 20)
+        try:
+            for start in range(0, len(reply.body), size):
+                handler.wfile.write(reply.body[start:start + size])
+                handler.wfile.flush()
+                time.sleep(reply.trickle)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up
 
     def start(self) -> RecordingServer:
         self._thread.start()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from contextlib import closing
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
+from requests import Session
 
 from pipeline import cli, run, store
 from pipeline.config import Settings
 from pipeline.errors import FeedError, FetchError
 from pipeline.models import Paper
+from pipeline.runtime import Runtime
 from tests.arxiv_support import (
     API_2026,
     CONTACT,
@@ -281,6 +284,19 @@ def test_transient_failures_are_retried(
     assert http_server.count() == 2
     assert clock.sleeps == sleeps
     assert dump(settings)["days"] == [("2024-11-28", "collected", 44, 39)]
+
+
+def test_a_feed_trickling_in_times_out_after_the_request_timeout(
+    tmp_path: Path, http_server: RecordingServer, small_feed: bytes
+) -> None:
+    """A server sending a little every now and then never trips a timeout per socket read:
+    arxiv.timeout bounds the whole request (on the real clock: the body takes ~2 s)."""
+    settings = settings_for(tmp_path, http_server.url)
+    settings = replace(settings, arxiv=replace(settings.arxiv, timeout=0.5, retries=0))
+    http_server.route(RSS_PATH, Reply(small_feed, trickle=0.1))
+    with pytest.raises(FetchError, match=r"timed out after 0\.5 s .*gave up after 1 attempt"):
+        run.collect(settings, DAY, Runtime(echo=[].append, http=Session()))
+    assert stored_rows(settings) == 0
 
 
 def test_backoff_doubles_until_it_gives_up(
