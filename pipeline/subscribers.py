@@ -13,6 +13,7 @@ from typing import TextIO
 from email_validator import EmailNotValidError, validate_email
 
 from pipeline import store
+from pipeline.digest import decode_text
 from pipeline.errors import InputError
 from pipeline.models import SUBSCRIBER_STATUSES, TAG_RE, Subscriber, normalize_tag
 
@@ -111,11 +112,9 @@ def import_csv(
     who unsubscribed or bounced (that takes `subscribers add`), and importing the same file
     twice changes nothing."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = decode_text(path.read_bytes(), path)
     except FileNotFoundError as exc:
         raise InputError("file not found", path=path) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("not UTF-8 text", path=path) from exc
     report = ImportReport()
     try:
         rows = list(_rows(io.StringIO(text, newline="")))

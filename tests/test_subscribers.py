@@ -198,6 +198,26 @@ def test_import_refuses_a_second_row_for_an_address_and_a_row_with_extra_fields(
     assert [r[:2] for r in rows(settings)] == [("ann@example.org", "ko"), ("bob@example.org", "en")]
 
 
+def test_an_excel_cp949_export_names_the_line_and_how_to_convert_it(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_bytes("email,language,tags\nann@example.org,ko,\nbob@example.org,ko,이미지\n"
+                     .encode("cp949"))
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"digest: error: {path}:3: not UTF-8 text (it looks like EUC-KR/CP949")
+    assert err.count("\n") == 1
+    assert rows(settings) == []
+
+
+def test_a_utf8_bom_is_no_part_of_the_header(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_bytes(b"\xef\xbb\xbfemail,language\r\nann@example.org,ko\r\n")  # Excel's CSV UTF-8
+    assert digest(settings, "subscribers", "import", str(path)) == 0
+    assert [r[:2] for r in rows(settings)] == [("ann@example.org", "ko")]
+
+
 def test_missing_file_is_a_clear_error(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
