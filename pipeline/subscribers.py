@@ -115,6 +115,8 @@ def import_csv(
         text = decode_text(path.read_bytes(), path)
     except FileNotFoundError as exc:
         raise InputError("file not found", path=path) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, expected a CSV file", path=path) from exc
     report = ImportReport()
     try:
         rows = list(_rows(io.StringIO(text, newline="")))

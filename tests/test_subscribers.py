@@ -225,6 +225,15 @@ def test_missing_file_is_a_clear_error(
     assert capsys.readouterr().err == f"digest: error: {tmp_path / 'nope.csv'}: file not found\n"
 
 
+def test_a_folder_is_bad_input_not_a_failed_run(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert digest(settings, "subscribers", "import", str(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"digest: error: {tmp_path}: is a directory, expected a CSV file\n"
+    )
+
+
 def test_iter_subscribers_streams_in_batches(settings: Settings) -> None:
     conn = run.open_store(settings)
     with store.transaction(conn):
