@@ -203,10 +203,12 @@ def _report(
         f"issue {day}: sent {summary.sent}, failed {summary.failed}, skipped {summary.skipped}"
         + (f", deferred {summary.deferred}" if summary.deferred else "")
     )
-    counts = store.delivery_counts(conn, day)
-    if counts.get("deferred", 0) or counts.get("sending", 0):
+    # The loop claimed every delivery still owed (a 'deferred' or 'sending' row of an earlier
+    # run included), so only this run's deferrals are left to retry; the rows of readers who
+    # have since unsubscribed or dropped the issue's tags must not hold the issue back forever.
+    if summary.deferred:
         raise DeliveryError(
-            f"{counts.get('deferred', 0)} messages of the issue of {day} were deferred by the "
+            f"{summary.deferred} messages of the issue of {day} were deferred by the "
             f"server (4xx); run `digest send --date {day}` again later to retry them"
         )
     store.mark_issue_sent(conn, day)

@@ -189,6 +189,28 @@ def test_4xx_that_never_clears_is_deferred_and_retried_next_run(
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
+def test_a_deferred_reader_who_unsubscribes_no_longer_holds_the_issue_back(
+    tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
+) -> None:
+    sink, port = server
+    settings = newsletter(tmp_path, port=port, retries=1)
+    build_issue(settings)
+    subs = add_subscribers(settings, 3)
+    sink.defer[subs[1].email] = 2
+    rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
+    with pytest.raises(DeliveryError, match="deferred"):
+        run.send(settings, DAY, rt)
+    conn = run.open_store(settings)
+    assert subs[1].id is not None
+    store.set_subscriber_status(conn, subs[1].id, "unsubscribed")  # before the retry
+    conn.close()
+    run.send(settings, DAY, rt)  # nobody left to retry: the issue is done
+    conn = run.open_store(settings)
+    assert store.get_issue(conn, DAY)["state"] == "sent"
+    conn.close()
+    assert sorted(sink.by_recipient()) == sorted([subs[0].email, subs[2].email])
+
+
 def test_wrong_password_is_one_clear_line(
     tmp_path: Path, server: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
