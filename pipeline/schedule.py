@@ -220,13 +220,17 @@ class JobRunner:
             except Exception as exc:  # the scheduler must outlive a bug in one run
                 log.exception("%s run of %s crashed", job, fire.isoformat())
                 outcome = f"crashed: {exc!r}"
-            if not interrupted:  # an interrupted cycle is caught up (and resumed) on next start
+            # A stop asked for during the run (between steps, or during one that then failed)
+            # leaves it unhandled: the next start catches it up and resumes it. No retry then:
+            # adding a job while the scheduler shuts down deadlocks APScheduler.
+            stopped = bool(interrupted) or self.stop.is_set()
+            if not stopped:
                 state[job] = max(fire, state[job]) if job in state else fire
                 save_state(self.state_path, state)
             failed = outcome.startswith(("failed", "crashed"))
             log.log(logging.ERROR if failed else logging.INFO, "%s run of %s: %s", job,
                     fire.isoformat(), outcome)
-            if failed and not interrupted:
+            if failed and not stopped:
                 self._schedule_retry(job, fire)
             return outcome
 

@@ -269,6 +269,30 @@ def test_a_stop_during_a_step_finishes_it_and_the_next_start_resumes(
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build"]
 
 
+def test_a_stop_during_a_step_that_then_fails_still_stops(
+    seoul_thursday: tuple[Settings, FakeArxiv],
+) -> None:
+    """SIGTERM while collect waits on a slow server, which then times out: the scheduler
+    stops (it hung: scheduling the retry during shutdown deadlocks APScheduler) and the next
+    start resumes the run."""
+    settings, fa = seoul_thursday
+    stop: threading.Event = threading.Event()
+    started: queue.Queue[list[tuple[str, datetime]]] = queue.Queue()
+    fa.fail = {"collect": 1}
+    fa.on_call = lambda step, _day: stop.set() if step == "collect" else None  # "SIGTERM"
+    thread = start_in_thread(settings, fa, stop, started, retry_delays=(0.05,))
+    thread.join(15)
+    assert not thread.is_alive()
+    assert load_state(settings.paths.data / "schedule-state.json")["collect"].day == 4
+    fa.on_call = None
+    stop.clear()
+    thread = start_in_thread(settings, fa, stop, started)
+    wait_until(lambda: len(fa.calls) == 4)
+    stop.set()
+    thread.join(15)
+    assert [s for s, _ in fa.calls] == ["collect", "collect", "draft", "build"]
+
+
 def test_a_failed_run_is_retried_later_then_given_up(
     seoul_thursday: tuple[Settings, FakeArxiv], caplog: pytest.LogCaptureFixture,
 ) -> None:
