@@ -88,12 +88,16 @@ def crontab_trigger(expr: str, tz: ZoneInfo, job: str) -> CronTrigger:
         )
     minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger(
+        trigger = CronTrigger(
             minute=minute, hour=hour, day=day, month=month,
             day_of_week="*" if weekday == "*" else _weekdays(weekday, key), timezone=tz,
         )
     except ValueError as exc:
         raise ConfigError(f"not a valid cron line {expr!r}: {exc}", key=key) from exc
+    # Without a year field, a line that fires once after 2000 fires again and again.
+    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=tz)) is None:
+        raise ConfigError(f"the cron line {expr!r} never fires (no such date)", key=key)
+    return trigger
 
 
 def triggers_for(settings: Settings) -> dict[str, CronTrigger]:

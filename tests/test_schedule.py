@@ -70,6 +70,7 @@ def test_crontab_weekdays_mean_what_crontab_means() -> None:
         ("30 25 * * 1-5", "not a valid cron line"),
         ("30 10 * * 1-9", "bad day of week '9'"),
         ("30 10 * * 5-1", "backwards range"),
+        ("0 18 31 2 *", "never fires"),  # February 31st (the scheduler crashed on it)
     ],
 )
 def test_bad_cron_lines_name_the_key(expr: str, match: str) -> None:
