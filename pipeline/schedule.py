@@ -67,11 +67,11 @@ def _weekdays(field: str, key: str) -> str:
         if body == "*":
             first, last = 0, 6
         else:
-            low, _, high = body.partition("-")
+            low, dash, high = body.partition("-")
             first = _weekday_number(low, key)
-            last = _weekday_number(high, key) if high else (6 if step else first)
-            if high == "7":
-                last = 7
+            last = _weekday_number(high, key) if dash else (6 if step else first)
+            if dash and high == "7":  # Sunday closing a range: "5-7", "7-7"
+                first, last = (7 if low == "7" else first), 7
             if last < first:
                 raise ConfigError(f"backwards range in day of week {part!r}", key=key)
         days.extend(d % 7 for d in range(first, last + 1, step or 1))

@@ -57,6 +57,7 @@ def test_crontab_weekdays_mean_what_crontab_means() -> None:
     assert weekdays_fired("30 20 * * 0-4") == {"Sun", "Mon", "Tue", "Wed", "Thu"}
     assert weekdays_fired("0 9 * * 7") == {"Sun"}
     assert weekdays_fired("0 9 * * 5-7") == {"Fri", "Sat", "Sun"}
+    assert weekdays_fired("0 9 * * 7-7") == {"Sun"}  # was every day
     assert weekdays_fired("0 9 * * sun-thu") == {"Sun", "Mon", "Tue", "Wed", "Thu"}
     assert weekdays_fired("0 9 * * */2") == {"Sun", "Tue", "Thu", "Sat"}
     assert weekdays_fired("0 9 * * 1,3") == {"Mon", "Wed"}
@@ -70,6 +71,7 @@ def test_crontab_weekdays_mean_what_crontab_means() -> None:
         ("30 25 * * 1-5", "not a valid cron line"),
         ("30 10 * * 1-9", "bad day of week '9'"),
         ("30 10 * * 5-1", "backwards range"),
+        ("30 10 * * 1-", "bad day of week ''"),  # was read as Monday
         ("0 18 31 2 *", "never fires"),  # February 31st (the scheduler crashed on it)
     ],
 )
