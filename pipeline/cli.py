@@ -71,7 +71,7 @@ def cli(ctx: click.Context, config: Path, verbose: bool) -> None:
     ctx.obj = Context(config, verbose)
 
 
-# A linted file can have thousands of findings; the first ones say enough.
+# A linted file or an imported CSV can have thousands of findings; the first ones say enough.
 MAX_FINDINGS_SHOWN = 50
 
 
@@ -271,8 +271,11 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
 
     with closing(run.open_store(ctx.settings)) as conn:
         report = subs.import_csv(conn, ctx.settings.variants, csv_file)
-    for line, message in report.errors:
+    for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
         click.echo(f"{csv_file}:{line}: {message}", err=True)
+    if len(report.errors) > MAX_FINDINGS_SHOWN:
+        click.echo(f"digest: … {len(report.errors) - MAX_FINDINGS_SHOWN} more bad rows not shown",
+                   err=True)
     click.echo(
         f"{csv_file}: added {report.added}, updated {report.updated}, unchanged "
         f"{report.unchanged}, kept unsubscribed {report.kept_unsubscribed}, "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import run, store
-from pipeline.cli import main
+from pipeline.cli import MAX_FINDINGS_SHOWN, main
 from pipeline.config import Settings
 from pipeline.models import Subscriber
 from tests.deliver_support import newsletter
@@ -109,6 +109,20 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(
         ("dora@example.org", "all", "vq corpus", "pending"),
         ("fay@example.org", "all", "", "unsubscribed"),
     ]
+
+
+def test_a_file_of_bad_rows_shows_the_first_ones_and_a_count(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text("email,language\n" + "".join(f"u{i}@example.org,Korean\n" for i in range(300)),
+                    encoding="utf-8")
+    assert digest(settings, "subscribers", "import", str(path)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == MAX_FINDINGS_SHOWN + 2
+    assert err[0].startswith(f"{path}:2: language must be one of ko, en, all, got 'Korean'")
+    assert err[-2] == f"digest: … {300 - MAX_FINDINGS_SHOWN} more bad rows not shown"
+    assert err[-1] == f"digest: error: {path}: 300 bad rows (listed above); the other rows were imported"
 
 
 def test_importing_the_same_file_twice_changes_nothing(
