@@ -225,15 +225,16 @@ def subscribers() -> None:
 
 @subscribers.command(name="add")
 @click.argument("email")
-@click.option("--language", default="all", show_default=True, help="Variant: ko, en or all.")
+@click.option("--language", help="Variant: ko, en or all (default: the widest, all).")
 @click.option("--tags", default="", help="Space-separated tags (empty = everything).")
 @pass_ctx
-def subscribers_add(ctx: Context, email: str, language: str, tags: str) -> None:
+def subscribers_add(ctx: Context, email: str, language: str | None, tags: str) -> None:
     """Add (or reactivate) a subscriber."""
     from pipeline import subscribers as subs
 
+    variants = ctx.settings.variants
     with closing(run.open_store(ctx.settings)) as conn:
-        outcome, sub = subs.add(conn, ctx.settings.variants, email, language, tags)
+        outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags)
     tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
     click.echo(f"{outcome}: {sub.email} ({sub.language}{tags_note})")
 

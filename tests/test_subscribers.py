@@ -248,6 +248,17 @@ def test_a_folder_is_bad_input_not_a_failed_run(
     )
 
 
+def test_add_without_a_language_takes_the_widest_variant_of_a_one_language_newsletter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config" / "digest.toml"
+    config.parent.mkdir()
+    config.write_text('[newsletter]\nlanguages = ["ko"]\n', encoding="utf-8")  # no 'all'
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config), "subscribers", "add", "ann@example.org"])
+    assert (exit_info.value.code, capsys.readouterr().out) == (0, "added: ann@example.org (ko)\n")
+
+
 def test_iter_subscribers_streams_in_batches(settings: Settings) -> None:
     conn = run.open_store(settings)
     with store.transaction(conn):
