@@ -70,6 +70,10 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
     nothing, and a rerun stores nothing twice. A paper first collected on an earlier day
     (a new version, a later cross-list) is updated but is not a candidate again.
     """
+    reason = arxiv_calendar.why_no_announcement(day)
+    if reason is not None:  # the feed would hold another day: no fetch, no "stale feed"
+        rt.echo(f"{reason}; nothing to collect")
+        return
     announcement = arxiv_rss.fetch_announcement(settings, day, rt)
     if announcement.empty:
         _record_empty_day(settings, day, rt)

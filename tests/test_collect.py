@@ -349,11 +349,21 @@ def test_cli_collect_exit_codes(
     assert "holds the announcement of 2024-11-28, not 2024-11-29" in capsys.readouterr().err
 
     http_server.route(RSS_PATH, Reply(EMPTY_FEED.read_bytes()))
-    assert run_cli([*argv[:-1], "2024-11-30"]) == 0
+    assert run_cli([*argv[:-1], "2024-12-25"]) == 0  # Christmas: arXiv's empty feed
     assert "no announcement" in capsys.readouterr().err
     with closing(store.connect(tmp_path / "data" / "digest.db")) as conn:
         rows = conn.execute("SELECT date, status FROM days ORDER BY date").fetchall()
-    assert [tuple(r) for r in rows] == [("2024-11-28", "collected"), ("2024-11-30", "empty")]
+    assert [tuple(r) for r in rows] == [("2024-11-28", "collected"), ("2024-12-25", "empty")]
+
+    # A weekend date is no announcement by the calendar: no request, and no "stale feed"
+    # error asking to wait for an announcement that never comes.
+    requests_before = http_server.count()
+    http_server.route(RSS_PATH, Reply(small_feed))
+    assert run_cli([*argv[:-1], "2024-11-30"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("2024-11-30 is a Saturday: arXiv announces Sunday–Thursday")
+    assert err.count("\n") == 1
+    assert http_server.count() == requests_before
 
 
 def test_api_search_adds_papers_of_the_submission_window(
