@@ -16,6 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import TAG_RE
 
 DEFAULT_CONFIG = Path("config/digest.toml")
+MIN_SECRET_LENGTH = 16  # characters of DIGEST_SECRET
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,14 @@ class Settings:
         if not value:
             raise ConfigError(
                 "DIGEST_SECRET is not set: export a long random string to sign links",
+                key="DIGEST_SECRET",
+            )
+        # Every reader holds a token signed with it: a short secret is found offline from
+        # one token, and then anyone can unsubscribe anyone.
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"DIGEST_SECRET is too short ({len(value)} characters): use at least "
+                f"{MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`",
                 key="DIGEST_SECRET",
             )
         return value.encode()

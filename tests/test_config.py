@@ -102,6 +102,6 @@ def test_secrets_come_from_the_environment(
     monkeypatch.delenv("DIGEST_SECRET", raising=False)
     with pytest.raises(ConfigError, match="DIGEST_SECRET is not set"):
         _ = settings.secret
-    monkeypatch.setenv("DIGEST_SECRET", "s3cret")
+    monkeypatch.setenv("DIGEST_SECRET", "s3cret-s3cret-s3cret")
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw")
-    assert settings.secret == b"s3cret" and settings.smtp_password == "pw"
+    assert settings.secret == b"s3cret-s3cret-s3cret" and settings.smtp_password == "pw"

@@ -215,16 +215,30 @@ def test_serve_port_0_takes_a_free_port_not_web_port(settings: Settings) -> None
             assert requests.get(url + "/subscribe", timeout=10).status_code == 200
 
 
-def test_serve_refuses_to_start_without_a_secret(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "DIGEST_SECRET is not set"),
+        # A reader holds their own token: a short secret is found offline by brute force,
+        # and with it every reader's unsubscribe link.
+        ("hunter2", "DIGEST_SECRET is too short (7 characters)"),
+    ],
+)
+def test_serve_refuses_to_start_without_a_good_secret(
+    settings: Settings, secret: str | None, message: str
+) -> None:
     assert settings.source is not None
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_SECRET"}
+    if secret is not None:
+        env["DIGEST_SECRET"] = secret
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--config", str(settings.source), "serve",
          "--port", "0"],
         cwd=REPO, env=env, capture_output=True, timeout=30,
     )
     assert done.returncode == 2
-    assert done.stderr.decode().startswith("digest: error: DIGEST_SECRET: DIGEST_SECRET is not set")
+    assert done.stderr.decode().startswith(f"digest: error: DIGEST_SECRET: {message}")
+    assert done.stderr.decode().count("\n") == 1
 
 
 def test_subscribe_when_the_mail_server_is_down_says_try_later(tmp_path: Path) -> None:
