@@ -280,6 +280,7 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     click.echo(
         f"{csv_file}: added {report.added}, updated {report.updated}, unchanged "
         f"{report.unchanged}, kept unsubscribed {report.kept_unsubscribed}, "
+        f"kept unconfirmed {report.kept_unconfirmed}, "
         f"bad rows {len(report.errors)}"
     )
     if report.errors:

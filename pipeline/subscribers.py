@@ -83,6 +83,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     kept_unsubscribed: int = 0
+    kept_unconfirmed: int = 0  # pending: only their confirmation link (or `add`) activates
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -109,8 +110,9 @@ def import_csv(
     """Import subscribers from CSV: bad rows are reported by line and the rest imported.
     An empty status means active; an address may appear on one row only (a second row, or a
     row with more fields than the header, is a bad row). Importing never resubscribes someone
-    who unsubscribed or bounced (that takes `subscribers add`), and importing the same file
-    twice changes nothing."""
+    who unsubscribed or bounced, nor activates someone pending (that takes their
+    confirmation link or `subscribers add`), and importing the same file twice changes
+    nothing."""
     try:
         text = decode_text(path.read_bytes(), path)
     except FileNotFoundError as exc:
@@ -154,6 +156,9 @@ def import_csv(
             if old is not None and old.status in ("unsubscribed", "bounced") \
                     and sub.status in ("active", "pending"):
                 report.kept_unsubscribed += 1
+                continue
+            if old is not None and old.status == "pending" and sub.status == "active":
+                report.kept_unconfirmed += 1
                 continue
             outcome, _ = store.save_subscriber(conn, sub)
             if outcome == "added":

@@ -10,7 +10,7 @@ from pipeline import run, store
 from pipeline.cli import MAX_FINDINGS_SHOWN, main
 from pipeline.config import Settings
 from pipeline.models import Subscriber
-from tests.deliver_support import newsletter
+from tests.deliver_support import SECRET, newsletter
 
 
 @pytest.fixture
@@ -147,6 +147,28 @@ def test_import_never_resubscribes_an_unsubscribed_reader(
     path.write_text("email,language,tags,status\nann@example.org,ko,,active\n", encoding="utf-8")
     assert digest(settings, "subscribers", "import", str(path)) == 0
     assert rows(settings)[0][3] == "unsubscribed"
+
+
+def test_import_never_activates_a_reader_who_has_not_confirmed(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Anyone can type an address into the subscribe form: that makes an unsubscribed
+    reader pending; re-importing an old list must not make them active without their click."""
+    from pipeline import web
+
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+    digest(settings, "subscribers", "add", "ann@example.org")
+    digest(settings, "subscribers", "remove", "ann@example.org")
+    form = {"email": "ann@example.org", "language": "ko"}
+    assert web.create_app(settings).test_client().post("/subscribe", data=form).status_code == 200
+    assert rows(settings)[0][3] == "pending"
+    path = tmp_path / "subs.csv"
+    path.write_text("email,language,tags,status\nann@example.org,ko,,active\n", encoding="utf-8")
+    capsys.readouterr()
+    assert digest(settings, "subscribers", "import", str(path)) == 0
+    assert rows(settings)[0][3] == "pending"
+    assert "kept unconfirmed 1" in capsys.readouterr().out
 
 
 def test_export_then_import_round_trips(
