@@ -262,6 +262,9 @@ def _check_values(s: Settings, path: Path) -> None:
                 path=path,
                 key="newsletter.languages",
             )
+        if nl.languages.count(lang) > 1:  # each language is one variant, stored once per issue
+            raise ConfigError(f"{lang!r} twice (expected each language once)",
+                              path=path, key="newsletter.languages")
     if not nl.base_url.startswith(("http://", "https://")):
         raise ConfigError(
             "expected an http(s) URL", path=path, key="newsletter.base_url"

@@ -64,6 +64,7 @@ def test_every_example_key_is_documented_with_a_comment() -> None:
         ("[arxiv]\napi_interval = 1\n", "arxiv.api_interval", "expected at least 3"),
         ("[arxiv]\nannounce_types = ['new', 'old']\n", "arxiv.announce_types", "unknown"),
         ("[newsletter\n", None, "not valid TOML"),
+        ("[newsletter]\nlanguages = ['en', 'en']\n", "newsletter.languages", "'en' twice"),
     ],
 )
 def test_bad_config_names_the_key(
