@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 import typing
+import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,6 +177,14 @@ def _toml_name(name: str) -> str:
     return name.rstrip("_")  # `from` is a Python keyword, stored as from_
 
 
+def _one_line(value: str, key: str, path: Path) -> str:
+    """`value` when it has no line break or other control character: settings end up in mail
+    headers (a title with CR LF would add a header of its own), URLs and file names."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(f"expected one line of text, got {value!r}", path=path, key=key)
+    return value
+
+
 def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
     """Check one TOML value against a field's type hint; name the key when it is wrong."""
     origin = typing.get_origin(hint)
@@ -193,7 +202,7 @@ def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
         raise ConfigError(f"expected a number, got {value!r}", path=path, key=key)
     if hint is str:
         if isinstance(value, str):
-            return value
+            return _one_line(value, key, path)
         raise ConfigError(f"expected a string, got {value!r}", path=path, key=key)
     if hint is Path:
         if isinstance(value, str) and value:
@@ -202,7 +211,7 @@ def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"expected a list of strings, got {value!r}", path=path, key=key)
-        return tuple(value)
+        return tuple(_one_line(v, key, path) for v in value)
     raise TypeError(f"unsupported setting type {hint!r}")  # pragma: no cover - programming error
 
 

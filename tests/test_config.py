@@ -65,6 +65,9 @@ def test_every_example_key_is_documented_with_a_comment() -> None:
         ("[arxiv]\nannounce_types = ['new', 'old']\n", "arxiv.announce_types", "unknown"),
         ("[newsletter\n", None, "not valid TOML"),
         ("[newsletter]\nlanguages = ['en', 'en']\n", "newsletter.languages", "'en' twice"),
+        ('[newsletter]\ntitle = "Digest\\r\\nBcc: x@example.org"\n', "newsletter.title",
+         "expected one line"),
+        ('[arxiv]\ncategories = ["cs.CL\\n"]\n', "arxiv.categories", "expected one line"),
     ],
 )
 def test_bad_config_names_the_key(
