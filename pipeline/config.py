@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 
 from pipeline.errors import ConfigError
-from pipeline.models import TAG_RE
+from pipeline.models import TAG_RE, normalize_tag
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 
@@ -313,10 +313,17 @@ def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
     if not isinstance(table, dict):
         raise ConfigError("expected a table of [tags.<name>] tables", path=path, key="tags")
     rules = []
+    seen: dict[str, str] = {}
     for name, rule_table in table.items():
         if not TAG_RE.fullmatch("#" + name):
             raise ConfigError(
                 "a tag name takes letters, digits, '-' or '_' only", path=path, key=f"tags.{name}"
+            )
+        first = seen.setdefault(normalize_tag(name), name)
+        if first != name:  # both rules would tag a paper twice (#VQ #vq) and score it twice
+            raise ConfigError(
+                f"the same tag as tags.{first} (tags ignore case, and '_' equals '-')",
+                path=path, key=f"tags.{name}",
             )
         rules.append(_build(TagRule, rule_table, f"tags.{name}", path, name=name))
     return tuple(rules)

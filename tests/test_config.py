@@ -68,6 +68,7 @@ def test_every_example_key_is_documented_with_a_comment() -> None:
         ('[newsletter]\ntitle = "Digest\\r\\nBcc: x@example.org"\n', "newsletter.title",
          "expected one line"),
         ('[arxiv]\ncategories = ["cs.CL\\n"]\n', "arxiv.categories", "expected one line"),
+        ("[tags.VQ]\n[tags.vq]\n", "tags.vq", "the same tag as tags.VQ"),
     ],
 )
 def test_bad_config_names_the_key(
