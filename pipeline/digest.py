@@ -205,15 +205,19 @@ def decode_text(data: bytes, path: str | Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def read_digest(path: Path) -> Digest:
-    """Read and parse a digest file (thin disk adapter around parse_digest)."""
+def read_digest_bytes(path: Path) -> bytes:
+    """The bytes of a digest file, with one-line errors for a missing file or a folder."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise FormatError("no such file", path=path) from exc
     except IsADirectoryError as exc:
         raise FormatError("is a directory, expected a digest file", path=path) from exc
-    return parse_digest(decode_text(data, path), path)
+
+
+def read_digest(path: Path) -> Digest:
+    """Read and parse a digest file (thin disk adapter around parse_digest)."""
+    return parse_digest(decode_text(read_digest_bytes(path), path), path)
 
 
 def write_entry(entry: Entry) -> list[str]:

@@ -30,7 +30,7 @@ from pipeline import draft as drafting  # `draft` is this module's step
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
-from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
+from pipeline.models import Candidate, DateStyle, Digest, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
 
@@ -197,14 +197,27 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     return path
 
 
-def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
-    """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
+def read_draft(settings: Settings, day: date) -> tuple[Digest, str]:
+    """drafts/DAY.txt parsed, and the sha256 of the very bytes parsed (the file may be saved
+    again while the build runs: the issue is built from, and approved for, this text)."""
     path = draft_path(settings, day)
     if not path.exists():
         raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
-    parsed = digest.read_digest(path)
+    data = digest.read_digest_bytes(path)
+    parsed = digest.parse_digest(digest.decode_text(data, path), path)
     if parsed.date != day:
         raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
+    return parsed, hashlib.sha256(data).hexdigest()
+
+
+def merged_issue(
+    settings: Settings, day: date, rt: Runtime, parsed: Digest | None = None
+) -> Issue:
+    """Resolve the entries of the draft (`parsed`, else drafts/DAY.txt read now) to papers
+    (store, then arXiv API)."""
+    path = draft_path(settings, day)
+    if parsed is None:
+        parsed, _ = read_draft(settings, day)
     api = arxiv_api.ArxivApi(settings, rt)
     with closing(open_store(settings)) as conn:
         lookups = merge.Lookups(
@@ -271,13 +284,13 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
-    issue = merged_issue(settings, day, rt)
+    parsed, draft_sha = read_draft(settings, day)
+    issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)
     with closing(open_store(settings)) as conn:
         changed = site.publish_issue(settings, conn, issue, renderer)
         previews = site.write_previews(settings, day, variants)
-        draft_sha = file_sha(draft_path(settings, day)) or ""
         built = store.save_built_issue(conn, day, draft_sha, variants)
     sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
     rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from contextlib import closing
 from dataclasses import replace
@@ -12,6 +13,7 @@ import pytest
 
 from pipeline import run, store
 from pipeline.config import Settings
+from pipeline.errors import ApprovalError
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -83,3 +85,35 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
         assert row["built_hash"] == first and row["state"] == "approved"
     finally:
         conn.close()
+
+
+def test_build_records_the_sha_of_the_draft_it_rendered(
+    tmp_path: Path, http_server: RecordingServer
+) -> None:
+    """A draft saved again while the build runs (here: while it warns about an entry arXiv
+    does not know) is not taken as built, so approving cannot pass text the issue lacks."""
+    settings = newsletter(tmp_path)
+    settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query",
+                                               retries=0))
+    settings.paths.drafts.mkdir(parents=True)
+    path = run.draft_path(settings, REFERENCE_DAY)
+    built_text = REFERENCE.read_text(encoding="utf-8") + (
+        "\nNot Yet Announced\n(Nobody)\narXiv:2412.99999\nAn abstract.\n#reward-model\n"
+    )
+    path.write_text(built_text, encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        if line.startswith("warning:") and path.read_text(encoding="utf-8") == built_text:
+            path.write_text(built_text.replace("An abstract.", "Edited meanwhile."), "utf-8")
+        lines.append(line)
+
+    run.build(settings, REFERENCE_DAY, replace(runtime(), echo=echo))
+    assert "Edited meanwhile." in path.read_text(encoding="utf-8")  # the edit did happen
+    with closing(store.connect(settings.db_path)) as conn:
+        row = store.get_issue(conn, REFERENCE_DAY)
+    assert row["draft_sha"] == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
+    with pytest.raises(ApprovalError, match="changed since the issue was built"):
+        run.approve(settings, REFERENCE_DAY, runtime())
