@@ -220,16 +220,30 @@ def read_digest(path: Path) -> Digest:
     return parse_digest(decode_text(read_digest_bytes(path), path), path)
 
 
-def write_entry(entry: Entry) -> list[str]:
-    """The lines of one entry in canonical form; refuses text that would read back as a
-    #tags line (it would end the entry early)."""
+def format_problem(entry: Entry) -> str | None:
+    """Why `entry` would not read back the same once written in the digest format, or None."""
     for kind, text in (("title", entry.title), ("abstract", entry.abstract),
-                       *(("commentary", c) for c in entry.commentary)):
-        if text and parse_tags_line(text) is not None:
-            raise FormatError(
-                f"the {kind} {text[:60]!r} of the entry {entry.title[:60]!r} would read back as "
-                "a #tags line: reword it", line=entry.line, path="<digest>"
-            )
+                       *(("commentary line", c) for c in entry.commentary)):
+        if text and parse_tags_line(text) is not None:  # it would end the entry early
+            return f"the {kind} {text[:60]!r} would read back as a #tags line: reword it"
+    if has_hangul(entry.abstract):
+        return (f"the abstract {entry.abstract[:60]!r} contains Hangul, so in a draft it would "
+                "read back as commentary (abstracts are English: move it below the '>' lines)")
+    # The reader takes an English line, then '(…)', then anything but the #tags line as the
+    # title and authors of the next entry (see _starts_entry).
+    for before, line in zip(entry.commentary, entry.commentary[1:-1], strict=False):
+        if not has_hangul(before) and _authors(line) is not None:
+            return (f"the commentary line {line[:60]!r} follows an English line, so in a draft "
+                    "the two would read back as the title and authors of a new entry: reword it")
+    return None
+
+
+def write_entry(entry: Entry) -> list[str]:
+    """The lines of one entry in canonical form; refuses an entry that would not read back
+    the same (see format_problem)."""
+    if (problem := format_problem(entry)) is not None:
+        raise FormatError(f"the entry {entry.title[:60]!r}: {problem}",
+                          line=entry.line, path="<digest>")
     lines = [entry.title, "(" + ", ".join(entry.authors) + ")"]
     if entry.arxiv_id is not None:
         lines.append(f"arXiv:{entry.arxiv_id}" + (f"v{entry.version}" if entry.version else ""))

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.digest import decode_text
+from pipeline.digest import decode_text, format_problem
 from pipeline.errors import FormatError
 from pipeline.models import TAG_RE, Entry, has_hangul, normalize_tag, split_arxiv_id
 from pipeline.text import latex_to_text
@@ -202,7 +202,7 @@ def parse_note(text: str, path: str | Path) -> Entry:
         raise FormatError("<english> is never closed (expected </english>)", path=path,
                           line=english_open)
 
-    return Entry(
+    entry = Entry(
         title=title,
         authors=authors,
         abstract=_TIMES_RE.sub("×", latex_to_text(" ".join(abstract))),
@@ -214,6 +214,9 @@ def parse_note(text: str, path: str | Path) -> Entry:
         url=header.link,
         line=header.line,
     )
+    if (problem := format_problem(entry)) is not None:  # a draft could not hold it
+        raise FormatError(problem, path=path, line=header.line)
+    return entry
 
 
 def read_note(path: Path) -> Entry:

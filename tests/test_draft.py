@@ -100,6 +100,29 @@ def test_noted_papers_first_then_candidates_by_score_up_to_the_limit(tmp_path: P
     assert drafted.entries[2].tags == ("vq",) and drafted.entries[2].commentary == ()
 
 
+def test_a_note_the_draft_could_not_hold_is_skipped_and_the_draft_reads_back(
+    tmp_path: Path,
+) -> None:
+    """An English line then '(…)' in a note once made `digest draft` write a draft that its
+    own reader refused; a Korean abstract stopped the whole draft with a '<digest>' error."""
+    settings = newsletter(tmp_path)
+    p1, p2 = paper("2412.09001", "First"), paper("2412.09002", "Second")
+    (settings.paths.notes / "241205 First.md").write_text(
+        "https://arxiv.org/abs/2412.09001\n한국어 코멘트\nEnglish first.\n"
+        "(An aside in parentheses)\nMore English.\n", encoding="utf-8")
+    (settings.paths.notes / "241205 Second.md").write_text(
+        "https://arxiv.org/abs/2412.09002\n> 한국어 초록\n한국어 코멘트\n", encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(p1, (), 1.0), (p2, (), 1.0)])
+    messages: list[str] = []
+    drafted = read_digest(run.draft(settings, DAY, runtime(messages)))
+    assert [e.commentary for e in drafted.entries] == [(), ()]  # offered without the notes
+    skipped = [m for m in messages if m.startswith("warning: note skipped:")]
+    assert len(skipped) == 2
+    assert "241205 First.md:1: the commentary line '(An aside in parentheses)'" in skipped[0]
+    assert "241205 Second.md:1: the abstract '한국어 초록' contains Hangul" in skipped[1]
+
+
 def _edit(path: Path, edit: object) -> None:
     digest = read_digest(path)
     entries = list(digest.entries)
