@@ -167,6 +167,13 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
         if row is not None and row["state"] == "sent":
             rt.echo(f"the issue of {day} was already sent; {path.name} left as it is")
             return path
+        collected = store.get_day(conn, day)
+        if collected is None:  # else an empty draft, and an issue of nothing once built
+            raise InputError(f"nothing collected for {day}: run `digest collect --date {day}` "
+                             "first", path=path)
+        if collected["status"] == "empty":
+            raise InputError(f"no announcement on {day} (arXiv's feed was empty): nothing to "
+                             "draft", path=path)
         candidates = store.load_candidates(conn, day)
         day_ids = {c.paper.arxiv_id for c in candidates}
         recent = store.papers_first_seen_between(

@@ -12,7 +12,7 @@ import pytest
 from pipeline import run, store
 from pipeline.digest import parse_digest, read_digest, write_digest
 from pipeline.draft import build_offer, update_draft
-from pipeline.errors import FormatError
+from pipeline.errors import FormatError, InputError
 from pipeline.models import Candidate, Digest, Entry
 from pipeline.notes import read_notes
 from tests.sample_day import (
@@ -221,6 +221,8 @@ def test_notes_of_earlier_days_join_once(tmp_path: Path) -> None:
         add_candidates(conn, date(2024, 12, 3), [(papers["2412.01981"], (), 1.0)])
         add_candidates(conn, DAY - timedelta(days=run.NOTE_LOOKBACK_DAYS + 1),
                        [(papers["2412.02674"], (), 1.0)])
+        for day in (DAY, DAY + timedelta(days=1)):  # collected, no paper matched a tag
+            add_candidates(conn, day, [])
     first = read_digest(run.draft(settings, DAY, runtime()))
     assert [e.arxiv_id for e in first.entries] == ["2412.01981"]
     later = read_digest(run.draft(settings, DAY + timedelta(days=1), runtime()))
@@ -238,6 +240,22 @@ def test_a_broken_draft_is_reported_and_left_alone(tmp_path: Path) -> None:
     path.write_text("2024년 12월 6일\n", encoding="utf-8")
     with pytest.raises(FormatError, match="the draft is dated 2024-12-06, expected 2024-12-05"):
         run.draft(settings, DAY, runtime())
+
+
+def test_a_day_not_collected_or_without_announcement_gets_no_draft(tmp_path: Path) -> None:
+    """Drafting a day before collecting it once wrote an empty draft, which then built into
+    an issue of no papers, published in the archive and feeds."""
+    settings = newsletter(tmp_path)
+    path = run.draft_path(settings, DAY)
+    with pytest.raises(InputError, match=r"nothing collected for 2024-12-05: run `digest "
+                       r"collect --date 2024-12-05` first") as info:
+        run.draft(settings, DAY, runtime())
+    assert info.value.exit_code == 2 and not path.exists()
+    with closing(store.connect(settings.db_path)) as conn, store.transaction(conn):
+        store.save_day(conn, DAY, "empty", 0, 0)
+    with pytest.raises(InputError, match=r"no announcement on 2024-12-05"):
+        run.draft(settings, DAY, runtime())
+    assert not path.exists()
 
 
 def test_a_sent_issue_keeps_its_draft(tmp_path: Path) -> None:
