@@ -210,8 +210,9 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
-    server = web.make_server(
-        settings, host or settings.web.host, port or settings.web.port, ctx.runtime()
+    server = web.make_server(  # --port 0: a free port chosen by the OS, not web.port
+        settings, host or settings.web.host, settings.web.port if port is None else port,
+        ctx.runtime(),
     )
     click.echo(f"serving on http://{host or settings.web.host}:{server.effective_port}", err=True)
     server.run()

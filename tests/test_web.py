@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -218,3 +219,19 @@ def test_subscribe_when_the_mail_server_is_down_says_try_later(tmp_path: Path) -
         reply = requests.post(f"{url}/subscribe", data={"email": "r@example.org"}, timeout=10)
     assert reply.status_code == 503
     assert "could not send the confirmation email" in reply.text
+
+
+def test_port_0_is_a_free_port_even_when_web_port_is_taken(tmp_path: Path) -> None:
+    """`--port 0` was read as "no --port" (falsy), so serve tried web.port and failed with
+    'Address already in use' whenever something else listened there."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings = newsletter(tmp_path, transport="outbox")
+        assert settings.source is not None
+        settings.source.write_text(
+            settings.source.read_text(encoding="utf-8")
+            + f"\n[web]\nport = {busy.getsockname()[1]}\n", encoding="utf-8")
+        with serving(settings) as url:
+            assert not url.endswith(f":{busy.getsockname()[1]}")
+            assert requests.get(f"{url}/missing.html", timeout=10).status_code == 404
