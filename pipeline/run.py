@@ -18,6 +18,7 @@ from pipeline import (
     arxiv_rss,
     delivery,
     digest,
+    lint,
     locks,
     merge,
     notes,
@@ -292,6 +293,11 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
     parsed, draft_sha = read_draft(settings, day)
+    findings = lint.lint_entries(parsed.entries, languages=settings.newsletter.languages)
+    if errors := [f for f in findings if f.level == "error"]:  # what `digest check` refuses
+        path = draft_path(settings, day)
+        raise FormatError(f"{errors[0].message} (`digest check {path}` lists every problem)",
+                          path=path, line=errors[0].line)
     issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)

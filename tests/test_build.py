@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import run, store
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError
+from pipeline.errors import ApprovalError, FormatError
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -117,3 +117,23 @@ def test_build_records_the_sha_of_the_draft_it_rendered(
     assert row["draft_sha"] == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
     with pytest.raises(ApprovalError, match="changed since the issue was built"):
         run.approve(settings, REFERENCE_DAY, runtime())
+
+
+def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
+    """`digest check` exits 2 on the same paper twice, yet `digest build` published it (two
+    copies, two elements with one id) and it could be approved and sent."""
+    settings = newsletter(tmp_path)
+    settings.paths.drafts.mkdir(parents=True)
+    path = run.draft_path(settings, REFERENCE_DAY)
+    lines = REFERENCE.read_text(encoding="utf-8").split("\n")
+    first_entry = lines[1 : lines.index(next(x for x in lines if x.startswith("#"))) + 1]
+    path.write_text("\n".join(lines + first_entry), encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    with pytest.raises(FormatError, match=r"2024-12-05.txt:\d+: the same paper twice: "
+                       r".+ is also the entry at line 2 \(`digest check ") as info:
+        run.build(settings, REFERENCE_DAY, runtime())
+    assert info.value.exit_code == 2
+    assert not settings.paths.site.exists()
+    with closing(store.connect(settings.db_path)) as conn:
+        assert store.get_issue(conn, REFERENCE_DAY) is None
