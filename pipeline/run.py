@@ -191,7 +191,9 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
             settings.draft.max_candidates, offered,
         )
         update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
-        written = write_if_changed(path, digest.write_digest(update.digest))
+        # Nothing added or filled: the file stays as the curator laid it out (blank lines, CRLF)
+        changed = existing is None or bool(update.added or update.filled)
+        written = changed and write_if_changed(path, digest.write_digest(update.digest))
         with store.transaction(conn):
             store.record_offered(conn, day, drafting.offered_keys(update.digest))
             if row is None or row["state"] == "collected":

@@ -182,6 +182,22 @@ def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Pat
     assert messages[-1] == f"unchanged: {path} (6 entries; 0 added)"
 
 
+def test_a_rerun_with_nothing_new_keeps_the_curators_layout(tmp_path: Path) -> None:
+    """Blank lines between entries and CRLF line ends (an editor's) were rewritten into the
+    canonical form by a rerun that added nothing ("updated …; 0 added"), which also voided
+    an approval of the unchanged text."""
+    settings = newsletter(tmp_path)
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(paper(f"2412.0700{i}", f"P {i}"), (), 1.0) for i in range(2)])
+    path = run.draft(settings, DAY, runtime())
+    laid_out = path.read_text(encoding="utf-8").replace("\n#\n", "\n#\n\n").replace("\n", "\r\n")
+    path.write_bytes(laid_out.encode("utf-8"))
+    messages: list[str] = []
+    run.draft(settings, DAY, runtime(messages))
+    assert path.read_bytes() == laid_out.encode("utf-8")
+    assert messages[-1] == f"unchanged: {path} (2 entries; 0 added)"
+
+
 def test_a_note_written_later_fills_a_kept_entry_without_commentary(tmp_path: Path) -> None:
     settings = newsletter(tmp_path)
     papers = {p.arxiv_id: p for p in sample_papers()}
