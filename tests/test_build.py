@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -137,3 +139,19 @@ def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
     assert not settings.paths.site.exists()
     with closing(store.connect(settings.db_path)) as conn:
         assert store.get_issue(conn, REFERENCE_DAY) is None
+
+
+def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]]) -> None:
+    """Every file was written through a mkstemp temp file, so it kept its 0600 mode: site/
+    copied to a web server (or served by one running as another user) was unreadable."""
+    settings, _ = built
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (settings.paths.site / "index.html", settings.paths.site / "feed.xml",
+                 settings.paths.site / "issues/2024-12-05.html"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    page = settings.paths.site / "index.html"
+    page.chmod(0o640)  # a mode chosen by hand is kept when the file is written again
+    page.write_text("stale", encoding="utf-8")
+    run.build(settings, REFERENCE_DAY, runtime())
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != "stale"
