@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -274,9 +275,12 @@ def _check_values(s: Settings, path: Path) -> None:
         if nl.languages.count(lang) > 1:  # each language is one variant, stored once per issue
             raise ConfigError(f"{lang!r} twice (expected each language once)",
                               path=path, key="newsletter.languages")
-    if not nl.base_url.startswith(("http://", "https://")):
+    base = urlsplit(nl.base_url)
+    # Page names are appended to it: a query or fragment would end up in front of them.
+    if base.scheme not in ("http", "https") or not base.netloc or base.query or base.fragment:
         raise ConfigError(
-            "expected an http(s) URL", path=path, key="newsletter.base_url"
+            "expected an http(s) URL of the site's folder, without ?query or #fragment "
+            "(e.g. https://digest.example.org/)", path=path, key="newsletter.base_url"
         )
     if "{categories}" not in s.arxiv.rss_url:
         raise ConfigError(
