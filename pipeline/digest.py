@@ -10,6 +10,7 @@ writes back to the same bytes.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -189,6 +190,9 @@ def parse_digest(text: str, path: str | Path = "<digest>") -> Digest:
 
 def decode_text(data: bytes, path: str | Path) -> str:
     """Decode a text file as UTF-8, with a one-line error for binary files and other encodings."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
+        raise FormatError("UTF-16 text, expected UTF-8 (convert it with "
+                          "`iconv -f utf-16 -t utf-8`)", path=path)
     if b"\x00" in data[:8192]:
         raise FormatError("binary file: expected UTF-8 text", path=path)
     try:
