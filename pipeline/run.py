@@ -295,11 +295,17 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
     parsed, draft_sha = read_draft(settings, day)
-    findings = lint.lint_entries(parsed.entries, languages=settings.newsletter.languages)
-    if errors := [f for f in findings if f.level == "error"]:  # what `digest check` refuses
-        path = draft_path(settings, day)
+    path = draft_path(settings, day)
+    # A structural error (the same paper twice) stops the build; a missing translation only
+    # leaves that variant without commentary for the entry, so it is a warning here.
+    findings = lint.lint_entries(
+        parsed.entries, languages=settings.newsletter.languages, language_level="warning"
+    )
+    if errors := [f for f in findings if f.level == "error"]:
         raise FormatError(f"{errors[0].message} (`digest check {path}` lists every problem)",
                           path=path, line=errors[0].line)
+    for finding in findings:
+        rt.echo(f"warning: {path.name}:{finding.line}: {finding.message}")
     issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)

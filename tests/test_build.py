@@ -155,3 +155,22 @@ def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]])
     page.write_text("stale", encoding="utf-8")
     run.build(settings, REFERENCE_DAY, runtime())
     assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != "stale"
+
+
+def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -> None:
+    """Korean without English leaves the en variant without commentary for that entry: the
+    build says so and goes on (`digest check` calls it an error for the curator)."""
+    settings = newsletter(tmp_path)
+    settings.paths.drafts.mkdir(parents=True)
+    lines = REFERENCE.read_text(encoding="utf-8").split("\n")
+    english = lines[5]  # the first entry's English paragraph
+    assert english.startswith("This study shows")
+    run.draft_path(settings, REFERENCE_DAY).write_text(
+        "\n".join(lines[:5] + lines[6:]), encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    messages: list[str] = []
+    run.build(settings, REFERENCE_DAY, runtime(messages))
+    assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
+    with closing(store.connect(settings.db_path)) as conn:
+        assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"
