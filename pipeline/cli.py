@@ -84,7 +84,7 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
     from pipeline import digest, lint, notes, store
     from pipeline.models import Digest
 
-    is_note = file.suffix.lower() in (".md", ".markdown")
+    is_note = file.suffix.lower() in notes.NOTE_SUFFIXES
     parsed = Digest(None, (notes.read_note(file),)) if is_note else digest.read_digest(file)
     settings = ctx.settings if ctx.config.exists() else None
     stored: set[str] | None = None

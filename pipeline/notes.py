@@ -228,14 +228,26 @@ def read_note(path: Path) -> Entry:
     return parse_note(decode_text(data, path), path)
 
 
+NOTE_SUFFIXES = (".md", ".markdown")
+
+
+def is_note_file(path: Path) -> bool:
+    """Whether `path` names a note file (the curator's notes app writes Markdown)."""
+    return path.suffix.lower() in NOTE_SUFFIXES and path.is_file()
+
+
 def read_notes(folder: Path) -> Notes:
-    """Read every *.md under `folder` (sorted); bad notes and duplicates go to `errors`."""
+    """Read every note (*.md, *.markdown, any case) under `folder`, sorted; bad notes and
+    duplicates go to `errors`. A missing folder is reported there too, not taken as empty."""
     notes: list[Note] = []
     errors: list[FormatError] = []
     seen: dict[str, Path] = {}
     if not folder.is_dir():
-        return Notes()
-    for path in sorted(folder.rglob("*.md")):
+        return Notes(errors=(FormatError(
+            "no such folder (paths.notes): no notes are used", path=folder),))
+    for path in sorted(folder.rglob("*")):
+        if not is_note_file(path):
+            continue
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue  # the notes app's own folders (.obsidian, .trash)
         try:

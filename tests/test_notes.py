@@ -312,3 +312,22 @@ def test_any_text_gives_an_entry_or_a_one_line_format_error(lines: list[str]) ->
             written = "2024-12-05\n" + "\n".join(write_entry(entry))
             (again,) = parse_digest(written, "d.txt").entries
             assert replace(again, line=entry.line) == entry
+
+
+def test_notes_folder_reads_markdown_in_any_case_and_reports_a_missing_folder(
+    tmp_path: Path,
+) -> None:
+    src = FIXTURES / "notes" / "2412"
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i, name in enumerate(("a.md", "b.MD", "c.markdown")):
+        note = sorted(src.glob("*.md"))[i]
+        (folder / name).write_bytes(note.read_bytes())
+    (folder / "ignored.txt").write_text("not a note", encoding="utf-8")
+    shelf = read_notes(folder)
+    assert len(shelf.notes) == 3 and not shelf.errors
+    missing = read_notes(tmp_path / "nope")
+    assert not missing.notes
+    assert [str(e) for e in missing.errors] == [
+        f"{tmp_path / 'nope'}: no such folder (paths.notes): no notes are used"
+    ]
