@@ -84,7 +84,7 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
     from pipeline import digest, lint, notes, store
     from pipeline.models import Digest
 
-    is_note = file.suffix.lower() in (".md", ".markdown")
+    is_note = file.suffix.lower() in notes.NOTE_SUFFIXES
     parsed = Digest(None, (notes.read_note(file),)) if is_note else digest.read_digest(file)
     settings = ctx.settings if ctx.config.exists() else None
     stored: set[str] | None = None
@@ -202,7 +202,7 @@ def schedule(ctx: Context) -> None:
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: web.host).")
-@click.option("--port", type=int, help="Port to listen on (default: web.port; 0 = any free).")
+@click.option("--port", type=int, help="Port to listen on (default: web.port).")
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
@@ -210,11 +210,11 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
-    host = host or settings.web.host
-    server = web.make_server(
-        settings, host, settings.web.port if port is None else port, ctx.runtime()
+    server = web.make_server(  # --port 0: a free port chosen by the OS, not web.port
+        settings, host or settings.web.host, settings.web.port if port is None else port,
+        ctx.runtime(),
     )
-    click.echo(f"serving on http://{host}:{server.effective_port}", err=True)
+    click.echo(f"serving on http://{host or settings.web.host}:{server.effective_port}", err=True)
     server.run()
 
 

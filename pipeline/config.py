@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import tomllib
 import typing
+import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 
 from pipeline.errors import ConfigError
-from pipeline.models import TAG_RE
+from pipeline.models import TAG_RE, normalize_tag
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 MIN_SECRET_LENGTH = 16  # characters of DIGEST_SECRET
@@ -185,6 +187,14 @@ def _toml_name(name: str) -> str:
     return name.rstrip("_")  # `from` is a Python keyword, stored as from_
 
 
+def _one_line(value: str, key: str, path: Path) -> str:
+    """`value` when it has no line break or other control character: settings end up in mail
+    headers (a title with CR LF would add a header of its own), URLs and file names."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(f"expected one line of text, got {value!r}", path=path, key=key)
+    return value
+
+
 def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
     """Check one TOML value against a field's type hint; name the key when it is wrong."""
     origin = typing.get_origin(hint)
@@ -202,7 +212,7 @@ def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
         raise ConfigError(f"expected a number, got {value!r}", path=path, key=key)
     if hint is str:
         if isinstance(value, str):
-            return value
+            return _one_line(value, key, path)
         raise ConfigError(f"expected a string, got {value!r}", path=path, key=key)
     if hint is Path:
         if isinstance(value, str) and value:
@@ -211,7 +221,7 @@ def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"expected a list of strings, got {value!r}", path=path, key=key)
-        return tuple(value)
+        return tuple(_one_line(v, key, path) for v in value)
     raise TypeError(f"unsupported setting type {hint!r}")  # pragma: no cover - programming error
 
 
@@ -271,9 +281,15 @@ def _check_values(s: Settings, path: Path) -> None:
                 path=path,
                 key="newsletter.languages",
             )
-    if not nl.base_url.startswith(("http://", "https://")):
+        if nl.languages.count(lang) > 1:  # each language is one variant, stored once per issue
+            raise ConfigError(f"{lang!r} twice (expected each language once)",
+                              path=path, key="newsletter.languages")
+    base = urlsplit(nl.base_url)
+    # Page names are appended to it: a query or fragment would end up in front of them.
+    if base.scheme not in ("http", "https") or not base.netloc or base.query or base.fragment:
         raise ConfigError(
-            "expected an http(s) URL", path=path, key="newsletter.base_url"
+            "expected an http(s) URL of the site's folder, without ?query or #fragment "
+            "(e.g. https://digest.example.org/)", path=path, key="newsletter.base_url"
         )
     if "{categories}" not in s.arxiv.rss_url:
         raise ConfigError(
@@ -310,10 +326,17 @@ def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
     if not isinstance(table, dict):
         raise ConfigError("expected a table of [tags.<name>] tables", path=path, key="tags")
     rules = []
+    seen: dict[str, str] = {}
     for name, rule_table in table.items():
         if not TAG_RE.fullmatch("#" + name):
             raise ConfigError(
                 "a tag name takes letters, digits, '-' or '_' only", path=path, key=f"tags.{name}"
+            )
+        first = seen.setdefault(normalize_tag(name), name)
+        if first != name:  # both rules would tag a paper twice (#VQ #vq) and score it twice
+            raise ConfigError(
+                f"the same tag as tags.{first} (tags ignore case, and '_' equals '-')",
+                path=path, key=f"tags.{name}",
             )
         rules.append(_build(TagRule, rule_table, f"tags.{name}", path, name=name))
     return tuple(rules)

@@ -10,6 +10,7 @@ writes back to the same bytes.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -189,6 +190,9 @@ def parse_digest(text: str, path: str | Path = "<digest>") -> Digest:
 
 def decode_text(data: bytes, path: str | Path) -> str:
     """Decode a text file as UTF-8, with a one-line error for binary files and other encodings."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
+        raise FormatError("UTF-16 text, expected UTF-8 (convert it with "
+                          "`iconv -f utf-16 -t utf-8`)", path=path)
     if b"\x00" in data[:8192]:
         raise FormatError("binary file: expected UTF-8 text", path=path)
     try:
@@ -205,27 +209,45 @@ def decode_text(data: bytes, path: str | Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def read_digest(path: Path) -> Digest:
-    """Read and parse a digest file (thin disk adapter around parse_digest)."""
+def read_digest_bytes(path: Path) -> bytes:
+    """The bytes of a digest file, with one-line errors for a missing file or a folder."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise FormatError("no such file", path=path) from exc
     except IsADirectoryError as exc:
         raise FormatError("is a directory, expected a digest file", path=path) from exc
-    return parse_digest(decode_text(data, path), path)
+
+
+def read_digest(path: Path) -> Digest:
+    """Read and parse a digest file (thin disk adapter around parse_digest)."""
+    return parse_digest(decode_text(read_digest_bytes(path), path), path)
+
+
+def format_problem(entry: Entry) -> str | None:
+    """Why `entry` would not read back the same once written in the digest format, or None."""
+    for kind, text in (("title", entry.title), ("abstract", entry.abstract),
+                       *(("commentary line", c) for c in entry.commentary)):
+        if text and parse_tags_line(text) is not None:  # it would end the entry early
+            return f"the {kind} {text[:60]!r} would read back as a #tags line: reword it"
+    if has_hangul(entry.abstract):
+        return (f"the abstract {entry.abstract[:60]!r} contains Hangul, so in a draft it would "
+                "read back as commentary (abstracts are English: move it below the '>' lines)")
+    # The reader takes an English line, then '(…)', then anything but the #tags line as the
+    # title and authors of the next entry (see _starts_entry).
+    for before, line in zip(entry.commentary, entry.commentary[1:-1], strict=False):
+        if not has_hangul(before) and _authors(line) is not None:
+            return (f"the commentary line {line[:60]!r} follows an English line, so in a draft "
+                    "the two would read back as the title and authors of a new entry: reword it")
+    return None
 
 
 def write_entry(entry: Entry) -> list[str]:
-    """The lines of one entry in canonical form; refuses text that would read back as a
-    #tags line (it would end the entry early)."""
-    for kind, text in (("title", entry.title), ("abstract", entry.abstract),
-                       *(("commentary", c) for c in entry.commentary)):
-        if text and parse_tags_line(text) is not None:
-            raise FormatError(
-                f"the {kind} {text[:60]!r} of the entry {entry.title[:60]!r} would read back as "
-                "a #tags line: reword it", line=entry.line, path="<digest>"
-            )
+    """The lines of one entry in canonical form; refuses an entry that would not read back
+    the same (see format_problem)."""
+    if (problem := format_problem(entry)) is not None:
+        raise FormatError(f"the entry {entry.title[:60]!r}: {problem}",
+                          line=entry.line, path="<digest>")
     lines = [entry.title, "(" + ", ".join(entry.authors) + ")"]
     if entry.arxiv_id is not None:
         lines.append(f"arXiv:{entry.arxiv_id}" + (f"v{entry.version}" if entry.version else ""))

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import os
-import secrets
+import stat
+import tempfile
 from pathlib import Path
+
+
+def _file_mode(path: Path) -> int:
+    """The mode `path` has, or the one a new file gets under the umask (mkstemp's is 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # Mode 0o666 less the umask, as for any new file (mkstemp's 0o600 would hide site/ from
-    # the web server that publishes it).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.digest import decode_text
+from pipeline.digest import decode_text, format_problem
 from pipeline.errors import FormatError
 from pipeline.models import TAG_RE, Entry, has_hangul, normalize_tag, split_arxiv_id
 from pipeline.text import latex_to_text
@@ -202,7 +202,7 @@ def parse_note(text: str, path: str | Path) -> Entry:
         raise FormatError("<english> is never closed (expected </english>)", path=path,
                           line=english_open)
 
-    return Entry(
+    entry = Entry(
         title=title,
         authors=authors,
         abstract=_TIMES_RE.sub("×", latex_to_text(" ".join(abstract))),
@@ -214,6 +214,9 @@ def parse_note(text: str, path: str | Path) -> Entry:
         url=header.link,
         line=header.line,
     )
+    if (problem := format_problem(entry)) is not None:  # a draft could not hold it
+        raise FormatError(problem, path=path, line=header.line)
+    return entry
 
 
 def read_note(path: Path) -> Entry:
@@ -225,14 +228,26 @@ def read_note(path: Path) -> Entry:
     return parse_note(decode_text(data, path), path)
 
 
+NOTE_SUFFIXES = (".md", ".markdown")
+
+
+def is_note_file(path: Path) -> bool:
+    """Whether `path` names a note file (the curator's notes app writes Markdown)."""
+    return path.suffix.lower() in NOTE_SUFFIXES and path.is_file()
+
+
 def read_notes(folder: Path) -> Notes:
-    """Read every *.md under `folder` (sorted); bad notes and duplicates go to `errors`."""
+    """Read every note (*.md, *.markdown, any case) under `folder`, sorted; bad notes and
+    duplicates go to `errors`. A missing folder is reported there too, not taken as empty."""
     notes: list[Note] = []
     errors: list[FormatError] = []
     seen: dict[str, Path] = {}
     if not folder.is_dir():
-        return Notes()
-    for path in sorted(folder.rglob("*.md")):
+        return Notes(errors=(FormatError(
+            "no such folder (paths.notes): no notes are used", path=folder),))
+    for path in sorted(folder.rglob("*")):
+        if not is_note_file(path):
+            continue
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue  # the notes app's own folders (.obsidian, .trash)
         try:

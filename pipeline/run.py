@@ -18,6 +18,7 @@ from pipeline import (
     arxiv_rss,
     delivery,
     digest,
+    lint,
     locks,
     merge,
     notes,
@@ -30,7 +31,7 @@ from pipeline import draft as drafting  # `draft` is this module's step
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
-from pipeline.models import Candidate, DateStyle, EmailVariant, Issue, Paper
+from pipeline.models import Candidate, DateStyle, Digest, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
 
@@ -171,6 +172,13 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
         if row is not None and row["state"] == "sent":
             rt.echo(f"the issue of {day} was already sent; {path.name} left as it is")
             return path
+        collected = store.get_day(conn, day)
+        if collected is None:  # else an empty draft, and an issue of nothing once built
+            raise InputError(f"nothing collected for {day}: run `digest collect --date {day}` "
+                             "first", path=path)
+        if collected["status"] == "empty":
+            raise InputError(f"no announcement on {day} (arXiv's feed was empty): nothing to "
+                             "draft", path=path)
         candidates = store.load_candidates(conn, day)
         day_ids = {c.paper.arxiv_id for c in candidates}
         recent = store.papers_first_seen_between(
@@ -187,7 +195,9 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
             settings.draft.max_candidates, offered,
         )
         update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
-        written = write_if_changed(path, digest.write_digest(update.digest))
+        # Nothing added or filled: the file stays as the curator laid it out (blank lines, CRLF)
+        changed = existing is None or bool(update.added or update.filled)
+        written = changed and write_if_changed(path, digest.write_digest(update.digest))
         with store.transaction(conn):
             store.record_offered(conn, day, drafting.offered_keys(update.digest))
             if row is None or row["state"] == "collected":
@@ -201,14 +211,27 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     return path
 
 
-def merged_issue(settings: Settings, day: date, rt: Runtime) -> Issue:
-    """Read drafts/DAY.txt and resolve its entries to papers (store, then arXiv API)."""
+def read_draft(settings: Settings, day: date) -> tuple[Digest, str]:
+    """drafts/DAY.txt parsed, and the sha256 of the very bytes parsed (the file may be saved
+    again while the build runs: the issue is built from, and approved for, this text)."""
     path = draft_path(settings, day)
     if not path.exists():
         raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
-    parsed = digest.read_digest(path)
+    data = digest.read_digest_bytes(path)
+    parsed = digest.parse_digest(digest.decode_text(data, path), path)
     if parsed.date != day:
         raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
+    return parsed, hashlib.sha256(data).hexdigest()
+
+
+def merged_issue(
+    settings: Settings, day: date, rt: Runtime, parsed: Digest | None = None
+) -> Issue:
+    """Resolve the entries of the draft (`parsed`, else drafts/DAY.txt read now) to papers
+    (store, then arXiv API)."""
+    path = draft_path(settings, day)
+    if parsed is None:
+        parsed, _ = read_draft(settings, day)
     api = arxiv_api.ArxivApi(settings, rt)
     with closing(open_store(settings)) as conn:
         lookups = merge.Lookups(
@@ -275,13 +298,24 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 
 def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
-    issue = merged_issue(settings, day, rt)
+    parsed, draft_sha = read_draft(settings, day)
+    path = draft_path(settings, day)
+    # A structural error (the same paper twice) stops the build; a missing translation only
+    # leaves that variant without commentary for the entry, so it is a warning here.
+    findings = lint.lint_entries(
+        parsed.entries, languages=settings.newsletter.languages, language_level="warning"
+    )
+    if errors := [f for f in findings if f.level == "error"]:
+        raise FormatError(f"{errors[0].message} (`digest check {path}` lists every problem)",
+                          path=path, line=errors[0].line)
+    for finding in findings:
+        rt.echo(f"warning: {path.name}:{finding.line}: {finding.message}")
+    issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)
     with closing(open_store(settings)) as conn:
         changed = site.publish_issue(settings, conn, issue, renderer)
         previews = site.write_previews(settings, day, variants)
-        draft_sha = file_sha(draft_path(settings, day)) or ""
         built = store.save_built_issue(conn, day, draft_sha, variants)
     sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
     rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")

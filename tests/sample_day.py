@@ -67,6 +67,7 @@ def add_candidates(conn: sqlite3.Connection, day: date,
         for p, _tags, _score in items:
             store.upsert_paper(conn, p, day)
         store.save_candidates(conn, day, [Candidate(p, tags, score) for p, tags, score in items])
+        store.save_day(conn, day, "collected", len(items), len(items))
 
 
 def newsletter(tmp_path: Path, notes: Iterable[str] = (), **draft: int) -> Settings:

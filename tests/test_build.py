@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import stat
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 
 from pipeline import run, store
 from pipeline.config import Settings
+from pipeline.errors import ApprovalError, FormatError
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -83,3 +87,90 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
         assert row["built_hash"] == first and row["state"] == "approved"
     finally:
         conn.close()
+
+
+def test_build_records_the_sha_of_the_draft_it_rendered(
+    tmp_path: Path, http_server: RecordingServer
+) -> None:
+    """A draft saved again while the build runs (here: while it warns about an entry arXiv
+    does not know) is not taken as built, so approving cannot pass text the issue lacks."""
+    settings = newsletter(tmp_path)
+    settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query",
+                                               retries=0))
+    settings.paths.drafts.mkdir(parents=True)
+    path = run.draft_path(settings, REFERENCE_DAY)
+    built_text = REFERENCE.read_text(encoding="utf-8") + (
+        "\nNot Yet Announced\n(Nobody)\narXiv:2412.99999\nAn abstract.\n#reward-model\n"
+    )
+    path.write_text(built_text, encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        if line.startswith("warning:") and path.read_text(encoding="utf-8") == built_text:
+            path.write_text(built_text.replace("An abstract.", "Edited meanwhile."), "utf-8")
+        lines.append(line)
+
+    run.build(settings, REFERENCE_DAY, replace(runtime(), echo=echo))
+    assert "Edited meanwhile." in path.read_text(encoding="utf-8")  # the edit did happen
+    with closing(store.connect(settings.db_path)) as conn:
+        row = store.get_issue(conn, REFERENCE_DAY)
+    assert row["draft_sha"] == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
+    with pytest.raises(ApprovalError, match="changed since the issue was built"):
+        run.approve(settings, REFERENCE_DAY, runtime())
+
+
+def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
+    """`digest check` exits 2 on the same paper twice, yet `digest build` published it (two
+    copies, two elements with one id) and it could be approved and sent."""
+    settings = newsletter(tmp_path)
+    settings.paths.drafts.mkdir(parents=True)
+    path = run.draft_path(settings, REFERENCE_DAY)
+    lines = REFERENCE.read_text(encoding="utf-8").split("\n")
+    first_entry = lines[1 : lines.index(next(x for x in lines if x.startswith("#"))) + 1]
+    path.write_text("\n".join(lines + first_entry), encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    with pytest.raises(FormatError, match=r"2024-12-05.txt:\d+: the same paper twice: "
+                       r".+ is also the entry at line 2 \(`digest check ") as info:
+        run.build(settings, REFERENCE_DAY, runtime())
+    assert info.value.exit_code == 2
+    assert not settings.paths.site.exists()
+    with closing(store.connect(settings.db_path)) as conn:
+        assert store.get_issue(conn, REFERENCE_DAY) is None
+
+
+def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]]) -> None:
+    """Every file was written through a mkstemp temp file, so it kept its 0600 mode: site/
+    copied to a web server (or served by one running as another user) was unreadable."""
+    settings, _ = built
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (settings.paths.site / "index.html", settings.paths.site / "feed.xml",
+                 settings.paths.site / "issues/2024-12-05.html"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    page = settings.paths.site / "index.html"
+    page.chmod(0o640)  # a mode chosen by hand is kept when the file is written again
+    page.write_text("stale", encoding="utf-8")
+    run.build(settings, REFERENCE_DAY, runtime())
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != "stale"
+
+
+def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -> None:
+    """Korean without English leaves the en variant without commentary for that entry: the
+    build says so and goes on (`digest check` calls it an error for the curator)."""
+    settings = newsletter(tmp_path)
+    settings.paths.drafts.mkdir(parents=True)
+    lines = REFERENCE.read_text(encoding="utf-8").split("\n")
+    english = lines[5]  # the first entry's English paragraph
+    assert english.startswith("This study shows")
+    run.draft_path(settings, REFERENCE_DAY).write_text(
+        "\n".join(lines[:5] + lines[6:]), encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    messages: list[str] = []
+    run.build(settings, REFERENCE_DAY, runtime(messages))
+    assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
+    with closing(store.connect(settings.db_path)) as conn:
+        assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"

@@ -64,6 +64,14 @@ def test_every_example_key_is_documented_with_a_comment() -> None:
         ("[arxiv]\napi_interval = 1\n", "arxiv.api_interval", "expected at least 3"),
         ("[arxiv]\nannounce_types = ['new', 'old']\n", "arxiv.announce_types", "unknown"),
         ("[newsletter\n", None, "not valid TOML"),
+        ("[newsletter]\nlanguages = ['en', 'en']\n", "newsletter.languages", "'en' twice"),
+        ('[newsletter]\ntitle = "Digest\\r\\nBcc: x@example.org"\n', "newsletter.title",
+         "expected one line"),
+        ('[arxiv]\ncategories = ["cs.CL\\n"]\n', "arxiv.categories", "expected one line"),
+        ("[tags.VQ]\n[tags.vq]\n", "tags.vq", "the same tag as tags.VQ"),
+        ("[newsletter]\nbase_url = 'https://x.org/a?b=1#top'\n", "newsletter.base_url",
+         "expected an http(s) URL of the site's folder"),
+        ("[newsletter]\nbase_url = 'https://'\n", "newsletter.base_url", "expected an http(s) URL"),
     ],
 )
 def test_bad_config_names_the_key(

@@ -164,6 +164,19 @@ def test_euc_kr_file_is_refused_with_a_hint(
     assert "EUC-KR" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_file_is_refused_as_utf16_not_binary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str
+) -> None:
+    """Notepad's "Unicode" (UTF-16, with its byte-order mark) was called a binary file."""
+    path = tmp_path / "draft.txt"
+    path.write_bytes(("\ufeff" + REFERENCE.read_text(encoding="utf-8")).encode(encoding))
+    code, _, err = run_cli(["check", str(path)], capsys)
+    assert code == 2 and err == (
+        f"digest: error: {path}: UTF-16 text, expected UTF-8 "
+        "(convert it with `iconv -f utf-16 -t utf-8`)\n")
+
+
 def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["check", str(tmp_path / "nope.txt")], capsys)
     assert code == 2 and "no such file" in err and err.count("\n") == 1

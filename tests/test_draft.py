@@ -12,7 +12,7 @@ import pytest
 from pipeline import run, store
 from pipeline.digest import parse_digest, read_digest, write_digest
 from pipeline.draft import build_offer, update_draft
-from pipeline.errors import FormatError
+from pipeline.errors import FormatError, InputError
 from pipeline.models import Candidate, Digest, Entry
 from pipeline.notes import read_notes
 from tests.sample_day import (
@@ -100,6 +100,29 @@ def test_noted_papers_first_then_candidates_by_score_up_to_the_limit(tmp_path: P
     assert drafted.entries[2].tags == ("vq",) and drafted.entries[2].commentary == ()
 
 
+def test_a_note_the_draft_could_not_hold_is_skipped_and_the_draft_reads_back(
+    tmp_path: Path,
+) -> None:
+    """An English line then '(…)' in a note once made `digest draft` write a draft that its
+    own reader refused; a Korean abstract stopped the whole draft with a '<digest>' error."""
+    settings = newsletter(tmp_path)
+    p1, p2 = paper("2412.09001", "First"), paper("2412.09002", "Second")
+    (settings.paths.notes / "241205 First.md").write_text(
+        "https://arxiv.org/abs/2412.09001\n한국어 코멘트\nEnglish first.\n"
+        "(An aside in parentheses)\nMore English.\n", encoding="utf-8")
+    (settings.paths.notes / "241205 Second.md").write_text(
+        "https://arxiv.org/abs/2412.09002\n> 한국어 초록\n한국어 코멘트\n", encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(p1, (), 1.0), (p2, (), 1.0)])
+    messages: list[str] = []
+    drafted = read_digest(run.draft(settings, DAY, runtime(messages)))
+    assert [e.commentary for e in drafted.entries] == [(), ()]  # offered without the notes
+    skipped = [m for m in messages if m.startswith("warning: note skipped:")]
+    assert len(skipped) == 2
+    assert "241205 First.md:1: the commentary line '(An aside in parentheses)'" in skipped[0]
+    assert "241205 Second.md:1: the abstract '한국어 초록' contains Hangul" in skipped[1]
+
+
 def _edit(path: Path, edit: object) -> None:
     digest = read_digest(path)
     entries = list(digest.entries)
@@ -159,6 +182,22 @@ def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Pat
     assert messages[-1] == f"unchanged: {path} (6 entries; 0 added)"
 
 
+def test_a_rerun_with_nothing_new_keeps_the_curators_layout(tmp_path: Path) -> None:
+    """Blank lines between entries and CRLF line ends (an editor's) were rewritten into the
+    canonical form by a rerun that added nothing ("updated …; 0 added"), which also voided
+    an approval of the unchanged text."""
+    settings = newsletter(tmp_path)
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(paper(f"2412.0700{i}", f"P {i}"), (), 1.0) for i in range(2)])
+    path = run.draft(settings, DAY, runtime())
+    laid_out = path.read_text(encoding="utf-8").replace("\n#\n", "\n#\n\n").replace("\n", "\r\n")
+    path.write_bytes(laid_out.encode("utf-8"))
+    messages: list[str] = []
+    run.draft(settings, DAY, runtime(messages))
+    assert path.read_bytes() == laid_out.encode("utf-8")
+    assert messages[-1] == f"unchanged: {path} (2 entries; 0 added)"
+
+
 def test_a_note_written_later_fills_a_kept_entry_without_commentary(tmp_path: Path) -> None:
     settings = newsletter(tmp_path)
     papers = {p.arxiv_id: p for p in sample_papers()}
@@ -198,6 +237,8 @@ def test_notes_of_earlier_days_join_once(tmp_path: Path) -> None:
         add_candidates(conn, date(2024, 12, 3), [(papers["2412.01981"], (), 1.0)])
         add_candidates(conn, DAY - timedelta(days=run.NOTE_LOOKBACK_DAYS + 1),
                        [(papers["2412.02674"], (), 1.0)])
+        for day in (DAY, DAY + timedelta(days=1)):  # collected, no paper matched a tag
+            add_candidates(conn, day, [])
     first = read_digest(run.draft(settings, DAY, runtime()))
     assert [e.arxiv_id for e in first.entries] == ["2412.01981"]
     later = read_digest(run.draft(settings, DAY + timedelta(days=1), runtime()))
@@ -215,6 +256,22 @@ def test_a_broken_draft_is_reported_and_left_alone(tmp_path: Path) -> None:
     path.write_text("2024년 12월 6일\n", encoding="utf-8")
     with pytest.raises(FormatError, match="the draft is dated 2024-12-06, expected 2024-12-05"):
         run.draft(settings, DAY, runtime())
+
+
+def test_a_day_not_collected_or_without_announcement_gets_no_draft(tmp_path: Path) -> None:
+    """Drafting a day before collecting it once wrote an empty draft, which then built into
+    an issue of no papers, published in the archive and feeds."""
+    settings = newsletter(tmp_path)
+    path = run.draft_path(settings, DAY)
+    with pytest.raises(InputError, match=r"nothing collected for 2024-12-05: run `digest "
+                       r"collect --date 2024-12-05` first") as info:
+        run.draft(settings, DAY, runtime())
+    assert info.value.exit_code == 2 and not path.exists()
+    with closing(store.connect(settings.db_path)) as conn, store.transaction(conn):
+        store.save_day(conn, DAY, "empty", 0, 0)
+    with pytest.raises(InputError, match=r"no announcement on 2024-12-05"):
+        run.draft(settings, DAY, runtime())
+    assert not path.exists()
 
 
 def test_a_sent_issue_keeps_its_draft(tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.digest import parse_digest
+from pipeline.digest import parse_digest, write_entry
 from pipeline.errors import FormatError
+from pipeline.models import has_hangul
 from pipeline.notes import parse_note, read_note, read_notes
 from tests.support import FIXTURES
 
@@ -252,6 +254,15 @@ GOOD = "https://arxiv.org/abs/2412.03572v2\n\n*Navigation World Models* (Amir Ba
          "(expected the abstract right after the title)"),
         (GOOD + "\n한국어\n\n## Thoughts\n",
          "n.md:7: unexpected heading '## Thoughts' (only '# Links' may follow the commentary)"),
+        # what the digest format could not give back, once the note is in a draft
+        (GOOD + "\n> 초록을 한국어로\n",
+         "n.md:1: the abstract '초록을 한국어로' contains Hangul, so in a draft it would read "
+         "back as commentary (abstracts are English: move it below the '>' lines)"),
+        (GOOD + "\nEnglish first.\n(An aside in parentheses)\n한국어\n",
+         "n.md:1: the commentary line '(An aside in parentheses)' follows an English line, so in "
+         "a draft the two would read back as the title and authors of a new entry: reword it"),
+        (GOOD + "\n> #MeToo #Research\n",
+         "n.md:1: the abstract '#MeToo #Research' would read back as a #tags line: reword it"),
     ],
 )
 def test_what_a_note_parser_cannot_use_is_one_line(text: str, message: str) -> None:
@@ -296,3 +307,27 @@ def test_any_text_gives_an_entry_or_a_one_line_format_error(lines: list[str]) ->
         assert str(exc).startswith("n.md") and "\n" not in str(exc)
     else:
         assert entry.title.strip() and (entry.arxiv_id is None) != (entry.url is None)
+        if entry.abstract or not entry.commentary or has_hangul(entry.commentary[0]):
+            # what a draft gets is what the note said (but for the format's one limit)
+            written = "2024-12-05\n" + "\n".join(write_entry(entry))
+            (again,) = parse_digest(written, "d.txt").entries
+            assert replace(again, line=entry.line) == entry
+
+
+def test_notes_folder_reads_markdown_in_any_case_and_reports_a_missing_folder(
+    tmp_path: Path,
+) -> None:
+    src = FIXTURES / "notes" / "2412"
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i, name in enumerate(("a.md", "b.MD", "c.markdown")):
+        note = sorted(src.glob("*.md"))[i]
+        (folder / name).write_bytes(note.read_bytes())
+    (folder / "ignored.txt").write_text("not a note", encoding="utf-8")
+    shelf = read_notes(folder)
+    assert len(shelf.notes) == 3 and not shelf.errors
+    missing = read_notes(tmp_path / "nope")
+    assert not missing.notes
+    assert [str(e) for e in missing.errors] == [
+        f"{tmp_path / 'nope'}: no such folder (paths.notes): no notes are used"
+    ]

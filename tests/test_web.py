@@ -202,19 +202,6 @@ def test_digest_serve_is_waitress(settings: Settings, base: str) -> None:
     assert reply.headers["Server"] == "waitress"
 
 
-def test_serve_port_0_takes_a_free_port_not_web_port(settings: Settings) -> None:
-    assert settings.source is not None
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        web_port = taken.getsockname()[1]
-        with settings.source.open("a", encoding="utf-8") as config:
-            config.write(f"\n[web]\nport = {web_port}\n")
-        with serving(settings) as url:  # `digest serve --port 0`
-            assert not url.endswith(f":{web_port}")
-            assert requests.get(url + "/subscribe", timeout=10).status_code == 200
-
-
 @pytest.mark.parametrize(
     ("secret", "message"),
     [
@@ -247,3 +234,19 @@ def test_subscribe_when_the_mail_server_is_down_says_try_later(tmp_path: Path) -
         reply = requests.post(f"{url}/subscribe", data={"email": "r@example.org"}, timeout=10)
     assert reply.status_code == 503
     assert "could not send the confirmation email" in reply.text
+
+
+def test_port_0_is_a_free_port_even_when_web_port_is_taken(tmp_path: Path) -> None:
+    """`--port 0` was read as "no --port" (falsy), so serve tried web.port and failed with
+    'Address already in use' whenever something else listened there."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings = newsletter(tmp_path, transport="outbox")
+        assert settings.source is not None
+        settings.source.write_text(
+            settings.source.read_text(encoding="utf-8")
+            + f"\n[web]\nport = {busy.getsockname()[1]}\n", encoding="utf-8")
+        with serving(settings) as url:
+            assert not url.endswith(f":{busy.getsockname()[1]}")
+            assert requests.get(f"{url}/missing.html", timeout=10).status_code == 404
