@@ -6,8 +6,10 @@ Eastern. The announcement date D is the date of that pubDate *in its own offset*
 Eastern, the feed's own calendar), never converted to another zone: D = 2024-11-28.
 `digest collect --date D` therefore accepts a feed only when its pubDate date equals D;
 a feed holding any other day is stale (or newer than D) and is an error, never a silent
-empty day. A channel without items is arXiv's "no announcement" answer (weekends, holidays),
-whatever its pubDate says.
+empty day. A channel without items is arXiv's "no announcement" answer (weekends, holidays)
+for the day its pubDate names (the real holiday capture of 2024-11-28 is dated that day); an
+empty channel dated another day says nothing about D and is refused like any other day's feed,
+so a late catch-up of a weekday is never recorded as a holiday.
 """
 
 from __future__ import annotations
@@ -86,9 +88,10 @@ def parse_announcement(
     parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     _check_feed(parsed, url)
     entries = parsed.entries
+    if entries or parsed.feed.get("published"):
+        _check_day(parsed.feed, day, url)
     if not entries:
         return Announcement(day, ())
-    _check_day(parsed.feed, day, url)
     by_type: Counter[str] = Counter()
     kept: dict[str, Paper] = {}
     with _progress(entries, progress) as items:

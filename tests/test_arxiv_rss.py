@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -115,8 +117,15 @@ def test_authors_keep_names_and_drop_affiliations() -> None:
 def test_the_empty_feed_is_no_announcement() -> None:
     empty = parse_announcement(EMPTY_FEED.read_bytes(), DAY, ("new",))
     assert empty.empty and empty.papers == () and empty.announced == 0
-    # arXiv's "nothing announced" answer holds whatever its pubDate says.
-    assert parse_announcement(EMPTY_FEED.read_bytes(), date(2024, 11, 30), ("new",)).empty
+    # An empty channel dated another day says nothing about that day: a late catch-up of a
+    # weekday must fail, never be recorded as a holiday.
+    with pytest.raises(FeedError, match="holds the announcement of 2024-11-28, not 2024-11-27"):
+        parse_announcement(EMPTY_FEED.read_bytes(), date(2024, 11, 27), ("new",))
+    with pytest.raises(FeedError, match="stale feed"):
+        parse_announcement(EMPTY_FEED.read_bytes(), date(2024, 11, 29), ("new",))
+    # without a pubDate it is still arXiv's "nothing announced"
+    undated = re.sub(rb"<pubDate>[^<]*</pubDate>", b"", EMPTY_FEED.read_bytes())
+    assert parse_announcement(undated, date(2024, 11, 30), ("new",)).empty
 
 
 @pytest.mark.parametrize(

@@ -348,7 +348,8 @@ def test_cli_collect_exit_codes(
     assert run_cli([*argv[:-1], "2024-11-29"]) == 1  # the feed holds the 28th
     assert "holds the announcement of 2024-11-28, not 2024-11-29" in capsys.readouterr().err
 
-    http_server.route(RSS_PATH, Reply(EMPTY_FEED.read_bytes()))
+    christmas = rewrite_feed(EMPTY_FEED.read_bytes(), pub_date="Wed, 25 Dec 2024 00:00:00 -0500")
+    http_server.route(RSS_PATH, Reply(christmas))
     assert run_cli([*argv[:-1], "2024-12-25"]) == 0  # Christmas: arXiv's empty feed
     assert "no announcement" in capsys.readouterr().err
     with closing(store.connect(tmp_path / "data" / "digest.db")) as conn:
