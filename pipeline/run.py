@@ -482,6 +482,17 @@ def daily(
     return _outcome(rt, f"{day}: {', '.join(ran)} done; the issue is {state}")
 
 
+# An issue approved after its scheduled send still goes out at a later send, up to this many
+# days after its date (older ones are news no longer: `digest send --date D` sends them).
+LATE_SEND_DAYS = 7
+
+
+def late_approved(settings: Settings, day: date) -> list[date]:
+    """Issues before `day`, approved but not sent, recent enough to send late."""
+    with closing(open_store(settings)) as conn:
+        return store.issues_in_state(conn, "approved", day - timedelta(days=LATE_SEND_DAYS), day)
+
+
 def _outcome(rt: Runtime, line: str) -> str:
     rt.echo(line)
     return line

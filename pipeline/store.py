@@ -386,6 +386,15 @@ def load_built_issue(conn: sqlite3.Connection, day: date) -> list[EmailVariant]:
     return [EmailVariant(r["variant"], r["subject"], r["html"], r["text"]) for r in rows]
 
 
+def issues_in_state(conn: sqlite3.Connection, state: str, since: date, before: date) -> list[date]:
+    """Dates in [since, before) whose issue is in `state`, oldest first."""
+    rows = conn.execute(
+        "SELECT date FROM issues WHERE state = ? AND date >= ? AND date < ? ORDER BY date",
+        (state, since.isoformat(), before.isoformat()),
+    )
+    return [date.fromisoformat(r["date"]) for r in rows]
+
+
 def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str) -> None:
     """Record `built_hash` as the approved content of the day's issue."""
     conn.execute(

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from pipeline import run, store
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.runtime import Runtime
@@ -364,3 +366,27 @@ def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
     assert f"{stop_signal.name} received: stopping after the current step" in log
     assert "scheduler stopped" in log
     assert "Traceback" not in log
+
+
+def test_an_issue_approved_after_its_send_goes_out_at_the_next_send(tmp_path: Path) -> None:
+    """The 18:00 send of Monday's issue waits for approval; the curator approves on Tuesday
+    morning; Tuesday's send sends Tuesday's issue (once approved) and Monday's too."""
+    zone = ZoneInfo("Asia/Seoul")
+    settings = make_settings(tmp_path, schedule_config("30 10 * * 1-5", "0 18 * * 1-5"),
+                             approval=True)
+    clock = Clock(datetime(2024, 12, 2, 18, 0, 2, tzinfo=zone))  # Monday's send
+    fa = FakeArxiv(settings, clock)
+    runner = JobRunner(settings, Runtime(now=clock, echo=lambda _: None), steps=fa.steps())
+    monday, tuesday = date(2024, 12, 2), date(2024, 12, 3)
+    assert "waiting for approval" in runner.run("send", clock.now)
+    assert fa.sent() == []
+    run.approve(settings, monday, Runtime(now=clock, echo=lambda _: None))  # Tuesday morning
+    clock.now = datetime(2024, 12, 3, 18, 0, 2, tzinfo=zone)
+    runner.run("send", clock.now)
+    assert fa.sent() == [monday]  # Tuesday's own issue still waits for its approval
+    with closing(run.open_store(settings)) as conn:
+        assert store.get_issue(conn, monday)["state"] == "sent"
+        assert store.get_issue(conn, tuesday)["state"] == "built"
+    clock.now = datetime(2024, 12, 4, 18, 0, 2, tzinfo=zone)
+    runner.run("send", clock.now)
+    assert fa.sent() == [monday]  # never twice
