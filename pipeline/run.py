@@ -300,6 +300,11 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
     """Merge the draft into an issue and render site/ and the email previews."""
     parsed, draft_sha = read_draft(settings, day)
     path = draft_path(settings, day)
+    if not parsed.entries:
+        raise InputError(
+            "the draft has no entries: nothing to publish (add entries with `digest draft`, "
+            "or leave the day out)", path=path,
+        )
     # A structural error (the same paper twice) stops the build; a missing translation only
     # leaves that variant without commentary for the entry, so it is a warning here.
     findings = lint.lint_entries(

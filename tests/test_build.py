@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import run, store
 from pipeline.config import Settings
-from pipeline.errors import ApprovalError, FormatError
+from pipeline.errors import ApprovalError, FormatError, InputError
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -174,3 +174,15 @@ def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -
     assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
     with closing(store.connect(settings.db_path)) as conn:
         assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"
+
+
+def test_build_refuses_an_empty_draft(tmp_path: Path) -> None:
+    """A draft whose every entry was deleted (or a day with no notes and no candidates)
+    would publish and send an empty issue."""
+    settings = newsletter(tmp_path)
+    settings.paths.drafts.mkdir(parents=True)
+    run.draft_path(settings, REFERENCE_DAY).write_text("2024년 12월 5일\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no entries") as info:
+        run.build(settings, REFERENCE_DAY, runtime())
+    assert info.value.exit_code == 2
+    assert not settings.paths.site.exists()
