@@ -224,16 +224,21 @@ def get_paper(conn: sqlite3.Connection, arxiv_id: str) -> Paper | None:
     return paper_from_row(row) if row else None
 
 
+def _rows_in(
+    conn: sqlite3.Connection, query: str, values: Iterable[str], *params: str
+) -> Iterator[sqlite3.Row]:
+    """Rows of `query`, whose `{marks}` is filled with placeholders for `values` in chunks
+    (SQLite caps the number of parameters of one statement); `params` come first."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        yield from conn.execute(query.format(marks=",".join("?" * len(chunk))), (*params, *chunk))
+
+
 def get_papers(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, Paper]:
     """Stored papers by id (missing ids are simply absent)."""
-    ids = list(dict.fromkeys(arxiv_ids))
-    found: dict[str, Paper] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT * FROM papers WHERE arxiv_id IN ({marks})", chunk):
-            found[row["arxiv_id"]] = paper_from_row(row)
-    return found
+    rows = _rows_in(conn, "SELECT * FROM papers WHERE arxiv_id IN ({marks})", arxiv_ids)
+    return {row["arxiv_id"]: paper_from_row(row) for row in rows}
 
 
 def find_papers_by_title(conn: sqlite3.Connection, title: str) -> list[Paper]:
@@ -295,16 +300,8 @@ def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
 
 def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:
     """The announcement date each stored paper was first collected on (unknown ids absent)."""
-    ids = list(dict.fromkeys(arxiv_ids))
-    seen: dict[str, date] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})", chunk
-        ):
-            seen[row[0]] = date.fromisoformat(row[1])
-    return seen
+    query = "SELECT arxiv_id, first_seen FROM papers WHERE arxiv_id IN ({marks})"
+    return {row[0]: date.fromisoformat(row[1]) for row in _rows_in(conn, query, arxiv_ids)}
 
 
 def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -> int:
@@ -412,17 +409,8 @@ def offered_keys(conn: sqlite3.Connection, day: date) -> set[str]:
 
 def offered_on_other_days(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> set[str]:
     """Which of these keys were offered in the draft of another day."""
-    wanted = list(dict.fromkeys(keys))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT DISTINCT entry_key FROM draft_offers WHERE date != ? AND entry_key IN ({marks})",
-            (day.isoformat(), *chunk),
-        )
-        found.update(r[0] for r in rows)
-    return found
+    query = "SELECT DISTINCT entry_key FROM draft_offers WHERE date != ? AND entry_key IN ({marks})"
+    return {row[0] for row in _rows_in(conn, query, keys, day.isoformat())}
 
 
 def record_offered(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> None:
