@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from pipeline import __version__, run
+from pipeline import __version__, arxiv_calendar, run
 from pipeline.config import DEFAULT_CONFIG, Settings, load_config
 from pipeline.errors import DigestError, FormatError, InputError
 from pipeline.files import write_atomic
@@ -189,8 +189,12 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None) -> None:
 def run_cmd(ctx: Context, day: date | None) -> None:
     """The daily job: collect, draft, build, then send when approved.
 
-    Without --date: the latest arXiv announcement out now."""
-    run.daily(ctx.settings, day, ctx.runtime())
+    Without --date: the latest arXiv announcement out now, and any recent issue approved
+    after its send went out."""
+    rt = ctx.runtime()
+    run.daily(ctx.settings, day, rt)
+    if day is None:
+        run.send_late(ctx.settings, arxiv_calendar.announcement_for(rt.now()), rt)
 
 
 @cli.command()

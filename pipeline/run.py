@@ -498,6 +498,23 @@ def late_approved(settings: Settings, day: date) -> list[date]:
         return store.issues_in_state(conn, "approved", day - timedelta(days=LATE_SEND_DAYS), day)
 
 
+def send_late(
+    settings: Settings,
+    day: date,
+    rt: Runtime,
+    *,
+    steps: Steps | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[str]:
+    """Send the issues approved after their own send went out (see LATE_SEND_DAYS); returns
+    each one's outcome."""
+    outcomes = []
+    for late in late_approved(settings, day):
+        rt.echo(f"{late}: approved after its send; sending it now")
+        outcomes.append(daily(settings, late, rt, steps=steps, should_stop=should_stop))
+    return outcomes
+
+
 def _outcome(rt: Runtime, line: str) -> str:
     rt.echo(line)
     return line

@@ -219,10 +219,8 @@ class JobRunner:
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
                     should_stop=should_stop,
                 )
-                if job == "send":  # issues approved after their own send went out
-                    for late in run.late_approved(self.settings, day):
-                        log.info("send run of %s: the issue of %s was approved late", fire, late)
-                        run.daily(self.settings, late, self.rt, steps=self.steps,
+                if job == "send":
+                    run.send_late(self.settings, day, self.rt, steps=self.steps,
                                   should_stop=should_stop)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
