@@ -164,7 +164,10 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     for problem in shelf.errors:
         rt.echo(f"warning: note skipped: {problem}")
     noted = {arxiv_id: note.entry for arxiv_id, note in shelf.by_id().items()}
-    existing = digest.read_digest(path) if path.exists() else None
+    data = digest.read_digest_bytes(path) if path.exists() else None
+    existing = (
+        digest.parse_digest(digest.decode_text(data, path), path) if data is not None else None
+    )
     if existing is not None and existing.date != day:
         raise FormatError(f"the draft is dated {existing.date}, expected {day}", path=path, line=1)
     with closing(open_store(settings)) as conn:
@@ -197,6 +200,10 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
         update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
         # Nothing added or filled: the file stays as the curator laid it out (blank lines, CRLF)
         changed = existing is None or bool(update.added or update.filled)
+        if changed and path.exists() and path.read_bytes() != data:
+            # The curator saved the draft while this ran: never write over that save.
+            raise InputError(f"{path.name} was saved while drafting; nothing was written: run "
+                             f"`digest draft --date {day}` again", path=path)
         written = changed and write_if_changed(path, digest.write_digest(update.digest))
         with store.transaction(conn):
             store.record_offered(conn, day, drafting.offered_keys(update.digest))

@@ -304,3 +304,32 @@ def test_the_real_notes_index_feeds_the_offer() -> None:
     papers = sample_papers()
     offer = build_offer([Candidate(p, (), 1.0) for p in papers], notes, {}, 0)
     assert len(offer) == 10 and all(e.commentary for e in offer)
+
+
+def test_a_save_by_the_curator_while_drafting_is_never_written_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The draft is read, merged with the day's papers, then written: a save by the curator
+    in between must survive (the run stops and says to run again)."""
+    settings = newsletter(tmp_path)
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(paper("2412.07001", "P 1"), (), 1.0)])
+    path = run.draft(settings, DAY, runtime())
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(paper("2412.07002", "P 2"), (), 1.0)])  # new: a write is due
+    saved = path.read_text(encoding="utf-8").replace("#\n", "#curated\n")
+    original = run.drafting.update_draft
+
+    def save_then_update(*args: object, **kwargs: object) -> object:
+        path.write_text(saved, encoding="utf-8")  # the curator's editor saves now
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run.drafting, "update_draft", save_then_update)
+    with pytest.raises(InputError, match="was saved while drafting; nothing was written"):
+        run.draft(settings, DAY, runtime())
+    assert path.read_text(encoding="utf-8") == saved
+    monkeypatch.undo()
+    run.draft(settings, DAY, runtime())  # run again: the save is kept, the new paper added
+    entries = read_digest(path).entries
+    assert [e.arxiv_id for e in entries] == ["2412.07001", "2412.07002"]
+    assert entries[0].tags == ("curated",)
