@@ -18,6 +18,9 @@ from pipeline.models import Subscriber
 from pipeline.runtime import Runtime
 from pipeline.subscribers import normalize_email
 
+# A confirmation link works this many days after it was sent; then the reader subscribes again.
+CONFIRM_DAYS = 7
+
 _PAGE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -162,6 +165,9 @@ def create_app(
     def confirm(token: str) -> Any:
         with db() as conn:
             sub = subscriber_for(conn, "confirm", token)
+            issued = tokens.issued_on(token)
+            if issued is None or (runtime.now().date() - issued).days > CONFIRM_DAYS:
+                return _page(settings, "Link expired", "Please subscribe again.", 410)
             # Only a pending address is activated: an old link cannot undo an unsubscribe.
             if sub.status == "pending":
                 store.set_subscriber_status(conn, sub.id, "active")
@@ -182,7 +188,7 @@ def create_app(
 
 def _send_confirmation(settings: Settings, rt: Runtime, transport: Transport, sub: Any) -> None:
     """Email the double opt-in link to a pending subscriber."""
-    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email)
+    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, rt.now().date())
     link = f"{settings.newsletter.base_url.rstrip('/')}/confirm/{token}"
     title = settings.newsletter.title
     text = (

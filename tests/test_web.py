@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import requests
 from pipeline import run, store, tokens
 from pipeline.config import Settings
 from pipeline.models import Subscriber
+from pipeline.runtime import Runtime
+from pipeline.web import CONFIRM_DAYS, create_app
 from tests.deliver_support import (
     PASSWORD,
     SECRET,
@@ -250,3 +253,27 @@ def test_port_0_is_a_free_port_even_when_web_port_is_taken(tmp_path: Path) -> No
         with serving(settings) as url:
             assert not url.endswith(f":{busy.getsockname()[1]}")
             assert requests.get(f"{url}/missing.html", timeout=10).status_code == 404
+
+
+def test_a_confirmation_link_expires_after_a_week(settings: Settings) -> None:
+    """A confirmation link in an old mailbox (or a leaked one) must not subscribe anyone
+    weeks later; within CONFIRM_DAYS it works. Driven through the real WSGI app."""
+    conn = run.open_store(settings)
+    _, sub = store.save_subscriber(conn, Subscriber("late@example.org", "all", (), "pending"))
+    conn.close()
+    assert sub.id is not None
+    sent = datetime(2024, 12, 5, 9, 0, tzinfo=UTC)
+    token = tokens.sign(SECRET.encode(), "confirm", sub.id, sub.email, sent.date())
+    assert tokens.issued_on(token) == sent.date()
+    late = create_app(settings, Runtime(now=lambda: sent + timedelta(days=CONFIRM_DAYS + 1)))
+    assert late.test_client().get(f"/confirm/{token}").status_code == 410
+    assert _statuses(settings)["late@example.org"] == "pending"
+    # the day cannot be moved: it is signed
+    forged = token.replace(".20241205.", ".20241230.")
+    in_time = create_app(settings, Runtime(now=lambda: sent + timedelta(days=CONFIRM_DAYS)))
+    assert in_time.test_client().get(f"/confirm/{forged}").status_code == 400
+    # and a link without a day (or an unsubscribe token) confirms nobody
+    undated = tokens.sign(SECRET.encode(), "confirm", sub.id, sub.email)
+    assert in_time.test_client().get(f"/confirm/{undated}").status_code == 410
+    assert in_time.test_client().get(f"/confirm/{token}").status_code == 200
+    assert _statuses(settings)["late@example.org"] == "active"
