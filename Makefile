@@ -9,10 +9,11 @@ PYTHON ?= python3
 
 install: $(STAMP)
 
+# -qq on the project install: pip's errors still show, setuptools' editable-install chatter not.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install -qq -e '.[test]'
 	touch $(STAMP)
 
 test: $(STAMP)
