@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 
 from pipeline.errors import ConfigError
-from pipeline.models import TAG_RE, normalize_tag
+from pipeline.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 MIN_SECRET_LENGTH = 16  # characters of DIGEST_SECRET
@@ -298,7 +298,7 @@ def _check_values(s: Settings, path: Path) -> None:
     if not s.arxiv.categories:
         raise ConfigError("expected at least one category", path=path, key="arxiv.categories")
     for t in s.arxiv.announce_types:
-        if t not in ("new", "cross", "replace", "replace-cross"):
+        if t not in ANNOUNCE_TYPES:
             raise ConfigError(
                 f"unknown announce type {t!r} (expected new, cross, replace or replace-cross)",
                 path=path,

@@ -74,6 +74,3 @@ class DeliveryError(DigestError):
 class LockedError(DigestError):
     """Another process holds the lock for this work."""
 
-
-class NotBuiltError(DigestError):
-    """A command that exists in the contract but is not built yet."""

@@ -71,11 +71,6 @@ class Paper:
         return f"https://arxiv.org/abs/{self.arxiv_id}"
 
     @property
-    def pdf_url(self) -> str:
-        """The paper's PDF (latest version)."""
-        return f"https://arxiv.org/pdf/{self.arxiv_id}"
-
-    @property
     def primary_category(self) -> str | None:
         """The first listed category, which arXiv gives as the primary one."""
         return self.categories[0] if self.categories else None
