@@ -18,7 +18,7 @@ import re
 import sys
 import xml.sax
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -196,32 +196,19 @@ def adapt_item(entry: Any, kind: str, index: int, url: str | None = None) -> Pap
 
 def split_authors(creator: str) -> tuple[str, ...]:
     """Split `dc:creator` ("A, B (Univ X, Dept Y), C") into names, dropping affiliations."""
-    return tuple(name for name in (_drop_parentheses(p) for p in _top_level(creator)) if name)
+    names = (" ".join(part.split()) for part in _drop_parentheses(creator).split(","))
+    return tuple(name for name in names if name)
 
 
-def _top_level(text: str) -> Iterator[str]:
-    """Comma-separated parts, ignoring commas inside parentheses."""
-    depth = 0
-    start = 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(depth - 1, 0)
-        elif ch == "," and depth == 0:
-            yield text[start:i]
-            start = i + 1
-    yield text[start:]
-
-
-def _drop_parentheses(part: str) -> str:
+def _drop_parentheses(text: str) -> str:
+    """The text without its parenthesised parts (nested or unbalanced ones too)."""
     out: list[str] = []
     depth = 0
-    for ch in part:
+    for ch in text:
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth = max(depth - 1, 0)
         elif depth == 0:
             out.append(ch)
-    return " ".join("".join(out).split())
+    return "".join(out)
