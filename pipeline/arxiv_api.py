@@ -77,9 +77,9 @@ class ArxivApi:
         client = _Client(self, page_size=max(1, min(page_size, self.page_size)))
         return (adapt_result(r) for r in client.results(search))
 
-    def search(self, query: str, max_results: int, *, newest_first: bool = False) -> list[Paper]:
-        """Papers matching an API query (`all:"reward model"`), best or newest first."""
-        sort = arxiv.SortCriterion.SubmittedDate if newest_first else arxiv.SortCriterion.Relevance
+    def search(self, query: str, max_results: int) -> list[Paper]:
+        """Papers matching an API query (`all:"reward model"`), best first."""
+        sort = arxiv.SortCriterion.Relevance
         search = arxiv.Search(query=query, max_results=max_results, sort_by=sort)
         return list(self._run(search, max_results))
 
