@@ -97,10 +97,8 @@ class ArxivApi:
 
     def search_title(self, title: str, max_results: int = 5) -> list[Paper]:
         """Papers whose title matches these words (for entries that carry no arXiv id)."""
-        words = _QUERY_UNSAFE_RE.sub(" ", latex_to_text(title)).split()
-        if not words:
-            return []
-        return self.search(f'ti:"{" ".join(words)}"', max_results)
+        phrase = _query_phrase(latex_to_text(title))
+        return self.search(f'ti:"{phrase}"', max_results) if phrase else []
 
     def fetch_ids(self, ids: Sequence[str], batch: int = PAGE_SIZE) -> dict[str, Paper]:
         """Latest metadata by arXiv id (with or without version), `batch` ids per request;
@@ -159,10 +157,14 @@ def adapt_result(result: Any) -> Paper:
     )
 
 
+def _query_phrase(text: str) -> str:
+    """The words of `text` without the characters that would break an API query phrase."""
+    return " ".join(_QUERY_UNSAFE_RE.sub(" ", text).split())
+
+
 def keyword_query(phrases: Iterable[str]) -> str:
     """An API query for any of these phrases in title or abstract."""
-    cleaned = (" ".join(_QUERY_UNSAFE_RE.sub(" ", p).split()) for p in phrases)
-    quoted = [f'"{w}"' for w in cleaned if w]
+    quoted = [f'"{w}"' for w in map(_query_phrase, phrases) if w]
     return " OR ".join(f"ti:{q} OR abs:{q}" for q in quoted)
 
 
