@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -260,8 +261,7 @@ def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Ca
             for c in candidates
         ],
     )
-    added = sum(1 for c in candidates if c.paper.arxiv_id not in existing)
-    return added
+    return sum(1 for c in candidates if c.paper.arxiv_id not in existing)
 
 
 def load_candidates(conn: sqlite3.Connection, day: date) -> list[Candidate]:
@@ -272,12 +272,14 @@ def load_candidates(conn: sqlite3.Connection, day: date) -> list[Candidate]:
         " ORDER BY c.score DESC, c.arxiv_id",
         (day.isoformat(),),
     )
-    out = []
-    for row in rows:
-        paper = paper_from_row(row)
-        paper = Paper(**{**paper.__dict__, "announce_type": row["c_type"]})
-        out.append(Candidate(paper, tuple(json.loads(row["c_tags"])), row["c_score"]))
-    return out
+    return [
+        Candidate(
+            replace(paper_from_row(row), announce_type=row["c_type"]),
+            tuple(json.loads(row["c_tags"])),
+            row["c_score"],
+        )
+        for row in rows
+    ]
 
 
 def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, kept: int) -> None:
