@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import arxiv
 from arxiv import _feed
 from lxml import etree
 
 from pipeline import http
+from pipeline.arxiv_calendar import EASTERN
 from pipeline.config import Settings
 from pipeline.errors import FeedError, InputError
 from pipeline.models import Paper, split_arxiv_id
@@ -168,7 +168,6 @@ def keyword_query(phrases: Iterable[str]) -> str:
     return " OR ".join(f"ti:{q} OR abs:{q}" for q in quoted)
 
 
-EASTERN = ZoneInfo("America/New_York")
 CUTOFF = time(14, 0)  # arXiv's daily submission deadline, US Eastern
 
 
