@@ -219,12 +219,6 @@ def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     return "same"
 
 
-def get_paper(conn: sqlite3.Connection, arxiv_id: str) -> Paper | None:
-    """The stored paper with this (version-less) id, if any."""
-    row = conn.execute("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,)).fetchone()
-    return paper_from_row(row) if row else None
-
-
 def _rows_in(
     conn: sqlite3.Connection, query: str, values: Iterable[str], *params: str
 ) -> Iterator[sqlite3.Row]:
