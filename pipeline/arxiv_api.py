@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import arxiv
 from arxiv import _feed
 from lxml import etree
 
 from pipeline import http
+from pipeline.arxiv_calendar import EASTERN
 from pipeline.config import Settings
 from pipeline.errors import FeedError, InputError
 from pipeline.models import Paper, split_arxiv_id
@@ -77,9 +77,9 @@ class ArxivApi:
         client = _Client(self, page_size=max(1, min(page_size, self.page_size)))
         return (adapt_result(r) for r in client.results(search))
 
-    def search(self, query: str, max_results: int, *, newest_first: bool = False) -> list[Paper]:
-        """Papers matching an API query (`all:"reward model"`), best or newest first."""
-        sort = arxiv.SortCriterion.SubmittedDate if newest_first else arxiv.SortCriterion.Relevance
+    def search(self, query: str, max_results: int) -> list[Paper]:
+        """Papers matching an API query (`all:"reward model"`), best first."""
+        sort = arxiv.SortCriterion.Relevance
         search = arxiv.Search(query=query, max_results=max_results, sort_by=sort)
         return list(self._run(search, max_results))
 
@@ -97,10 +97,8 @@ class ArxivApi:
 
     def search_title(self, title: str, max_results: int = 5) -> list[Paper]:
         """Papers whose title matches these words (for entries that carry no arXiv id)."""
-        words = _QUERY_UNSAFE_RE.sub(" ", latex_to_text(title)).split()
-        if not words:
-            return []
-        return self.search(f'ti:"{" ".join(words)}"', max_results)
+        phrase = _query_phrase(latex_to_text(title))
+        return self.search(f'ti:"{phrase}"', max_results) if phrase else []
 
     def fetch_ids(self, ids: Sequence[str], batch: int = PAGE_SIZE) -> dict[str, Paper]:
         """Latest metadata by arXiv id (with or without version), `batch` ids per request;
@@ -159,14 +157,17 @@ def adapt_result(result: Any) -> Paper:
     )
 
 
+def _query_phrase(text: str) -> str:
+    """The words of `text` without the characters that would break an API query phrase."""
+    return " ".join(_QUERY_UNSAFE_RE.sub(" ", text).split())
+
+
 def keyword_query(phrases: Iterable[str]) -> str:
     """An API query for any of these phrases in title or abstract."""
-    cleaned = (" ".join(_QUERY_UNSAFE_RE.sub(" ", p).split()) for p in phrases)
-    quoted = [f'"{w}"' for w in cleaned if w]
+    quoted = [f'"{w}"' for w in map(_query_phrase, phrases) if w]
     return " OR ".join(f"ti:{q} OR abs:{q}" for q in quoted)
 
 
-EASTERN = ZoneInfo("America/New_York")
 CUTOFF = time(14, 0)  # arXiv's daily submission deadline, US Eastern
 
 

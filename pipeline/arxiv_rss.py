@@ -18,7 +18,7 @@ import re
 import sys
 import xml.sax
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +42,7 @@ _DESCRIPTION_RE = re.compile(
 )
 _ERROR_TITLE = "Feed error for query"
 ITEM_LIMIT = 2000  # arXiv lists at most this many items in one feed
+Track = Callable[[list[Any]], AbstractContextManager[Iterable[Any]]]
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,16 @@ def fetch_announcement(settings: Settings, day: date, rt: Runtime) -> Announceme
         rt, url, contact=settings.arxiv.contact, timeout=settings.arxiv.timeout,
         retries=settings.arxiv.retries,
     )
-    return parse_announcement(
-        resp.content, day, settings.arxiv.announce_types, url=url, progress=rt.progress
-    )
+    track = _progress_bar if rt.progress else nullcontext
+    return parse_announcement(resp.content, day, settings.arxiv.announce_types, url=url, track=track)
 
 
 def parse_announcement(
     data: bytes, day: date, keep: Collection[str], *, url: str | None = None,
-    progress: bool = False,
+    track: Track = nullcontext,
 ) -> Announcement:
-    """Adapt feed bytes into the announcement of `day`, keeping the `keep` announce types."""
+    """Adapt feed bytes into the announcement of `day`, keeping the `keep` announce types;
+    `track` wraps the items being adapted (the caller's progress bar)."""
     parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     _check_feed(parsed, url)
     entries = parsed.entries
@@ -94,7 +95,7 @@ def parse_announcement(
         return Announcement(day, ())
     by_type: Counter[str] = Counter()
     kept: dict[str, Paper] = {}
-    with _progress(entries, progress) as items:
+    with track(entries) as items:
         for index, entry in enumerate(items, 1):
             kind = _announce_type(entry, index, url)
             by_type[kind] += 1
@@ -104,11 +105,9 @@ def parse_announcement(
     return Announcement(day, tuple(kept.values()), dict(by_type))
 
 
-def _progress(entries: list[Any], shown: bool) -> AbstractContextManager[Iterable[Any]]:
-    """A progress bar on stderr over the items when a terminal shows it, else the items."""
-    if shown:
-        return click.progressbar(entries, label="Reading the feed", file=sys.stderr)
-    return nullcontext(entries)
+def _progress_bar(entries: list[Any]) -> AbstractContextManager[Iterable[Any]]:
+    """A progress bar on stderr over the feed's items."""
+    return click.progressbar(entries, label="Reading the feed", file=sys.stderr)
 
 
 def _check_feed(parsed: Any, url: str | None) -> None:
@@ -196,32 +195,19 @@ def adapt_item(entry: Any, kind: str, index: int, url: str | None = None) -> Pap
 
 def split_authors(creator: str) -> tuple[str, ...]:
     """Split `dc:creator` ("A, B (Univ X, Dept Y), C") into names, dropping affiliations."""
-    return tuple(name for name in (_drop_parentheses(p) for p in _top_level(creator)) if name)
+    names = (" ".join(part.split()) for part in _drop_parentheses(creator).split(","))
+    return tuple(name for name in names if name)
 
 
-def _top_level(text: str) -> Iterator[str]:
-    """Comma-separated parts, ignoring commas inside parentheses."""
-    depth = 0
-    start = 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(depth - 1, 0)
-        elif ch == "," and depth == 0:
-            yield text[start:i]
-            start = i + 1
-    yield text[start:]
-
-
-def _drop_parentheses(part: str) -> str:
+def _drop_parentheses(text: str) -> str:
+    """The text without its parenthesised parts (nested or unbalanced ones too)."""
     out: list[str] = []
     depth = 0
-    for ch in part:
+    for ch in text:
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth = max(depth - 1, 0)
         elif depth == 0:
             out.append(ch)
-    return " ".join("".join(out).split())
+    return "".join(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -55,7 +55,6 @@ def get(
     contact: str,
     timeout: float,
     retries: int,
-    params: Mapping[str, str] | None = None,
     accept: Collection[int] = (200,),
     pacer: Pacer | None = None,
 ) -> requests.Response:
@@ -72,7 +71,7 @@ def get(
         wait = BACKOFF_BASE * 2**attempt
         try:
             deadline = rt.monotonic() + timeout
-            resp = rt.http.get(url, params=params, headers=headers, timeout=timeout, stream=True)
+            resp = rt.http.get(url, headers=headers, timeout=timeout, stream=True)
             _read_body(resp, rt, deadline)
         except requests.Timeout as exc:
             problem = f"timed out after {timeout:g} s ({type(exc).__name__})"

@@ -81,11 +81,9 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
         return
     rules = tags.compile_rules(settings.tags)
     papers = {p.arxiv_id: p for p in announcement.papers}
-    from_api = 0
     for paper in _search_api(settings, day, rt):
-        if paper.arxiv_id not in papers:
-            papers[paper.arxiv_id] = paper
-            from_api += 1
+        papers.setdefault(paper.arxiv_id, paper)
+    from_api = len(papers) - len(announcement.papers)
     matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
     with closing(open_store(settings)) as conn, store.transaction(conn):
         seen = store.first_seen(conn, papers)

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -218,12 +219,6 @@ def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     return "same"
 
 
-def get_paper(conn: sqlite3.Connection, arxiv_id: str) -> Paper | None:
-    """The stored paper with this (version-less) id, if any."""
-    row = conn.execute("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,)).fetchone()
-    return paper_from_row(row) if row else None
-
-
 def _rows_in(
     conn: sqlite3.Connection, query: str, values: Iterable[str], *params: str
 ) -> Iterator[sqlite3.Row]:
@@ -260,8 +255,7 @@ def save_candidates(conn: sqlite3.Connection, day: date, candidates: Sequence[Ca
             for c in candidates
         ],
     )
-    added = sum(1 for c in candidates if c.paper.arxiv_id not in existing)
-    return added
+    return sum(1 for c in candidates if c.paper.arxiv_id not in existing)
 
 
 def load_candidates(conn: sqlite3.Connection, day: date) -> list[Candidate]:
@@ -272,12 +266,14 @@ def load_candidates(conn: sqlite3.Connection, day: date) -> list[Candidate]:
         " ORDER BY c.score DESC, c.arxiv_id",
         (day.isoformat(),),
     )
-    out = []
-    for row in rows:
-        paper = paper_from_row(row)
-        paper = Paper(**{**paper.__dict__, "announce_type": row["c_type"]})
-        out.append(Candidate(paper, tuple(json.loads(row["c_tags"])), row["c_score"]))
-    return out
+    return [
+        Candidate(
+            replace(paper_from_row(row), announce_type=row["c_type"]),
+            tuple(json.loads(row["c_tags"])),
+            row["c_score"],
+        )
+        for row in rows
+    ]
 
 
 def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, kept: int) -> None:

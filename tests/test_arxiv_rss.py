@@ -200,10 +200,13 @@ def test_fetch_asks_once_for_all_categories(
 
 
 def test_progress_is_drawn_on_stderr_when_asked(
-    small_feed: bytes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, http_server: RecordingServer, clock: FakeClock, small_feed: bytes,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     quiet = parse_announcement(small_feed, DAY, ("new",))
     assert capsys.readouterr().err == ""
-    shown = parse_announcement(small_feed, DAY, ("new",), progress=True)
+    http_server.route(RSS_PATH, Reply(small_feed))
+    settings = settings_for(tmp_path, http_server.url, extra='announce_types = ["new"]')
+    shown = arxiv_rss.fetch_announcement(settings, DAY, runtime_for(clock, progress=True))
     assert "Reading the feed" in capsys.readouterr().err
     assert shown == quiet

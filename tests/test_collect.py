@@ -166,7 +166,7 @@ def test_a_new_version_updates_the_paper_and_is_no_new_candidate(
     http_server.route(RSS_PATH, Reply(feed))
     run.collect(settings, DAY, runtime_for(clock))
     with closing(store.connect(settings.db_path)) as conn:
-        paper = store.get_paper(conn, first.arxiv_id)
+        paper = store.get_papers(conn, [first.arxiv_id]).get(first.arxiv_id)
         candidates = {c.paper.arxiv_id for c in store.load_candidates(conn, DAY)}
     assert paper is not None and paper.version == 2 and paper.title != "Old title"
     assert first.arxiv_id not in candidates
