@@ -476,12 +476,14 @@ class Renderer:
 
     # -- web pages and feeds --
 
-    def issue_fragment(self, issue: Issue, variant: str, base: str) -> str:
-        """The issue's entries as an HTML fragment (web page body and feed content)."""
+    def issue_fragment(
+        self, issue: Issue, variant: str, base: str, entries: list[EntryView] | None = None
+    ) -> str:
+        """The issue's entries (or the given views of them) as an HTML fragment: feed content."""
         return self.render(
             "fragment.html",
             **self.context(issue, variant, base),
-            entries=self.entry_views(issue, variant, base),
+            entries=self.entry_views(issue, variant, base) if entries is None else entries,
         )
 
     def issue_pages(self, issue: Issue) -> dict[str, str]:
@@ -563,16 +565,8 @@ class Renderer:
                     "categories": issue.tags,
                 }
             )
-        return self.render(
-            "feed.xml",
-            title=clean_text(self.settings.newsletter.title),
-            link=self.base,
-            description=clean_text(self.settings.newsletter.title),
-            lang=self.ui_lang(variant),
-            self_url=self.base + self.feed_name(variant),
-            last_build=items[0]["pub_date"] if items else None,
-            items=items,
-        )
+        title = clean_text(self.settings.newsletter.title)
+        return self.feed_xml(variant, title, self.base, title, self.feed_name(variant), items)
 
     def tag_page(self, key: str, tagged: Sequence[Tagged]) -> str:
         """site/tags/<tag>.html: every paper with the tag, newest issue first."""
@@ -622,20 +616,28 @@ class Renderer:
                     "guid": view.web_url,
                     "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
                     "description": shorten(t.entry.abstract, 300),
-                    "content": self.render(
-                        "fragment.html", **self.context(one, variant, self.base), entries=[view]
-                    ),
+                    "content": self.issue_fragment(one, variant, self.base, [view]),
                     "categories": t.entry.tag_keys,
                 }
             )
         title = clean_text(self.settings.newsletter.title)
+        return self.feed_xml(
+            variant, f"{title} · #{key}", self.tag_url(key, self.base), f"{title} #{key}",
+            f"tags/{quote(key)}.xml", items,
+        )
+
+    def feed_xml(
+        self, variant: str, title: str, link: str, description: str, name: str,
+        items: list[dict[str, Any]],
+    ) -> str:
+        """An RSS feed at `name` under the site, its items newest first."""
         return self.render(
             "feed.xml",
-            title=f"{title} · #{key}",
-            link=self.tag_url(key, self.base),
-            description=f"{title} #{key}",
+            title=title,
+            link=link,
+            description=description,
             lang=self.ui_lang(variant),
-            self_url=f"{self.base}tags/{quote(key)}.xml",
+            self_url=self.base + name,
             last_build=items[0]["pub_date"] if items else None,
             items=items,
         )
