@@ -41,7 +41,6 @@ from pipeline.models import (
     Issue,
     Paper,
     has_hangul,
-    normalize_tag,
 )
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -369,8 +368,8 @@ class Renderer:
                 for p in variant_commentary(entry, variant)
             ),
             tags=tuple(
-                TagView("#" + t, normalize_tag(t), self.tag_url(normalize_tag(t), base))
-                for t in entry.tags
+                TagView("#" + t, key, self.tag_url(key, base))
+                for t, key in zip(entry.tags, entry.tag_keys, strict=True)
             ),
             web_url=f"{base}{self.page_name(day, variant)}#{anchor}",
         )
