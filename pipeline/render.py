@@ -60,14 +60,8 @@ _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&*+,;=%()]+", re.IGNOR
 _TRAILING_PUNCT = ".,;:!?)]"
 _ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", re.IGNORECASE)
 
-# RFC 3676's signature separator: clients dim what follows, and `split_signature` finds it.
+# RFC 3676's signature separator: clients dim what follows it.
 SIGNATURE = "-- \n"
-
-
-def split_signature(text: str) -> tuple[str, str]:
-    """Split an email's text part into the digest and the signature block after it."""
-    body, _, signature = text.rpartition("\n" + SIGNATURE)
-    return (body, signature) if body else (text, "")
 
 
 LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
