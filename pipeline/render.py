@@ -230,12 +230,6 @@ def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
     return entry.commentary
 
 
-def variant_issue(issue: Issue, variant: str) -> Issue:
-    """The issue with each entry's commentary narrowed to the variant's language."""
-    entries = tuple(replace(e, commentary=variant_commentary(e, variant)) for e in issue.entries)
-    return replace(issue, entries=entries)
-
-
 def pub_datetime(day: date, settings: Settings) -> datetime:
     """When an issue counts as published in feeds: midnight of its date, newsletter time."""
     return datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
@@ -453,10 +447,11 @@ class Renderer:
         """The text/plain part: the digest format with the variant's commentary, then a
         signature block (after the standard "-- " line) with the web and unsubscribe links,
         so a reader of plain text can leave too."""
-        style: DateStyle = "ko" if self.ui_lang(variant) == "ko" else "en"
-        narrowed = variant_issue(issue, variant)
-        body = write_digest(Digest(issue.date, narrowed.entries, date_style=style))
-        ui = UI[self.ui_lang(variant)]
+        lang = self.ui_lang(variant)
+        style: DateStyle = "ko" if lang == "ko" else "en"
+        entries = tuple(replace(e, commentary=variant_commentary(e, variant)) for e in issue.entries)
+        body = write_digest(Digest(issue.date, entries, date_style=style))
+        ui = UI[lang]
         web = self.base + self.page_name(issue.date, variant)
         return (
             f"{body}\n{SIGNATURE}{ui['view_web']}: {web}\n"
