@@ -293,6 +293,7 @@ class Renderer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base = settings.newsletter.base_url.rstrip("/") + "/"
+        self.title = clean_text(settings.newsletter.title)
         self.env = make_environment(settings.paths.templates)
 
     # -- helpers --
@@ -371,13 +372,15 @@ class Renderer:
             for n, e in enumerate(issue.entries, start=1)
         ]
 
+    def page_context(self, variant: str) -> dict[str, Any]:
+        """What every page gets: its language, the interface words, the newsletter's title."""
+        lang = self.ui_lang(variant)
+        return {"lang": lang, "ui": UI[lang], "newsletter": self.title}
+
     def context(self, issue: Issue, variant: str, base: str) -> dict[str, Any]:
         """What every issue template gets."""
-        lang = self.ui_lang(variant)
         return {
-            "lang": lang,
-            "ui": UI[lang],
-            "newsletter": self.settings.newsletter.title,
+            **self.page_context(variant),
             "issue_title": issue.title,
             "date_text": self.date_text(issue.date, variant),
             "date_iso": issue.date.isoformat(),
@@ -526,12 +529,9 @@ class Renderer:
             }
             for i in newest
         ]
-        lang = self.ui_lang(variant)
         return self.render(
             "index.html",
-            lang=lang,
-            ui=UI[lang],
-            newsletter=clean_text(self.settings.newsletter.title),
+            **self.page_context(variant),
             issues=rows,
             feed_url=self.feed_name(variant),
             canonical=self.base + "index.html",
@@ -553,8 +553,9 @@ class Renderer:
                     "categories": issue.tags,
                 }
             )
-        title = clean_text(self.settings.newsletter.title)
-        return self.feed_xml(variant, title, self.base, title, self.feed_name(variant), items)
+        return self.feed_xml(
+            variant, self.title, self.base, self.title, self.feed_name(variant), items
+        )
 
     def tag_page(self, key: str, tagged: Sequence[Tagged]) -> str:
         """site/tags/<tag>.html: every paper with the tag, newest issue first."""
@@ -580,9 +581,7 @@ class Renderer:
             )
         return self.render(
             "tag.html",
-            lang=lang,
-            ui=UI[lang],
-            newsletter=clean_text(self.settings.newsletter.title),
+            **self.page_context(variant),
             tag=key,
             count=len(tagged),
             groups=groups,
@@ -608,9 +607,8 @@ class Renderer:
                     "categories": t.entry.tag_keys,
                 }
             )
-        title = clean_text(self.settings.newsletter.title)
         return self.feed_xml(
-            variant, f"{title} · #{key}", self.tag_url(key, self.base), f"{title} #{key}",
+            variant, f"{self.title} · #{key}", self.tag_url(key, self.base), f"{self.title} #{key}",
             f"tags/{quote(key)}.xml", items,
         )
 
