@@ -52,8 +52,9 @@ def lint_entries(
     tag_keys = {normalize_tag(t) for t in known_tags} if known_tags is not None else None
     for entry in entries:
         line = entry.line
+        key = title_key(entry.title)
         twin = first_by_id.get(entry.arxiv_id) if entry.arxiv_id else None
-        same_title = first_by_title.get(title_key(entry.title))
+        same_title = first_by_title.get(key)
         if twin is None and same_title is not None and not (
             entry.arxiv_id and same_title.arxiv_id and entry.arxiv_id != same_title.arxiv_id
         ):
@@ -67,7 +68,7 @@ def lint_entries(
         else:
             if entry.arxiv_id:
                 first_by_id[entry.arxiv_id] = entry
-            first_by_title[title_key(entry.title)] = entry
+            first_by_title[key] = entry
         ko, en = _words(entry)
         if "ko" in languages and "en" in languages:
             if ko and not en:
@@ -83,7 +84,9 @@ def lint_entries(
                     "(the ko edition would show none)", line,
                 ))
         if tag_keys is not None:
-            unknown = [t for t in entry.tags if normalize_tag(t) not in tag_keys]
+            unknown = [
+                t for t, k in zip(entry.tags, entry.tag_keys, strict=True) if k not in tag_keys
+            ]
             if unknown:
                 findings.append(Finding(
                     "warning",

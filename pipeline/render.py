@@ -41,7 +41,6 @@ from pipeline.models import (
     Issue,
     Paper,
     has_hangul,
-    normalize_tag,
 )
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -61,14 +60,8 @@ _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&*+,;=%()]+", re.IGNOR
 _TRAILING_PUNCT = ".,;:!?)]"
 _ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", re.IGNORECASE)
 
-# RFC 3676's signature separator: clients dim what follows, and `split_signature` finds it.
+# RFC 3676's signature separator: clients dim what follows it.
 SIGNATURE = "-- \n"
-
-
-def split_signature(text: str) -> tuple[str, str]:
-    """Split an email's text part into the digest and the signature block after it."""
-    body, _, signature = text.rpartition("\n" + SIGNATURE)
-    return (body, signature) if body else (text, "")
 
 
 LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
@@ -237,12 +230,6 @@ def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
     return entry.commentary
 
 
-def variant_issue(issue: Issue, variant: str) -> Issue:
-    """The issue with each entry's commentary narrowed to the variant's language."""
-    entries = tuple(replace(e, commentary=variant_commentary(e, variant)) for e in issue.entries)
-    return replace(issue, entries=entries)
-
-
 def pub_datetime(day: date, settings: Settings) -> datetime:
     """When an issue counts as published in feeds: midnight of its date, newsletter time."""
     return datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
@@ -306,6 +293,7 @@ class Renderer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base = settings.newsletter.base_url.rstrip("/") + "/"
+        self.title = clean_text(settings.newsletter.title)
         self.env = make_environment(settings.paths.templates)
 
     # -- helpers --
@@ -369,8 +357,8 @@ class Renderer:
                 for p in variant_commentary(entry, variant)
             ),
             tags=tuple(
-                TagView("#" + t, normalize_tag(t), self.tag_url(normalize_tag(t), base))
-                for t in entry.tags
+                TagView("#" + t, key, self.tag_url(key, base))
+                for t, key in zip(entry.tags, entry.tag_keys, strict=True)
             ),
             web_url=f"{base}{self.page_name(day, variant)}#{anchor}",
         )
@@ -384,13 +372,15 @@ class Renderer:
             for n, e in enumerate(issue.entries, start=1)
         ]
 
+    def page_context(self, variant: str) -> dict[str, Any]:
+        """What every page gets: its language, the interface words, the newsletter's title."""
+        lang = self.ui_lang(variant)
+        return {"lang": lang, "ui": UI[lang], "newsletter": self.title}
+
     def context(self, issue: Issue, variant: str, base: str) -> dict[str, Any]:
         """What every issue template gets."""
-        lang = self.ui_lang(variant)
         return {
-            "lang": lang,
-            "ui": UI[lang],
-            "newsletter": self.settings.newsletter.title,
+            **self.page_context(variant),
             "issue_title": issue.title,
             "date_text": self.date_text(issue.date, variant),
             "date_iso": issue.date.isoformat(),
@@ -460,10 +450,11 @@ class Renderer:
         """The text/plain part: the digest format with the variant's commentary, then a
         signature block (after the standard "-- " line) with the web and unsubscribe links,
         so a reader of plain text can leave too."""
-        style: DateStyle = "ko" if self.ui_lang(variant) == "ko" else "en"
-        narrowed = variant_issue(issue, variant)
-        body = write_digest(Digest(issue.date, narrowed.entries, date_style=style))
-        ui = UI[self.ui_lang(variant)]
+        lang = self.ui_lang(variant)
+        style: DateStyle = "ko" if lang == "ko" else "en"
+        entries = tuple(replace(e, commentary=variant_commentary(e, variant)) for e in issue.entries)
+        body = write_digest(Digest(issue.date, entries, date_style=style))
+        ui = UI[lang]
         web = self.base + self.page_name(issue.date, variant)
         return (
             f"{body}\n{SIGNATURE}{ui['view_web']}: {web}\n"
@@ -476,12 +467,14 @@ class Renderer:
 
     # -- web pages and feeds --
 
-    def issue_fragment(self, issue: Issue, variant: str, base: str) -> str:
-        """The issue's entries as an HTML fragment (web page body and feed content)."""
+    def issue_fragment(
+        self, issue: Issue, variant: str, base: str, entries: list[EntryView] | None = None
+    ) -> str:
+        """The issue's entries (or the given views of them) as an HTML fragment: feed content."""
         return self.render(
             "fragment.html",
             **self.context(issue, variant, base),
-            entries=self.entry_views(issue, variant, base),
+            entries=self.entry_views(issue, variant, base) if entries is None else entries,
         )
 
     def issue_pages(self, issue: Issue) -> dict[str, str]:
@@ -536,12 +529,9 @@ class Renderer:
             }
             for i in newest
         ]
-        lang = self.ui_lang(variant)
         return self.render(
             "index.html",
-            lang=lang,
-            ui=UI[lang],
-            newsletter=clean_text(self.settings.newsletter.title),
+            **self.page_context(variant),
             issues=rows,
             feed_url=self.feed_name(variant),
             canonical=self.base + "index.html",
@@ -563,15 +553,8 @@ class Renderer:
                     "categories": issue.tags,
                 }
             )
-        return self.render(
-            "feed.xml",
-            title=clean_text(self.settings.newsletter.title),
-            link=self.base,
-            description=clean_text(self.settings.newsletter.title),
-            lang=self.ui_lang(variant),
-            self_url=self.base + self.feed_name(variant),
-            last_build=items[0]["pub_date"] if items else None,
-            items=items,
+        return self.feed_xml(
+            variant, self.title, self.base, self.title, self.feed_name(variant), items
         )
 
     def tag_page(self, key: str, tagged: Sequence[Tagged]) -> str:
@@ -598,9 +581,7 @@ class Renderer:
             )
         return self.render(
             "tag.html",
-            lang=lang,
-            ui=UI[lang],
-            newsletter=clean_text(self.settings.newsletter.title),
+            **self.page_context(variant),
             tag=key,
             count=len(tagged),
             groups=groups,
@@ -622,20 +603,27 @@ class Renderer:
                     "guid": view.web_url,
                     "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
                     "description": shorten(t.entry.abstract, 300),
-                    "content": self.render(
-                        "fragment.html", **self.context(one, variant, self.base), entries=[view]
-                    ),
+                    "content": self.issue_fragment(one, variant, self.base, [view]),
                     "categories": t.entry.tag_keys,
                 }
             )
-        title = clean_text(self.settings.newsletter.title)
+        return self.feed_xml(
+            variant, f"{self.title} · #{key}", self.tag_url(key, self.base), f"{self.title} #{key}",
+            f"tags/{quote(key)}.xml", items,
+        )
+
+    def feed_xml(
+        self, variant: str, title: str, link: str, description: str, name: str,
+        items: list[dict[str, Any]],
+    ) -> str:
+        """An RSS feed at `name` under the site, its items newest first."""
         return self.render(
             "feed.xml",
-            title=f"{title} · #{key}",
-            link=self.tag_url(key, self.base),
-            description=f"{title} #{key}",
+            title=title,
+            link=link,
+            description=description,
             lang=self.ui_lang(variant),
-            self_url=f"{self.base}tags/{quote(key)}.xml",
+            self_url=self.base + name,
             last_build=items[0]["pub_date"] if items else None,
             items=items,
         )

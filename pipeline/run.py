@@ -163,11 +163,7 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
         rt.echo(f"warning: note skipped: {problem}")
     noted = {arxiv_id: note.entry for arxiv_id, note in shelf.by_id().items()}
     data = digest.read_digest_bytes(path) if path.exists() else None
-    existing = (
-        digest.parse_digest(digest.decode_text(data, path), path) if data is not None else None
-    )
-    if existing is not None and existing.date != day:
-        raise FormatError(f"the draft is dated {existing.date}, expected {day}", path=path, line=1)
+    existing = _parse_draft(data, path, day) if data is not None else None
     with closing(open_store(settings)) as conn:
         row = store.get_issue(conn, day)
         if row is not None and row["state"] == "sent":
@@ -223,10 +219,15 @@ def read_draft(settings: Settings, day: date) -> tuple[Digest, str]:
     if not path.exists():
         raise InputError(f"no draft for {day}: run `digest draft --date {day}` first", path=path)
     data = digest.read_digest_bytes(path)
+    return _parse_draft(data, path, day), hashlib.sha256(data).hexdigest()
+
+
+def _parse_draft(data: bytes, path: Path, day: date) -> Digest:
+    """The draft's bytes parsed; refuses a draft dated another day than its file name."""
     parsed = digest.parse_digest(digest.decode_text(data, path), path)
     if parsed.date != day:
         raise FormatError(f"the draft is dated {parsed.date}, expected {day}", path=path, line=1)
-    return parsed, hashlib.sha256(data).hexdigest()
+    return parsed
 
 
 def merged_issue(

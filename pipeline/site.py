@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 
 from pipeline import store
@@ -18,7 +18,7 @@ from pipeline.config import Settings
 from pipeline.files import write_if_changed
 from pipeline.mail import MessageBuilder, unsubscribe_mailto
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
-from pipeline.render import Renderer
+from pipeline.render import Renderer, pub_datetime
 
 PREVIEW_RECIPIENT = "preview@example.invalid"
 
@@ -79,7 +79,7 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
     """The whole message a subscriber of this variant gets, addressed to a placeholder
     recipient and dated at the issue's midnight so rebuilds are byte-identical."""
     builder = MessageBuilder(settings, day, [variant])
-    when = datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
+    when = pub_datetime(day, settings)
     mailto = unsubscribe_mailto(settings, "preview")
     url = preview_unsubscribe_url(settings)
     return builder.build(variant.variant, PREVIEW_RECIPIENT, url, mailto, when).data

@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.config import Settings, default_settings
 from pipeline.digest import read_digest
 from pipeline.models import Entry, Issue
+from pipeline.render import SIGNATURE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "digest" / "2024-12-05.txt"
@@ -18,6 +19,12 @@ REFERENCE_DAY = date(2024, 12, 5)
 def make_settings(root: Path) -> Settings:
     """Default settings for a newsletter in `root` (bundled templates, example base URL)."""
     return default_settings(root)
+
+
+def split_signature(text: str) -> tuple[str, str]:
+    """Split an email's text part into the digest and the signature block after it."""
+    body, _, signature = text.rpartition("\n" + SIGNATURE)
+    return (body, signature) if body else (text, "")
 
 
 def reference_issue() -> Issue:

@@ -24,7 +24,7 @@ from pipeline.config import Settings
 from pipeline.digest import parse_digest
 from pipeline.errors import ConfigError
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue, Paper
-from pipeline.render import Renderer, linkify, safe_url, split_signature
+from pipeline.render import Renderer, linkify, safe_url
 from tests.render_support import (
     REFERENCE_DAY,
     archive_issue,
@@ -32,6 +32,7 @@ from tests.render_support import (
     hostile_issue,
     make_settings,
     reference_issue,
+    split_signature,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
