@@ -130,6 +130,11 @@ class Settings:
         return (*langs, "all") if len(langs) > 1 else langs
 
     @property
+    def locale_language(self) -> str:
+        """The language part of newsletter.locale ('ko' of 'ko_KR', 'en' of 'en-GB')."""
+        return self.newsletter.locale.split("_")[0].split("-")[0]
+
+    @property
     def db_path(self) -> Path:
         """The SQLite database file."""
         return self.paths.data / "digest.db"

@@ -302,7 +302,7 @@ class Renderer:
         """The interface language of a variant: its own, or the newsletter's for 'all'."""
         if variant in UI:
             return variant
-        lang = self.settings.newsletter.locale.split("_")[0].split("-")[0]
+        lang = self.settings.locale_language
         return lang if lang in UI else "en"
 
     def date_text(self, day: date, variant: str) -> str:

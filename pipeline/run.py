@@ -151,8 +151,8 @@ NOTE_LOOKBACK_DAYS = 7
 
 
 def _date_style(settings: Settings) -> DateStyle:
-    locale = settings.newsletter.locale.split("_")[0].split("-")[0]
-    return "ko" if locale == "ko" else "en" if locale == "en" else "iso"
+    lang = settings.locale_language
+    return "ko" if lang == "ko" else "en" if lang == "en" else "iso"
 
 
 def draft(settings: Settings, day: date, rt: Runtime) -> Path:
