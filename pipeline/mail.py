@@ -273,6 +273,14 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         """A new logged-in connection. A refused login, a missing STARTTLS and an untrusted
         certificate are DeliveryErrors (retrying cannot help); network errors stay OSErrors."""
+        try:
+            return self._log_in()
+        except ssl.SSLCertVerificationError as exc:  # implicit TLS or STARTTLS
+            raise DeliveryError(
+                f"SMTP server {self._where}: TLS certificate not trusted: {exc.verify_message}"
+            ) from exc
+
+    def _log_in(self) -> smtplib.SMTP:
         s = self.smtp
         conn: smtplib.SMTP
         if s.security == "tls":
@@ -301,11 +309,6 @@ class SmtpTransport:
             raise DeliveryError(
                 f"SMTP server {self._where}: {exc} (check smtp.security and smtp.port)"
             ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            conn.close()
-            raise DeliveryError(
-                f"SMTP server {self._where}: TLS certificate not trusted: {exc.verify_message}"
-            ) from exc
         except BaseException:
             conn.close()
             raise
@@ -316,11 +319,6 @@ class SmtpTransport:
         if self._conn is None:
             try:
                 self._conn = self._connect()
-            except ssl.SSLCertVerificationError as exc:
-                raise DeliveryError(
-                    f"SMTP server {self._where}: TLS certificate not trusted: "
-                    f"{exc.verify_message}"
-                ) from exc
             except OSError as exc:  # smtplib's errors are OSErrors too
                 raise DeliveryError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
 
