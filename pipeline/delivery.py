@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from pipeline import store, tokens
 from pipeline.config import Settings
+from pipeline.digest import parse_tags_line
 from pipeline.errors import DeliveryError, InputError, LockedError
 from pipeline.mail import (
     MessageBuilder,
@@ -35,7 +36,7 @@ from pipeline.mail import (
     make_transport,
     unsubscribe_mailto,
 )
-from pipeline.models import TAG_RE, EmailVariant, Subscriber, normalize_tag
+from pipeline.models import EmailVariant, Subscriber, normalize_tag
 from pipeline.runtime import Runtime
 from pipeline.site import preview_unsubscribe_url
 from pipeline.subscribers import normalize_email
@@ -54,13 +55,12 @@ class Summary:
 
 def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
     """The issue's tags, read from the hashtag lines of the plain-text (digest format) parts."""
-    tags: set[str] = set()
-    for variant in variants:
-        for line in variant.text.splitlines():
-            words = line.split()
-            if words and all(TAG_RE.fullmatch(w) for w in words):
-                tags.update(normalize_tag(w) for w in words)
-    return frozenset(tags)
+    return frozenset(
+        normalize_tag(tag)
+        for variant in variants
+        for line in variant.text.splitlines()
+        for tag in parse_tags_line(line) or ()
+    )
 
 
 def wants(sub: Subscriber, tags: frozenset[str]) -> bool:
