@@ -45,7 +45,10 @@ button{font-size:1rem;padding:.5rem 1.2rem}</style></head>
 """
 
 
-def _page(settings: Settings, heading: str, message: str, status: int = 200, **extra: Any) -> Any:
+def _page(
+    settings: Settings, heading: str, message: str, status: int = 200, *,
+    form: str | None = None, action: str = "",
+) -> Any:
     html = render_template_string(
         _PAGE,
         lang=settings.newsletter.locale,
@@ -53,8 +56,8 @@ def _page(settings: Settings, heading: str, message: str, status: int = 200, **e
         heading=heading,
         message=message,
         variants=settings.variants,
-        form=extra.pop("form", None),
-        action=extra.pop("action", ""),
+        form=form,
+        action=action,
     )
     return html, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
 
