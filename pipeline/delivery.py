@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from filelock import FileLock, Timeout
 
-from pipeline import store, tokens
+from pipeline import locks, store, tokens
 from pipeline.config import Settings
 from pipeline.digest import parse_tags_line
-from pipeline.errors import DeliveryError, InputError, LockedError
+from pipeline.errors import DeliveryError, InputError
 from pipeline.mail import (
     MessageBuilder,
     OutboxTransport,
@@ -76,18 +75,13 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
 @contextmanager
 def issue_lock(settings: Settings, day: date) -> Iterator[None]:
     """Hold the send lock of one issue; raise LockedError at once if another send has it."""
-    lock = FileLock(settings.paths.data / f"send-{day.isoformat()}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"another `digest send` of the issue of {day} is running; "
-            "this one sent nothing (wait for it to finish)"
-        ) from None
-    try:
+    with locks.hold_lock(
+        settings.paths.data / f"send-{day.isoformat()}.lock",
+        "another `digest send`",
+        busy=f"another `digest send` of the issue of {day} is running; "
+        "this one sent nothing (wait for it to finish)",
+    ):
         yield
-    finally:
-        lock.release()
 
 
 def _variant_for(sub_language: str | None, names: list[str], settings: Settings) -> str:
