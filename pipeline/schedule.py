@@ -207,21 +207,14 @@ class JobRunner:
                     return "nothing due"
             day = arxiv_calendar.announcement_for(fire)
             log.info("%s run of %s: announcement %s", job, fire.isoformat(), day)
-            interrupted: list[bool] = []
-
-            def should_stop() -> bool:
-                if self.stop.is_set():
-                    interrupted.append(True)
-                return bool(interrupted)
-
             try:
                 outcome = run.daily(
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
-                    should_stop=should_stop,
+                    should_stop=self.stop.is_set,
                 )
                 if job == "send":
                     run.send_late(self.settings, day, self.rt, steps=self.steps,
-                                  should_stop=should_stop)
+                                  should_stop=self.stop.is_set)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
             except Exception as exc:  # the scheduler must outlive a bug in one run
@@ -229,8 +222,9 @@ class JobRunner:
                 outcome = f"crashed: {exc!r}"
             # A stop asked for during the run (between steps, or during one that then failed)
             # leaves it unhandled: the next start catches it up and resumes it. No retry then:
-            # adding a job while the scheduler shuts down deadlocks APScheduler.
-            stopped = bool(interrupted) or self.stop.is_set()
+            # adding a job while the scheduler shuts down deadlocks APScheduler. (`stop` is
+            # only ever set while the scheduler lives, so it tells whether the run was cut.)
+            stopped = self.stop.is_set()
             if not stopped:
                 state[job] = max(fire, state[job]) if job in state else fire
                 save_state(self.state_path, state)
