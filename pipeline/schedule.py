@@ -181,6 +181,7 @@ class JobRunner:
         *,
         steps: run.Steps | None = None,
         stop: threading.Event | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.settings = settings
         self.rt = replace(rt, echo=log.info)
@@ -192,7 +193,7 @@ class JobRunner:
         self._failures: dict[tuple[str, datetime], int] = {}
         # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
         self.retry: Callable[[str, datetime, float], None] | None = None
-        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.retry_delays = retry_delays
 
     def run(self, job: str, fire: datetime | None = None) -> str:
         """Run `job` for its scheduled time `fire` (default: its latest fire time not yet
@@ -279,7 +280,7 @@ def run_scheduler(
     stop = stop if stop is not None else threading.Event()
     lock_path = settings.paths.data / LOCK_FILE
     with locks.hold_lock(lock_path, "another `digest schedule`"):
-        runner = JobRunner(settings, rt, steps=steps, stop=stop)
+        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays)
         if install_signals:
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
                 log.info("%s received: stopping after the current step",
@@ -308,7 +309,6 @@ def run_scheduler(
             )
 
         runner.retry = retry
-        runner.retry_delays = retry_delays
         for job in sorted(JOBS, key=lambda j: plan.get(j, wall_now)):
             kwargs: dict[str, object] = {}
             if job in plan:
