@@ -191,14 +191,14 @@ def create_app(
 
 def _send_confirmation(settings: Settings, rt: Runtime, transport: Transport, sub: Any) -> None:
     """Email the double opt-in link to a pending subscriber."""
-    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, rt.now().date())
+    now = rt.now()
+    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, now.date())
     link = f"{settings.newsletter.base_url.rstrip('/')}/confirm/{token}"
     title = settings.newsletter.title
     text = (
         f"Please confirm that you want to receive {title} at {sub.email}:\n\n{link}\n\n"
         "If you did not ask for it, ignore this email; nothing will be sent to you.\n"
     )
-    now = rt.now()
     mid = message_id(settings, now.date(), sub.email, salt=f"confirm {now.isoformat()}")
     message = simple_message(settings, sub.email, f"Confirm your subscription to {title}",
                              text, now, mid)
