@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from filelock import FileLock, Timeout
 
-from pipeline import store, tokens
+from pipeline import locks, store, tokens
 from pipeline.config import Settings
-from pipeline.errors import DeliveryError, InputError, LockedError
+from pipeline.digest import parse_tags_line
+from pipeline.errors import DeliveryError, InputError
 from pipeline.mail import (
     MessageBuilder,
     OutboxTransport,
@@ -35,7 +35,7 @@ from pipeline.mail import (
     make_transport,
     unsubscribe_mailto,
 )
-from pipeline.models import TAG_RE, EmailVariant, Subscriber, normalize_tag
+from pipeline.models import EmailVariant, Subscriber, normalize_tag
 from pipeline.runtime import Runtime
 from pipeline.site import preview_unsubscribe_url
 from pipeline.subscribers import normalize_email
@@ -54,13 +54,12 @@ class Summary:
 
 def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
     """The issue's tags, read from the hashtag lines of the plain-text (digest format) parts."""
-    tags: set[str] = set()
-    for variant in variants:
-        for line in variant.text.splitlines():
-            words = line.split()
-            if words and all(TAG_RE.fullmatch(w) for w in words):
-                tags.update(normalize_tag(w) for w in words)
-    return frozenset(tags)
+    return frozenset(
+        normalize_tag(tag)
+        for variant in variants
+        for line in variant.text.splitlines()
+        for tag in parse_tags_line(line) or ()
+    )
 
 
 def wants(sub: Subscriber, tags: frozenset[str]) -> bool:
@@ -76,18 +75,13 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
 @contextmanager
 def issue_lock(settings: Settings, day: date) -> Iterator[None]:
     """Hold the send lock of one issue; raise LockedError at once if another send has it."""
-    lock = FileLock(settings.paths.data / f"send-{day.isoformat()}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"another `digest send` of the issue of {day} is running; "
-            "this one sent nothing (wait for it to finish)"
-        ) from None
-    try:
+    with locks.hold_lock(
+        settings.paths.data / f"send-{day.isoformat()}.lock",
+        "another `digest send`",
+        busy=f"another `digest send` of the issue of {day} is running; "
+        "this one sent nothing (wait for it to finish)",
+    ):
         yield
-    finally:
-        lock.release()
 
 
 def _variant_for(sub_language: str | None, names: list[str], settings: Settings) -> str:

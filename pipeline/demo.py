@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline import cli, run
+from pipeline import cli, run, store
 from pipeline.config import Settings, load_config
 from pipeline.errors import DigestError, InputError
 from pipeline.files import write_if_changed
@@ -152,14 +151,10 @@ def run_demo(target: Path, bundle: Path = BUNDLE) -> Summary:
         digest(config, "run", "--date", DEMO_DAY.isoformat())
     settings = load_config(config)
     with closing(run.open_store(settings)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT status, count(*) AS n FROM deliveries WHERE issue_date = ? GROUP BY status",
-            (DEMO_DAY.isoformat(),),
-        ).fetchall()
+        deliveries = store.delivery_counts(conn, DEMO_DAY)
     outbox = settings.paths.outbox / DEMO_DAY.isoformat()
     emails = tuple(sorted(p for p in outbox.glob("*.eml") if not p.name.startswith("preview.")))
-    return Summary(settings, server.count("/rss/"), {r["status"]: r["n"] for r in rows}, emails)
+    return Summary(settings, server.count("/rss/"), deliveries, emails)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address
+from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -91,10 +91,6 @@ def _part_header(content_type: str) -> bytes:
         f'Content-Type: {content_type}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\n"
     ).encode("ascii")
-
-
-def _body_part(content_type: str, text: str) -> bytes:
-    return _part_header(content_type) + _base64_lines(text.encode("utf-8"))
 
 
 class _BodyTemplate:
@@ -208,16 +204,16 @@ def unsubscribe_mailto(settings: Settings, token: str) -> str:
 def simple_message(
     settings: Settings, recipient: str, subject: str, text: str, now: datetime, mid: str
 ) -> Outgoing:
-    """A plain-text message (the subscription confirmation)."""
-    sender = parseaddr(settings.newsletter.from_)[1]
-    data = (
-        _header("From", settings.newsletter.from_)
-        + _header("To", str(Address(addr_spec=recipient)))
-        + _header("Subject", subject)
-        + f"Date: {format_datetime(now)}\r\nMessage-ID: {mid}\r\nMIME-Version: 1.0\r\n".encode()
-        + _body_part("text/plain", text)
-    )
-    return Outgoing(sender, recipient, mid, data)
+    """A plain-text message (the subscription confirmation); off the hot path, so the stdlib
+    builds it whole."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = settings.newsletter.from_
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = mid
+    msg.set_content(text, cte="base64")  # 7-bit safe on servers without 8BITMIME
+    return Outgoing(parseaddr(settings.newsletter.from_)[1], recipient, mid, msg.as_bytes())
 
 
 # --- transports ------------------------------------------------------------------------------
@@ -277,6 +273,14 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         """A new logged-in connection. A refused login, a missing STARTTLS and an untrusted
         certificate are DeliveryErrors (retrying cannot help); network errors stay OSErrors."""
+        try:
+            return self._log_in()
+        except ssl.SSLCertVerificationError as exc:  # implicit TLS or STARTTLS
+            raise DeliveryError(
+                f"SMTP server {self._where}: TLS certificate not trusted: {exc.verify_message}"
+            ) from exc
+
+    def _log_in(self) -> smtplib.SMTP:
         s = self.smtp
         conn: smtplib.SMTP
         if s.security == "tls":
@@ -305,11 +309,6 @@ class SmtpTransport:
             raise DeliveryError(
                 f"SMTP server {self._where}: {exc} (check smtp.security and smtp.port)"
             ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            conn.close()
-            raise DeliveryError(
-                f"SMTP server {self._where}: TLS certificate not trusted: {exc.verify_message}"
-            ) from exc
         except BaseException:
             conn.close()
             raise
@@ -320,11 +319,6 @@ class SmtpTransport:
         if self._conn is None:
             try:
                 self._conn = self._connect()
-            except ssl.SSLCertVerificationError as exc:
-                raise DeliveryError(
-                    f"SMTP server {self._where}: TLS certificate not trusted: "
-                    f"{exc.verify_message}"
-                ) from exc
             except OSError as exc:  # smtplib's errors are OSErrors too
                 raise DeliveryError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
 

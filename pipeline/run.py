@@ -371,7 +371,7 @@ class Steps:
 
 def default_steps() -> Steps:
     """The real stages of this module."""
-    return Steps(collect=collect, draft=draft, build=build, send=lambda s, d, rt: send(s, d, rt))
+    return Steps(collect=collect, draft=draft, build=build, send=send)
 
 
 class StepFailed(DigestError):

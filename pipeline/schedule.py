@@ -181,6 +181,7 @@ class JobRunner:
         *,
         steps: run.Steps | None = None,
         stop: threading.Event | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.settings = settings
         self.rt = replace(rt, echo=log.info)
@@ -192,7 +193,7 @@ class JobRunner:
         self._failures: dict[tuple[str, datetime], int] = {}
         # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
         self.retry: Callable[[str, datetime, float], None] | None = None
-        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.retry_delays = retry_delays
 
     def run(self, job: str, fire: datetime | None = None) -> str:
         """Run `job` for its scheduled time `fire` (default: its latest fire time not yet
@@ -207,21 +208,14 @@ class JobRunner:
                     return "nothing due"
             day = arxiv_calendar.announcement_for(fire)
             log.info("%s run of %s: announcement %s", job, fire.isoformat(), day)
-            interrupted: list[bool] = []
-
-            def should_stop() -> bool:
-                if self.stop.is_set():
-                    interrupted.append(True)
-                return bool(interrupted)
-
             try:
                 outcome = run.daily(
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
-                    should_stop=should_stop,
+                    should_stop=self.stop.is_set,
                 )
                 if job == "send":
                     run.send_late(self.settings, day, self.rt, steps=self.steps,
-                                  should_stop=should_stop)
+                                  should_stop=self.stop.is_set)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
             except Exception as exc:  # the scheduler must outlive a bug in one run
@@ -229,8 +223,9 @@ class JobRunner:
                 outcome = f"crashed: {exc!r}"
             # A stop asked for during the run (between steps, or during one that then failed)
             # leaves it unhandled: the next start catches it up and resumes it. No retry then:
-            # adding a job while the scheduler shuts down deadlocks APScheduler.
-            stopped = bool(interrupted) or self.stop.is_set()
+            # adding a job while the scheduler shuts down deadlocks APScheduler. (`stop` is
+            # only ever set while the scheduler lives, so it tells whether the run was cut.)
+            stopped = self.stop.is_set()
             if not stopped:
                 state[job] = max(fire, state[job]) if job in state else fire
                 save_state(self.state_path, state)
@@ -285,7 +280,7 @@ def run_scheduler(
     stop = stop if stop is not None else threading.Event()
     lock_path = settings.paths.data / LOCK_FILE
     with locks.hold_lock(lock_path, "another `digest schedule`"):
-        runner = JobRunner(settings, rt, steps=steps, stop=stop)
+        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays)
         if install_signals:
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
                 log.info("%s received: stopping after the current step",
@@ -314,7 +309,6 @@ def run_scheduler(
             )
 
         runner.retry = retry
-        runner.retry_delays = retry_delays
         for job in sorted(JOBS, key=lambda j: plan.get(j, wall_now)):
             kwargs: dict[str, object] = {}
             if job in plan:

@@ -45,7 +45,10 @@ button{font-size:1rem;padding:.5rem 1.2rem}</style></head>
 """
 
 
-def _page(settings: Settings, heading: str, message: str, status: int = 200, **extra: Any) -> Any:
+def _page(
+    settings: Settings, heading: str, message: str, status: int = 200, *,
+    form: str | None = None, action: str = "",
+) -> Any:
     html = render_template_string(
         _PAGE,
         lang=settings.newsletter.locale,
@@ -53,8 +56,8 @@ def _page(settings: Settings, heading: str, message: str, status: int = 200, **e
         heading=heading,
         message=message,
         variants=settings.variants,
-        form=extra.pop("form", None),
-        action=extra.pop("action", ""),
+        form=form,
+        action=action,
     )
     return html, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
 
@@ -188,14 +191,14 @@ def create_app(
 
 def _send_confirmation(settings: Settings, rt: Runtime, transport: Transport, sub: Any) -> None:
     """Email the double opt-in link to a pending subscriber."""
-    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, rt.now().date())
+    now = rt.now()
+    token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, now.date())
     link = f"{settings.newsletter.base_url.rstrip('/')}/confirm/{token}"
     title = settings.newsletter.title
     text = (
         f"Please confirm that you want to receive {title} at {sub.email}:\n\n{link}\n\n"
         "If you did not ask for it, ignore this email; nothing will be sent to you.\n"
     )
-    now = rt.now()
     mid = message_id(settings, now.date(), sub.email, salt=f"confirm {now.isoformat()}")
     message = simple_message(settings, sub.email, f"Confirm your subscription to {title}",
                              text, now, mid)

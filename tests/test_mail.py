@@ -201,11 +201,13 @@ def test_smtp_wrong_password_and_unreachable_server(
         transport.open()
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_smtp_untrusted_certificate_is_a_clear_error(
-    cert: tuple[Path, Path], clock: FakeClock
+    cert: tuple[Path, Path], clock: FakeClock, security: str
 ) -> None:
-    with smtp_server(*cert) as (_sink, port):
-        settings = SmtpSettings(host="127.0.0.1", port=port, security="starttls", username=USER)
+    with smtp_server(*cert, security=security) as (_sink, port):
+        settings = SmtpSettings(host="127.0.0.1", port=port, security=security, username=USER)
         rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
         transport = SmtpTransport(settings, PASSWORD, rt, 10.0,
                                   context=ssl.create_default_context())
