@@ -26,6 +26,7 @@ from pipeline.config import Settings
 from pipeline.digest import parse_tags_line
 from pipeline.errors import DeliveryError, InputError
 from pipeline.mail import (
+    PREVIEW_TOKEN,
     MessageBuilder,
     OutboxTransport,
     Outgoing,
@@ -34,10 +35,10 @@ from pipeline.mail import (
     Transport,
     make_transport,
     unsubscribe_mailto,
+    unsubscribe_url,
 )
 from pipeline.models import EmailVariant, Subscriber, normalize_tag
 from pipeline.runtime import Runtime
-from pipeline.site import preview_unsubscribe_url
 from pipeline.subscribers import normalize_email
 
 
@@ -65,11 +66,6 @@ def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
 def wants(sub: Subscriber, tags: frozenset[str]) -> bool:
     """Whether a subscriber gets an issue with these tags (no tags chosen = everything)."""
     return not sub.tags or any(normalize_tag(t) in tags for t in sub.tags)
-
-
-def unsubscribe_url(settings: Settings, token: str) -> str:
-    """The one-click unsubscribe URL served by `digest serve`."""
-    return f"{settings.newsletter.base_url.rstrip('/')}/unsubscribe/{token}"
 
 
 @contextmanager
@@ -226,7 +222,8 @@ def send_preview(
     sub = store.get_subscriber(conn, addr)
     names = [v.variant for v in variants]
     variant = _variant_for(sub.language if sub else None, names, settings)
-    token, url = "preview", preview_unsubscribe_url(settings)  # a link that does nothing
+    token = PREVIEW_TOKEN
+    url = unsubscribe_url(settings, token)  # a link that does nothing
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
         url = unsubscribe_url(settings, token)

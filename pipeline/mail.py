@@ -195,6 +195,15 @@ class MessageBuilder:
         return Outgoing(self.sender, recipient, mid, data)
 
 
+# The token of previews and test copies: its link and mailto name nobody.
+PREVIEW_TOKEN = "preview"
+
+
+def unsubscribe_url(settings: Settings, token: str) -> str:
+    """The one-click unsubscribe URL served by `digest serve`."""
+    return f"{settings.newsletter.base_url.rstrip('/')}/unsubscribe/{token}"
+
+
 def unsubscribe_mailto(settings: Settings, token: str) -> str:
     """The mailto: half of List-Unsubscribe; the token in the subject names the reader."""
     subject = quote(f"unsubscribe {token}")

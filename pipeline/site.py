@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
-from pipeline.mail import MessageBuilder, unsubscribe_mailto
+from pipeline.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
 from pipeline.render import Renderer, pub_datetime
 
@@ -72,7 +72,7 @@ def rebuild_site(
 
 def preview_unsubscribe_url(settings: Settings) -> str:
     """What the unsubscribe placeholder becomes in a preview (a link that does nothing)."""
-    return settings.newsletter.base_url.rstrip("/") + "/unsubscribe/preview"
+    return unsubscribe_url(settings, PREVIEW_TOKEN)
 
 
 def preview_message(settings: Settings, day: date, variant: EmailVariant) -> bytes:
@@ -80,7 +80,7 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
     recipient and dated at the issue's midnight so rebuilds are byte-identical."""
     builder = MessageBuilder(settings, day, [variant])
     when = pub_datetime(day, settings)
-    mailto = unsubscribe_mailto(settings, "preview")
+    mailto = unsubscribe_mailto(settings, PREVIEW_TOKEN)
     url = preview_unsubscribe_url(settings)
     return builder.build(variant.variant, PREVIEW_RECIPIENT, url, mailto, when).data
 
