@@ -38,24 +38,28 @@ class Outgoing:
     data: bytes
 
 
-class RecipientRejected(DeliveryError):
-    """The server refused this one message for good (a 5xx reply); the send goes on."""
+class RecipientError(DeliveryError):
+    """The server's last word on one message; the send goes on with the others."""
+
+    verb = "answered"
 
     def __init__(self, recipient: str, code: int, reply: str) -> None:
-        super().__init__(f"{recipient}: refused by the server: {code} {reply}")
+        super().__init__(f"{recipient}: {self.verb} by the server: {code} {reply}")
         self.recipient = recipient
         self.code = code
         self.reply = f"{code} {reply}"
 
 
-class RecipientDeferred(DeliveryError):
+class RecipientRejected(RecipientError):
+    """The server refused this one message for good (a 5xx reply)."""
+
+    verb = "refused"
+
+
+class RecipientDeferred(RecipientError):
     """The server kept answering 4xx for this message after every retry."""
 
-    def __init__(self, recipient: str, code: int, reply: str) -> None:
-        super().__init__(f"{recipient}: deferred by the server: {code} {reply}")
-        self.recipient = recipient
-        self.code = code
-        self.reply = f"{code} {reply}"
+    verb = "deferred"
 
 
 class Transport(Protocol):
