@@ -78,14 +78,18 @@ MAX_FINDINGS_SHOWN = 50
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed entries as JSON.")
+@click.option("--flowed", is_flag=True,
+              help="The file is format=flowed text (an email's text part, site/issues/D.txt): "
+              "join its wrapped lines first.")
 @pass_ctx
-def check(ctx: Context, file: Path, as_json: bool) -> None:
+def check(ctx: Context, file: Path, as_json: bool, flowed: bool) -> None:
     """Validate a digest, draft or note file (notes: *.md) and lint what it would publish."""
     from pipeline import digest, lint, notes, store
     from pipeline.models import Digest
 
     is_note = file.suffix.lower() in notes.NOTE_SUFFIXES
-    parsed = Digest(None, (notes.read_note(file),)) if is_note else digest.read_digest(file)
+    parsed = (Digest(None, (notes.read_note(file),)) if is_note
+              else digest.read_digest(file, flowed=flowed))
     settings = ctx.settings if ctx.config.exists() else None
     stored: set[str] | None = None
     waiting: list[lint.Finding] = []

@@ -25,6 +25,7 @@ from pipeline import locks, store, tokens
 from pipeline.config import Settings
 from pipeline.digest import parse_tags_line
 from pipeline.errors import DeliveryError, InputError
+from pipeline.flowed import unflow
 from pipeline.mail import (
     PREVIEW_TOKEN,
     MessageBuilder,
@@ -54,11 +55,12 @@ class Summary:
 
 
 def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
-    """The issue's tags, read from the hashtag lines of the plain-text (digest format) parts."""
+    """The issue's tags, read from the hashtag lines of the plain-text (digest format) parts
+    (joined back from their format=flowed lines first)."""
     return frozenset(
         normalize_tag(tag)
         for variant in variants
-        for line in variant.text.splitlines()
+        for line in unflow(variant.text).splitlines()
         for tag in parse_tags_line(line) or ()
     )
 

@@ -330,6 +330,8 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
         built = store.save_built_issue(conn, day, draft_sha, variants)
     sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
     rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")
+    if note := render.layout_note(variants):  # the size guard switched to compact: say so
+        rt.echo(note)
     rt.echo(f"site: {settings.paths.site / 'index.html'} ({len(changed)} files changed)")
     for path in previews[::2]:
         rt.echo(f"preview: {path}")

@@ -28,6 +28,7 @@ def main() -> None:
             renderer.env.get_template("email.html").render(
                 **ctx, subject="s", preheader="p", compact=False, rest=0, unsubscribe_url="u",
                 entries=renderer.entry_views(issue, variant, renderer.base),
+                toc_entries=renderer.entry_views(issue, variant, renderer.base, 0),
             )
 
         def bare_page() -> None:
