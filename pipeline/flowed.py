@@ -20,6 +20,8 @@ _CHUNK_RE = re.compile(r"[^ ]+ *| +")  # a word and the spaces after it (delsp=n
 def columns(text: str) -> int:
     """How wide text shows in a fixed-width font: Hangul and other wide characters take two
     columns (so a Korean line fits the same terminal as an English one)."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -37,15 +39,17 @@ def flow_line(line: str, width: int = WIDTH) -> list[str]:
     if not line:
         return [line]
     out: list[str] = []
-    current = ""
+    current, used = "", 0  # the line so far and its columns
     for chunk in _CHUNK_RE.findall(line):
+        cols = columns(chunk)
         # the chunk's own trailing space counts: it ends the line when the next one breaks
-        if current and columns(current) + columns(chunk) > width:
+        if current and used + cols > width:
             out.append(current)
-            current = ""
+            current, used = "", 0
         if not current and _needs_stuffing(chunk):
-            chunk = " " + chunk
+            chunk, cols = " " + chunk, cols + 1
         current += chunk
+        used += cols
     out.append(current)
     return out
 
