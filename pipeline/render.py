@@ -33,7 +33,7 @@ from pipeline.arxiv_calendar import ANNOUNCE_TIME, EASTERN, announced_at, is_ann
 from pipeline.config import Settings
 from pipeline.digest import write_digest
 from pipeline.errors import ConfigError
-from pipeline.flowed import SIGNATURE_SEPARATOR, flow
+from pipeline.flowed import SIGNATURE_SEPARATOR, WIDTH, flow
 from pipeline.models import (
     UNSUBSCRIBE_PLACEHOLDER,
     DateStyle,
@@ -535,7 +535,11 @@ class Renderer:
         Unflowed, it reads back (`digest check --flowed`) to the same entries."""
         lines = [self.text_body(issue, variant), SIGNATURE.rstrip("\n")]
         lines += self.text_signature(issue, variant, unsubscribe)
-        return flow("\n".join(lines)) + "\n"
+        # The reader's unsubscribe URL is longer than its placeholder: wrap as if the
+        # placeholder were too long for any line, so the URL gets a line of its own.
+        wide = UNSUBSCRIBE_PLACEHOLDER.ljust(WIDTH + 1, "_")
+        text = flow("\n".join(lines).replace(UNSUBSCRIBE_PLACEHOLDER, wide))
+        return text.replace(wide, UNSUBSCRIBE_PLACEHOLDER) + "\n"
 
     def emails(self, issue: Issue) -> list[EmailVariant]:
         """Every configured variant of the issue's email."""

@@ -21,6 +21,11 @@ SUBJECT_VARIABLES: dict[str, str] = {
     "count": "how many papers the issue has",
 }
 
+SAMPLE_VALUES: dict[str, str | int] = {
+    "name": "ML Papers Digest", "date": "2024년 12월 5일", "date_iso": "2024-12-05",
+    "first_title": "Free Process Rewards without Process Labels", "count": 10,
+}
+
 _ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 
@@ -36,4 +41,11 @@ def compile_subject(source: str) -> Template:
             f"unknown variable {unknown[0]!r} in the subject template "
             f"(expected some of: {', '.join(SUBJECT_VARIABLES)})"
         )
-    return _ENV.from_string(source)
+    template = _ENV.from_string(source)
+    # A trial run, so what fails only when rendered (the sandbox refusing an attribute, an
+    # {% include %} with nothing to include, a division by zero) fails now, not at a send.
+    try:
+        template.render(**SAMPLE_VALUES)
+    except Exception as exc:  # anything a user's template can raise
+        raise ValueError(f"the subject template fails: {exc}") from exc
+    return template

@@ -158,6 +158,8 @@ def test_text_part_wraps_as_format_flowed(emails: dict) -> None:
     assert sum(line.endswith(" ") for line in lines) > 100  # soft breaks in the long paragraphs
     assert max(len(line) for line in unflow(text).split("\n")) > 1000  # that unflow joins
     assert "\n-- \n" in text  # the signature separator stays a hard break
+    # the reader's unsubscribe URL (longer than its placeholder) gets a line of its own
+    assert text.endswith(f"\n수신 거부: \n{UNSUBSCRIBE_PLACEHOLDER}\n")
     # every paragraph's last line is a hard break: tags lines and titles end without a space
     assert all(not line.endswith(" ") for line in lines if line.startswith("#"))
 
