@@ -43,7 +43,8 @@ def flow_line(line: str, width: int = WIDTH) -> list[str]:
     for chunk in _CHUNK_RE.findall(line):
         cols = columns(chunk)
         # the chunk's own trailing space counts: it ends the line when the next one breaks
-        if current and used + cols > width:
+        # never leave "-- " alone on a line: it would read as the signature separator
+        if current and current != SIGNATURE_SEPARATOR and used + cols > width:
             out.append(current)
             current, used = "", 0
         if not current and _needs_stuffing(chunk):

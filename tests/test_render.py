@@ -26,7 +26,7 @@ from pipeline.cli import main
 from pipeline.config import Settings, load_config
 from pipeline.digest import parse_date_line, parse_digest
 from pipeline.errors import ConfigError
-from pipeline.flowed import columns, flow, unflow
+from pipeline.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
 from pipeline.render import (
     Renderer,
@@ -171,6 +171,10 @@ def test_flow_round_trips_and_stuffs() -> None:
     assert unflow(flowed) == text
     long_url = "https://example.org/" + "x" * 100
     assert flow(f"see {long_url} and more") == f"see \n{long_url} \nand more"
+    # a wrapped "-- " alone on a line would read as the signature separator
+    dashed = "x " * 38 + "-- " + long_url
+    assert SIGNATURE_SEPARATOR not in flow(dashed).split("\n")
+    assert unflow(flow(dashed)) == dashed
     # Hangul takes two columns: 11 words of 7 columns fill a 78-column line
     assert flow(("한국어 " * 30).strip()).split("\n")[0] == "한국어 " * 11
 def test_email_carries_everything_of_the_reference(emails: dict) -> None:
