@@ -42,13 +42,18 @@ def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
     """Archive the issue and update site/: its pages, its neighbours' (their prev/next links),
-    the newest index pages, the feeds, its tags' newest pages and the tags page."""
+    the newest index pages, the feeds, its tags' newest pages and the tags page; and every
+    page once when the templates, the program or the settings changed since the last time."""
     r = renderer or Renderer(settings)
     # Store, then render from the store inside one transaction: a broken template rolls the
     # archive back and writes nothing.
     with store.transaction(conn):
         files = archive.publish_files(r, conn, issue)
-    return write_files(settings.paths.site, files)
+        stale = store.site_fingerprint(conn) != r.fingerprint
+    changed = write_files(settings.paths.site, files)
+    if stale:  # templates, program or settings changed since the site was last rendered whole
+        changed += rebuild_site(settings, conn, r)
+    return changed
 
 
 def rebuild_site(
@@ -60,6 +65,8 @@ def rebuild_site(
     changed = []
     for files in archive.all_files(r, conn):
         changed += write_files(settings.paths.site, files)
+    with store.transaction(conn):
+        store.set_site_fingerprint(conn, r.fingerprint)
     return changed
 
 

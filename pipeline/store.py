@@ -145,6 +145,11 @@ MIGRATIONS: tuple[str, ...] = (
         html          TEXT NOT NULL,
         PRIMARY KEY (date, number, variant)
     );
+
+    CREATE TABLE site_state (               -- facts about site/ as last rendered in full
+        name          TEXT PRIMARY KEY,      -- 'fingerprint': of templates, code and settings
+        value         TEXT NOT NULL
+    );
     """,
 )
 
@@ -585,6 +590,20 @@ class RenderCache:
             " html = excluded.html",
             (day.isoformat(), number, variant, digest, html),
         )
+
+
+def site_fingerprint(conn: sqlite3.Connection) -> str | None:
+    """The render fingerprint site/ was last rendered in full with, if any."""
+    row = conn.execute("SELECT value FROM site_state WHERE name = 'fingerprint'").fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def set_site_fingerprint(conn: sqlite3.Connection, fingerprint: str) -> None:
+    """Record that site/ was rendered in full with this fingerprint."""
+    conn.execute(
+        "INSERT INTO site_state (name, value) VALUES ('fingerprint', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (fingerprint,),
+    )
 
 
 def clear_renders(conn: sqlite3.Connection) -> None:

@@ -46,6 +46,7 @@ def warm_feed_items(r: Renderer, conn: sqlite3.Connection) -> None:
             archive.feed_files(r, conn)
             for key, total in store.tag_counts(conn).items():
                 archive.tag_feed(r, conn, key, total)
+            store.set_site_fingerprint(conn, r.fingerprint)  # as if built with these templates
     finally:
         r.fragments = None
 

@@ -397,7 +397,8 @@ def test_the_item_cache_holds_about_what_the_feeds_show(tmp_path: Path) -> None:
     publish(settings, issues)
     with closing(store.connect(settings.db_path)) as conn:
         rows = conn.execute("SELECT number = 0, COUNT(*) FROM render_cache GROUP BY 1")
-        whole_issues, papers = ({bool(r[0]): r[1] for r in rows}[k] for k in (True, False))
+        counts = {bool(r[0]): r[1] for r in rows}
+    whole_issues, papers = counts[True], counts[False]
     # The 3 issues of feed.xml; the papers of the two tag feeds (35 papers each, all shown).
     assert (whole_issues, papers) == (3, 70)
     publish(settings, [small_issue(k) for k in range(70, 140)])
@@ -405,3 +406,35 @@ def test_the_item_cache_holds_about_what_the_feeds_show(tmp_path: Path) -> None:
         cached = conn.execute("SELECT COUNT(*) FROM render_cache WHERE number > 0").fetchone()[0]
         tagged = sum(min(50, n) for n in store.tag_counts(conn).values())
     assert cached <= tagged + 10  # a paper in several tag feeds is cached once
+
+
+def test_a_template_change_renders_every_page_once(tmp_path: Path) -> None:
+    """Full pages are never rewritten by a build, so a changed template (or program, or
+    setting) makes the next build render the whole site once; the one after is O(1) again."""
+    settings = newsletter(tmp_path)
+    publish(settings, [small_issue(k) for k in range(12)])
+    settings.paths.templates.mkdir(parents=True)
+    page_template = (Path(__file__).parent.parent / "templates/_page.html").read_text()
+    (settings.paths.templates / "_page.html").write_text(
+        page_template.replace('<div class="page">', '<div class="page" data-look="new">'))
+    [changed] = publish(settings, [small_issue(12)])
+    root = settings.paths.site
+    html = [n for n in snapshot(root) if n.endswith(".html")]
+    assert set(html) <= changed and len(html) >= 13 * 3 + 3 * 3 + 10
+    assert all(b'data-look="new"' in (root / n).read_bytes() for n in html)
+    [changed] = publish(settings, [small_issue(13)])
+    assert len(changed) < 30 and "archive/page-1.html" not in changed
+
+
+def test_a_tag_named_index_does_not_replace_the_tags_page(tmp_path: Path) -> None:
+    settings = newsletter(tmp_path)
+    issue = small_issue(0)
+    publish(settings, [replace(issue, entries=(replace(issue.entries[0], tags=("Index",)),))])
+    root = settings.paths.site
+    tags = page(root, "tags/index.html")
+    [row] = tags.find_class("tag-row")
+    target, _ = resolve(root, "tags/index.html", row.find_class("tag")[0].get("href"))
+    assert target == "tags/index_.html" and (root / "tags/index_.xml").is_file()
+    assert page(root, target).find(".//h1").text_content() == "#index"
+    hrefs = [a.get("href") for a in page(root, "issues/2024-01-01.html").find_class("tag")]
+    assert hrefs == ["../tags/index_.html"]
