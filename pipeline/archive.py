@@ -52,17 +52,26 @@ def changed_pages(
     return render, range(last_full + 1, old_total // size + 1)
 
 
-def publish_files(r: Renderer, conn: sqlite3.Connection, issue: Issue) -> Files:
-    """Store the issue in the archive and return the site files it changes (path -> text,
-    None = delete). Call it inside a transaction: a render error then stores nothing."""
-    r.fragments = store.RenderCache(conn)
+def planned_files(r: Renderer, conn: sqlite3.Connection, issue: Issue) -> Files:
+    """The site files that publishing `issue` changes, as they will be (path -> text, None =
+    delete). The store is left as it was: the issue is archived in a transaction that is
+    rolled back once the pages are rendered (store.save_archived_issue archives it for
+    good); only the feed items it rendered are kept, for later builds."""
+    cache = store.RenderCache(conn)
+    r.fragments = cache
     try:
-        return _publish_files(r, conn, issue)
+        with store.rolled_back(conn):
+            files = _publish_files(r, conn, issue, cache)
     finally:
         r.fragments = None
+    with store.transaction(conn):
+        cache.flush()
+    return files
 
 
-def _publish_files(r: Renderer, conn: sqlite3.Connection, issue: Issue) -> Files:
+def _publish_files(
+    r: Renderer, conn: sqlite3.Connection, issue: Issue, cache: store.RenderCache
+) -> Files:
     day = issue.date
     is_new = not store.is_archived(conn, day)
     old_tags = store.tag_counts(conn, day)
@@ -82,10 +91,11 @@ def _publish_files(r: Renderer, conn: sqlite3.Connection, issue: Issue) -> Files
     for number in render:
         files.update(index_files(r, conn, full_page(number, r.page_size)))
     files.update(index_files(r, conn, newest_page(store.archive_count(conn), r.page_size)))
-    files.update(feed_files(r, conn))
+    files.update(feed_files(r, conn, cache))
 
     for key in sorted(set(old_tags) | set(new_tags)):
-        files.update(_tag_files(r, conn, key, day, old_tags.get(key, 0), new_tags.get(key, 0)))
+        old_n, new_n = old_tags.get(key, 0), new_tags.get(key, 0)
+        files.update(_tag_files(r, conn, key, day, old_n, new_n, cache))
     files["tags/index.html"] = r.tags_page(store.tag_counts(conn))
     return files
 
@@ -96,9 +106,13 @@ def all_files(r: Renderer, conn: sqlite3.Connection) -> Iterator[Files]:
     items are dropped and rendered again."""
     with store.transaction(conn):
         store.clear_renders(conn)
-    r.fragments = store.RenderCache(conn)
+    cache = store.RenderCache(conn)
+    r.fragments = cache
     try:
-        yield from _all_files(r, conn)
+        for files in _all_files(r, conn):
+            with store.transaction(conn):
+                cache.flush()
+            yield files
     finally:
         r.fragments = None
 
@@ -151,12 +165,14 @@ def index_files(r: Renderer, conn: sqlite3.Connection, page: Page) -> Files:
     }
 
 
-def feed_files(r: Renderer, conn: sqlite3.Connection) -> Files:
+def feed_files(
+    r: Renderer, conn: sqlite3.Connection, cache: store.RenderCache | None = None
+) -> Files:
     """feed.xml and feed.<lang>.xml: the newest issues."""
     newest = [clean_issue(i) for i in
               store.newest_archived_issues(conn, r.settings.newsletter.feed_items)]
-    if newest:  # the items of older issues are in no feed any more
-        store.forget_renders(conn, issues_before=newest[-1].date)
+    if newest and cache is not None:  # the items of older issues are in no feed any more
+        cache.forget_issues_before(newest[-1].date)
     return {r.feed_name(v): r.feed(newest, v) for v in r.settings.variants}
 
 
@@ -182,7 +198,8 @@ def tag_feed(r: Renderer, conn: sqlite3.Connection, key: str, total: int) -> str
 
 
 def _tag_files(
-    r: Renderer, conn: sqlite3.Connection, key: str, day: date, old_n: int, new_n: int
+    r: Renderer, conn: sqlite3.Connection, key: str, day: date, old_n: int, new_n: int,
+    cache: store.RenderCache,
 ) -> Files:
     """A tag's files after one issue's entries with it went from old_n to new_n."""
     total = store.tag_count(conn, key)
@@ -198,11 +215,13 @@ def _tag_files(
         files[r.tag_page_name(key, number)] = tag_page(r, conn, key, full_page(number, size))
     files[r.tag_page_name(key, None)] = tag_page(r, conn, key, newest_page(total, size))
     files[r.tag_feed_name(key)] = tag_feed(r, conn, key, total)
-    _forget_dropped_items(conn, key, old_total, total)
+    _forget_dropped_items(conn, cache, key, old_total, total)
     return files
 
 
-def _forget_dropped_items(conn: sqlite3.Connection, key: str, old_total: int, total: int) -> None:
+def _forget_dropped_items(
+    conn: sqlite3.Connection, cache: store.RenderCache, key: str, old_total: int, total: int
+) -> None:
     """Drop the cached feed items of the papers that just left this tag's feed and are in
     no other tag's feed either, so the cache holds about what the feeds show."""
     start, old_start = max(0, total - TAG_FEED_ITEMS), max(0, old_total - TAG_FEED_ITEMS)
@@ -214,4 +233,4 @@ def _forget_dropped_items(conn: sqlite3.Connection, key: str, old_total: int, to
         if not any(store.among_newest_tagged(conn, t, day, number, TAG_FEED_ITEMS)
                    for t in store.entry_tags(conn, day, number))
     ]
-    store.forget_renders(conn, entries=dropped)
+    cache.forget_entries(dropped)

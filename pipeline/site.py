@@ -38,20 +38,27 @@ def write_files(root: Path, files: Mapping[str, str | None]) -> list[Path]:
     return changed
 
 
+def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
+    """The files of site/ that publishing `issue` changes, as they will be: its pages, its
+    neighbours' (their prev/next links), the newest index pages, the feeds, its tags' pages,
+    the tags page (None = a file to delete). Stores nothing but rendered feed items."""
+    return archive.planned_files(r, conn, issue)
+
+
 def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Archive the issue and update site/: its pages, its neighbours' (their prev/next links),
-    the newest index pages, the feeds, its tags' newest pages and the tags page; and every
-    page once when the templates, the program or the settings changed since the last time."""
+    """Archive the issue and update site/ (see issue_files); and every page once when the
+    templates, the program or the settings changed since the last time."""
     r = renderer or Renderer(settings)
-    # Store, then render from the store inside one transaction: a broken template rolls the
-    # archive back and writes nothing.
-    with store.transaction(conn):
-        files = archive.publish_files(r, conn, issue)
-        stale = store.site_fingerprint(conn) != r.fingerprint
+    # Render everything before storing anything: a broken template changes nothing. The
+    # archive row is stored after the files: killed in between, the next publish redoes it.
+    files = issue_files(conn, issue, r)
     changed = write_files(settings.paths.site, files)
-    if stale:  # templates, program or settings changed since the site was last rendered whole
+    with store.transaction(conn):
+        store.save_archived_issue(conn, issue)
+        stale = store.site_fingerprint(conn) != r.fingerprint
+    if stale:  # full pages are never rewritten by a build: render them all, once
         changed += rebuild_site(settings, conn, r)
     return changed
 

@@ -198,6 +198,16 @@ def _statements(script: str) -> Iterator[str]:
 
 
 @contextmanager
+def rolled_back(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … ROLLBACK: changes made to see their effect, then undone."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+
+
+@contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
     conn.execute("BEGIN IMMEDIATE")
@@ -545,7 +555,9 @@ def _index_archived(conn: sqlite3.Connection, issue: Issue) -> None:
     day = issue.date.isoformat()
     conn.execute("DELETE FROM archive_tags WHERE date = ?", (day,))
     conn.execute("DELETE FROM archive_entries WHERE date = ?", (day,))
-    conn.execute("DELETE FROM render_cache WHERE date = ?", (day,))
+    # Cached items are checked by digest; only those of entries it no longer has go.
+    conn.execute("DELETE FROM render_cache WHERE date = ? AND number > ?",
+                 (day, len(issue.entries)))
     for row, e in zip(archived_entries(issue), issue.entries, strict=True):
         conn.execute(
             "INSERT INTO archive_entries (date, number, title, arxiv_id, tags, entry)"
@@ -569,13 +581,22 @@ def _index_every_archived(conn: sqlite3.Connection) -> None:
 
 
 class RenderCache:
-    """render.FragmentCache in the store: feed items rendered once, reused by later builds."""
+    """render.FragmentCache in the store: feed items rendered once, reused by later builds.
+
+    What a build renders and drops is buffered and written by `flush`, so a build that only
+    plans its files (and rolls its transaction back) still keeps them."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.puts: dict[tuple[str, int, str], tuple[str, str]] = {}
+        self.issues_before: date | None = None
+        self.dropped: set[tuple[str, int]] = set()
 
     def get(self, day: date, number: int, variant: str, digest: str) -> str | None:
         """The HTML kept for this place, if rendered from the same inputs."""
+        pending = self.puts.get((day.isoformat(), number, variant))
+        if pending is not None and pending[0] == digest:
+            return pending[1]
         row = self.conn.execute(
             "SELECT html FROM render_cache WHERE date = ? AND number = ? AND variant = ?"
             " AND digest = ?", (day.isoformat(), number, variant, digest),
@@ -584,12 +605,31 @@ class RenderCache:
 
     def put(self, day: date, number: int, variant: str, digest: str, html: str) -> None:
         """Keep the HTML rendered for this place (replacing a stale one)."""
-        self.conn.execute(
+        self.puts[(day.isoformat(), number, variant)] = (digest, html)
+
+    def forget_issues_before(self, day: date) -> None:
+        """Drop the whole-issue items of issues older than `day` (no feed shows them)."""
+        self.issues_before = day
+
+    def forget_entries(self, places: Iterable[tuple[date, int]]) -> None:
+        """Drop these entries' items (no tag feed shows them any more)."""
+        self.dropped.update((d.isoformat(), n) for d, n in places)
+
+    def flush(self) -> None:
+        """Write what was rendered and dropped since the last flush (inside a transaction)."""
+        if self.issues_before is not None:
+            self.conn.execute("DELETE FROM render_cache WHERE number = 0 AND date < ?",
+                              (self.issues_before.isoformat(),))
+        self.conn.executemany("DELETE FROM render_cache WHERE date = ? AND number = ?",
+                              sorted(self.dropped))
+        self.conn.executemany(
             "INSERT INTO render_cache (date, number, variant, digest, html) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (date, number, variant) DO UPDATE SET digest = excluded.digest,"
             " html = excluded.html",
-            (day.isoformat(), number, variant, digest, html),
+            [(*place, *value) for place, value in self.puts.items()
+             if place[:2] not in self.dropped],
         )
+        self.puts, self.issues_before, self.dropped = {}, None, set()
 
 
 def site_fingerprint(conn: sqlite3.Connection) -> str | None:
@@ -609,19 +649,6 @@ def set_site_fingerprint(conn: sqlite3.Connection, fingerprint: str) -> None:
 def clear_renders(conn: sqlite3.Connection) -> None:
     """Drop every cached feed item."""
     conn.execute("DELETE FROM render_cache")
-
-
-def forget_renders(
-    conn: sqlite3.Connection, *, issues_before: date | None = None,
-    entries: Iterable[tuple[date, int]] = (),
-) -> None:
-    """Drop cached whole-issue items older than `issues_before` and these entries' items
-    (what no feed shows any more)."""
-    if issues_before is not None:
-        conn.execute("DELETE FROM render_cache WHERE number = 0 AND date < ?",
-                     (issues_before.isoformat(),))
-    conn.executemany("DELETE FROM render_cache WHERE date = ? AND number = ?",
-                     [(d.isoformat(), n) for d, n in entries])
 
 
 def among_newest_tagged(conn: sqlite3.Connection, tag: str, day: date, number: int, n: int) -> bool:
