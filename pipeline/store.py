@@ -25,6 +25,42 @@ from pipeline.models import (
 )
 from pipeline.text import title_key
 
+# What archive pages need, so a build never loads every archived issue (issue #15); the
+# archived issues are indexed by _index_every_archived right after it.
+_ARCHIVE_INDEX = """
+    ALTER TABLE archive ADD COLUMN title TEXT NOT NULL DEFAULT '';  -- the issue's title
+    CREATE TABLE archive_entries (          -- one row per entry of an archived issue
+        date          TEXT NOT NULL REFERENCES archive(date),
+        number        INTEGER NOT NULL,      -- its place in the issue, from 1
+        title         TEXT NOT NULL,
+        arxiv_id      TEXT,
+        tags          TEXT NOT NULL,         -- JSON list of normalised tags, in order
+        entry         TEXT NOT NULL,         -- JSON of the Entry (see issue_json)
+        PRIMARY KEY (date, number)
+    );
+
+    CREATE TABLE archive_tags (             -- which archived entries carry a tag
+        tag           TEXT NOT NULL,         -- normalised (models.normalize_tag)
+        date          TEXT NOT NULL,
+        number        INTEGER NOT NULL,
+        PRIMARY KEY (tag, date, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE render_cache (             -- feed items of archived issues, reused by builds
+        date          TEXT NOT NULL,
+        number        INTEGER NOT NULL,      -- the entry's place, 0 = the whole issue
+        variant       TEXT NOT NULL,
+        digest        TEXT NOT NULL,         -- of the templates, code, settings and content
+        html          TEXT NOT NULL,
+        PRIMARY KEY (date, number, variant)
+    );
+
+    CREATE TABLE site_state (               -- facts about site/ as last rendered in full
+        name          TEXT PRIMARY KEY,      -- 'fingerprint': of templates, code and settings
+        value         TEXT NOT NULL
+    );
+    """
+
 # Each migration moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -117,40 +153,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (date, entry_key)
     );
     """,
-    # v2: what archive pages need, so a build never loads every archived issue (issue #15).
-    """
-    ALTER TABLE archive ADD COLUMN title TEXT NOT NULL DEFAULT '';  -- the issue's title
-    CREATE TABLE archive_entries (          -- one row per entry of an archived issue
-        date          TEXT NOT NULL REFERENCES archive(date),
-        number        INTEGER NOT NULL,      -- its place in the issue, from 1
-        title         TEXT NOT NULL,
-        arxiv_id      TEXT,
-        tags          TEXT NOT NULL,         -- JSON list of normalised tags, in order
-        entry         TEXT NOT NULL,         -- JSON of the Entry (see issue_json)
-        PRIMARY KEY (date, number)
-    );
-
-    CREATE TABLE archive_tags (             -- which archived entries carry a tag
-        tag           TEXT NOT NULL,         -- normalised (models.normalize_tag)
-        date          TEXT NOT NULL,
-        number        INTEGER NOT NULL,
-        PRIMARY KEY (tag, date, number)
-    ) WITHOUT ROWID;
-
-    CREATE TABLE render_cache (             -- feed items of archived issues, reused by builds
-        date          TEXT NOT NULL,
-        number        INTEGER NOT NULL,      -- the entry's place, 0 = the whole issue
-        variant       TEXT NOT NULL,
-        digest        TEXT NOT NULL,         -- of the templates, code, settings and content
-        html          TEXT NOT NULL,
-        PRIMARY KEY (date, number, variant)
-    );
-
-    CREATE TABLE site_state (               -- facts about site/ as last rendered in full
-        name          TEXT PRIMARY KEY,      -- 'fingerprint': of templates, code and settings
-        value         TEXT NOT NULL
-    );
-    """,
+    _ARCHIVE_INDEX,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -183,7 +186,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         with transaction(conn):
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
-            if (fill := _MIGRATION_DATA.get(version + 1)) is not None:
+            if (fill := _MIGRATION_DATA.get(MIGRATIONS[version])) is not None:
                 fill(conn)
             conn.execute(f"PRAGMA user_version = {version + 1}")
 
@@ -676,8 +679,11 @@ def tagged_places(
     return [(date.fromisoformat(r[0]), int(r[1])) for r in rows]
 
 
-# Python steps run right after a migration's SQL, in its transaction: schema version -> step.
-_MIGRATION_DATA: dict[int, Callable[[sqlite3.Connection], None]] = {2: _index_every_archived}
+# Python steps run right after a migration's SQL, in its transaction (by migration, so the
+# order of the migrations can change before they ship).
+_MIGRATION_DATA: dict[str, Callable[[sqlite3.Connection], None]] = {
+    _ARCHIVE_INDEX: _index_every_archived,
+}
 
 
 def load_archived_issues(conn: sqlite3.Connection) -> list[Issue]:
