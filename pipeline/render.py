@@ -767,8 +767,8 @@ class Renderer:
         `number` of its issue; taken from `self.fragments` when rendered by an earlier build."""
         digest = ""
         if self.fragments is not None:
-            what = (self.fingerprint, variant, number, issue.date, issue.title, issue.entries,
-                    issue.more_papers)
+            # Every field of the issue (a field added later counts too), bar the merge's notes.
+            what = (self.fingerprint, variant, number, replace(issue, unresolved=()))
             digest = hashlib.sha256(repr(what).encode("utf-8")).hexdigest()
             hit = self.fragments.get(issue.date, number, variant, digest)
             if hit is not None:
