@@ -60,11 +60,11 @@ def planned_files(r: Renderer, conn: sqlite3.Connection, issue: Issue) -> Files:
     cache = store.RenderCache(conn)
     r.fragments = cache
     try:
-        with store.rolled_back(conn):
+        with store.rolled_back(conn, "archive_plan"):
             files = _publish_files(r, conn, issue, cache)
     finally:
         r.fragments = None
-    with store.transaction(conn):
+    with store.savepoint(conn, "archive_items"):  # in the caller's transaction, if any
         cache.flush()
     return files
 

@@ -201,13 +201,28 @@ def _statements(script: str) -> Iterator[str]:
 
 
 @contextmanager
-def rolled_back(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … ROLLBACK: changes made to see their effect, then undone."""
-    conn.execute("BEGIN IMMEDIATE")
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[sqlite3.Connection]:
+    """A transaction that nests: inside the caller's, or on its own (released on success,
+    rolled back on any exception)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+@contextmanager
+def rolled_back(conn: sqlite3.Connection, name: str) -> Iterator[sqlite3.Connection]:
+    """Changes made to see their effect, then undone (a savepoint, so it nests too)."""
+    conn.execute(f"SAVEPOINT {name}")
     try:
         yield conn
     finally:
-        conn.execute("ROLLBACK")
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
 
 
 @contextmanager

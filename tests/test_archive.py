@@ -438,3 +438,21 @@ def test_a_tag_named_index_does_not_replace_the_tags_page(tmp_path: Path) -> Non
     assert page(root, target).find(".//h1").text_content() == "#index"
     hrefs = [a.get("href") for a in page(root, "issues/2024-01-01.html").find_class("tag")]
     assert hrefs == ["../tags/index_.html"]
+
+
+def test_planning_a_publish_inside_a_transaction_stores_nothing_of_the_issue(
+    tmp_path: Path,
+) -> None:
+    """site.issue_files gives the files as they will be, in the caller's transaction or not,
+    and leaves the archive as it was (a preview, or a publish that writes first)."""
+    settings = newsletter(tmp_path)
+    publish(settings, [small_issue(k) for k in range(3)])
+    renderer = Renderer(settings, page_size=SIZE)
+    with closing(store.connect(settings.db_path)) as conn:
+        with store.transaction(conn):
+            files = site.issue_files(conn, small_issue(3), renderer)
+        assert store.archive_count(conn) == 3 and not store.is_archived(conn, small_issue(3).date)
+        assert store.tag_count(conn, "reward-model") == 3
+    assert "issues/2024-01-04.html" in files and "issues/2024-01-03.html" in files
+    assert "Free Process Rewards" in (files["index.html"] or "")
+    assert "2024-01-04" in (files["index.html"] or "")
