@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import run
+from pipeline import run, store
 from pipeline.mail import MessageBuilder, unsubscribe_mailto
 from tests.deliver_support import (
     DAY,
@@ -171,6 +171,31 @@ def main() -> None:
             relay(root, port, cert, one.data)
 
 
+def ledger_rate(root: Path, count: int, threads: int = CONNECTIONS) -> float:
+    """Readers per second the SQLite ledger alone records (claim, then finish as sent), with
+    `threads` writers each on its own connection, as the sending connections do: the
+    ceiling of a send however fast the relay."""
+    settings = newsletter(root, port=25)
+    build_issue(settings)
+    ids = [s.id for s in add_subscribers(settings, count)]
+
+    def work(share: list[int | None]) -> None:
+        conn = store.connect(settings.db_path)
+        for sid in share:
+            assert sid is not None
+            store.claim_delivery(conn, DAY, sid, f"<{sid}@example.org>")
+            store.finish_delivery(conn, DAY, sid, "sent", None)
+        conn.close()
+
+    workers = [threading.Thread(target=work, args=(ids[n::threads],)) for n in range(threads)]
+    start = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return count / (time.perf_counter() - start)
+
+
 def relay(root: Path, port: int, cert: Path, data: bytes) -> None:
     """The relay figures: digest over CONNECTIONS connections against a bare loop over as
     many, and against digest over one connection."""
@@ -185,6 +210,9 @@ def relay(root: Path, port: int, cert: Path, data: bytes) -> None:
     print(f"digest send, one connection ({ONE_CONNECTION_COUNT:,} subscribers): {single:,.0f} msg/s")
     print(f"ratio to the bare loop over {n} connections: {ours / bare:.2f} (aim >= 0.80)")
     print(f"speed-up of {n} connections over one: x{ours / single:.2f} (aim >= 3.5)")
+    ledger = ledger_rate(root / "ledger", COUNT)
+    print(f"the SQLite ledger alone ({n} writer threads, claim + finish per reader): "
+          f"{ledger:,.0f} readers/s ({ledger * 86400 / 1e6:.0f} million a day)")
 
 
 if __name__ == "__main__":
