@@ -7,9 +7,13 @@ sleep returns at once would serialise them and prove nothing about concurrency).
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -168,6 +172,69 @@ def test_fewer_readers_than_connections_opens_only_what_it_needs(
     add_subscribers(settings, 2)
     run.send(settings, DAY, quiet_runtime())
     assert sink.sessions == 2 and sink.count == 2
+
+
+@contextmanager
+def capped_relay(port: int, allowed: int) -> Iterator[int]:
+    """A relay in front of the sink that takes `allowed` connections at a time and answers
+    any more with `421 Too many connections` in its greeting, as relays with a per-client
+    cap do; yields its port. The accepted connections are piped through to the sink."""
+    lock = threading.Lock()
+    open_now = [0]
+
+    class Pipe(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with lock:
+                refused = open_now[0] >= allowed
+                open_now[0] += 0 if refused else 1
+            if refused:
+                self.request.sendall(b"421 4.7.0 Too many connections from your host\r\n")
+                return
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as upstream:
+                    def pump(src: socket.socket, dst: socket.socket) -> None:
+                        with contextlib.suppress(OSError):  # either side may close first
+                            while data := src.recv(65536):
+                                dst.sendall(data)
+                            dst.shutdown(socket.SHUT_WR)
+
+                    back = threading.Thread(target=pump, args=(upstream, self.request))
+                    back.start()
+                    pump(self.request, upstream)
+                    back.join()
+            except OSError:
+                pass
+            finally:
+                with lock:
+                    open_now[0] -= 1
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Pipe)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_relay_capping_connections_gets_a_warning_and_fewer_connections(
+    tmp_path: Path, server: tuple[Sink, int]
+) -> None:
+    sink, port = server
+    with capped_relay(port, allowed=2) as relay_port:
+        settings = newsletter(tmp_path, port=relay_port, rate=0, connections=4)
+        build_issue(settings)
+        subs = add_subscribers(settings, 20)
+        lines: list[str] = []
+        run.send(settings, DAY, quiet_runtime(echo=lines.append))
+    assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
+    assert len(sink.per_session) == 2
+    assert lines[0].startswith("warning: sending over 2 of 4 connections: cannot connect to "
+                               f"SMTP server 127.0.0.1:{relay_port}")
+    assert "421" in lines[0] and "Too many connections" in lines[0]
+    assert lines[-1] == f"issue {DAY}: sent 20, failed 0, skipped 0"
 
 
 @pytest.mark.parametrize(("value", "message"), [
