@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 from premailer import Premailer
 
 from pipeline.arxiv_calendar import ANNOUNCE_TIME, EASTERN, announced_at, is_announcement_day
+from pipeline.bundle import bundled
 from pipeline.config import Settings
 from pipeline.digest import write_digest
 from pipeline.errors import ConfigError
@@ -48,7 +49,7 @@ from pipeline.models import (
 )
 from pipeline.subject import SUBJECT_WIDTH, compile_subject
 
-BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+BUNDLED_TEMPLATES = bundled("templates")
 
 MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6
