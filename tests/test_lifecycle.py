@@ -452,6 +452,13 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     assert "#pretrainig #zzz #world-model not in the config's [tags]" in err
     assert "did you mean #pretraining?" in err and "did you mean #world-models?" in err
     assert "#zzz?" not in err
+    # build warns of the likely typo only: a tag far from every configured one may be new
+    other = day_entries()[1].rsplit("#", 1)[0] + "#brand-new-topic\n"
+    write_draft(settings, DAY, [blocks[0], other])
+    lines: list[str] = []
+    run.build(settings, DAY, at(BUILT_AT, lines))
+    said = "\n".join(lines)
+    assert "did you mean #pretraining?" in said and "brand-new-topic" not in said
 
 
 # --- digest status ----------------------------------------------------------------------------
