@@ -305,10 +305,10 @@ def approve(
         with store.transaction(conn):
             store.approve_issue(conn, day, record.built_hash, approved_state)
         rt.echo(f"approved the issue of {day} ({record.built_hash[:12]})")
-        publish(conn, settings, day, rt)
+        published = publish(conn, settings, day, rt)
     if record.sent:
-        rt.echo(f"the correction is published; the issue was already sent ({record.sent_at}), "
-                "so no email goes out again")
+        rt.echo(("the correction is published; " if published else "site/ already shows it; ")
+                + f"the issue was already sent ({record.sent_at}), so no email goes out again")
     else:
         rt.echo(f"next: `digest send --date {day}` (or the scheduled send)")
 
