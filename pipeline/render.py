@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -105,6 +105,7 @@ UI: dict[str, dict[str, str]] = {
         "index_intro": "지금까지 나온 {n}개 호",
         "issue_of": "{date} 호",
         "no_link": "링크 없음",
+        "corrected": "{date}에 수정됨",
     },
     "en": {
         "papers": "{n} papers in this issue",
@@ -138,6 +139,7 @@ UI: dict[str, dict[str, str]] = {
         "index_intro": "{n} issues so far",
         "issue_of": "Issue of {date}",
         "no_link": "no link",
+        "corrected": "Corrected {date}",
     },
 }
 
@@ -281,6 +283,13 @@ def pub_datetime(day: date, settings: Settings) -> datetime:
         return announced_at(day).astimezone(settings.tzinfo)
     evening = datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN)
     return evening.astimezone(settings.tzinfo)
+
+
+def item_datetime(issue: Issue, settings: Settings) -> datetime:
+    """A feed item's date: its correction when corrected (so readers show it as updated)."""
+    if issue.corrected is not None:
+        return issue.corrected.astimezone(settings.tzinfo).replace(microsecond=0)
+    return pub_datetime(issue.date, settings)
 
 
 def rfc822(moment: datetime) -> str:
@@ -548,7 +557,15 @@ class Renderer:
             "web_url": self.base + self.page_name(issue.date, variant),
             "archive_url": base + self.index_name(variant, None),
             "feed_url": base + self.feed_name(variant),
+            "corrected_text": self.corrected_text(issue, variant),
         }
+
+    def corrected_text(self, issue: Issue, variant: str) -> str | None:
+        """The "corrected <date>" line of a corrected issue (None when never corrected)."""
+        if issue.corrected is None:
+            return None
+        day = issue.corrected.astimezone(self.settings.tzinfo).date()
+        return UI[self.ui_lang(variant)]["corrected"].format(date=self.date_text(day, variant))
 
     def site_context(self, variant: str, base: str, canonical: str) -> dict[str, Any]:
         """What every web page gets beyond page_context: links under the relative `base`."""
@@ -826,7 +843,7 @@ class Renderer:
                     "title": self.subject(issue, variant),
                     "link": url,
                     "guid": url,
-                    "pub_date": rfc822(pub_datetime(issue.date, self.settings)),
+                    "pub_date": rfc822(item_datetime(issue, self.settings)),
                     "description": self.preheader(issue, variant),
                     "content": self.feed_content(issue, variant),
                     "categories": issue.tags,
@@ -914,7 +931,7 @@ class Renderer:
                     "title": t.entry.title,
                     "link": safe_url(t.entry.link) or web_url,
                     "guid": web_url,
-                    "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
+                    "pub_date": rfc822(item_datetime(t.issue, self.settings)),
                     "description": summary,
                     "content": self.feed_content(one, variant, t.number),
                     "categories": t.entry.tag_keys,
@@ -937,7 +954,9 @@ class Renderer:
             description=description,
             lang=self.ui_lang(variant),
             self_url=self.base + name,
-            last_build=items[0]["pub_date"] if items else None,
+            # A corrected item is re-dated: the newest date is not always the first item's.
+            last_build=max((i["pub_date"] for i in items), key=parsedate_to_datetime)
+            if items else None,
             items=items,
         )
 

@@ -1,19 +1,22 @@
-"""Thin disk adapter for rendering: site/ (incremental, atomic) and the email previews.
+"""Thin disk adapter for rendering: where and when site/ and the previews are written.
 
 What the archive and the feeds need about past issues lives in the store (the `archive`
-tables), so a build renders only the pages `pipeline.archive` lists for the new issue; every
-file goes through `write_if_changed`, so a rebuild from the same inputs leaves every byte
-(and mtime) as it was.
+tables, published issues only), so publishing renders only the pages `pipeline.archive`
+lists for the issue. `digest build` writes those files, as they will be, into the private
+preview `outbox/D/site/` (the live site with them applied); only publishing (`digest
+approve`, or the send in auto mode) puts them in site/, in one atomic swap
+(pipeline.versioned). An unchanged file keeps its bytes and mtime, so a rebuild from the
+same inputs changes nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
-from pipeline import archive, store
+from pipeline import archive, store, versioned
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
 from pipeline.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
@@ -21,21 +24,6 @@ from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
 from pipeline.render import Renderer, pub_datetime
 
 PREVIEW_RECIPIENT = "preview@example.invalid"
-
-
-def write_files(root: Path, files: Mapping[str, str | None]) -> list[Path]:
-    """Write each file under root (atomically, only when changed; None deletes it);
-    returns the paths that changed."""
-    changed = []
-    for name, text in sorted(files.items()):
-        path = root / name
-        if text is None:
-            if path.exists():
-                path.unlink()
-                changed.append(path)
-        elif write_if_changed(path, text):
-            changed.append(path)
-    return changed
 
 
 def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
@@ -48,33 +36,68 @@ def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str
 def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Archive the issue and update site/ (see issue_files); and every page once when the
-    templates, the program or the settings changed since the last time."""
+    """Archive the issue and publish site/ with it (see issue_files) in one atomic swap; and
+    every page in that same swap when the templates, the program or the settings changed
+    since the last time. Returns the paths that changed. (Callers decide WHEN: see
+    pipeline.lifecycle.)"""
     r = renderer or Renderer(settings)
     # Render everything before storing anything: a broken template changes nothing. The
-    # archive row is stored after the files: killed in between, the next publish redoes it.
+    # archive row is stored after the swap: killed in between, the next publish redoes it.
     files = issue_files(conn, issue, r)
-    changed = write_files(settings.paths.site, files)
+    if store.site_fingerprint(conn) == r.fingerprint:
+        changed = versioned.publish(settings.paths.site, files.items())
+        with store.transaction(conn):
+            store.save_archived_issue(conn, issue)
+        return [settings.paths.site / name for name in changed]
+    # Full pages are never rewritten by a publish: render them all, once. The whole site is
+    # rendered from the archive, so the issue is archived first; killed before the swap, the
+    # fingerprint is still stale and the next publish renders everything again.
     with store.transaction(conn):
         store.save_archived_issue(conn, issue)
-        stale = store.site_fingerprint(conn) != r.fingerprint
-    if stale:  # full pages are never rewritten by a build: render them all, once
-        changed += rebuild_site(settings, conn, r)
-    return changed
+    return rebuild_site(settings, conn, r, also=files)
+
+
+def preview_site_root(settings: Settings, day: date) -> Path:
+    """outbox/D/site/: the site as publishing the built issue of D would make it."""
+    return settings.paths.outbox / day.isoformat() / "site"
+
+
+def preview_site(
+    settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
+) -> tuple[Path, list[str]]:
+    """Write the private preview of site/ with `issue` published (site/ is not touched);
+    returns its root and the names that publishing would change in site/."""
+    r = renderer or Renderer(settings)
+    root = preview_site_root(settings, issue.date)
+    changed = versioned.publish(
+        root, issue_files(conn, issue, r).items(),
+        base=versioned.current(settings.paths.site), keep=0,
+    )
+    return root, changed
 
 
 def rebuild_site(
-    settings: Settings, conn: sqlite3.Connection, renderer: Renderer | None = None
+    settings: Settings,
+    conn: sqlite3.Connection,
+    renderer: Renderer | None = None,
+    *,
+    also: Mapping[str, str | None] | None = None,
 ) -> list[Path]:
     """Render every archived issue, index page and tag page again (after a template
-    change), a few pages at a time so memory stays flat however long the archive."""
+    change), a few pages at a time so memory stays flat however long the archive, and
+    publish them (with `also`: a publish's own files, deletions included) in one atomic
+    swap."""
     r = renderer or Renderer(settings)
-    changed = []
-    for files in archive.all_files(r, conn):
-        changed += write_files(settings.paths.site, files)
+
+    def files() -> Iterator[tuple[str, str | None]]:
+        for group in archive.all_files(r, conn):
+            yield from group.items()
+        yield from (also or {}).items()  # after: a page rendered twice keeps the first
+
+    changed = versioned.publish(settings.paths.site, files())
     with store.transaction(conn):
         store.set_site_fingerprint(conn, r.fingerprint)
-    return changed
+    return [settings.paths.site / name for name in changed]
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:
@@ -95,6 +118,8 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
 def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:
     """outbox/D/preview.<variant>.html and .eml; returns every preview path."""
     folder = settings.paths.outbox / day.isoformat()
+    for stale in folder.glob(".preview.*.tmp"):  # a build killed mid-write left it
+        stale.unlink(missing_ok=True)
     paths = []
     for v in variants:
         html_path = folder / f"preview.{v.variant}.html"

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.cli import main
 
-COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "run", "schedule",
+COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "status", "run", "schedule",
             "serve", "subscribers")
 
 
