@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request
 from markupsafe import Markup, escape
+from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline import digest, lint, merge, notes, render, run, site, store, tags
 from pipeline.config import Settings
@@ -575,7 +576,7 @@ def create_app(
     app.jinja_env.autoescape = True  # every template, whatever its name
     variants = settings.variants
 
-    def page(template: str, code: int = 200, **ctx: Any) -> Response:
+    def page(template: str, code: int = 200, **ctx: Any) -> AnyResponse:
         sess = studio.session()
         messages = []
         if sess is not None:
@@ -587,7 +588,7 @@ def create_app(
         )
         return Response(html, code, content_type="text/html; charset=utf-8")
 
-    def forbidden(reason: str) -> Response:
+    def forbidden(reason: str) -> AnyResponse:
         return page("message.html", 403, heading="Forbidden", text=reason, session=False)
 
     def flash(level: str, text: str) -> None:
@@ -600,7 +601,7 @@ def create_app(
         return request.headers.get("X-Requested-With") == "studio"
 
     @app.before_request
-    def guard() -> Response | None:
+    def guard() -> AnyResponse | None:
         if studio.allowed_hosts is not None:
             host = urlsplit("//" + request.host).hostname or ""
             if host not in studio.allowed_hosts:  # a DNS-rebinding page on another name
@@ -622,7 +623,7 @@ def create_app(
         return None
 
     @app.after_request
-    def headers(resp: Response) -> Response:
+    def headers(resp: Response) -> AnyResponse:
         preview = request.endpoint == "preview"
         resp.headers["Content-Security-Policy"] = PREVIEW_CSP if preview else PAGE_CSP
         resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -631,14 +632,14 @@ def create_app(
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
-    def login_response() -> Response:
+    def login_response() -> AnyResponse:
         resp = redirect("/", 303)
         resp.set_cookie(studio.cookie, studio.new_session(), httponly=True, samesite="Strict",
                         secure=request.scheme == "https", path="/")
         return resp
 
     @app.route("/login", methods=["GET", "POST"])
-    def login() -> Response:
+    def login() -> AnyResponse:
         if request.method == "POST":
             given = request.form.get("password", "")
             if studio.password and hmac.compare_digest(given.encode(),
@@ -656,7 +657,7 @@ def create_app(
         return forbidden("open the studio with the link `digest studio` printed")
 
     @app.get("/static/<name>")
-    def static_file(name: str) -> Response:
+    def static_file(name: str) -> AnyResponse:
         if name not in STATIC_FILES:
             abort(404)
         return Response((TEMPLATES / name).read_bytes(), content_type=STATIC_FILES[name])
@@ -684,7 +685,7 @@ def create_app(
                 for i, fs in found.items()}
 
     @app.get("/")
-    def day_view() -> Response:
+    def day_view() -> AnyResponse:
         variant = request.args.get("variant", variants[-1])
         part = request.args.get("part", "html")
         if variant not in variants or part not in ("html", "txt"):
@@ -708,7 +709,7 @@ def create_app(
         )
 
     @app.get("/candidates")
-    def candidates() -> Response:
+    def candidates() -> AnyResponse:
         tag = request.args.get("tag", "")
         query = request.args.get("q", "")
         loaded = load_draft(settings, day)
@@ -720,7 +721,7 @@ def create_app(
                     tag_options=[t.name for t in settings.tags], total=len(found))
 
     @app.get("/preview/<variant>.<part>")
-    def preview(variant: str, part: str) -> Response:
+    def preview(variant: str, part: str) -> AnyResponse:
         if variant not in variants or part not in ("html", "txt"):
             abort(404)
         loaded = load_draft(settings, day)
@@ -738,13 +739,13 @@ def create_app(
                         content_type="text/html; charset=utf-8")
 
     @app.get("/conflict/<cid>")
-    def conflict_page(cid: str) -> Response:
+    def conflict_page(cid: str) -> AnyResponse:
         found = studio.conflicts.get(cid)
         if found is None:
             abort(404)
         return conflict_response(found, 200)
 
-    def conflict_response(found: Conflict, status: int) -> Response:
+    def conflict_response(found: Conflict, status: int) -> AnyResponse:
         diff = "\n".join(difflib.unified_diff(
             found.disk.splitlines(), found.mine.splitlines(), "on disk", "your edit",
             lineterm="", n=1))
@@ -769,7 +770,22 @@ def create_app(
             abort(400)
         return i
 
-    def apply(change: Callable[[Loaded], tuple[Digest, str]], anchor: str = "") -> Response:
+    def json_reply(code: int, **data: Any) -> AnyResponse:
+        resp = jsonify(**data)
+        resp.status_code = code
+        return resp
+
+    def conflict_reply(disk: bytes, mine: str) -> AnyResponse:
+        """409: the conflict page (or, for a fetch, where it is); nothing was written."""
+        found = Conflict(disk.decode("utf-8", "replace"), mine)
+        cid = secrets.token_urlsafe(8)
+        with studio.lock:
+            studio.conflicts[cid] = found
+        if wants_json():
+            return json_reply(409, conflict=f"/conflict/{cid}")
+        return conflict_response(found, 409)
+
+    def apply(change: Callable[[Loaded], tuple[Digest, str]], anchor: str = "") -> AnyResponse:
         """Run one change of the draft against the version the form was loaded from."""
         expect = request.form.get("sha", "")
         mine = ""
@@ -779,18 +795,11 @@ def create_app(
             mine = digest.write_digest(new)
             sha = save_draft(settings, day, expect, new)
         except DraftConflict as exc:
-            disk = exc.disk.decode("utf-8", "replace")
-            found = Conflict(disk, exc.mine or mine or "(your change: "
-                             f"{request.path} on the version you loaded)")
-            cid = secrets.token_urlsafe(8)
-            with studio.lock:
-                studio.conflicts[cid] = found
-            if wants_json():
-                return jsonify(conflict=f"/conflict/{cid}"), 409  # type: ignore[return-value]
-            return conflict_response(found, 409)
+            return conflict_reply(exc.disk, exc.mine or mine or "(your change: "
+                                  f"{request.path} on the version you loaded)")
         except DigestError as exc:
             if wants_json():
-                return jsonify(error=exc.message), 422  # type: ignore[return-value]
+                return json_reply(422, error=exc.message)
             flash("error", exc.message)
             return redirect("/" + anchor, 303)
         if wants_json():
@@ -801,11 +810,12 @@ def create_app(
         return redirect("/" + anchor, 303)
 
     @app.post("/entry/save")
-    def save_entry() -> Response:
+    def save_entry() -> AnyResponse:
         ko = request.form.get("ko", "")
         en = request.form.get("en", "")
         tags_text = request.form.get("tags", "")
         expect = request.form.get("sha", "")
+        i = -1
         try:
             loaded = current(expect)
             i = index_of(loaded)
@@ -813,20 +823,12 @@ def create_app(
             new = edit_entry(loaded.digest, i, ko, en, tags_text)
             sha = save_draft(settings, day, expect, new)
         except DraftConflict as exc:
-            disk = exc.disk.decode("utf-8", "replace")
-            mine = exc.mine or f"Korean:\n{ko}\n\nEnglish:\n{en}\n\nTags: {tags_text}"
-            found = Conflict(disk, mine)
-            cid = secrets.token_urlsafe(8)
-            with studio.lock:
-                studio.conflicts[cid] = found
-            if wants_json():
-                return jsonify(conflict=f"/conflict/{cid}"), 409  # type: ignore[return-value]
-            return conflict_response(found, 409)
+            return conflict_reply(exc.disk, exc.mine or f"Korean:\n{ko}\n\nEnglish:\n{en}"
+                                  f"\n\nTags: {tags_text}")
         except DigestError as exc:
             if wants_json():
-                return jsonify(error=f"not saved: {exc.message}"), 422  # type: ignore[return-value]
-            return refused_page(int(request.form.get("i", "0") or 0), ko, en, tags_text,
-                                f"not saved: {exc.message}")
+                return json_reply(422, error=f"not saved: {exc.message}")
+            return refused_page(i, ko, en, tags_text, f"not saved: {exc.message}")
         reloaded = load_draft(settings, day)
         with studio.db() as conn:
             found_lint = lint_by_entry(conn, reloaded)
@@ -837,7 +839,7 @@ def create_app(
         flash("ok", f"saved: {reloaded.entries[i].title}")
         return redirect(f"/#e{i}", 303)
 
-    def refused_page(i: int, ko: str, en: str, tags_text: str, reason: str) -> Response:
+    def refused_page(i: int, ko: str, en: str, tags_text: str, reason: str) -> AnyResponse:
         """The day view again with the refused text still in its boxes (JavaScript off)."""
         loaded = load_draft(settings, day)
         with studio.db() as conn:
@@ -858,7 +860,7 @@ def create_app(
         )
 
     @app.post("/entry/move")
-    def move() -> Response:
+    def move() -> AnyResponse:
         delta = -1 if request.form.get("dir") == "up" else 1
 
         def change(loaded: Loaded) -> tuple[Digest, str]:
@@ -868,7 +870,7 @@ def create_app(
         return apply(change)
 
     @app.post("/entry/remove")
-    def remove() -> Response:
+    def remove() -> AnyResponse:
         def change(loaded: Loaded) -> tuple[Digest, str]:
             assert loaded.digest is not None
             i = index_of(loaded)
@@ -879,7 +881,7 @@ def create_app(
         return apply(change)
 
     @app.post("/undo")
-    def undo() -> Response:
+    def undo() -> AnyResponse:
         def change(loaded: Loaded) -> tuple[Digest, str]:
             assert loaded.digest is not None
             with studio.lock:
@@ -895,7 +897,7 @@ def create_app(
         return apply(change)
 
     @app.post("/add")
-    def add() -> Response:
+    def add() -> AnyResponse:
         arxiv_id = request.form.get("arxiv_id", "")
 
         def change(loaded: Loaded) -> tuple[Digest, str]:
@@ -916,7 +918,7 @@ def create_app(
 
     # -- the issue's lifecycle --
 
-    def action(run_it: Callable[[Runtime], None], done: str) -> Response:
+    def action(run_it: Callable[[Runtime], None], done: str) -> AnyResponse:
         rt_, said = studio.capture()
         try:
             run_it(rt_)
@@ -930,7 +932,7 @@ def create_app(
         flash("ok", done)
         return redirect("/#actions", 303)
 
-    def check_sha() -> Response | None:
+    def check_sha() -> AnyResponse | None:
         """Actions act on the draft the curator saw: a changed file is a conflict."""
         loaded = load_draft(settings, day)
         if loaded.sha != request.form.get("sha", ""):
@@ -940,16 +942,16 @@ def create_app(
         return None
 
     @app.post("/build")
-    def build_action() -> Response:
+    def build_action() -> AnyResponse:
         return check_sha() or action(lambda r: build(settings, day, r), "built")
 
     @app.post("/approve")
-    def approve_action() -> Response:
+    def approve_action() -> AnyResponse:
         allow = request.form.get("allow_uncommented") == "1"
         return check_sha() or action(lambda r: approve(settings, day, r, allow), "approved")
 
     @app.post("/test-copy")
-    def test_copy_action() -> Response:
+    def test_copy_action() -> AnyResponse:
         variant = request.form.get("variant", "")
         if variant not in variants:
             abort(400)
@@ -959,11 +961,11 @@ def create_app(
         )
 
     @app.post("/draft")
-    def draft_action() -> Response:
+    def draft_action() -> AnyResponse:
         return action(lambda r: draft(settings, day, r), "drafted")
 
     @app.post("/logout")
-    def logout() -> Response:
+    def logout() -> AnyResponse:
         sid = request.cookies.get(studio.cookie, "")
         with studio.lock:
             studio.sessions.pop(sid, None)
@@ -990,7 +992,7 @@ def serve_studio(
                          key="--host")
     app = create_app(settings, day, rt, password=password, to=to,
                      allowed_hosts=LOOPBACK_NAMES if loopback else None)
-    server = create_server(app, host=host, port=port, threads=4)
+    server: Any = create_server(app, host=host, port=port, threads=4)
     token = app.config["STUDIO"].token
     shown = "127.0.0.1" if loopback else host
     url = f"http://{shown}:{server.effective_port}/login?token={token}"
