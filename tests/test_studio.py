@@ -383,3 +383,17 @@ def test_draft_text_refuses_what_would_not_read_back() -> None:
         studio.draft_text(no_abstract)
     text = studio.draft_text(d)
     assert studio._comparable(parse_digest(text)) == studio._comparable(d)
+
+
+def test_the_studio_command_refuses_another_host_without_a_password_in_one_line(
+    day: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline import cli
+
+    monkeypatch.delenv(studio.PASSWORD_ENV, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--config", str(day.root / "config" / "digest.toml"), "studio",
+                  "--date", DAY.isoformat(), "--host", "0.0.0.0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "DIGEST_STUDIO_PASSWORD" in err[0]
