@@ -59,6 +59,8 @@ TEMPLATES = render.BUNDLED_TEMPLATES / "studio"
 STATIC_FILES = {"studio.css": "text/css", "studio.js": "text/javascript"}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 PREVIEW_CACHE = 16  # rendered (sha, variant) pairs kept; a save makes a new sha
+KEPT_CONFLICTS = 20  # refused saves whose page can still be opened
+WRONG_PASSWORD_PAUSE = 1.0  # seconds: guessing the password over the network stays slow
 
 # The studio's own pages: scripts and styles from itself only, never framed.
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -504,7 +506,7 @@ class Studio:
         self.sessions: dict[str, Session] = {}
         self.previewer = Previewer(settings)
         self.removed: tuple[Entry, int] | None = None  # the last removal, for undo
-        self.conflicts: dict[str, Conflict] = {}
+        self.conflicts: OrderedDict[str, Conflict] = OrderedDict()
         self.lock = threading.Lock()
 
     def use_token(self, given: str) -> bool:
@@ -589,7 +591,7 @@ def create_app(
         return Response(html, code, content_type="text/html; charset=utf-8")
 
     def forbidden(reason: str) -> AnyResponse:
-        return page("message.html", 403, heading="Forbidden", text=reason, session=False)
+        return page("message.html", 403, heading="Forbidden", text=reason, show_nav=False)
 
     def flash(level: str, text: str) -> None:
         sess = studio.session()
@@ -645,7 +647,8 @@ def create_app(
             if studio.password and hmac.compare_digest(given.encode(),
                                                        studio.password.encode()):
                 return login_response()
-            return page("login.html", 403, failed=True, session=False)
+            studio.rt.sleep(WRONG_PASSWORD_PAUSE)
+            return page("login.html", 403, failed=True, show_nav=False)
         token = request.args.get("token")
         if token is not None:
             if studio.use_token(token):
@@ -653,7 +656,7 @@ def create_app(
             return forbidden("this login link is not valid or was used already: use the "
                              "browser it was opened in, or restart `digest studio`")
         if studio.password:
-            return page("login.html", session=False, failed=False)
+            return page("login.html", show_nav=False, failed=False)
         return forbidden("open the studio with the link `digest studio` printed")
 
     @app.get("/static/<name>")
@@ -781,6 +784,8 @@ def create_app(
         cid = secrets.token_urlsafe(8)
         with studio.lock:
             studio.conflicts[cid] = found
+            while len(studio.conflicts) > KEPT_CONFLICTS:
+                studio.conflicts.popitem(last=False)
         if wants_json():
             return json_reply(409, conflict=f"/conflict/{cid}")
         return conflict_response(found, 409)
@@ -832,10 +837,12 @@ def create_app(
         reloaded = load_draft(settings, day)
         with studio.db() as conn:
             found_lint = lint_by_entry(conn, reloaded)
-        if wants_json():
+            status = day_status(settings, day, conn) if wants_json() else None
+        if status is not None and reloaded.digest is not None:
             entry = reloaded.entries[i]
             return jsonify(sha=sha, message="saved", lint=lint_json(found_lint),
-                           tags=" ".join("#" + t for t in entry.tags))
+                           tags=" ".join("#" + t for t in entry.tags), status=status.lines,
+                           changes=entry_changes(last_approved(settings, day), reloaded.digest))
         flash("ok", f"saved: {reloaded.entries[i].title}")
         return redirect(f"/#e{i}", 303)
 
@@ -970,7 +977,7 @@ def create_app(
         with studio.lock:
             studio.sessions.pop(sid, None)
         resp = page("message.html", heading="Logged out",
-                    text="Start `digest studio` again for a new link.", session=False)
+                    text="Start `digest studio` again for a new link.", show_nav=False)
         resp.delete_cookie(studio.cookie, path="/")
         return resp
 

@@ -156,14 +156,16 @@ def explain_match(paper: Paper, rules: Sequence[CompiledRule]) -> tuple[RuleHit,
             continue
         title = _spans(rule.keywords, paper.title)
         abstract = _spans(rule.keywords, paper.abstract)
-        found = dict.fromkeys(" ".join(text[a:b].split())
-                              for text, spans in ((paper.title, title), (paper.abstract, abstract))
-                              for a, b in spans)
+        found: dict[str, str] = {}  # one spelling per phrase, the first met
+        for text, spans in ((paper.title, title), (paper.abstract, abstract)):
+            for a, b in spans:
+                words = " ".join(text[a:b].split())
+                found.setdefault(_fold(words), words)
         hits.append(RuleHit(
             name=rule.name,
             title_spans=tuple(title),
             abstract_spans=tuple(abstract),
-            phrases=tuple(found),
+            phrases=tuple(found.values()),
             authors=tuple(authors[k] for k in sorted(rule.authors & set(authors))),
             categories=tuple(c for c in paper.categories if c in rule.categories),
         ))

@@ -18,7 +18,7 @@ from pipeline import cli, run
 from pipeline.config import Settings
 from pipeline.digest import read_digest
 from tests.studio_support import DAY, collected_day, serving
-from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS, CONTRAST_JS
 
 pytestmark = pytest.mark.browser
 WAIT = 2000  # ms: a save shows in the preview within this
@@ -93,7 +93,12 @@ def test_the_curators_day_add_write_preview_reorder_remove_undo_approve(
             en = "Commentary written in the studio, in English."
             card.locator("textarea[name=ko]").fill(ko)
             card.locator("textarea[name=en]").fill(en)
-            card.locator("input[name=tags]").fill("#world-models")
+            tags_field = card.locator("input[name=tags]")
+            tags_field.fill("#vq #w")  # completion offers each configured tag after the first
+            offered = page.evaluate(
+                "[...document.querySelectorAll('#tag-options option')].map(o => o.value)")
+            assert "#vq #world-models" in offered and "#vq #vq" not in offered
+            tags_field.fill("#world-models")
             page.evaluate("window.notReloaded = true")
             card.locator("button[data-action=save]").click()
             frame = page.frame_locator("#preview")
@@ -101,6 +106,7 @@ def test_the_curators_day_add_write_preview_reorder_remove_undo_approve(
             expect(frame.get_by_text(en)).to_be_visible(timeout=WAIT)
             expect(card.locator("[data-role=msg]")).to_have_text("saved", timeout=WAIT)
             assert page.evaluate("window.notReloaded") is True
+            expect(page.locator("#changes")).to_contain_text("first approval: 9 entries")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "studio-day.png"), full_page=False)
 
@@ -203,3 +209,29 @@ def test_every_action_works_with_javascript_off(browser: Any, day: Settings) -> 
             assert titles == [e["title"] for e in on_disk(settings)]
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("width", [1400, 375])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_studio_reads_well_at_every_width_light_and_dark(
+    browser: Any, day: Settings, width: int, scheme: str
+) -> None:
+    from playwright.sync_api import expect
+
+    with serving(day) as studio:
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        try:
+            page.goto(studio.login_url)
+            for name, path in (("day", "/"), ("candidates", "/candidates")):
+                page.goto(studio.url + path)
+                expect(page.locator("nav.nav")).to_be_visible()
+                ARTIFACTS.mkdir(exist_ok=True)
+                shot = f"studio-{name}-{width}-{scheme}.png"
+                page.screenshot(path=str(ARTIFACTS / shot), full_page=False)
+                scroll = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+                assert scroll[0] <= scroll[1], f"{name}: horizontal scrolling {scroll}"
+                checks = page.evaluate(CONTRAST_JS)
+                low = [c for c in checks if c["ratio"] < 4.5]
+                assert len(checks) > 20 and not low, (name, low[:5])
+        finally:
+            page.close()

@@ -46,6 +46,37 @@
     }
   }
 
+  function showList(id, lines) {
+    const list = document.getElementById(id);
+    if (!list || !Array.isArray(lines)) return;
+    list.replaceChildren();
+    for (const line of lines) {
+      const li = document.createElement("li");
+      li.textContent = line;
+      list.appendChild(li);
+    }
+  }
+
+  // Tag completion for every word of the field, not only the first: the datalist offers
+  // what is typed so far followed by each configured tag not yet there.
+  const options = document.getElementById("tag-options");
+  const configured = options ? [...options.options].map((o) => o.value) : [];
+  for (const field of document.querySelectorAll('input[name="tags"]')) {
+    field.addEventListener("input", () => {
+      const value = field.value;
+      const cut = value.lastIndexOf(" ") + 1;
+      const head = value.slice(0, cut);
+      const have = new Set(head.split(/\s+/).filter(Boolean).map((t) => t.toLowerCase()));
+      options.replaceChildren();
+      for (const tag of configured) {
+        if (have.has(tag.toLowerCase())) continue;
+        const option = document.createElement("option");
+        option.value = head + tag;
+        options.appendChild(option);
+      }
+    });
+  }
+
   for (const form of document.querySelectorAll("form.js-save")) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -74,6 +105,8 @@
         setSha(data.sha);
         showLint(data.lint || {});
         if (card && typeof data.tags === "string") showTags(card, data.tags);
+        showList("status", data.status);
+        showList("changes", data.changes);
         msg.className = "refused ok";
         msg.textContent = data.message;
         refreshPreview(data.sha);
