@@ -363,6 +363,11 @@ class Previewer:
                 self._cache.popitem(last=False)
         return made
 
+    def forget(self) -> None:
+        """Drop every cached merge: the store changed (a build stored papers from arXiv)."""
+        with self._lock:
+            self._cache.clear()
+
     def email(self, preview: Preview, variant: str) -> EmailVariant:
         """One variant of the previewed issue, rendered as a reader gets it."""
         with self._lock:
@@ -402,15 +407,20 @@ def day_status(settings: Settings, day: date, conn: sqlite3.Connection) -> Statu
         "build: " + ("current" if s.built_current else "stale or none (build to refresh)"),
         "approval: " + ("current" if s.approved_current else "not approved for this draft"),
     ]
-    if s.approved_current:
-        _remember_approved(settings, day)  # an approval given by `digest approve` too
+    row = store.get_issue(conn, day)
+    if s.approved_current and row is not None:
+        _remember_approved(settings, day, row["draft_sha"])  # `digest approve`'s too
     return Status(tuple(lines), s.state, s.built_current, s.approved_current)
 
 
-def _remember_approved(settings: Settings, day: date) -> None:
-    data = run.draft_path(settings, day).read_bytes()
+def _remember_approved(settings: Settings, day: date, draft_sha: str) -> None:
+    """Keep the approved draft, if the file still holds it (it may be saved meanwhile)."""
+    try:
+        data = run.draft_path(settings, day).read_bytes()
+    except FileNotFoundError:
+        return
     copy = approved_copy(settings, day)
-    if not copy.exists() or copy.read_bytes() != data:
+    if sha256(data) == draft_sha and (not copy.exists() or copy.read_bytes() != data):
         write_atomic(copy, data)
 
 
@@ -448,7 +458,10 @@ def approve(settings: Settings, day: date, rt: Runtime, allow_uncommented: bool)
                          "'allow uncommented entries'")
     _build_if_stale(settings, day, rt)
     run.approve(settings, day, rt)
-    _remember_approved(settings, day)
+    with closing(run.open_store(settings)) as conn:
+        row = store.get_issue(conn, day)
+    if row is not None:
+        _remember_approved(settings, day, row["draft_sha"])
 
 
 def send_test_copy(settings: Settings, day: date, rt: Runtime, to: str, variant: str) -> None:
@@ -930,10 +943,12 @@ def create_app(
         try:
             run_it(rt_)
         except DigestError as exc:
+            studio.previewer.forget()
             for line in said:
                 flash("info", line)
             flash("error", str(exc))
             return redirect("/#actions", 303)
+        studio.previewer.forget()  # papers a build fetched resolve in the preview now
         for line in said:
             flash("info", line)
         flash("ok", done)

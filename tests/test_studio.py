@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from pipeline import run, store, studio, tags
-from pipeline.config import Settings
+from pipeline.config import Settings, TagRule
 from pipeline.digest import parse_digest, read_digest
 from pipeline.errors import FormatError, InputError
 from pipeline.models import Candidate, Digest, Entry
@@ -207,7 +207,7 @@ def test_explain_match_gives_the_same_tags_as_match_paper_and_where_the_words_ar
     from tests.sample_day import paper
 
     weird = paper("2412.00001", "Straße: A REWARD  MODELS study", abstract="Die Straße.")
-    rule = tags.compile_rules([type(day.tags[0])("rm", keywords=("reward model",))])
+    rule = tags.compile_rules([TagRule("rm", keywords=("reward model",))])
     (hit,) = tags.explain_match(weird, rule)
     assert [weird.title[a:b] for a, b in hit.title_spans] == ["REWARD  MODELS"]
     assert hit.phrases == ("REWARD MODELS",)
