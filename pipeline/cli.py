@@ -109,6 +109,7 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
         known_tags=[t.name for t in settings.tags] if settings else None,
         stored_ids=stored,
         language_level="warning" if is_note else "error",
+        require_commentary=not is_note,
     )
     findings.extend(waiting)
     if as_json:
@@ -127,8 +128,10 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
         n = len(parsed.entries)
         kind = "note" if is_note else f"{n} entr{'y' if n == 1 else 'ies'}"
         warned = len(findings)
+        bare = sum(lint.NO_COMMENTARY in f.message for f in findings)
         click.echo(f"{file}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
-                                                if warned else ""))
+                                                if warned else "")
+                   + (f" ({bare} without commentary)" if bare and not is_note else ""))
 
 
 @cli.command()
@@ -161,26 +164,102 @@ def draft(ctx: Context, day: date | None) -> None:
 @date_option
 @pass_ctx
 def build(ctx: Context, day: date | None) -> None:
-    """Merge and render into site/ and a preview email."""
+    """Merge and render the previews (outbox/DATE/); site/ is untouched until approval."""
     run.build(ctx.settings, ctx.day(day), ctx.runtime())
 
 
 @cli.command()
 @date_option
+@click.option("--allow-uncommented", is_flag=True,
+              help="Approve although some entries have no commentary.")
 @pass_ctx
-def approve(ctx: Context, day: date | None) -> None:
-    """Approve the built issue for sending."""
-    run.approve(ctx.settings, ctx.day(day), ctx.runtime())
+def approve(ctx: Context, day: date | None, allow_uncommented: bool) -> None:
+    """Approve the built issue and publish it (site/, feeds); a sent issue: its correction."""
+    run.approve(ctx.settings, ctx.day(day), ctx.runtime(), allow_uncommented=allow_uncommented)
 
 
 @cli.command()
 @date_option
-@click.option("--dry-run", is_flag=True, help="Write messages to the outbox instead of sending.")
-@click.option("--to", metavar="ADDR", help="Send one [PREVIEW] copy to ADDR; records nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Write every reader's message to outbox/DATE/; records nothing (any state "
+              "after build).")
+@click.option("--to", metavar="ADDR",
+              help="Send a [TEST] copy to ADDR; records nothing (any state after build).")
+@click.option("--variant", metavar="VARIANT",
+              help="With --to: the variant to send (e.g. ko, en, all; default: ADDR's own, "
+              "else the widest).")
 @pass_ctx
-def send(ctx: Context, day: date | None, dry_run: bool, to: str | None) -> None:
-    """Send the approved issue to subscribers."""
-    run.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to)
+def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
+         variant: str | None) -> None:
+    """Send the approved issue to subscribers (publishing it first if needed)."""
+    if variant is not None and to is None:
+        raise click.UsageError("--variant goes with --to ADDR")
+    run.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to,
+             variant=variant)
+
+
+@cli.command()
+@date_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_ctx
+def status(ctx: Context, day: date | None, as_json: bool) -> None:
+    """The day's issue at a glance: collected, draft, build, approval, publication, sending."""
+    from pipeline import lifecycle
+
+    report = lifecycle.status(ctx.settings, ctx.day(day), ctx.runtime())
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        return
+    for line in _status_lines(report):
+        click.echo(line)
+
+
+def _status_lines(st: Any) -> list[str]:
+    """`digest status` as text: one line per stage."""
+    def yes(flag: bool, when: str | None) -> str:
+        return f"yes ({when})" if flag and when else "yes" if flag else "no"
+
+    lines = [f"issue of {st.day}: {st.state or 'nothing yet'}"
+             + (" (approval required)" if st.approval_required else " (auto mode)")]
+    if st.collected == "empty":
+        lines.append("collected:   no announcement that day (the feed was empty)")
+    elif st.collected:
+        lines.append(f"collected:   {st.announced} announced, {st.kept} kept, "
+                     f"{st.candidates} candidates")
+    else:
+        lines.append("collected:   no")
+    d = st.draft
+    if not d.exists:
+        lines.append(f"draft:       none ({d.path})")
+    elif d.error:
+        lines.append(f"draft:       does not parse: {d.error}")
+    else:
+        lines.append(f"draft:       {d.entries} entries, {d.commented} with commentary, "
+                     f"{len(d.uncommented)} without ({d.path})")
+        for entry in d.uncommented[:10]:
+            lines.append(f"               no commentary: line {entry.line}: {entry.title}")
+        if len(d.uncommented) > 10:
+            lines.append(f"               … {len(d.uncommented) - 10} more")
+    if st.built:
+        b = st.built
+        sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sorted(b.sizes.items()))
+        lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
+                     f"preview {b.preview}")
+    else:
+        lines.append("built:       no")
+    lines.append(f"approved:    {yes(st.approved, st.approved_at)}")
+    lines.append(f"published:   {yes(st.published, st.published_at)}"
+                 + ("; a correction is built, not published" if st.correction_pending else ""))
+    counts = st.deliveries
+    lines.append(f"sent:        {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
+                 f"{counts.get('deferred', 0) + counts.get('sending', 0)} to retry, "
+                 f"{st.pending} pending" + (f" (done {st.sent_at})" if st.sent_at else ""))
+    for warning in st.warnings:
+        lines.append(f"warning:     {warning}")
+    lines.append(f"next:        {st.next_step}")
+    if st.next_scheduled:
+        lines.append(f"scheduled:   {st.next_scheduled} (when `digest schedule` runs)")
+    return lines
 
 
 @cli.command(name="run")
@@ -201,7 +280,9 @@ def run_cmd(ctx: Context, day: date | None) -> None:
 @pass_ctx
 def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground."""
-    run.schedule(ctx.settings, ctx.runtime())
+    from pipeline import schedule as scheduler
+
+    scheduler.main(ctx.settings, ctx.runtime())
 
 
 @cli.command()
@@ -252,7 +333,7 @@ def subscribers_add(ctx: Context, email: str, language: str | None, tags: str) -
     from pipeline import subscribers as subs
 
     variants = ctx.settings.variants
-    with closing(run.open_store(ctx.settings)) as conn:
+    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags)
     tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
     click.echo(f"{outcome}: {sub.email} ({sub.language}{tags_note})")
@@ -265,7 +346,7 @@ def subscribers_remove(ctx: Context, email: str) -> None:
     """Unsubscribe a subscriber (kept as unsubscribed)."""
     from pipeline import subscribers as subs
 
-    with closing(run.open_store(ctx.settings)) as conn:
+    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         changed = subs.remove(conn, email)
     click.echo(f"{'unsubscribed' if changed else 'already unsubscribed'}: {email}")
 
@@ -277,7 +358,7 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
     """List subscribers."""
     from pipeline import store
 
-    with closing(run.open_store(ctx.settings)) as conn:
+    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         for sub in store.iter_subscribers(conn, status):
             click.echo(f"{sub.email}\t{sub.language}\t{' '.join(sub.tags)}\t{sub.status}")
 
@@ -289,7 +370,7 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     """Import subscribers from CSV (email,language,tags,status)."""
     from pipeline import subscribers as subs
 
-    with closing(run.open_store(ctx.settings)) as conn:
+    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         report = subs.import_csv(conn, ctx.settings.variants, csv_file)
     for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
         click.echo(f"{csv_file}:{line}: {message}", err=True)
@@ -316,7 +397,7 @@ def subscribers_export(ctx: Context, csv_file: Path) -> None:
     """Export subscribers to CSV (email,language,tags,status); '-' writes to stdout."""
     from pipeline import subscribers as subs
 
-    with closing(run.open_store(ctx.settings)) as conn:
+    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         text = subs.export_csv(conn)
     if str(csv_file) == "-":
         click.echo(text, nl=False)

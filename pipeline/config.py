@@ -348,7 +348,14 @@ def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
 
 
 def _resolve_paths(paths: PathSettings, root: Path) -> PathSettings:
-    return PathSettings(**{f.name: (root / getattr(paths, f.name)).resolve() for f in fields(paths)})
+    return PathSettings(**{f.name: _absolute(root / getattr(paths, f.name)) for f in fields(paths)})
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute, its last part kept as written: site/ is a symlink that each
+    publish swaps (pipeline.versioned), so resolving it would pin one old version."""
+    normal = Path(os.path.normpath(path.absolute()))
+    return normal.parent.resolve() / normal.name
 
 
 def parse_config(text: str, path: Path, root: Path) -> Settings:

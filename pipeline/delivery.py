@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,8 +23,8 @@ import click
 
 from pipeline import locks, store, tokens
 from pipeline.config import Settings
-from pipeline.digest import parse_tags_line
 from pipeline.errors import DeliveryError, InputError
+from pipeline.lifecycle import State
 from pipeline.mail import (
     PREVIEW_TOKEN,
     MessageBuilder,
@@ -34,6 +34,7 @@ from pipeline.mail import (
     RecipientRejected,
     Transport,
     make_transport,
+    outbox_file,
     unsubscribe_mailto,
     unsubscribe_url,
 )
@@ -53,17 +54,7 @@ class Summary:
     failures: list[str] = field(default_factory=list)
 
 
-def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
-    """The issue's tags, read from the hashtag lines of the plain-text (digest format) parts."""
-    return frozenset(
-        normalize_tag(tag)
-        for variant in variants
-        for line in variant.text.splitlines()
-        for tag in parse_tags_line(line) or ()
-    )
-
-
-def wants(sub: Subscriber, tags: frozenset[str]) -> bool:
+def wants(sub: Subscriber, tags: Collection[str]) -> bool:
     """Whether a subscriber gets an issue with these tags (no tags chosen = everything)."""
     return not sub.tags or any(normalize_tag(t) in tags for t in sub.tags)
 
@@ -108,21 +99,23 @@ def send_issue(
     rt: Runtime,
     variants: list[EmailVariant],
     *,
+    tags: Collection[str],
     dry_run: bool = False,
     transport: Transport | None = None,
 ) -> Summary:
-    """Send the issue to each active subscriber not yet sent it; with `dry_run` write every
-    message to outbox/DAY/ and record nothing. Marks the issue 'sent' when all are done."""
+    """Send the issue to each active subscriber not yet sent it who wants its `tags` (the
+    issue record's); with `dry_run` write every message to outbox/DAY/ and record nothing.
+    Marks the issue sent when all are done."""
     summary = Summary()
     row = store.get_issue(conn, day)
-    if row is not None and row["state"] == "sent" and not dry_run:
+    if row is not None and row["state"] == State.SENT and not dry_run:
         rt.echo(f"the issue of {day} was already sent ({row['sent_at']}); nothing to do")
         return summary
     if not variants:
         raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
     names = [v.variant for v in variants]
     builder = MessageBuilder(settings, day, variants)
-    tags = issue_tags(variants)
+    tags = frozenset(normalize_tag(t) for t in tags)
     secret = settings.secret
     outbox = settings.paths.outbox / day.isoformat()
     if transport is None:
@@ -204,6 +197,9 @@ def _report(
     store.mark_issue_sent(conn, day)
 
 
+TEST_PREFIX = "[TEST] "
+
+
 def send_preview(
     conn: sqlite3.Connection,
     settings: Settings,
@@ -212,30 +208,51 @@ def send_preview(
     variants: list[EmailVariant],
     to: str,
     transport: Transport | None = None,
-) -> None:
-    """Send one copy with [PREVIEW] in the subject to `to`; records nothing. A subscriber
-    gets their own variant and link; anyone else the widest variant and a dummy link."""
+    *,
+    variant: str | None = None,
+) -> list[str]:
+    """Send test copies with [TEST] in the subject to `to`; records nothing. `variant`
+    picks one ("all" when it is no variant name of the config: every variant); by default
+    a subscriber gets their own variant and link, anyone else the widest variant and a
+    dummy link. Returns and echoes what was sent where."""
     try:
         addr = normalize_email(to)
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
-    sub = store.get_subscriber(conn, addr)
     names = [v.variant for v in variants]
-    variant = _variant_for(sub.language if sub else None, names, settings)
+    if not names:
+        raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
+    sub = store.get_subscriber(conn, addr)
+    if variant is None:
+        chosen = [_variant_for(sub.language if sub else None, names, settings)]
+    elif variant in names:
+        chosen = [variant]
+    elif variant == "all":
+        chosen = names
+    else:
+        raise InputError(f"no variant {variant!r} in this build (it has {', '.join(names)})",
+                         key="--variant")
     token = PREVIEW_TOKEN
     url = unsubscribe_url(settings, token)  # a link that does nothing
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
         url = unsubscribe_url(settings, token)
-    # Its own Message-ID: a preview must not make a receiver drop the real issue as a copy.
-    builder = MessageBuilder(settings, day, variants, subject_prefix="[PREVIEW] ")
-    message = builder.build(variant, addr, url, unsubscribe_mailto(settings, token), rt.now())
-    if transport is None:
-        folder = settings.paths.outbox / day.isoformat() / "preview"
-        transport = make_transport(settings, rt, folder)
-    transport.open()
-    try:
-        transport.send(message)
-    finally:
-        transport.close()
-    rt.echo(f"sent a [PREVIEW] copy ({variant}) of the issue of {day} to {addr}")
+    # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
+    builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
+    folder = settings.paths.outbox / day.isoformat() / "test"
+    done: list[str] = []
+    for name in chosen:
+        # With the outbox, each variant's copy gets its own folder (one file per recipient).
+        one = transport if transport is not None else make_transport(settings, rt, folder / name)
+        message = builder.build(name, addr, url, unsubscribe_mailto(settings, token), rt.now())
+        one.open()
+        try:
+            one.send(message)
+        finally:
+            one.close()
+        target = (str(outbox_file(one.folder, addr)) if isinstance(one, OutboxTransport)
+                  else f"{addr} (SMTP {settings.smtp.host}:{settings.smtp.port})")
+        done.append(f"{name}: {target}")
+        rt.echo(f"sent a {TEST_PREFIX.strip()} copy ({name}) of the issue of {day} to "
+                f"{target}; recorded nothing")
+    return done

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import tempfile
 from pathlib import Path
+
+# Tests kill a real build or publish right after its Nth file write (or rename) to prove
+# that no moment of it leaves a reader a mix of old and new files.
+CRASH_AFTER_ENV = "DIGEST_TEST_CRASH_AFTER_WRITES"
+_writes = 0
+
+
+def crash_point() -> None:
+    """Count one durable disk step; SIGKILL this process at step N of CRASH_AFTER_ENV."""
+    global _writes
+    limit = os.environ.get(CRASH_AFTER_ENV)
+    if not limit:
+        return
+    _writes += 1
+    if _writes >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _file_mode(path: Path) -> int:
@@ -33,6 +50,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    crash_point()
 
 
 def write_if_changed(path: Path, data: str | bytes) -> bool:

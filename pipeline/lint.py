@@ -1,12 +1,15 @@
 """Lint a draft, digest or note (pure): what parses but would publish badly.
 
 Errors (exit 2): the same paper twice; Korean commentary without English or the reverse (in a
-digest, when the newsletter has both languages). Warnings (exit 0): tags not in the config, ids
-not among the stored papers, notes whose paper never appeared, language gaps in a note.
+digest, when the newsletter has both languages). Warnings (exit 0): entries with no commentary
+(an auto-picked candidate nobody wrote about), tags not in the config (with "did you mean
+#x?" when one configured tag is close), ids not among the stored papers, notes whose paper
+never appeared, language gaps in a note.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,11 @@ from pipeline.text import title_key
 
 Level = Literal["error", "warning"]
 _LINKS_ONLY_RE = re.compile(r"(?:\(?https?://\S+?\)?[\s,]*)+")
+
+
+NO_COMMENTARY = "no commentary"
+# How alike an unknown tag and a configured one must be (difflib's ratio) to suggest it.
+SUGGEST_CUTOFF = 0.75
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,10 @@ def lint_entries(
     known_tags: Collection[str] | None = None,
     stored_ids: Collection[str] | None = None,
     language_level: Level = "error",
+    require_commentary: bool = True,
 ) -> list[Finding]:
-    """Findings for these entries; `None` means the config or store is not available."""
+    """Findings for these entries; `None` means the config or store is not available.
+    `require_commentary`: warn of entries without any (off for a note, which may be bare)."""
     findings: list[Finding] = []
     first_by_id: dict[str, Entry] = {}
     first_by_title: dict[str, Entry] = {}
@@ -83,15 +93,22 @@ def lint_entries(
                     f"{entry.title!r}: English commentary without Korean "
                     "(the ko edition would show none)", line,
                 ))
+        if require_commentary and not entry.commentary:
+            findings.append(Finding(
+                "warning", f"{entry.title!r}: {NO_COMMENTARY} (write some, or delete the entry)",
+                line,
+            ))
         if tag_keys is not None:
             unknown = [
                 t for t, k in zip(entry.tags, entry.tag_keys, strict=True) if k not in tag_keys
             ]
             if unknown:
+                hints = [h for h in (suggest_tag(t, tag_keys) for t in unknown) if h]
                 findings.append(Finding(
                     "warning",
                     f"{entry.title!r}: tag{'s' * (len(unknown) > 1)} "
-                    f"{' '.join('#' + t for t in unknown)} not in the config's [tags]",
+                    f"{' '.join('#' + t for t in unknown)} not in the config's [tags]"
+                    + "".join(f"; did you mean #{h}?" for h in hints),
                     line,
                 ))
         if stored_ids is not None and entry.arxiv_id and entry.arxiv_id not in stored_ids:
@@ -101,6 +118,13 @@ def lint_entries(
                 "(`digest build` will look it up on arXiv)", line,
             ))
     return findings
+
+
+def suggest_tag(tag: str, known: Collection[str]) -> str | None:
+    """The one configured tag close to `tag` (a typo), or None when none or several are."""
+    close = difflib.get_close_matches(normalize_tag(tag), sorted(known), n=2,
+                                      cutoff=SUGGEST_CUTOFF)
+    return close[0] if len(close) == 1 else None
 
 
 def waiting_notes(notes: Iterable[Note], stored_ids: Collection[str]) -> list[Finding]:

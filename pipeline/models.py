@@ -150,6 +150,9 @@ class Issue:
     entries: tuple[Entry, ...]
     more_papers: tuple[Paper, ...] = ()
     unresolved: tuple[int, ...] = field(default=())  # indexes of entries with no arXiv paper
+    # When a published issue was last republished with other content (a correction): the
+    # page shows it and the feed item is re-dated to it. None = as first published.
+    corrected: datetime | None = None
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -86,6 +86,7 @@ UI: dict[str, dict[str, str]] = {
         "index_intro": "지금까지 나온 {n}개 호",
         "issue_of": "{date} 호",
         "no_link": "링크 없음",
+        "corrected": "{date}에 수정됨",
     },
     "en": {
         "papers": "{n} papers in this issue",
@@ -107,6 +108,7 @@ UI: dict[str, dict[str, str]] = {
         "index_intro": "{n} issues so far",
         "issue_of": "Issue of {date}",
         "no_link": "no link",
+        "corrected": "Corrected {date}",
     },
 }
 
@@ -233,6 +235,13 @@ def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
 def pub_datetime(day: date, settings: Settings) -> datetime:
     """When an issue counts as published in feeds: midnight of its date, newsletter time."""
     return datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
+
+
+def item_datetime(issue: Issue, settings: Settings) -> datetime:
+    """A feed item's date: its correction when corrected (so readers show it as updated)."""
+    if issue.corrected is not None:
+        return issue.corrected.astimezone(settings.tzinfo).replace(microsecond=0)
+    return pub_datetime(issue.date, settings)
 
 
 def rfc822(moment: datetime) -> str:
@@ -392,7 +401,15 @@ class Renderer:
             "web_url": self.base + self.page_name(issue.date, variant),
             "archive_url": base + "index.html",
             "feed_url": base + self.feed_name(variant),
+            "corrected_text": self.corrected_text(issue, variant),
         }
+
+    def corrected_text(self, issue: Issue, variant: str) -> str | None:
+        """The "corrected <date>" line of a corrected issue (None when never corrected)."""
+        if issue.corrected is None:
+            return None
+        day = issue.corrected.astimezone(self.settings.tzinfo).date()
+        return UI[self.ui_lang(variant)]["corrected"].format(date=self.date_text(day, variant))
 
     def render(self, name: str, **context: Any) -> str:
         """Render one template; a broken template is a configuration error naming it."""
@@ -547,7 +564,7 @@ class Renderer:
                     "title": self.subject(issue, variant),
                     "link": url,
                     "guid": url,
-                    "pub_date": rfc822(pub_datetime(issue.date, self.settings)),
+                    "pub_date": rfc822(item_datetime(issue, self.settings)),
                     "description": self.preheader(issue, variant),
                     "content": self.issue_fragment(issue, variant, self.base),
                     "categories": issue.tags,
@@ -601,7 +618,7 @@ class Renderer:
                     "title": t.entry.title,
                     "link": view.link or view.web_url,
                     "guid": view.web_url,
-                    "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
+                    "pub_date": rfc822(item_datetime(t.issue, self.settings)),
                     "description": shorten(t.entry.abstract, 300),
                     "content": self.issue_fragment(one, variant, self.base, [view]),
                     "categories": t.entry.tag_keys,
@@ -624,7 +641,9 @@ class Renderer:
             description=description,
             lang=self.ui_lang(variant),
             self_url=self.base + name,
-            last_build=items[0]["pub_date"] if items else None,
+            # A corrected item is re-dated: the newest date is not always the first item's.
+            last_build=max((i["pub_date"] for i in items), key=parsedate_to_datetime)
+            if items else None,
             items=items,
         )
 

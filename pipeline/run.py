@@ -1,9 +1,9 @@
-"""The one place that knows the order of stages; used by the CLI and the scheduler."""
+"""The conductor: the one place that knows the order of stages; used by the CLI and the
+scheduler. What each state of an issue allows lives in pipeline.lifecycle."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from pipeline import (
     arxiv_rss,
     delivery,
     digest,
+    lifecycle,
     lint,
     locks,
     merge,
@@ -31,6 +32,7 @@ from pipeline import draft as drafting  # `draft` is this module's step
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, DigestError, FormatError, InputError
 from pipeline.files import write_if_changed
+from pipeline.lifecycle import IssueRecord, State
 from pipeline.models import Candidate, DateStyle, Digest, EmailVariant, Issue, Paper
 from pipeline.runtime import Runtime
 
@@ -40,9 +42,9 @@ def today(settings: Settings, rt: Runtime) -> date:
     return rt.now().astimezone(settings.tzinfo).date()
 
 
-def open_store(settings: Settings) -> sqlite3.Connection:
-    """The newsletter's SQLite store, migrated."""
-    return store.connect(settings.db_path)
+def open_store(settings: Settings, rt: Runtime | None = None) -> sqlite3.Connection:
+    """The newsletter's SQLite store, migrated; its timestamps come from `rt`'s clock."""
+    return store.connect(settings.db_path, rt.now if rt is not None else None)
 
 
 def draft_path(settings: Settings, day: date) -> Path:
@@ -85,7 +87,7 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
         papers.setdefault(paper.arxiv_id, paper)
     from_api = len(papers) - len(announcement.papers)
     matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
-    with closing(open_store(settings)) as conn, store.transaction(conn):
+    with closing(open_store(settings, rt)) as conn, store.transaction(conn):
         seen = store.first_seen(conn, papers)
         updated = sum(store.upsert_paper(conn, p, day) == "updated" for p in papers.values())
         candidates = [
@@ -97,7 +99,7 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
         added = store.save_candidates(conn, day, candidates)
         store.save_day(conn, day, "collected", announcement.announced, len(papers))
         if store.get_issue(conn, day) is None:
-            store.set_issue_state(conn, day, "collected")
+            store.set_issue_state(conn, day, State.COLLECTED)
     per_tag = Counter(t for c in candidates for t in c.tags)
     types = ", ".join(f"{k} {n}" for k, n in sorted(announcement.by_type.items()))
     rt.echo(
@@ -117,7 +119,7 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
 
 def _record_empty_day(settings: Settings, day: date, rt: Runtime) -> None:
     """An empty channel: arXiv announced nothing on `day` (weekend, holiday)."""
-    with closing(open_store(settings)) as conn, store.transaction(conn):
+    with closing(open_store(settings, rt)) as conn, store.transaction(conn):
         row = store.get_day(conn, day)
         if row is not None and row["status"] == "collected":
             rt.echo(f"{day}: the feed is empty now; keeping what was collected earlier")
@@ -164,10 +166,13 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
     noted = {arxiv_id: note.entry for arxiv_id, note in shelf.by_id().items()}
     data = digest.read_digest_bytes(path) if path.exists() else None
     existing = _parse_draft(data, path, day) if data is not None else None
-    with closing(open_store(settings)) as conn:
-        row = store.get_issue(conn, day)
-        if row is not None and row["state"] == "sent":
-            rt.echo(f"the issue of {day} was already sent; {path.name} left as it is")
+    with closing(open_store(settings, rt)) as conn:
+        record = store.get_issue_record(conn, day)
+        if record is not None and record.sent:
+            # Drafting adds papers; a sent issue only takes corrections, made by hand.
+            rt.echo(f"the issue of {day} was already sent; {path.name} left as it is (to "
+                    f"correct it: edit it, `digest build --date {day}`, `digest approve "
+                    f"--date {day}`)")
             return path
         collected = store.get_day(conn, day)
         if collected is None:  # else an empty draft, and an issue of nothing once built
@@ -201,8 +206,7 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
         written = changed and write_if_changed(path, digest.write_digest(update.digest))
         with store.transaction(conn):
             store.record_offered(conn, day, drafting.offered_keys(update.digest))
-            if row is None or row["state"] == "collected":
-                store.set_issue_state(conn, day, "drafted")
+            store.set_issue_state(conn, day, lifecycle.state_after_draft(record))
     what = "wrote" if existing is None else "updated" if written else "unchanged:"
     rt.echo(
         f"{what} {path} ({len(update.digest.entries)} entr"
@@ -239,7 +243,7 @@ def merged_issue(
     if parsed is None:
         parsed, _ = read_draft(settings, day)
     api = arxiv_api.ArxivApi(settings, rt)
-    with closing(open_store(settings)) as conn:
+    with closing(open_store(settings, rt)) as conn:
         lookups = merge.Lookups(
             stored_ids=lambda ids: store.get_papers(conn, ids),
             stored_title=lambda title: store.find_papers_by_title(conn, title),
@@ -259,39 +263,92 @@ def merged_issue(
     return result.issue
 
 
-def _built_row(conn: sqlite3.Connection, settings: Settings, day: date) -> sqlite3.Row:
-    row = store.get_issue(conn, day)
-    if row is None or row["built_hash"] is None:
+def current_build(conn: sqlite3.Connection, settings: Settings, day: date) -> IssueRecord:
+    """The day's issue record; refuses an issue never built, or built from another draft
+    than the one on disk now."""
+    record = store.get_issue_record(conn, day)
+    if record is None or not record.built:
         raise ApprovalError(f"the issue of {day} is not built yet: run `digest build --date {day}`")
-    if file_sha(draft_path(settings, day)) != row["draft_sha"]:
+    if file_sha(draft_path(settings, day)) != record.draft_sha:
         raise ApprovalError(
             f"{draft_path(settings, day).name} changed since the issue was built: "
             f"run `digest build --date {day}`, check the preview, then `digest approve --date {day}`"
         )
-    return row
+    return record
 
 
-def approve(settings: Settings, day: date, rt: Runtime) -> None:
-    """Record the hash of the built issue as approved."""
-    with closing(open_store(settings)) as conn:
-        row = _built_row(conn, settings, day)
-        if row["state"] == "sent":
-            raise ApprovalError(f"the issue of {day} was already sent")
-        store.approve_issue(conn, day, row["built_hash"])
-    rt.echo(f"approved the issue of {day} ({row['built_hash'][:12]}); `digest send --date {day}`")
+def approve(
+    settings: Settings, day: date, rt: Runtime, *, allow_uncommented: bool = False
+) -> None:
+    """Record the hash of the built issue as approved and publish it (site/, feeds). In
+    approval mode, refuses while entries have no commentary unless `allow_uncommented`.
+    For a sent issue this publishes the correction; no email is sent again."""
+    with closing(open_store(settings, rt)) as conn:
+        record = current_build(conn, settings, day)
+        if record.build is None:
+            raise ApprovalError(f"the issue of {day} was built by an older version: run "
+                                f"`digest build --date {day}` first")
+        missing = record.build.uncommented
+        if missing and settings.approval.required and not allow_uncommented:
+            for entry in missing:
+                rt.echo(f"no commentary: {draft_path(settings, day).name}:{entry.line}: "
+                        f"{entry.title}")
+            raise ApprovalError(
+                f"{len(missing)} entr{'y has' if len(missing) == 1 else 'ies have'} no "
+                f"commentary (listed above): write it or delete the entries, `digest build "
+                f"--date {day}`, or approve as is with `digest approve --date {day} "
+                "--allow-uncommented`"
+            )
+        assert record.built_hash is not None
+        approved_state = record.state if record.state.at_least(State.PUBLISHED) \
+            else State.APPROVED
+        with store.transaction(conn):
+            store.approve_issue(conn, day, record.built_hash, approved_state)
+        rt.echo(f"approved the issue of {day} ({record.built_hash[:12]})")
+        publish(conn, settings, day, rt)
+    if record.sent:
+        rt.echo(f"the correction is published; the issue was already sent ({record.sent_at}), "
+                "so no email goes out again")
+    else:
+        rt.echo(f"next: `digest send --date {day}` (or the scheduled send)")
+
+
+def publish(conn: sqlite3.Connection, settings: Settings, day: date, rt: Runtime) -> bool:
+    """Put the current build of the day's issue on site/ and the feeds (atomically), unless
+    they show it already; a published issue republished with other content is a
+    correction (dated now). Returns whether anything was published."""
+    record = store.get_issue_record(conn, day)
+    if record is None or record.built_hash is None:
+        raise ApprovalError(f"the issue of {day} is not built yet: run `digest build --date {day}`")
+    content = store.load_built_content(conn, day)
+    if content is None:
+        raise ApprovalError(f"the issue of {day} was built by an older version: run "
+                            f"`digest build --date {day}` first")
+    previous = store.get_archived_issue(conn, day)
+    if record.published_current and previous is not None:
+        return False
+    issue = lifecycle.with_correction(previous, content, rt.now())
+    changed = site.publish_issue(settings, conn, issue)
+    with store.transaction(conn):
+        store.mark_published(conn, day, record.built_hash, lifecycle.state_after_publish(record))
+    what = "published the correction of" if issue.corrected is not None \
+        and issue.corrected != (previous.corrected if previous else None) else "published"
+    rt.echo(f"{what} the issue of {day}: {settings.paths.site / 'index.html'} "
+            f"({len(changed)} files changed)")
+    return True
 
 
 def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -> list[EmailVariant]:
     """The variants to send: refuses an unbuilt issue, an unapproved one (when approval is
     required) and one whose draft or rendering changed since approval."""
-    row = _built_row(conn, settings, day)
+    record = current_build(conn, settings, day)
     if settings.approval.required:
-        if row["approved_hash"] is None:
+        if record.approved_hash is None:
             raise ApprovalError(
-                f"the issue of {day} is not approved: check outbox/{day}/preview.*.html, "
-                f"then run `digest approve --date {day}`"
+                f"the issue of {day} is not approved: check outbox/{day}/preview.*.html and "
+                f"outbox/{day}/site/, then run `digest approve --date {day}`"
             )
-        if row["approved_hash"] != row["built_hash"]:
+        if not record.approved_current:
             raise ApprovalError(
                 f"the issue of {day} changed since it was approved: check the preview, "
                 f"then run `digest approve --date {day}` again"
@@ -302,8 +359,10 @@ def approved_variants(conn: sqlite3.Connection, settings: Settings, day: date) -
 # --- build -----------------------------------------------------------------------------------
 
 
-def build(settings: Settings, day: date, rt: Runtime) -> None:
-    """Merge the draft into an issue and render site/ and the email previews."""
+def build(settings: Settings, day: date, rt: Runtime) -> IssueRecord:
+    """Merge the draft into an issue, render the emails, write the previews (outbox/D/
+    preview.*, and outbox/D/site/: site/ as publishing will make it) and the issue's record.
+    Nothing reaches site/ or a feed: approving (or, in auto mode, sending) publishes."""
     parsed, draft_sha = read_draft(settings, day)
     path = draft_path(settings, day)
     if not parsed.entries:
@@ -314,7 +373,8 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
     # A structural error (the same paper twice) stops the build; a missing translation only
     # leaves that variant without commentary for the entry, so it is a warning here.
     findings = lint.lint_entries(
-        parsed.entries, languages=settings.newsletter.languages, language_level="warning"
+        parsed.entries, languages=settings.newsletter.languages, language_level="warning",
+        known_tags=[t.name for t in settings.tags],
     )
     if errors := [f for f in findings if f.level == "error"]:
         raise FormatError(f"{errors[0].message} (`digest check {path}` lists every problem)",
@@ -324,32 +384,86 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
     issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)
-    with closing(open_store(settings)) as conn:
-        changed = site.publish_issue(settings, conn, issue, renderer)
+    summary = lifecycle.summarize_build(issue, variants)
+    built = store.variants_hash(draft_sha, variants)
+    with closing(open_store(settings, rt)) as conn:
+        before = store.get_issue_record(conn, day)
+        preview = issue
+        if before is not None and before.published_hash is not None:  # show it as it will be
+            preview = lifecycle.with_correction(store.get_archived_issue(conn, day), issue,
+                                                rt.now())
+        root, changed = site.preview_site(settings, conn, preview, renderer)
         previews = site.write_previews(settings, day, variants)
-        built = store.save_built_issue(conn, day, draft_sha, variants)
-    sizes = ", ".join(f"{v.variant} {len(v.html.encode('utf-8')) / 1024:.0f} KB" for v in variants)
-    rt.echo(f"built the issue of {day} ({len(issue.entries)} entries; {sizes}; {built[:12]})")
-    rt.echo(f"site: {settings.paths.site / 'index.html'} ({len(changed)} files changed)")
-    for path in previews[::2]:
-        rt.echo(f"preview: {path}")
+        state = lifecycle.state_after_build(before, built)
+        store.save_built_issue(conn, day, state, draft_sha, built, variants, summary, issue)
+        record = store.get_issue_record(conn, day)
+    assert record is not None
+    sizes = ", ".join(f"{v.name} {v.html_bytes / 1024:.0f} KB" for v in summary.variants)
+    rt.echo(f"built the issue of {day} ({summary.entries} entries; {sizes}; {built[:12]})")
+    if summary.uncommented:
+        rt.echo(f"{len(summary.uncommented)} of {summary.entries} entries have no commentary"
+                + (" (`digest approve` refuses them unless --allow-uncommented)"
+                   if settings.approval.required else ""))
+    rt.echo(f"site preview: {root / 'index.html'} ({len(changed)} files will change in "
+            f"{settings.paths.site}; nothing there changed yet)")
+    for preview_path in previews[::2]:
+        rt.echo(f"preview: {preview_path}")
+    if record.sent:
+        rt.echo(f"the issue of {day} was sent: this build is a correction; "
+                f"`digest approve --date {day}` publishes it (no email is sent again)")
+    return record
 
 
 # --- send ------------------------------------------------------------------------------------
 
 
 def send(
-    settings: Settings, day: date, rt: Runtime, *, dry_run: bool = False, to: str | None = None
+    settings: Settings,
+    day: date,
+    rt: Runtime,
+    *,
+    dry_run: bool = False,
+    to: str | None = None,
+    variant: str | None = None,
 ) -> None:
-    """Send the approved issue to every active subscriber (or one preview copy with `to`).
+    """Send the approved issue to every active subscriber (publishing it first when site/
+    does not show it yet: auto mode). `to`: one test copy of the built issue (any state
+    after build; `variant` picks it, "all" of the variants sends each); `dry_run`: every
+    message into outbox/D/. Neither needs approval, publishes or records anything.
     The ledger and the lock that make it safe to rerun are described in pipeline.delivery."""
-    with closing(open_store(settings)) as conn:
+    with closing(open_store(settings, rt)) as conn:
+        if to is not None or dry_run:
+            record = store.get_issue_record(conn, day)
+            if record is None or not record.built or record.build is None:
+                raise ApprovalError(f"the issue of {day} is not built yet: run "
+                                    f"`digest build --date {day}`")
+            if file_sha(draft_path(settings, day)) != record.draft_sha:
+                rt.echo(f"note: {draft_path(settings, day).name} changed since the build; "
+                        "this is the build as it was")
+            variants = store.load_built_issue(conn, day)
+            if to is not None:
+                delivery.send_preview(conn, settings, day, rt, variants, to, variant=variant)
+            else:
+                delivery.send_issue(conn, settings, day, rt, variants, dry_run=True,
+                                    tags=record.tags)
+            return
+        record = store.get_issue_record(conn, day)
+        if record is not None and record.sent:
+            rt.echo(f"the issue of {day} was already sent ({record.sent_at}); nothing to do. "
+                    + (f"Its correction is built: `digest approve --date {day}` publishes it "
+                       "(no email goes out again)" if record.correction_pending else
+                       f"To correct it: edit {draft_path(settings, day)}, `digest build --date "
+                       f"{day}`, `digest approve --date {day}`: the page and feed item are "
+                       "updated, no email goes out again"))
+            return
         variants = approved_variants(conn, settings, day)
-        if to is not None:
-            delivery.send_preview(conn, settings, day, rt, variants, to)
-        else:
-            with delivery.issue_lock(settings, day):
-                delivery.send_issue(conn, settings, day, rt, variants, dry_run=dry_run)
+        record = current_build(conn, settings, day)
+        if record.build is None:
+            raise ApprovalError(f"the issue of {day} was built by an older version: run "
+                                f"`digest build --date {day}` first")
+        publish(conn, settings, day, rt)
+        with delivery.issue_lock(settings, day):
+            delivery.send_issue(conn, settings, day, rt, variants, tags=record.tags)
 
 
 # --- daily job and scheduler -----------------------------------------------------------------
@@ -384,55 +498,26 @@ class StepFailed(DigestError):
         self.exit_code = cause.exit_code
 
 
-@dataclass(frozen=True)
-class DayStatus:
-    """What the store says is already done for a day."""
-
-    collected: str | None  # days.status: 'collected' | 'empty' | None
-    state: str | None  # issues.state
-    draft_exists: bool
-    built_current: bool  # built from the draft as it is now
-    approved_current: bool  # and that build is the approved one
-
-
-def day_status(conn: sqlite3.Connection, settings: Settings, day: date) -> DayStatus:
+def progress(conn: sqlite3.Connection, settings: Settings, day: date) -> lifecycle.Progress:
     """Read the day's progress from the store (days, issues) and the draft on disk."""
     day_row = store.get_day(conn, day)
-    issue = store.get_issue(conn, day)
-    sha = file_sha(draft_path(settings, day))
-    built = issue is not None and issue["built_hash"] is not None and issue["draft_sha"] == sha
-    return DayStatus(
+    return lifecycle.Progress(
         collected=day_row["status"] if day_row is not None else None,
-        state=issue["state"] if issue is not None else None,
-        draft_exists=sha is not None,
-        built_current=built,
-        approved_current=built and issue is not None
-        and issue["approved_hash"] == issue["built_hash"],
+        record=store.get_issue_record(conn, day),
+        draft_sha=file_sha(draft_path(settings, day)),
     )
 
 
-def step_done(step: str, status: DayStatus) -> bool:
-    """Whether `step` needs no run: a sent issue is final; a draft edited after the build
-    makes the build stale again."""
-    if status.state == "sent":
-        return True
-    if step == "collect":
-        return status.collected is not None
-    if step == "draft":
-        return status.draft_exists and status.state in ("drafted", "built", "approved")
-    if step == "build":
-        return status.built_current
-    return False
-
-
-def _held_back(settings: Settings, day: date, status: DayStatus, send_issue: bool) -> str | None:
+def _held_back(
+    settings: Settings, day: date, status: lifecycle.Progress, send_issue: bool
+) -> str | None:
     """Why the send step waits (what the curator should do next), or None when it may run."""
-    preview = settings.paths.outbox / day.isoformat() / f"preview.{settings.variants[-1]}.html"
-    where = f"draft {draft_path(settings, day)}, preview {preview}"
-    if settings.approval.required and not status.approved_current:
+    mail, pages = lifecycle.preview_paths(settings, day)
+    where = f"draft {draft_path(settings, day)}, preview {mail} and {pages / 'index.html'}"
+    if lifecycle.approval_missing(settings.approval.required, status):
         return (
-            f"{day}: built, waiting for approval: check the {where}; then "
-            f"`digest approve --date {day}` and `digest run --date {day}` "
+            f"{day}: built, waiting for approval (nothing is public yet): check the {where}; "
+            f"then `digest approve --date {day}` publishes it, and `digest run --date {day}` "
             "(or the scheduled send) sends it"
         )
     if not send_issue:
@@ -465,14 +550,14 @@ def daily(
         local = out_at.astimezone(settings.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
         raise InputError(f"the announcement of {day} is not out yet: arXiv publishes it at {local}")
     with locks.hold_lock(settings.paths.data / "run.lock", "another `digest run`"), \
-            closing(open_store(settings)) as conn:
+            closing(open_store(settings, rt)) as conn:
         ran: list[str] = []
         for step in DAILY_STEPS:
-            status = day_status(conn, settings, day)
+            status = progress(conn, settings, day)
             if status.collected == "empty":
                 return _outcome(rt, f"{day}: no announcement (the feed was empty: an arXiv "
                                     "holiday); nothing to send")
-            if step_done(step, status):
+            if lifecycle.step_done(step, status):
                 rt.echo(f"{day}: {step}: already done")
                 continue
             waiting = _held_back(settings, day, status, send_issue) if step == "send" else None
@@ -487,7 +572,7 @@ def daily(
             except DigestError as exc:
                 raise StepFailed(day, step, exc) from exc
             ran.append(step)
-        state = day_status(conn, settings, day).state
+        state = progress(conn, settings, day).state
     if not ran:
         return _outcome(rt, f"{day}: already {state}; nothing to do")
     return _outcome(rt, f"{day}: {', '.join(ran)} done; the issue is {state}")
@@ -499,9 +584,14 @@ LATE_SEND_DAYS = 7
 
 
 def late_approved(settings: Settings, day: date) -> list[date]:
-    """Issues before `day`, approved but not sent, recent enough to send late."""
+    """Issues before `day`, approved (and maybe published) but not sent, recent enough to
+    send late."""
+    since = day - timedelta(days=LATE_SEND_DAYS)
     with closing(open_store(settings)) as conn:
-        return store.issues_in_state(conn, "approved", day - timedelta(days=LATE_SEND_DAYS), day)
+        return sorted(
+            d for state in (State.APPROVED, State.PUBLISHED)
+            for d in store.issues_in_state(conn, state, since, day)
+        )
 
 
 def send_late(
@@ -524,12 +614,3 @@ def send_late(
 def _outcome(rt: Runtime, line: str) -> str:
     rt.echo(line)
     return line
-
-
-def schedule(settings: Settings, rt: Runtime) -> None:
-    """Run the scheduler in the foreground until SIGTERM/SIGINT."""
-    from pipeline.schedule import run_scheduler  # it imports this module
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
-    run_scheduler(settings, rt)

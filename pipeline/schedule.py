@@ -327,3 +327,10 @@ def run_scheduler(
         log.info("stopping: waiting for the current step to finish")
         scheduler.shutdown(wait=True)
         log.info("scheduler stopped")
+
+
+def main(settings: Settings, rt: Runtime) -> None:
+    """`digest schedule`: log to stderr, then run the scheduler until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
+    run_scheduler(settings, rt)

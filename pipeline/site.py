@@ -1,19 +1,22 @@
-"""Thin disk adapter for rendering: site/ (incremental, atomic) and the email previews.
+"""Thin disk adapter for rendering: where and when site/ and the previews are written.
 
 What the archive and the feeds need about past issues lives in the store (`archive` table,
-one JSON Issue per date), so a build renders only the new issue's pages plus the index, the
-feeds and the pages of the tags it touches; every file goes through `write_if_changed`, so a
-rebuild from the same inputs leaves every byte (and mtime) as it was.
+one JSON Issue per date, published issues only), so publishing renders only the issue's
+pages plus the index, the feeds and the pages of the tags it touches. `digest build` writes
+those files, as they will be, into the private preview `outbox/D/site/` (the live site with
+them applied); only publishing (`digest approve`, or the send in auto mode) puts them in
+site/, in one atomic swap (pipeline.versioned). An unchanged file keeps its bytes and mtime,
+so a rebuild from the same inputs changes nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
-from pipeline import store
+from pipeline import store, versioned
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
 from pipeline.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
@@ -23,51 +26,65 @@ from pipeline.render import Renderer, pub_datetime
 PREVIEW_RECIPIENT = "preview@example.invalid"
 
 
-def write_files(root: Path, files: Mapping[str, str | None]) -> list[Path]:
-    """Write each file under root (atomically, only when changed; None deletes it);
-    returns the paths that changed."""
-    changed = []
-    for name, text in sorted(files.items()):
-        path = root / name
-        if text is None:
-            if path.exists():
-                path.unlink()
-                changed.append(path)
-        elif write_if_changed(path, text):
-            changed.append(path)
-    return changed
+def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
+    """The files of site/ that publishing `issue` writes, as they will be: its pages, the
+    index, the feeds, its tags' pages (None = a file to delete)."""
+    issues = {i.date: i for i in store.load_archived_issues(conn)}
+    previous = issues.get(issue.date)
+    issues[issue.date] = issue
+    touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
+    return {**r.issue_pages(issue), **r.archive_files(issues.values(), touched)}
 
 
 def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Archive the issue and update site/: its pages, the index, the feeds, its tags' pages."""
+    """Archive the issue and publish site/ with it in one atomic swap; returns the paths
+    that changed. (Callers decide WHEN: see pipeline.lifecycle.)"""
     r = renderer or Renderer(settings)
-    issues = {i.date: i for i in store.load_archived_issues(conn)}
-    previous = issues.get(issue.date)
-    issues[issue.date] = issue
-    touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
-    # Render everything before storing anything: a broken template changes nothing.
-    files: dict[str, str | None] = {
-        **r.issue_pages(issue),
-        **r.archive_files(issues.values(), touched),
-    }
+    # Render everything before storing anything: a broken template changes nothing. The
+    # archive row is stored after the swap: killed in between, the next publish redoes it.
+    files = issue_files(conn, issue, r)
+    changed = versioned.publish(settings.paths.site, files.items())
     with store.transaction(conn):
         store.save_archived_issue(conn, issue)
-    return write_files(settings.paths.site, files)
+    return [settings.paths.site / name for name in changed]
+
+
+def preview_site_root(settings: Settings, day: date) -> Path:
+    """outbox/D/site/: the site as publishing the built issue of D would make it."""
+    return settings.paths.outbox / day.isoformat() / "site"
+
+
+def preview_site(
+    settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
+) -> tuple[Path, list[str]]:
+    """Write the private preview of site/ with `issue` published (site/ is not touched);
+    returns its root and the names that publishing would change in site/."""
+    r = renderer or Renderer(settings)
+    root = preview_site_root(settings, issue.date)
+    changed = versioned.publish(
+        root, issue_files(conn, issue, r).items(),
+        base=versioned.current(settings.paths.site), keep=0,
+    )
+    return root, changed
 
 
 def rebuild_site(
     settings: Settings, conn: sqlite3.Connection, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Render every archived issue and every tag again (after a template change)."""
+    """Render every archived issue and every tag again (after a template change), and
+    publish the result in one atomic swap."""
     r = renderer or Renderer(settings)
     issues = store.load_archived_issues(conn)
-    changed = []
-    for issue in issues:  # page by page, so memory stays flat however long the archive
-        changed += write_files(settings.paths.site, r.issue_pages(issue))
-    tags = {t for i in issues for t in i.tags}
-    return changed + write_files(settings.paths.site, r.archive_files(issues, tags))
+
+    def files() -> Iterator[tuple[str, str | None]]:
+        for issue in issues:  # page by page, so memory stays flat however long the archive
+            yield from r.issue_pages(issue).items()
+        tags = {t for i in issues for t in i.tags}
+        yield from r.archive_files(issues, tags).items()
+
+    return [settings.paths.site / n for n in versioned.publish(settings.paths.site, files())]
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:

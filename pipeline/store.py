@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipeline.errors import StoreError
+from pipeline.lifecycle import BuildSummary, IssueRecord, State, record_from_row
 from pipeline.models import Candidate, EmailVariant, Entry, Issue, Paper, Subscriber
 from pipeline.text import title_key
 
@@ -107,16 +108,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (date, entry_key)
     );
     """,
+    # v2: the issue's lifecycle (pipeline.lifecycle): what build found, the built Issue that
+    # publishing renders, and when site/ got which build. `archive` holds published issues.
+    """
+    ALTER TABLE issues ADD COLUMN build TEXT;            -- JSON lifecycle.BuildSummary
+    ALTER TABLE issues ADD COLUMN issue TEXT;            -- JSON of the built Issue
+    ALTER TABLE issues ADD COLUMN published_hash TEXT;   -- the built hash site/ shows
+    ALTER TABLE issues ADD COLUMN published_at TEXT;
+    UPDATE issues SET published_hash = built_hash, published_at = built_at,
+        state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'published' END
+        WHERE date IN (SELECT date FROM archive) AND built_hash IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Connection(sqlite3.Connection):
+    """A connection that carries the clock its timestamps come from (the runtime's)."""
+
+    clock: Callable[[], datetime] = staticmethod(_utcnow)
+
+
+def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path` and bring its schema up to date;
+    `clock` (the runtime's `now`) stamps what it stores."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, factory=Connection)
+        if clock is not None:
+            conn.clock = clock
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -170,8 +195,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _now(conn: sqlite3.Connection) -> str:
+    """The connection's clock (see connect) as stored text, UTC."""
+    clock: Callable[[], datetime] = getattr(conn, "clock", _utcnow)
+    return clock().astimezone(UTC).isoformat(timespec="seconds")
 
 
 def paper_from_row(row: sqlite3.Row) -> Paper:
@@ -282,7 +309,7 @@ def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, k
         "INSERT INTO days (date, status, announced, kept, collected_at) VALUES (?,?,?,?,?)"
         " ON CONFLICT (date) DO UPDATE SET status=excluded.status, announced=excluded.announced,"
         " kept=excluded.kept, collected_at=excluded.collected_at",
-        (day.isoformat(), status, announced, kept, _now()),
+        (day.isoformat(), status, announced, kept, _now(conn)),
     )
 
 
@@ -314,9 +341,6 @@ def prune_candidates(conn: sqlite3.Connection, day: date, keep: Iterable[str]) -
 
 # --- issues, drafts and approval (curator, render) -------------------------------------------
 
-ISSUE_STATES = ("collected", "drafted", "built", "approved", "sent")
-
-
 def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     """The issue row of a day: state, hashes and timestamps."""
     row: sqlite3.Row | None = conn.execute(
@@ -325,14 +349,19 @@ def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
     return row
 
 
-def set_issue_state(conn: sqlite3.Connection, day: date, state: str) -> None:
+def get_issue_record(conn: sqlite3.Connection, day: date) -> IssueRecord | None:
+    """The day's issue as a typed lifecycle record (None: no issue row yet)."""
+    row = get_issue(conn, day)
+    return record_from_row(row) if row is not None else None
+
+
+def set_issue_state(conn: sqlite3.Connection, day: date, state: State) -> None:
     """Move an issue to `state` (creating its row if needed)."""
-    if state not in ISSUE_STATES:
-        raise ValueError(f"unknown issue state {state!r}")
+    state = State(state)  # refuses a value that is no state
     conn.execute(
         "INSERT INTO issues (date, state) VALUES (?, ?)"
         " ON CONFLICT (date) DO UPDATE SET state = excluded.state",
-        (day.isoformat(), state),
+        (day.isoformat(), state.value),
     )
 
 
@@ -346,28 +375,32 @@ def variants_hash(draft_sha: str, variants: Sequence[EmailVariant]) -> str:
 
 
 def save_built_issue(
-    conn: sqlite3.Connection, day: date, draft_sha: str, variants: Sequence[EmailVariant]
-) -> str:
-    """Store the rendered variants of a built issue; returns its hash. Keeps an approval
-    only when the rebuilt issue is byte-identical to the approved one."""
-    built = variants_hash(draft_sha, variants)
+    conn: sqlite3.Connection,
+    day: date,
+    state: State,
+    draft_sha: str,
+    built_hash: str,
+    variants: Sequence[EmailVariant],
+    summary: BuildSummary,
+    issue: Issue,
+) -> None:
+    """Store a build: its record (state, hashes, summary), the Issue that publishing
+    renders and the rendered variants that sending sends, in one transaction."""
     with transaction(conn):
-        row = get_issue(conn, day)
-        state = "approved" if row is not None and row["approved_hash"] == built else "built"
-        if row is not None and row["state"] == "sent":
-            state = "sent"
         conn.execute(
-            "INSERT INTO issues (date, state, draft_sha, built_hash, built_at) VALUES (?,?,?,?,?)"
+            "INSERT INTO issues (date, state, draft_sha, built_hash, built_at, build, issue)"
+            " VALUES (?,?,?,?,?,?,?)"
             " ON CONFLICT (date) DO UPDATE SET state=excluded.state, draft_sha=excluded.draft_sha,"
-            " built_hash=excluded.built_hash, built_at=excluded.built_at",
-            (day.isoformat(), state, draft_sha, built, _now()),
+            " built_hash=excluded.built_hash, built_at=excluded.built_at, build=excluded.build,"
+            " issue=excluded.issue",
+            (day.isoformat(), State(state).value, draft_sha, built_hash, _now(conn),
+             summary.to_json(), issue_json(issue)),
         )
         conn.execute("DELETE FROM issue_variants WHERE date = ?", (day.isoformat(),))
         conn.executemany(
             "INSERT INTO issue_variants (date, variant, subject, html, text) VALUES (?,?,?,?,?)",
             [(day.isoformat(), v.variant, v.subject, v.html, v.text) for v in variants],
         )
-    return built
 
 
 def load_built_issue(conn: sqlite3.Connection, day: date) -> list[EmailVariant]:
@@ -379,22 +412,47 @@ def load_built_issue(conn: sqlite3.Connection, day: date) -> list[EmailVariant]:
     return [EmailVariant(r["variant"], r["subject"], r["html"], r["text"]) for r in rows]
 
 
-def issues_in_state(conn: sqlite3.Connection, state: str, since: date, before: date) -> list[date]:
+def load_built_content(conn: sqlite3.Connection, day: date) -> Issue | None:
+    """The Issue the last build of the day merged (what publishing renders)."""
+    row = conn.execute("SELECT issue FROM issues WHERE date = ?", (day.isoformat(),)).fetchone()
+    return issue_from_json(row["issue"]) if row is not None and row["issue"] else None
+
+
+def issues_in_state(conn: sqlite3.Connection, state: State, since: date, before: date) -> list[date]:
     """Dates in [since, before) whose issue is in `state`, oldest first."""
     rows = conn.execute(
         "SELECT date FROM issues WHERE state = ? AND date >= ? AND date < ? ORDER BY date",
-        (state, since.isoformat(), before.isoformat()),
+        (State(state).value, since.isoformat(), before.isoformat()),
     )
     return [date.fromisoformat(r["date"]) for r in rows]
 
 
-def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str) -> None:
-    """Record `built_hash` as the approved content of the day's issue."""
+def approve_issue(conn: sqlite3.Connection, day: date, built_hash: str, state: State) -> None:
+    """Record `built_hash` as the approved content of the day's issue, in `state`."""
     conn.execute(
-        "UPDATE issues SET approved_hash = ?, approved_at = ?, state = 'approved'"
-        " WHERE date = ? AND state != 'sent'",
-        (built_hash, _now(), day.isoformat()),
+        "UPDATE issues SET approved_hash = ?, approved_at = ?, state = ? WHERE date = ?",
+        (built_hash, _now(conn), State(state).value, day.isoformat()),
     )
+
+
+def mark_published(conn: sqlite3.Connection, day: date, built_hash: str, state: State) -> None:
+    """Record that site/ now shows the build `built_hash` of the day's issue."""
+    conn.execute(
+        "UPDATE issues SET published_hash = ?, published_at = ?, state = ? WHERE date = ?",
+        (built_hash, _now(conn), State(state).value, day.isoformat()),
+    )
+
+
+def get_archived_issue(conn: sqlite3.Connection, day: date) -> Issue | None:
+    """The issue of `day` as site/ shows it, if published."""
+    row = conn.execute("SELECT issue FROM archive WHERE date = ?", (day.isoformat(),)).fetchone()
+    return issue_from_json(row["issue"]) if row is not None else None
+
+
+def count_candidates(conn: sqlite3.Connection, day: date) -> int:
+    """How many candidates the day has."""
+    row = conn.execute("SELECT COUNT(*) FROM candidates WHERE date = ?", (day.isoformat(),))
+    return int(row.fetchone()[0])
 
 
 def offered_keys(conn: sqlite3.Connection, day: date) -> set[str]:
@@ -413,7 +471,7 @@ def record_offered(conn: sqlite3.Connection, day: date, keys: Iterable[str]) -> 
     """Remember that these entries were offered in the day's draft (idempotent)."""
     conn.executemany(
         "INSERT OR IGNORE INTO draft_offers (date, entry_key, offered_at) VALUES (?,?,?)",
-        [(day.isoformat(), key, _now()) for key in keys],
+        [(day.isoformat(), key, _now(conn)) for key in keys],
     )
 
 
@@ -447,12 +505,14 @@ def issue_json(issue: Issue) -> str:
             "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
         }
 
-    return json.dumps(
-        {"date": issue.date.isoformat(), "title": issue.title,
-         "entries": [entry(e) for e in issue.entries],
-         "more_papers": [paper(p) for p in issue.more_papers]},
-        ensure_ascii=False, sort_keys=True,
-    )
+    data: dict[str, object] = {
+        "date": issue.date.isoformat(), "title": issue.title,
+        "entries": [entry(e) for e in issue.entries],
+        "more_papers": [paper(p) for p in issue.more_papers],
+    }
+    if issue.corrected is not None:
+        data["corrected"] = issue.corrected.isoformat()
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
 def issue_from_json(text: str) -> Issue:
@@ -475,6 +535,7 @@ def issue_from_json(text: str) -> Issue:
                   categories=tuple(p["categories"]))
             for p in data["more_papers"]
         ),
+        corrected=datetime.fromisoformat(data["corrected"]) if data.get("corrected") else None,
     )
 
 
@@ -525,7 +586,7 @@ def save_subscriber(conn: sqlite3.Connection, sub: Subscriber) -> tuple[str, Sub
     An unchanged subscriber keeps its updated_at, so saving twice changes nothing."""
     old = get_subscriber(conn, sub.email)
     tags = " ".join(sub.tags)
-    now = _now()
+    now = _now(conn)
     if old is None:
         cur = conn.execute(
             "INSERT INTO subscribers (email, language, tags, status, created_at, updated_at)"
@@ -548,7 +609,7 @@ def set_subscriber_status(conn: sqlite3.Connection, subscriber_id: int, status: 
     """Set a subscriber's status; True when it changed (so repeating it is harmless)."""
     cur = conn.execute(
         "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ? AND status != ?",
-        (status, _now(), subscriber_id, status),
+        (status, _now(conn), subscriber_id, status),
     )
     return cur.rowcount == 1
 
@@ -611,7 +672,7 @@ def claim_delivery(
         " ON CONFLICT (issue_date, subscriber_id) DO UPDATE SET status = 'sending',"
         " attempts = attempts + 1, updated_at = excluded.updated_at"
         " WHERE deliveries.status IN ('sending', 'deferred')",
-        (day.isoformat(), subscriber_id, message_id, _now()),
+        (day.isoformat(), subscriber_id, message_id, _now(conn)),
     )
     return cur.rowcount == 1
 
@@ -625,7 +686,7 @@ def finish_delivery(
     conn.execute(
         "UPDATE deliveries SET status = ?, response = ?, updated_at = ?"
         " WHERE issue_date = ? AND subscriber_id = ?",
-        (status, response, _now(), day.isoformat(), subscriber_id),
+        (status, response, _now(conn), day.isoformat(), subscriber_id),
     )
 
 
@@ -641,5 +702,6 @@ def delivery_counts(conn: sqlite3.Connection, day: date) -> dict[str, int]:
 def mark_issue_sent(conn: sqlite3.Connection, day: date) -> None:
     """Record that every subscriber of the day's issue has been handled."""
     conn.execute(
-        "UPDATE issues SET state = 'sent', sent_at = ? WHERE date = ?", (_now(), day.isoformat())
+        "UPDATE issues SET state = ?, sent_at = ? WHERE date = ?",
+        (State.SENT.value, _now(conn), day.isoformat()),
     )

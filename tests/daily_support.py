@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from pipeline import run, store
+from pipeline import lifecycle, run, store
 from pipeline.arxiv_calendar import announcement_for
 from pipeline.config import Settings, parse_config
 from pipeline.errors import FeedError
 from pipeline.files import write_atomic
-from pipeline.models import EmailVariant
+from pipeline.models import EmailVariant, Issue
 from pipeline.runtime import Runtime
 
 
@@ -98,11 +98,17 @@ class FakeArxiv:
         assert sha is not None
         variants = [EmailVariant(v, f"digest {day}", f"<p>{day}</p>", f"{day}\n")
                     for v in self.settings.variants]
+        issue = Issue(day, "digest", ())
+        built = store.variants_hash(sha, variants)
         with closing(run.open_store(self.settings)) as conn:
-            store.save_built_issue(conn, day, sha, variants)
+            state = lifecycle.state_after_build(store.get_issue_record(conn, day), built)
+            store.save_built_issue(conn, day, state, sha, built, variants,
+                                   lifecycle.summarize_build(issue, variants), issue)
 
     def _send(self, day: date) -> None:
         with closing(run.open_store(self.settings)) as conn:
             run.approved_variants(conn, self.settings, day)  # refuses what the real send refuses
+            if store.get_issue_record(conn, day).state is lifecycle.State.SENT:
+                return
             with store.transaction(conn):
                 store.set_issue_state(conn, day, "sent")

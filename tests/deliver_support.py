@@ -22,9 +22,16 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pipeline import run, store
+from pipeline import lifecycle, run, store
 from pipeline.config import Settings, load_config
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Subscriber, has_hangul
+from pipeline.digest import parse_digest
+from pipeline.models import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    EmailVariant,
+    Issue,
+    Subscriber,
+    has_hangul,
+)
 from tests.support import FIXTURES
 
 DAY = date(2024, 12, 5)
@@ -251,6 +258,20 @@ def make_variants() -> list[EmailVariant]:
     return out
 
 
+def store_build(
+    conn: Any, day: date, sha: str, variants: list[EmailVariant], issue: Issue | None = None
+) -> None:
+    """Record a build as `digest build` does (state, hashes, summary, Issue); the Issue
+    defaults to the reference issue's first six entries, which the variants show."""
+    if issue is None:
+        parsed = parse_digest((FIXTURES / "digest" / "2024-12-05.txt").read_text("utf-8"))
+        issue = Issue(day, "ML Papers Digest", parsed.entries[:6])
+    built = store.variants_hash(sha, variants)
+    state = lifecycle.state_after_build(store.get_issue_record(conn, day), built)
+    store.save_built_issue(conn, day, state, sha, built, variants,
+                           lifecycle.summarize_build(issue, variants), issue)
+
+
 def build_issue(settings: Settings, day: date = DAY, approve: bool = True) -> list[EmailVariant]:
     """Simulate `digest build` (+ `digest approve`): a draft file and stored variants."""
     draft = run.draft_path(settings, day)
@@ -261,7 +282,7 @@ def build_issue(settings: Settings, day: date = DAY, approve: bool = True) -> li
     try:
         sha = run.file_sha(draft)
         assert sha is not None
-        store.save_built_issue(conn, day, sha, variants)
+        store_build(conn, day, sha, variants)
     finally:
         conn.close()
     if approve:

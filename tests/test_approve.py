@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
+from pipeline import lifecycle, run, store
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError
-from pipeline.models import EmailVariant
+from pipeline.models import EmailVariant, Issue
 from tests.sample_day import DAY, REFERENCE_NOTES, add_candidates, newsletter, runtime, sample_papers
 
 
@@ -21,8 +21,13 @@ def _build(settings: Settings, marker: str = "") -> list[EmailVariant]:
     text = path.read_text(encoding="utf-8")
     variants = [EmailVariant(v, f"Digest {DAY}", f"<p>{v}{marker}</p>{len(text)}", text)
                 for v in sorted(settings.variants)]
+    sha = run.file_sha(path) or ""
+    built = store.variants_hash(sha, variants)
+    issue = Issue(DAY, "Digest", ())
     with closing(store.connect(settings.db_path)) as conn:
-        store.save_built_issue(conn, DAY, run.file_sha(path) or "", variants)
+        state = lifecycle.state_after_build(store.get_issue_record(conn, DAY), built)
+        store.save_built_issue(conn, DAY, state, sha, built, variants,
+                               lifecycle.summarize_build(issue, variants), issue)
     return variants
 
 
@@ -58,8 +63,8 @@ def test_approve_then_edit_voids_then_approve_again(drafted: Settings) -> None:
         _approved(settings)
     messages: list[str] = []
     run.approve(settings, DAY, runtime(messages))
-    assert _approved(settings) == built and _state(settings) == "approved"
-    assert messages[-1].startswith(f"approved the issue of {DAY} (")
+    assert _approved(settings) == built and _state(settings) == "published"
+    assert any(m.startswith(f"approved the issue of {DAY} (") for m in messages)
 
     # The curator edits the draft after approving: the approval no longer holds.
     path = run.draft_path(settings, DAY)
@@ -72,11 +77,11 @@ def test_approve_then_edit_voids_then_approve_again(drafted: Settings) -> None:
 
     # Rebuilt from the edited draft: built, not approved, until approved again.
     rebuilt = _build(settings)
-    assert rebuilt != built and _state(settings) == "built"
+    assert rebuilt != built and _state(settings) == "published"  # site/ shows the old build
     with pytest.raises(ApprovalError, match="changed since it was approved"):
         _approved(settings)
     run.approve(settings, DAY, runtime())
-    assert _approved(settings) == rebuilt and _state(settings) == "approved"
+    assert _approved(settings) == rebuilt and _state(settings) == "published"
 
 
 def test_a_rebuild_or_a_draft_rerun_that_changes_nothing_keeps_the_approval(
@@ -87,7 +92,7 @@ def test_a_rebuild_or_a_draft_rerun_that_changes_nothing_keeps_the_approval(
     run.approve(settings, DAY, runtime())
     run.draft(settings, DAY, runtime())  # nothing new: the draft file is not rewritten
     assert _build(settings) == built
-    assert _approved(settings) == built and _state(settings) == "approved"
+    assert _approved(settings) == built and _state(settings) == "published"
     _build(settings, marker=" re-rendered")  # same draft, different rendering: void
     with pytest.raises(ApprovalError, match="changed since it was approved"):
         _approved(settings)
@@ -102,7 +107,7 @@ def test_a_draft_rerun_that_adds_papers_voids_the_approval(drafted: Settings) ->
     run.draft(settings, DAY, runtime())
     with pytest.raises(ApprovalError, match="changed since the issue was built"):
         _approved(settings)
-    assert _state(settings) == "approved"  # the draft does not move the state back
+    assert _state(settings) == "published"  # the draft does not move the state back
 
 
 def test_auto_mode_needs_no_approval_but_a_current_build(drafted: Settings) -> None:

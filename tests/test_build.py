@@ -13,7 +13,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from pipeline import run, store
+from pipeline import run, site, store
 from pipeline.config import Settings
 from pipeline.errors import ApprovalError, FormatError, InputError
 from tests.render_support import REFERENCE, REFERENCE_DAY
@@ -39,18 +39,22 @@ def built(tmp_path: Path, http_server: RecordingServer) -> tuple[Settings, list[
 
 def test_build_links_every_reference_entry_to_arxiv(built: tuple[Settings, list[str]]) -> None:
     settings, _ = built
-    page = (settings.paths.site / "issues/2024-12-05.html").read_text()
+    page = (site.preview_site_root(settings, REFERENCE_DAY) / "issues/2024-12-05.html").read_text()
     doc = lxml.html.fromstring(page)
     links = [h.find("a").get("href") for h in doc.find_class("title")]
     assert sorted(links) == sorted(p.abs_url for p in sample_papers())
 
 
 def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]]) -> None:
+    """The build renders the site as it will be into the private preview; site/ itself
+    gets nothing until the issue is approved (tests/test_lifecycle.py)."""
     settings, lines = built
-    site_dir, outbox = settings.paths.site, settings.paths.outbox / "2024-12-05"
+    outbox_site = site.preview_site_root(settings, REFERENCE_DAY)
+    outbox = settings.paths.outbox / "2024-12-05"
+    assert not settings.paths.site.exists()
     for name in ("index.html", "issues/2024-12-05.html", "issues/2024-12-05.ko.html",
                  "issues/2024-12-05.en.html", "feed.xml", "tags/reward-model.xml"):
-        assert (site_dir / name).is_file(), name
+        assert (outbox_site / name).is_file(), name
     for variant in ("ko", "en", "all"):
         assert (outbox / f"preview.{variant}.html").is_file()
         assert (outbox / f"preview.{variant}.eml").is_file()
@@ -64,7 +68,7 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     finally:
         conn.close()
     text = "\n".join(lines)
-    assert str(site_dir / "index.html") in text
+    assert str(outbox_site / "index.html") in text
     assert str(outbox / "preview.all.html") in text
 
 
@@ -73,18 +77,22 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
     conn = store.connect(settings.db_path)
     try:
         first = store.get_issue(conn, REFERENCE_DAY)["built_hash"]
-        store.approve_issue(conn, REFERENCE_DAY, first)
     finally:
         conn.close()
-    files = {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()}
+    run.approve(settings, REFERENCE_DAY, runtime())
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns)
+             for p in settings.paths.site.rglob("*") if p.is_file()}
     lines: list[str] = []
     run.build(settings, REFERENCE_DAY, runtime(lines))
-    assert "(0 files changed)" in "\n".join(lines)
-    assert {p: p.read_bytes() for p in settings.paths.site.rglob("*") if p.is_file()} == files
+    assert "(0 files will change in" in "\n".join(lines)
+    run.approve(settings, REFERENCE_DAY, runtime())  # nothing to publish again
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in settings.paths.site.rglob("*") if p.is_file()} == files
     conn = store.connect(settings.db_path)
     try:
         row = store.get_issue(conn, REFERENCE_DAY)
-        assert row["built_hash"] == first and row["state"] == "approved"
+        assert row["built_hash"] == first and row["state"] == "published"
+        assert row["approved_hash"] == first == row["published_hash"]
     finally:
         conn.close()
 
@@ -145,16 +153,22 @@ def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]])
     """Every file was written through a mkstemp temp file, so it kept its 0600 mode: site/
     copied to a web server (or served by one running as another user) was unreadable."""
     settings, _ = built
+    run.approve(settings, REFERENCE_DAY, runtime())
     umask = os.umask(0)
     os.umask(umask)
     for path in (settings.paths.site / "index.html", settings.paths.site / "feed.xml",
                  settings.paths.site / "issues/2024-12-05.html"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
-    page = settings.paths.site / "index.html"
-    page.chmod(0o640)  # a mode chosen by hand is kept when the file is written again
-    page.write_text("stale", encoding="utf-8")
+    page = settings.paths.site / "issues/2024-12-05.html"
+    page.chmod(0o640)  # a mode chosen by hand is kept when the file is published again
+    before = page.read_text()
+    draft = run.draft_path(settings, REFERENCE_DAY)
+    lines = draft.read_text("utf-8").split("\n")
+    lines[3] += " (edited)"  # the first entry's abstract: the curator's wins over arXiv's
+    draft.write_text("\n".join(lines), "utf-8")
     run.build(settings, REFERENCE_DAY, runtime())
-    assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != "stale"
+    run.approve(settings, REFERENCE_DAY, runtime())
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != before
 
 
 def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -> None:

@@ -123,7 +123,10 @@ def test_one_language_without_the_other_is_an_error(
         f"digest: error: {path}:13: 'Only a link': Korean commentary without English "
         "(the en edition would show none)",
     ]
-    assert len(err.splitlines()) == 4  # the entry with no commentary at all is fine
+    # The entry with no commentary at all is no language error, only a warning (issue #10).
+    assert err.splitlines()[3] == (f"digest: warning: {path}:19: 'No words yet': no commentary "
+                                   "(write some, or delete the entry)")
+    assert len(err.splitlines()) == 5
 
 
 def test_a_malformed_digest_is_one_line_exit_2(
@@ -213,7 +216,7 @@ def test_a_config_with_one_language_does_not_ask_for_the_other(
 
 
 def test_thousands_of_findings_are_capped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    entry = "Same Title\n(A)\nAbs.\n#x\n"
+    entry = "Same Title\n(A)\nAbs.\n한국어\nEnglish\n#x\n"
     path = tmp_path / "many.txt"
     path.write_text("2024-12-05\n" + entry * 300, encoding="utf-8")
     with pytest.raises(SystemExit) as info:

@@ -26,6 +26,7 @@ from tests.deliver_support import (
     quiet_runtime,
     serving,
     smtp_server,
+    store_build,
 )
 from tests.support import FakeClock
 
@@ -268,7 +269,7 @@ def test_changed_rendering_after_approval_is_refused(
     conn = run.open_store(settings)
     sha = run.file_sha(run.draft_path(settings, DAY))
     assert sha is not None
-    store.save_built_issue(conn, DAY, sha, [*variants[:-1], variants[-1].__class__(
+    store_build(conn, DAY, sha, [*variants[:-1], variants[-1].__class__(
         variants[-1].variant, variants[-1].subject + "!", variants[-1].html, variants[-1].text)])
     with pytest.raises(ApprovalError, match="changed since it was approved"):
         run.send(settings, DAY, quiet_runtime())
@@ -287,13 +288,13 @@ def test_preview_to_one_address_records_nothing(
     run.send(settings, DAY, quiet_runtime(), to="curator@example.org")
     assert [m.recipients for m in sink.messages] == [[subs[1].email], ["curator@example.org"]]
     first = sink.messages[0].parsed()
-    assert first["Subject"].startswith("[PREVIEW] ML Papers Digest")
+    assert first["Subject"].startswith("[TEST] ML Papers Digest")
     assert first["List-Unsubscribe"].startswith(f"<https://digest.example.org/unsubscribe/{subs[1].id}.")
     stranger = sink.messages[1].parsed()  # not a subscriber: a link that unsubscribes nobody
     assert stranger["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/preview>")
     conn = run.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
-    assert store.get_issue(conn, DAY)["state"] == "approved"
+    assert store.get_issue(conn, DAY)["state"] == "published"
     conn.close()
     # the real send still reaches the previewed subscriber, under another Message-ID
     run.send(settings, DAY, quiet_runtime())
