@@ -379,65 +379,63 @@ class Previewer:
         return done
 
 
-# --- the issue's lifecycle: the one adapter over run (build, approve, send, status) -----------
+# --- the issue's lifecycle: the one adapter over pipeline.lifecycle and run ------------------
 
 
 @dataclass(frozen=True)
 class Status:
-    """What the status panel shows."""
+    """What the status panel shows: `digest status` for the day, as lines."""
 
     lines: tuple[str, ...]
+    next_step: str
     state: str | None
     built_current: bool
     approved_current: bool
 
 
-def approved_copy(settings: Settings, day: date) -> Path:
-    """Where the studio keeps the draft as last approved (for 'what changed since')."""
-    return settings.paths.data / "approved" / f"{day.isoformat()}.txt"
+def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
+    """The day at a glance, from `lifecycle.status` (what `digest status` prints)."""
+    from pipeline import lifecycle
 
-
-def day_status(settings: Settings, day: date, conn: sqlite3.Connection) -> Status:
-    """The day's progress, as `run.day_status` reads it from the store and the draft."""
-    s = run.day_status(conn, settings, day)
+    s = lifecycle.status(settings, day, rt)
+    d = s.draft
     lines = [
-        f"collected: {s.collected or 'not yet'}",
-        f"state: {s.state or 'nothing yet'}",
-        "draft: " + ("on disk" if s.draft_exists else "none yet"),
-        "build: " + ("current" if s.built_current else "stale or none (build to refresh)"),
-        "approval: " + ("current" if s.approved_current else "not approved for this draft"),
+        f"state: {s.state or 'nothing collected yet'}",
+        f"collected: {s.collected or 'not yet'}"
+        + (f" ({s.kept} kept of {s.announced} announced; {s.candidates} candidates)"
+           if s.collected == "collected" else ""),
+        ("draft: " + (f"{d.entries} entries, {d.commented} with commentary" if d.exists and
+                      d.error is None else d.error or "none yet")),
+        "build: " + ((f"current ({s.built.at})" if d.built_from_it else
+                      "stale: the draft changed since (build to refresh)")
+                     if s.built is not None else "none yet"),
+        "approval: " + (f"current ({s.approved_at})" if s.approved and d.built_from_it
+                        else "not approved for this draft" if s.approval_required
+                        else "not required (auto mode)"),
+        "published: " + ("yes" if s.published else "no")
+        + (" — a correction is waiting for approval" if s.correction_pending else ""),
     ]
-    row = store.get_issue(conn, day)
-    if s.approved_current and row is not None:
-        _remember_approved(settings, day, row["draft_sha"])  # `digest approve`'s too
-    return Status(tuple(lines), s.state, s.built_current, s.approved_current)
-
-
-def _remember_approved(settings: Settings, day: date, draft_sha: str) -> None:
-    """Keep the approved draft, if the file still holds it (it may be saved meanwhile)."""
-    try:
-        data = run.draft_path(settings, day).read_bytes()
-    except FileNotFoundError:
-        return
-    copy = approved_copy(settings, day)
-    if sha256(data) == draft_sha and (not copy.exists() or copy.read_bytes() != data):
-        write_atomic(copy, data)
+    if s.sent_at:
+        lines.append(f"sent: {s.sent_at} ({', '.join(f'{n} {k}' for k, n in sorted(s.deliveries.items()))})")
+    elif s.pending:
+        lines.append(f"readers waiting for it: {s.pending}")
+    if s.next_scheduled:
+        lines.append(f"next scheduled: {s.next_scheduled}")
+    lines += [f"warning: {w}" for w in s.warnings]
+    return Status(tuple(lines), s.next_step, s.state, d.built_from_it,
+                  s.approved and d.built_from_it)
 
 
 def last_approved(settings: Settings, day: date) -> Digest | None:
-    """The draft as last approved, when the studio has seen an approval."""
-    copy = approved_copy(settings, day)
-    if not copy.exists():
-        return None
-    try:
-        return digest.parse_digest(digest.decode_text(copy.read_bytes(), copy), copy)
-    except FormatError:
-        return None
+    """The issue as last approved (approval publishes it: the archive's copy), if any."""
+    with closing(run.open_store(settings)) as conn:
+        published = store.get_archived_issue(conn, day)
+    return None if published is None else Digest(day, published.entries)
 
 
 def _build_if_stale(settings: Settings, day: date, rt: Runtime) -> None:
-    with closing(run.open_store(settings)) as conn:
-        current = run.day_status(conn, settings, day).built_current
+    with closing(run.open_store(settings, rt)) as conn:
+        current = run.progress(conn, settings, day).built_current
     if not current:
         run.build(settings, day, rt)
 
@@ -448,32 +446,17 @@ def build(settings: Settings, day: date, rt: Runtime) -> None:
 
 
 def approve(settings: Settings, day: date, rt: Runtime, allow_uncommented: bool) -> None:
-    """Build if the draft changed since the last build, then `digest approve`; refuses entries
-    without commentary unless allowed."""
-    loaded = load_draft(settings, day)
-    bare = [e.title for e in loaded.entries if not e.commentary]
-    if bare and not allow_uncommented:
-        raise InputError(f"{len(bare)} entr{'y has' if len(bare) == 1 else 'ies have'} no "
-                         f"commentary ({bare[0][:60]!r}…): write it, remove them, or tick "
-                         "'allow uncommented entries'")
+    """Build if the draft changed since the last build, then `digest approve`
+    [--allow-uncommented] (which publishes the issue)."""
     _build_if_stale(settings, day, rt)
-    run.approve(settings, day, rt)
-    with closing(run.open_store(settings)) as conn:
-        row = store.get_issue(conn, day)
-    if row is not None:
-        _remember_approved(settings, day, row["draft_sha"])
+    run.approve(settings, day, rt, allow_uncommented=allow_uncommented)
 
 
 def send_test_copy(settings: Settings, day: date, rt: Runtime, to: str, variant: str) -> None:
-    """One [PREVIEW] copy of `variant` to the curator (built first if the draft changed)."""
-    from pipeline import delivery
-
+    """`digest send --to ADDR --variant V`, built first if the draft changed (the copy is
+    what the preview shows); records nothing."""
     _build_if_stale(settings, day, rt)
-    with closing(run.open_store(settings)) as conn:
-        variants = [v for v in store.load_built_issue(conn, day) if v.variant == variant]
-        if not variants:
-            raise InputError(f"no variant {variant!r} in the built issue")
-        delivery.send_preview(conn, settings, day, rt, variants, to)
+    run.send(settings, day, rt, to=to, variant=variant)
 
 
 def draft(settings: Settings, day: date, rt: Runtime) -> None:
@@ -708,7 +691,7 @@ def create_app(
             abort(404)
         loaded = load_draft(settings, day)
         with studio.db() as conn:
-            status = day_status(settings, day, conn)
+            status = day_status(settings, day, studio.rt)
             if loaded.digest is None:
                 return page("nodraft.html", loaded=loaded, status=status,
                             text=loaded.data.decode("utf-8", "replace"))
@@ -850,11 +833,12 @@ def create_app(
         reloaded = load_draft(settings, day)
         with studio.db() as conn:
             found_lint = lint_by_entry(conn, reloaded)
-            status = day_status(settings, day, conn) if wants_json() else None
+            status = day_status(settings, day, studio.rt) if wants_json() else None
         if status is not None and reloaded.digest is not None:
             entry = reloaded.entries[i]
             return jsonify(sha=sha, message="saved", lint=lint_json(found_lint),
                            tags=" ".join("#" + t for t in entry.tags), status=status.lines,
+                           next_step=status.next_step,
                            changes=entry_changes(last_approved(settings, day), reloaded.digest))
         flash("ok", f"saved: {reloaded.entries[i].title}")
         return redirect(f"/#e{i}", 303)
@@ -863,7 +847,7 @@ def create_app(
         """The day view again with the refused text still in its boxes (JavaScript off)."""
         loaded = load_draft(settings, day)
         with studio.db() as conn:
-            status = day_status(settings, day, conn)
+            status = day_status(settings, day, studio.rt)
             if loaded.digest is None:
                 return page("nodraft.html", 422, loaded=loaded, status=status,
                             text=loaded.data.decode("utf-8", "replace"))

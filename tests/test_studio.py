@@ -332,6 +332,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
     assert "approval: current" in approved and "no change to the entries" in approved
     with closing(store.connect(day.db_path)) as conn:
         assert len(run.approved_variants(conn, day, DAY)) == 3
+    assert (day.paths.site / "issues" / f"{DAY}.html").exists()  # approving publishes
 
     t = tokens(approved)
     sess.post(running.url + "/entry/remove", data={**t, "i": "0"})
@@ -343,12 +344,12 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
 def test_a_test_copy_of_each_variant_goes_to_the_curator(running: Running, day: Settings) -> None:
     sess = login(running)
     t = tokens(sess.get(running.url + "/").text)
-    sent = day.paths.outbox / DAY.isoformat() / "preview" / "curator@example.org.eml"
     for variant, date_text in (("ko", "2024년 12월 5일"), ("en", "December 5, 2024")):
         page = sess.post(running.url + "/test-copy", data={**t, "variant": variant}).text
         assert f"sent a {variant} test copy to curator@example.org" in page
+        (sent,) = (day.paths.outbox / DAY.isoformat() / "test" / variant).glob("*.eml")
         message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
-        assert message["Subject"].startswith("[PREVIEW] ") and date_text in message["Subject"]
+        assert message["Subject"].startswith("[TEST] ") and date_text in message["Subject"]
     with closing(store.connect(day.db_path)) as conn:
         assert store.get_issue(conn, DAY)["approved_hash"] is None  # type: ignore[index]
 

@@ -106,6 +106,8 @@
         showLint(data.lint || {});
         if (card && typeof data.tags === "string") showTags(card, data.tags);
         showList("status", data.status);
+        const next = document.getElementById("next-step");
+        if (next && data.next_step) next.textContent = "next: " + data.next_step;
         showList("changes", data.changes);
         msg.className = "refused ok";
         msg.textContent = data.message;
