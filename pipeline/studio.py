@@ -683,29 +683,36 @@ def create_app(
         return {str(i): [{"level": f.level, "message": f.message} for f in fs]
                 for i, fs in found.items()}
 
+    def day_page(code: int = 200, variant: str = variants[-1], part: str = "html",
+                 overrides: dict[int, tuple[str, str, str]] | None = None,
+                 refused: dict[int, str] | None = None) -> AnyResponse:
+        """The day view: entries, status and actions, the preview; `overrides` puts text
+        that was refused back into its entry's boxes, beside the reason."""
+        loaded = load_draft(settings, day)
+        status = day_status(settings, day, studio.rt)
+        if loaded.digest is None:
+            return page("nodraft.html", code, loaded=loaded, status=status,
+                        text=loaded.data.decode("utf-8", "replace"))
+        with studio.db() as conn:
+            made = studio.previewer.preview(conn, day, loaded)
+            found = lint_by_entry(conn, loaded)
+        return page(
+            "day.html", code, loaded=loaded, status=status, lint=found,
+            unresolved=dict(zip(made.merged.issue.unresolved, made.merged.problems,
+                                strict=True)),
+            variant=variant, part=part,
+            changes=entry_changes(last_approved(settings, day), loaded.digest), to=studio.to,
+            undo=studio.removed, tag_options=[t.name for t in settings.tags],
+            overrides=overrides or {}, refused=refused or {},
+        )
+
     @app.get("/")
     def day_view() -> AnyResponse:
         variant = request.args.get("variant", variants[-1])
         part = request.args.get("part", "html")
         if variant not in variants or part not in ("html", "txt"):
             abort(404)
-        loaded = load_draft(settings, day)
-        with studio.db() as conn:
-            status = day_status(settings, day, studio.rt)
-            if loaded.digest is None:
-                return page("nodraft.html", loaded=loaded, status=status,
-                            text=loaded.data.decode("utf-8", "replace"))
-            preview = studio.previewer.preview(conn, day, loaded)
-            found = lint_by_entry(conn, loaded)
-        unresolved = {i: p for i, p in zip(preview.merged.issue.unresolved,
-                                           preview.merged.problems, strict=False)}
-        changes = entry_changes(last_approved(settings, day), loaded.digest)
-        return page(
-            "day.html", loaded=loaded, status=status, lint=found, unresolved=unresolved,
-            variant=variant, part=part, changes=changes, to=studio.to,
-            undo=studio.removed, tag_options=[t.name for t in settings.tags],
-            overrides={}, refused={},
-        )
+        return day_page(variant=variant, part=part)
 
     @app.get("/candidates")
     def candidates() -> AnyResponse:
@@ -786,8 +793,10 @@ def create_app(
             return json_reply(409, conflict=f"/conflict/{cid}")
         return conflict_response(found, 409)
 
-    def apply(change: Callable[[Loaded], tuple[Digest, str]], anchor: str = "") -> AnyResponse:
-        """Run one change of the draft against the version the form was loaded from."""
+    def apply(change: Callable[[Loaded], tuple[Digest, str]], anchor: str = "",
+              saved: Callable[[], None] = lambda: None) -> AnyResponse:
+        """Run one change of the draft against the version the form was loaded from;
+        `saved` runs once it is on disk."""
         expect = request.form.get("sha", "")
         mine = ""
         try:
@@ -795,6 +804,7 @@ def create_app(
             new, said = change(loaded)
             mine = digest.write_digest(new)
             sha = save_draft(settings, day, expect, new)
+            saved()
         except DraftConflict as exc:
             return conflict_reply(exc.disk, exc.mine or mine or "(your change: "
                                   f"{request.path} on the version you loaded)")
@@ -829,7 +839,9 @@ def create_app(
         except DigestError as exc:
             if wants_json():
                 return json_reply(422, error=f"not saved: {exc.message}")
-            return refused_page(i, ko, en, tags_text, f"not saved: {exc.message}")
+            # JavaScript off: the page again, the refused text still in its boxes.
+            return day_page(422, overrides={i: (ko, en, tags_text)},
+                            refused={i: f"not saved: {exc.message}"})
         reloaded = load_draft(settings, day)
         with studio.db() as conn:
             found_lint = lint_by_entry(conn, reloaded)
@@ -843,26 +855,6 @@ def create_app(
         flash("ok", f"saved: {reloaded.entries[i].title}")
         return redirect(f"/#e{i}", 303)
 
-    def refused_page(i: int, ko: str, en: str, tags_text: str, reason: str) -> AnyResponse:
-        """The day view again with the refused text still in its boxes (JavaScript off)."""
-        loaded = load_draft(settings, day)
-        with studio.db() as conn:
-            status = day_status(settings, day, studio.rt)
-            if loaded.digest is None:
-                return page("nodraft.html", 422, loaded=loaded, status=status,
-                            text=loaded.data.decode("utf-8", "replace"))
-            made = studio.previewer.preview(conn, day, loaded)
-            found = lint_by_entry(conn, loaded)
-        return page(
-            "day.html", 422, loaded=loaded, status=status, lint=found,
-            unresolved=dict(zip(made.merged.issue.unresolved, made.merged.problems,
-                                strict=False)),
-            variant=variants[-1], part="html",
-            changes=entry_changes(last_approved(settings, day), loaded.digest), to=studio.to,
-            undo=studio.removed, tag_options=[t.name for t in settings.tags],
-            overrides={i: (ko, en, tags_text)}, refused={i: reason},
-        )
-
     @app.post("/entry/move")
     def move() -> AnyResponse:
         delta = -1 if request.form.get("dir") == "up" else 1
@@ -875,14 +867,19 @@ def create_app(
 
     @app.post("/entry/remove")
     def remove() -> AnyResponse:
+        undo_slot: list[tuple[Entry, int]] = []
+
         def change(loaded: Loaded) -> tuple[Digest, str]:
             assert loaded.digest is not None
             i = index_of(loaded)
             new, gone = remove_entry(loaded.digest, i)
-            with studio.lock:
-                studio.removed = (gone, i)
+            undo_slot.append((gone, i))
             return new, f"removed {gone.title!r} (back among the candidates; undo brings it back)"
-        return apply(change)
+
+        def saved() -> None:
+            with studio.lock:
+                studio.removed = undo_slot[-1]
+        return apply(change, saved=saved)
 
     @app.post("/undo")
     def undo() -> AnyResponse:
@@ -895,10 +892,12 @@ def create_app(
             entry, i = last
             if entry_key(entry) in {entry_key(e) for e in loaded.entries}:
                 raise InputError(f"{entry.title!r} is in the issue already")
+            return insert_entry(loaded.digest, i, entry), f"brought back {entry.title!r}"
+
+        def saved() -> None:
             with studio.lock:
                 studio.removed = None
-            return insert_entry(loaded.digest, i, entry), f"brought back {entry.title!r}"
-        return apply(change)
+        return apply(change, saved=saved)
 
     @app.post("/add")
     def add() -> AnyResponse:
