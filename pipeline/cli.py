@@ -128,7 +128,7 @@ def check(ctx: Context, file: Path, as_json: bool) -> None:
         n = len(parsed.entries)
         kind = "note" if is_note else f"{n} entr{'y' if n == 1 else 'ies'}"
         warned = len(findings)
-        bare = sum(lint.NO_COMMENTARY in f.message for f in findings)
+        bare = sum(f.kind == lint.UNCOMMENTED for f in findings)
         click.echo(f"{file}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
                                                 if warned else "")
                    + (f" ({bare} without commentary)" if bare and not is_note else ""))
@@ -242,12 +242,13 @@ def _status_lines(st: Any) -> list[str]:
             lines.append(f"               … {len(d.uncommented) - 10} more")
     if st.built:
         b = st.built
-        sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sorted(b.sizes.items()))
+        sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in b.sizes.items())
         lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
                      f"preview {b.preview}")
     else:
         lines.append("built:       no")
-    lines.append(f"approved:    {yes(st.approved, st.approved_at)}")
+    lines.append(f"approved:    {yes(st.approved, st.approved_at)}" if st.approval_required
+                 or st.approved else "approved:    not needed (auto mode)")
     lines.append(f"published:   {yes(st.published, st.published_at)}"
                  + ("; a correction is built, not published" if st.correction_pending else ""))
     counts = st.deliveries

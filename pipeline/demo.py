@@ -3,7 +3,8 @@
 Sets up a newsletter directory (default `demo-out/`) from the bundled `demo/` folder (config,
 the reference issue's notes, three subscribers), serves the constructed sample feed from a
 loopback HTTP server in this process, imports the subscribers and runs
-`digest run --date 2024-12-05`: collect, draft, build (site/, previews) and send (outbox/).
+`digest run --date 2024-12-05`: collect, draft, build (previews), and send (auto mode: it
+publishes site/ first, then writes the emails to outbox/).
 Run it again: every step is found done and nobody gets a second copy.
 
 Usage: python -m pipeline.demo [TARGET_DIR]

@@ -23,7 +23,6 @@ Level = Literal["error", "warning"]
 _LINKS_ONLY_RE = re.compile(r"(?:\(?https?://\S+?\)?[\s,]*)+")
 
 
-NO_COMMENTARY = "no commentary"
 # How alike an unknown tag and a configured one must be (difflib's ratio) to suggest it.
 SUGGEST_CUTOFF = 0.75
 
@@ -36,6 +35,12 @@ class Finding:
     message: str
     line: int | None = None
     path: str | None = None  # when it is about another file than the one checked
+    kind: str | None = None  # UNCOMMENTED, UNKNOWN_TAG, TAG_TYPO: what callers count or skip
+
+
+UNCOMMENTED = "uncommented"
+UNKNOWN_TAG = "unknown-tag"  # not in the config: maybe a new tag on purpose
+TAG_TYPO = "tag-typo"  # not in the config, and close to one configured tag
 
 
 def _words(entry: Entry) -> tuple[list[str], list[str]]:
@@ -95,8 +100,8 @@ def lint_entries(
                 ))
         if require_commentary and not entry.commentary:
             findings.append(Finding(
-                "warning", f"{entry.title!r}: {NO_COMMENTARY} (write some, or delete the entry)",
-                line,
+                "warning", f"{entry.title!r}: no commentary (write some, or delete the entry)",
+                line, kind=UNCOMMENTED,
             ))
         if tag_keys is not None:
             unknown = [
@@ -109,7 +114,7 @@ def lint_entries(
                     f"{entry.title!r}: tag{'s' * (len(unknown) > 1)} "
                     f"{' '.join('#' + t for t in unknown)} not in the config's [tags]"
                     + "".join(f"; did you mean #{h}?" for h in hints),
-                    line,
+                    line, kind=TAG_TYPO if hints else UNKNOWN_TAG,
                 ))
         if stored_ids is not None and entry.arxiv_id and entry.arxiv_id not in stored_ids:
             findings.append(Finding(

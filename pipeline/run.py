@@ -305,10 +305,10 @@ def approve(
         with store.transaction(conn):
             store.approve_issue(conn, day, record.built_hash, approved_state)
         rt.echo(f"approved the issue of {day} ({record.built_hash[:12]})")
-        publish(conn, settings, day, rt)
+        published = publish(conn, settings, day, rt)
     if record.sent:
-        rt.echo(f"the correction is published; the issue was already sent ({record.sent_at}), "
-                "so no email goes out again")
+        rt.echo(("the correction is published; " if published else "site/ already shows it; ")
+                + f"the issue was already sent ({record.sent_at}), so no email goes out again")
     else:
         rt.echo(f"next: `digest send --date {day}` (or the scheduled send)")
 
@@ -380,7 +380,8 @@ def build(settings: Settings, day: date, rt: Runtime) -> IssueRecord:
         raise FormatError(f"{errors[0].message} (`digest check {path}` lists every problem)",
                           path=path, line=errors[0].line)
     for finding in findings:
-        rt.echo(f"warning: {path.name}:{finding.line}: {finding.message}")
+        if finding.kind != lint.UNKNOWN_TAG:  # a new tag is the curator's to add; a typo is not
+            rt.echo(f"warning: {path.name}:{finding.line}: {finding.message}")
     issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)

@@ -105,6 +105,8 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
 def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:
     """outbox/D/preview.<variant>.html and .eml; returns every preview path."""
     folder = settings.paths.outbox / day.isoformat()
+    for stale in folder.glob(".preview.*.tmp"):  # a build killed mid-write left it
+        stale.unlink(missing_ok=True)
     paths = []
     for v in variants:
         html_path = folder / f"preview.{v.variant}.html"

@@ -452,6 +452,13 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     assert "#pretrainig #zzz #world-model not in the config's [tags]" in err
     assert "did you mean #pretraining?" in err and "did you mean #world-models?" in err
     assert "#zzz?" not in err
+    # build warns of the likely typo only: a tag far from every configured one may be new
+    other = day_entries()[1].rsplit("#", 1)[0] + "#brand-new-topic\n"
+    write_draft(settings, DAY, [blocks[0], other])
+    lines: list[str] = []
+    run.build(settings, DAY, at(BUILT_AT, lines))
+    said = "\n".join(lines)
+    assert "did you mean #pretraining?" in said and "brand-new-topic" not in said
 
 
 # --- digest status ----------------------------------------------------------------------------
@@ -556,3 +563,29 @@ def test_record_round_trips_through_the_store(tmp_path: Path, sink: tuple[Sink, 
     assert replace(record.build, uncommented=()) == record.build  # all three are commented
     assert record.build.entries == 3 and [v.name for v in record.build.variants] == [
         "ko", "en", "all"]
+
+
+def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> None:
+    """Before v2 a build wrote site/ at once: such issues are published, not just built."""
+    import sqlite3
+
+    path = tmp_path / "d.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in store._statements(store.MIGRATIONS[0]):
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.executemany(
+        "INSERT INTO issues (date, state, draft_sha, built_hash, built_at) VALUES (?,?,?,?,?)",
+        [("2024-12-04", "built", "d1", "h1", "2024-12-04T01:00:00+00:00"),
+         ("2024-12-05", "sent", "d2", "h2", "2024-12-05T01:00:00+00:00"),
+         ("2024-12-06", "drafted", None, None, None)],
+    )
+    raw.executemany("INSERT INTO archive (date, issue) VALUES (?, '{}')",
+                    [("2024-12-04",), ("2024-12-05",)])
+    raw.close()
+    with closing(store.connect(path)) as conn:
+        records = {d: store.get_issue_record(conn, d)
+                   for d in (date(2024, 12, 4), date(2024, 12, 5), date(2024, 12, 6))}
+    states = {d.isoformat(): (r.state.value, r.published_hash) for d, r in records.items() if r}
+    assert states == {"2024-12-04": ("published", "h1"), "2024-12-05": ("sent", "h2"),
+                      "2024-12-06": ("drafted", None)}

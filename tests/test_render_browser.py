@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +111,15 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     page = root / "issue.html"
     page.write_text(renderer.issue_pages(issue)["issues/2024-12-05.html"])
     out["web"] = page
+    corrected = replace(issue, corrected=datetime(2024, 12, 7, 3, 0, tzinfo=UTC))
+    page = root / "issue-corrected.html"
+    page.write_text(renderer.issue_pages(corrected)["issues/2024-12-05.html"])
+    out["web-corrected"] = page
     return out
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", ["email-all", "email-ko", "email-en", "web"])
+@pytest.mark.parametrize("name", ["email-all", "email-ko", "email-en", "web", "web-corrected"])
 @pytest.mark.parametrize("width", [600, 375])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_readable_at_every_width_light_and_dark(
@@ -145,6 +151,10 @@ def test_readable_at_every_width_light_and_dark(
         assert len(checks) > 50
         low = [c for c in checks if c["ratio"] < 4.5]
         assert not low, low[:5]
+
+        if name == "web-corrected":  # the "corrected <date>" line is there to be seen
+            line = [c for c in checks if "corrected" in c["cls"] or "수정됨" in c["text"]]
+            assert line and line[0]["text"] == "2024년 12월 7일에 수정됨", checks[:8]
 
         if scheme == "dark":
             bg = page.evaluate(
