@@ -982,11 +982,12 @@ def create_app(
     return app
 
 
-def serve_studio(
+def make_studio_server(
     settings: Settings, day: date, rt: Runtime, *, host: str = "127.0.0.1", port: int = 0,
-    to: str | None = None, ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve the studio on waitress until interrupted; prints the login URL (via `ready`)."""
+    to: str | None = None,
+) -> tuple[Any, str]:
+    """A waitress server for the studio (port 0: any free port) and its login URL; refuses a
+    host other machines can reach unless DIGEST_STUDIO_PASSWORD is set."""
     from waitress.server import create_server
 
     password = os.environ.get(PASSWORD_ENV) or None
@@ -995,12 +996,21 @@ def serve_studio(
         raise InputError(f"refusing to listen on {host}, which other machines can reach: set "
                          f"{PASSWORD_ENV} (then the studio asks for it), or use 127.0.0.1",
                          key="--host")
+    bare = host.strip("[]")
     app = create_app(settings, day, rt, password=password, to=to,
-                     allowed_hosts=LOOPBACK_NAMES if loopback else None)
+                     allowed_hosts=LOOPBACK_NAMES | {bare} if loopback else None)
     server: Any = create_server(app, host=host, port=port, threads=4)
+    shown = f"[{bare}]" if ":" in bare else bare
     token = app.config["STUDIO"].token
-    shown = "127.0.0.1" if loopback else host
-    url = f"http://{shown}:{server.effective_port}/login?token={token}"
+    return server, f"http://{shown}:{server.effective_port}/login?token={token}"
+
+
+def serve_studio(
+    settings: Settings, day: date, rt: Runtime, *, host: str = "127.0.0.1", port: int = 0,
+    to: str | None = None, ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the studio on waitress until interrupted; prints the login URL (via `ready`)."""
+    server, url = make_studio_server(settings, day, rt, host=host, port=port, to=to)
     (ready or rt.echo)(f"the studio for {day}: open {url}  (Ctrl-C stops it)")
     try:
         server.run()

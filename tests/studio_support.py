@@ -73,21 +73,28 @@ def serving(settings: Settings, messages: list[str] | None = None) -> Iterator[R
         app = create_app(settings, DAY, runtime(messages), token=TOKEN,
                          to="curator@example.org", allowed_hosts=LOOPBACK_NAMES)
         server = create_server(app, host="127.0.0.1", port=0, threads=4)
-        stopping = threading.Event()
-
-        def loop() -> None:
-            try:
-                server.run()
-            except OSError:  # select() on the sockets closed below (as webtest's server)
-                if not stopping.is_set():
-                    raise
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        try:
+        with running(server):
             yield Running(app, f"http://127.0.0.1:{server.effective_port}", server)
-        finally:
-            stopping.set()
-            server.task_dispatcher.shutdown(timeout=5)  # answer what is in flight first
-            server.close()
-            thread.join(timeout=5)
+
+
+@contextmanager
+def running(server: Any) -> Iterator[None]:
+    """Run a waitress server in a thread for the block, then stop it."""
+    stopping = threading.Event()
+
+    def loop() -> None:
+        try:
+            server.run()
+        except OSError:  # select() on the sockets closed below (as webtest's server)
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        server.task_dispatcher.shutdown(timeout=5)  # answer what is in flight first
+        server.close()
+        thread.join(timeout=5)

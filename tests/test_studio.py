@@ -123,6 +123,18 @@ def test_security_headers_and_a_foreign_host_name(running: Running) -> None:
     assert sess.get(running.url + "/", headers={"Host": "evil.example"}).status_code == 403
 
 
+def test_the_printed_url_logs_in_once_on_the_real_server(day: Settings) -> None:
+    from tests.studio_support import running as run_server
+
+    server, url = studio.make_studio_server(day, DAY, runtime())
+    assert url.startswith("http://127.0.0.1:") and "/login?token=" in url
+    with run_server(server):
+        sess = requests.Session()
+        assert sess.get(url).url == url.split("/login")[0] + "/"
+        assert "Approve this issue" in sess.get(url.split("/login")[0] + "/").text
+        assert requests.get(url).status_code == 403
+
+
 def test_another_host_than_loopback_needs_a_password(
     day: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -93,6 +93,11 @@
           headers: {"X-Requested-With": "studio", "Accept": "application/json"},
           credentials: "same-origin",
         });
+        if (!(resp.headers.get("Content-Type") || "").startsWith("application/json")) {
+          msg.textContent = "not saved (" + resp.status + "): reload the page"
+            + (resp.status === 403 ? " or open the studio's login link again" : "");
+          return;
+        }
         const data = await resp.json();
         if (data.conflict) {
           window.location.assign(data.conflict);
