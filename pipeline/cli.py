@@ -307,7 +307,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 @cli.command()
 @date_option
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; another than loopback needs DIGEST_STUDIO_PASSWORD.")
+              help="Address to listen on; one other than loopback needs DIGEST_STUDIO_PASSWORD.")
 @click.option("--port", type=int, default=0, help="Port to listen on (default: any free one).")
 @click.option("--to", metavar="ADDR", help="Where test copies go (default: arxiv.contact).")
 @pass_ctx

@@ -1014,5 +1014,7 @@ def serve_studio(
     (ready or rt.echo)(f"the studio for {day}: open {url}  (Ctrl-C stops it)")
     try:
         server.run()
+    except KeyboardInterrupt:  # Ctrl-C is how a curator stops it: not an error
+        (ready or rt.echo)("the studio stopped")
     finally:
         server.close()
