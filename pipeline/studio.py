@@ -481,6 +481,25 @@ class Conflict:
 
     disk: str
     mine: str
+    entry: str | None = None  # the edited entry as it is on disk now (an entry's save)
+
+
+def entry_fields(ko: str, en: str, tags_text: str) -> str:
+    """An entry's editable fields as one text, for comparing an edit with the disk."""
+    return f"Korean:\n{ko}\n\nEnglish:\n{en}\n\nTags: {tags_text}"
+
+
+def disk_entry(disk: bytes, key: str) -> str:
+    """The fields of the entry `key` in the draft bytes `disk`, or why there is none."""
+    try:
+        parsed = digest.parse_digest(digest.decode_text(disk, "<draft>"), "<draft>")
+    except FormatError as exc:
+        return f"(the draft on disk does not parse: {exc})"
+    for e in parsed.entries:
+        if entry_key(e) == key:
+            return entry_fields("\n".join(e.notes_ko), "\n".join(e.notes_en),
+                                " ".join("#" + t for t in e.tags))
+    return "(this entry is not in the draft on disk any more)"
 
 
 class Studio:
@@ -572,6 +591,7 @@ def create_app(
     app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES))
     app.config["STUDIO"] = studio
     app.jinja_env.autoescape = True  # every template, whatever its name
+    app.jinja_env.globals["entry_key"] = entry_key
     variants = settings.variants
 
     def page(template: str, code: int = 200, **ctx: Any) -> AnyResponse:
@@ -752,10 +772,12 @@ def create_app(
         return conflict_response(found, 200)
 
     def conflict_response(found: Conflict, status: int) -> AnyResponse:
+        theirs = found.entry if found.entry is not None else found.disk
         diff = "\n".join(difflib.unified_diff(
-            found.disk.splitlines(), found.mine.splitlines(), "on disk", "your edit",
+            theirs.splitlines(), found.mine.splitlines(), "on disk", "your edit",
             lineterm="", n=1))
-        return page("conflict.html", status, disk=found.disk, mine=found.mine, diff=diff)
+        return page("conflict.html", status, disk=found.disk, mine=found.mine,
+                    entry=found.entry, diff=diff)
 
     # -- changes to the draft --
 
@@ -781,9 +803,9 @@ def create_app(
         resp.status_code = code
         return resp
 
-    def conflict_reply(disk: bytes, mine: str) -> AnyResponse:
+    def conflict_reply(disk: bytes, mine: str, entry: str | None = None) -> AnyResponse:
         """409: the conflict page (or, for a fetch, where it is); nothing was written."""
-        found = Conflict(disk.decode("utf-8", "replace"), mine)
+        found = Conflict(disk.decode("utf-8", "replace"), mine, entry)
         cid = secrets.token_urlsafe(8)
         with studio.lock:
             studio.conflicts[cid] = found
@@ -834,8 +856,8 @@ def create_app(
             new = edit_entry(loaded.digest, i, ko, en, tags_text)
             sha = save_draft(settings, day, expect, new)
         except DraftConflict as exc:
-            return conflict_reply(exc.disk, exc.mine or f"Korean:\n{ko}\n\nEnglish:\n{en}"
-                                  f"\n\nTags: {tags_text}")
+            return conflict_reply(exc.disk, entry_fields(ko, en, tags_text),
+                                  disk_entry(exc.disk, request.form.get("key", "")))
         except DigestError as exc:
             if wants_json():
                 return json_reply(422, error=f"not saved: {exc.message}")

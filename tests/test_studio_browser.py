@@ -165,6 +165,7 @@ def test_an_edit_saved_in_a_text_editor_meanwhile_is_a_conflict_not_a_lost_edit(
             path.write_text(text, "utf-8")
             card.locator("button[data-action=save]").click()
             expect(page.locator("#conflict")).to_be_visible(timeout=WAIT)
+            expect(page.locator("#disk-entry")).to_contain_text("Tags: #reward-model #rl")
             expect(page.locator("#disk")).to_contain_text("#reward-model #rl")
             expect(page.locator("#mine")).to_have_value(
                 __import__("re").compile("My edit in the studio"))
