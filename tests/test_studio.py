@@ -410,3 +410,31 @@ def test_the_studio_command_refuses_another_host_without_a_password_in_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DIGEST_STUDIO_PASSWORD" in err[0]
+
+
+def test_a_draft_that_does_not_parse_is_shown_with_its_error_and_changes_wait(
+    running: Running, day: Settings
+) -> None:
+    sess = login(running)
+    t = tokens(sess.get(running.url + "/").text)
+    path = run.draft_path(day, DAY)
+    broken = path.read_text("utf-8").replace("#reward-model\n", "", 1)
+    path.write_text(broken, "utf-8")
+    page = sess.get(running.url + "/")
+    assert page.status_code == 200 and "expected a #tags line" in page.text
+    assert "2024-12-05.txt:" in page.text and "Fix " in page.text
+    resp = sess.post(running.url + "/entry/move", data={**t, "i": "0", "dir": "down"})
+    assert "cannot be edited here" in resp.text and path.read_text("utf-8") == broken
+
+
+def test_without_a_draft_the_studio_offers_to_draft_the_day(
+    running: Running, day: Settings
+) -> None:
+    sess = login(running)
+    path = run.draft_path(day, DAY)
+    path.unlink()
+    page = sess.get(running.url + "/").text
+    assert f"no draft for {DAY} yet" in page and 'action="/draft"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]  # type: ignore[index]
+    done = sess.post(running.url + "/draft", data={"csrf": csrf})
+    assert path.exists() and "drafted" in done.text and "Approve this issue" in done.text
