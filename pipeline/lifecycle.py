@@ -170,20 +170,18 @@ def _when(value: str | None) -> datetime | None:
 
 
 def record_from_row(row: sqlite3.Row) -> IssueRecord:
-    """An IssueRecord from a store `issues` row."""
-    keys = row.keys()
-    built_json = row["build"] if "build" in keys else None
+    """An IssueRecord from a store `issues` row (`SELECT *`)."""
     return IssueRecord(
         day=date.fromisoformat(row["date"]),
         state=State(row["state"]),
         draft_sha=row["draft_sha"],
         built_hash=row["built_hash"],
         approved_hash=row["approved_hash"],
-        published_hash=row["published_hash"] if "published_hash" in keys else None,
-        build=BuildSummary.from_json(built_json) if built_json else None,
+        published_hash=row["published_hash"],
+        build=BuildSummary.from_json(row["build"]) if row["build"] else None,
         built_at=_when(row["built_at"]),
         approved_at=_when(row["approved_at"]),
-        published_at=_when(row["published_at"]) if "published_at" in keys else None,
+        published_at=_when(row["published_at"]),
         sent_at=_when(row["sent_at"]),
     )
 

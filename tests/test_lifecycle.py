@@ -589,3 +589,25 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
     states = {d.isoformat(): (r.state.value, r.published_hash) for d, r in records.items() if r}
     assert states == {"2024-12-04": ("published", "h1"), "2024-12-05": ("sent", "h2"),
                       "2024-12-06": ("drafted", None)}
+
+
+def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
+    tmp_path: Path, sink: tuple[Sink, int]
+) -> None:
+    settings = newsletter(tmp_path, sink[1])
+    add_subscribers(settings, 2)
+    run.build(settings, DAY, at(BUILT_AT))
+    public = tree(settings.paths.site)
+    with pytest.raises(ApprovalError, match="is not approved"):
+        run.send(settings, DAY, at(BUILT_AT))
+    assert tree(settings.paths.site) == public and sink[0].count == 0
+
+
+def test_auto_mode_approve_publishes_without_the_commentary_guard(
+    tmp_path: Path, sink: tuple[Sink, int]
+) -> None:
+    settings = newsletter(tmp_path, sink[1], approval=False)
+    write_draft(settings, DAY, [day_entries()[0], UNCOMMENTED])
+    run.build(settings, DAY, at(BUILT_AT))
+    run.approve(settings, DAY, at(BUILT_AT))  # the curator chose auto mode: no guard
+    assert "issues/2024-12-05.html" in tree(settings.paths.site)
