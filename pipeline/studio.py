@@ -624,7 +624,7 @@ def create_app(
             host = urlsplit("//" + request.host).hostname or ""
             if host not in studio.allowed_hosts:  # a DNS-rebinding page on another name
                 return forbidden("unknown Host header")
-        if request.endpoint in ("login", "static_file"):
+        if request.endpoint in ("login", "static_file", "favicon"):
             return None
         sess = studio.session()
         if sess is None:
@@ -674,6 +674,10 @@ def create_app(
         if studio.password:
             return page("login.html", show_nav=False, failed=False)
         return forbidden("open the studio with the link `digest studio` printed")
+
+    @app.get("/favicon.ico")
+    def favicon() -> AnyResponse:
+        return Response(status=204)  # browsers ask; the studio has none
 
     @app.get("/static/<name>")
     def static_file(name: str) -> AnyResponse:
