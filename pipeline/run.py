@@ -89,7 +89,7 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
     matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
     with closing(open_store(settings, rt)) as conn, store.transaction(conn):
         seen = store.first_seen(conn, papers)
-        updated = sum(store.upsert_paper(conn, p, day) == "updated" for p in papers.values())
+        updated = sum(o == "updated" for o in store.upsert_papers(conn, papers.values(), day).values())
         candidates = [
             Candidate(papers[i], m.tags, m.score)
             for i, m in matches.items()
@@ -324,7 +324,7 @@ def publish(conn: sqlite3.Connection, settings: Settings, day: date, rt: Runtime
     if content is None:
         raise ApprovalError(f"the issue of {day} was built by an older version: run "
                             f"`digest build --date {day}` first")
-    previous = store.get_archived_issue(conn, day)
+    previous = store.archived_issue(conn, day)
     if record.published_current and previous is not None:
         return False
     issue = lifecycle.with_correction(previous, content, rt.now())
@@ -391,7 +391,7 @@ def build(settings: Settings, day: date, rt: Runtime) -> IssueRecord:
         before = store.get_issue_record(conn, day)
         preview = issue
         if before is not None and before.published_hash is not None:  # show it as it will be
-            preview = lifecycle.with_correction(store.get_archived_issue(conn, day), issue,
+            preview = lifecycle.with_correction(store.archived_issue(conn, day), issue,
                                                 rt.now())
         root, changed = site.preview_site(settings, conn, preview, renderer)
         previews = site.write_previews(settings, day, variants)

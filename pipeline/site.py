@@ -1,22 +1,22 @@
 """Thin disk adapter for rendering: where and when site/ and the previews are written.
 
-What the archive and the feeds need about past issues lives in the store (`archive` table,
-one JSON Issue per date, published issues only), so publishing renders only the issue's
-pages plus the index, the feeds and the pages of the tags it touches. `digest build` writes
-those files, as they will be, into the private preview `outbox/D/site/` (the live site with
-them applied); only publishing (`digest approve`, or the send in auto mode) puts them in
-site/, in one atomic swap (pipeline.versioned). An unchanged file keeps its bytes and mtime,
-so a rebuild from the same inputs changes nothing.
+What the archive and the feeds need about past issues lives in the store (the `archive`
+tables, published issues only), so publishing renders only the pages `pipeline.archive`
+lists for the issue. `digest build` writes those files, as they will be, into the private
+preview `outbox/D/site/` (the live site with them applied); only publishing (`digest
+approve`, or the send in auto mode) puts them in site/, in one atomic swap
+(pipeline.versioned). An unchanged file keeps its bytes and mtime, so a rebuild from the
+same inputs changes nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
-from pipeline import store, versioned
+from pipeline import archive, store, versioned
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
 from pipeline.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
@@ -27,28 +27,34 @@ PREVIEW_RECIPIENT = "preview@example.invalid"
 
 
 def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
-    """The files of site/ that publishing `issue` writes, as they will be: its pages, the
-    index, the feeds, its tags' pages (None = a file to delete)."""
-    issues = {i.date: i for i in store.load_archived_issues(conn)}
-    previous = issues.get(issue.date)
-    issues[issue.date] = issue
-    touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
-    return {**r.issue_pages(issue), **r.archive_files(issues.values(), touched)}
+    """The files of site/ that publishing `issue` changes, as they will be: its pages, its
+    neighbours' (their prev/next links), the newest index pages, the feeds, its tags' pages,
+    the tags page (None = a file to delete). Stores nothing but rendered feed items."""
+    return archive.planned_files(r, conn, issue)
 
 
 def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Archive the issue and publish site/ with it in one atomic swap; returns the paths
-    that changed. (Callers decide WHEN: see pipeline.lifecycle.)"""
+    """Archive the issue and publish site/ with it (see issue_files) in one atomic swap; and
+    every page in that same swap when the templates, the program or the settings changed
+    since the last time. Returns the paths that changed. (Callers decide WHEN: see
+    pipeline.lifecycle.)"""
     r = renderer or Renderer(settings)
     # Render everything before storing anything: a broken template changes nothing. The
     # archive row is stored after the swap: killed in between, the next publish redoes it.
     files = issue_files(conn, issue, r)
-    changed = versioned.publish(settings.paths.site, files.items())
+    if store.site_fingerprint(conn) == r.fingerprint:
+        changed = versioned.publish(settings.paths.site, files.items())
+        with store.transaction(conn):
+            store.save_archived_issue(conn, issue)
+        return [settings.paths.site / name for name in changed]
+    # Full pages are never rewritten by a publish: render them all, once. The whole site is
+    # rendered from the archive, so the issue is archived first; killed before the swap, the
+    # fingerprint is still stale and the next publish renders everything again.
     with store.transaction(conn):
         store.save_archived_issue(conn, issue)
-    return [settings.paths.site / name for name in changed]
+    return rebuild_site(settings, conn, r, also=files)
 
 
 def preview_site_root(settings: Settings, day: date) -> Path:
@@ -71,20 +77,27 @@ def preview_site(
 
 
 def rebuild_site(
-    settings: Settings, conn: sqlite3.Connection, renderer: Renderer | None = None
+    settings: Settings,
+    conn: sqlite3.Connection,
+    renderer: Renderer | None = None,
+    *,
+    also: Mapping[str, str | None] | None = None,
 ) -> list[Path]:
-    """Render every archived issue and every tag again (after a template change), and
-    publish the result in one atomic swap."""
+    """Render every archived issue, index page and tag page again (after a template
+    change), a few pages at a time so memory stays flat however long the archive, and
+    publish them (with `also`: a publish's own files, deletions included) in one atomic
+    swap."""
     r = renderer or Renderer(settings)
-    issues = store.load_archived_issues(conn)
 
     def files() -> Iterator[tuple[str, str | None]]:
-        for issue in issues:  # page by page, so memory stays flat however long the archive
-            yield from r.issue_pages(issue).items()
-        tags = {t for i in issues for t in i.tags}
-        yield from r.archive_files(issues, tags).items()
+        for group in archive.all_files(r, conn):
+            yield from group.items()
+        yield from (also or {}).items()  # after: a page rendered twice keeps the first
 
-    return [settings.paths.site / n for n in versioned.publish(settings.paths.site, files())]
+    changed = versioned.publish(settings.paths.site, files())
+    with store.transaction(conn):
+        store.set_site_fingerprint(conn, r.fingerprint)
+    return [settings.paths.site / name for name in changed]
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:

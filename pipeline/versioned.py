@@ -24,7 +24,7 @@ import ctypes.util
 import errno
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from pipeline import locks
@@ -77,6 +77,9 @@ def publish(
         sweep(root, keep=keep)
         shown = current(root)
         source = base if base is not None else shown
+        if source is not None and shown is not None and source.resolve() == shown.resolve() \
+                and isinstance(files, Collection) and not _differs(source, files):
+            return []  # nothing to do: not even O(files) links
         number = max([0, *_numbers(versions)]) + 1
         staging = versions / f"{STAGING_PREFIX}{number:0{_DIGITS}d}"
         try:
@@ -96,6 +99,20 @@ def publish(
         _point(root, final)
         sweep(root, keep=keep)
         return changed
+
+
+def _differs(source: Path, files: Iterable[tuple[str, str | bytes | None]]) -> bool:
+    """Whether applying `files` to `source` would change anything."""
+    for name, data in files:
+        old = source / _relative(name)
+        if data is None:
+            if old.is_file():
+                return True
+            continue
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if not old.is_file() or old.read_bytes() != raw:
+            return True
+    return False
 
 
 def _stage(

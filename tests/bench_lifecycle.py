@@ -52,7 +52,7 @@ def _measure(base: Path, count: int) -> None:
           f"{copied / atomic:.1f}x faster than a full copy {copied * 1000:.0f} ms; "
           f"{atomic / count * 1e6:.0f} µs per file)")
     print(f"{count:5d} files: a publish that changes nothing     {noop * 1000:8.1f} ms"
-          "  (staged as links, then dropped: site/ untouched)")
+          "  (compared first: nothing staged, site/ untouched)")
 
 
 def main() -> None:

@@ -580,8 +580,11 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
          ("2024-12-05", "sent", "d2", "h2", "2024-12-05T01:00:00+00:00"),
          ("2024-12-06", "drafted", None, None, None)],
     )
-    raw.executemany("INSERT INTO archive (date, issue) VALUES (?, '{}')",
-                    [("2024-12-04",), ("2024-12-05",)])
+    from pipeline.models import Issue
+
+    raw.executemany("INSERT INTO archive (date, issue) VALUES (?, ?)",
+                    [(d, store.issue_json(Issue(date.fromisoformat(d), "T", ())))
+                     for d in ("2024-12-04", "2024-12-05")])
     raw.close()
     with closing(store.connect(path)) as conn:
         records = {d: store.get_issue_record(conn, d)
