@@ -429,7 +429,7 @@ def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
 def last_approved(settings: Settings, day: date) -> Digest | None:
     """The issue as last approved (approval publishes it: the archive's copy), if any."""
     with closing(run.open_store(settings)) as conn:
-        published = store.get_archived_issue(conn, day)
+        published = store.archived_issue(conn, day)
     return None if published is None else Digest(day, published.entries)
 
 
