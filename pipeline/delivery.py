@@ -216,7 +216,7 @@ def send_preview(
     """Send one copy with [PREVIEW] in the subject to `to`; records nothing. A subscriber
     gets their own variant and link; anyone else the widest variant and a dummy link."""
     try:
-        addr = normalize_email(to)
+        addr = normalize_email(to, smtputf8=settings.smtp.smtputf8)
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
     sub = store.get_subscriber(conn, addr)
