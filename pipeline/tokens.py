@@ -56,7 +56,7 @@ def _salt(purpose: str, email: str) -> str:
 
 def _serializer(
     secret: bytes, purpose: str, email: str, now: Callable[[], datetime] | None
-) -> URLSafeSerializer:
+) -> URLSafeSerializer | URLSafeTimedSerializer:
     salt = _salt(purpose, email)
     if purpose not in TIMED:
         return URLSafeSerializer(secret, salt=salt, signer_kwargs=_SIGNER_KWARGS)

@@ -78,7 +78,8 @@ WEB_UI: dict[str, dict[str, str]] = {
         "email_label": "메일 주소",
         "language_label": "받을 언어",
         "subscribe_button": "구독 신청",
-        "subscribe_note": "확인 메일의 링크를 열어야 구독이 시작됩니다. 주소는 뉴스레터를 보내는 데에만 씁니다.",
+        "subscribe_note": "확인 메일의 링크를 열어야 구독이 시작됩니다. "
+                          "주소는 뉴스레터를 보내는 데에만 씁니다.",
         "check_title": "메일함을 확인해 주세요",
         "check_text": "{email} 주소가 아직 구독 중이 아니라면 확인 링크를 보냈습니다. 링크를 열어 "
                       "구독을 마쳐 주세요. 메일이 보이지 않으면 스팸함을 확인하거나 한 시간 뒤에 다시 "
@@ -560,16 +561,18 @@ def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = N
     configure_logging()
     app = create_app(settings, rt)
     proxy = settings.web.trusted_proxy
+    # Behind a reverse proxy, the client's address (for the rate limits) comes from
+    # X-Forwarded-For, trusted only from that proxy.
+    behind: dict[str, Any] = {
+        "trusted_proxy": proxy, "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        "clear_untrusted_proxy_headers": True,
+    } if proxy else {}
     server = create_server(
         app, host=host, port=port, threads=THREADS, connection_limit=CONNECTION_LIMIT,
         channel_timeout=CHANNEL_TIMEOUT, cleanup_interval=10, asyncore_use_poll=True,
         max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADERS,
-        expose_tracebacks=False, ident="waitress",
-        # Behind a reverse proxy, the client's address (for the rate limits) comes from
-        # X-Forwarded-For, trusted only from that proxy.
-        **({"trusted_proxy": proxy, "trusted_proxy_count": 1,
-            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
-            "clear_untrusted_proxy_headers": True} if proxy else {}),
+        expose_tracebacks=False, ident="waitress", **behind,
     )
     app.extensions["mail_queue"].start()
     return server

@@ -113,12 +113,11 @@ def test_a_full_disk_is_one_store_error(tmp_path: Path) -> None:
     conn = store.connect(path)
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 1}")
-    with pytest.raises(StoreError) as info:
-        with store.transaction(conn):
-            conn.executemany(
-                "INSERT INTO rate_events (key, at) VALUES (?, ?)",
-                [("x" * 500, float(i)) for i in range(1000)],
-            )
+    with pytest.raises(StoreError) as info, store.transaction(conn):
+        conn.executemany(
+            "INSERT INTO rate_events (key, at) VALUES (?, ?)",
+            [("x" * 500, float(i)) for i in range(1000)],
+        )
     assert str(info.value).startswith(f"{path}: the disk is full")
     assert store.count_events(conn, "x" * 500, 0) == 0  # rolled back whole
     conn.close()

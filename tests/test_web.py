@@ -299,7 +299,7 @@ def test_a_confirmation_link_expires_after_a_week(settings: Settings) -> None:
         assert late.test_client().open(f"/confirm/{token}", method=method).status_code == 410
     assert _statuses(settings)["late@example.org"] == "pending"
     # the time cannot be moved: it is signed
-    payload, stamp, sig = token.split(".")
+    payload, _stamp, sig = token.split(".")
     forged = f"{payload}.{tokens.sign(SECRET.encode(), 'confirm', sub.id, sub.email).split('.')[1]}.{sig}"
     in_time = create_app(settings, Runtime(now=lambda: sent + timedelta(days=CONFIRM_DAYS)))
     assert in_time.test_client().post(f"/confirm/{forged}").status_code == 400
