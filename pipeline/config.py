@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
@@ -335,6 +336,13 @@ def _check_values(s: Settings, path: Path) -> None:
     for key, value, minimum in checks:
         if value < minimum:
             raise ConfigError(f"expected at least {minimum:g}, got {value:g}", path=path, key=key)
+    proxy = s.web.trusted_proxy
+    if proxy:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError as exc:
+            raise ConfigError(f"expected the proxy's IP address (e.g. 127.0.0.1), got {proxy!r}",
+                              path=path, key="web.trusted_proxy") from exc
     for key, port in (("smtp.port", s.smtp.port), ("web.port", s.web.port)):
         if port > MAX_PORT:
             raise ConfigError(f"expected a port from 1 to {MAX_PORT}, got {port}",

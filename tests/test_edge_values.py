@@ -62,6 +62,7 @@ def _with(tmp_path: Path, extra: str, transport: str = "outbox") -> Path:
         ("smtp.timeout = 0", ["smtp.timeout", "expected at least 0.001"]),
         ("arxiv.timeout = -inf", ["arxiv.timeout", "finite"]),
         ("delivery.rate_per_second = nan", ["delivery.rate_per_second", "finite"]),
+        ('web.trusted_proxy = "proxy.local"', ["web.trusted_proxy", "expected the proxy's IP"]),
     ],
 )
 def test_bad_numbers_in_the_config(tmp_path: Path, setting: str, words: list[str]) -> None:

@@ -312,3 +312,31 @@ def test_sqlite_errors_name_the_file(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}: database error: no such table")
     assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     conn.close()
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "behind-proxy"])
+def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
+    tmp_path: Path, proxied: bool
+) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    if proxied:
+        assert settings.source is not None
+        settings.source.write_text(settings.source.read_text(encoding="utf-8")
+                                   + '\n[web]\ntrusted_proxy = "127.0.0.1"\n', encoding="utf-8")
+    with serving(settings) as base:
+        codes = [
+            requests.post(f"{base}/subscribe", data={"email": f"r{i}@example.org"},
+                          headers={"X-Forwarded-For": f"198.51.100.{i}"}, timeout=10).status_code
+            for i in range(CLIENT_LIMIT + 2)
+        ]
+        same = [
+            requests.post(f"{base}/subscribe", data={"email": f"s{i}@example.org"},
+                          headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10).status_code
+            for i in range(CLIENT_LIMIT + 1)
+        ]
+    if proxied:  # each reader has their own budget; one reader still has a limit
+        assert codes == [200] * (CLIENT_LIMIT + 2)
+        assert same == [200] * CLIENT_LIMIT + [429]
+    else:  # a header anyone can send changes nothing
+        assert codes == [200] * CLIENT_LIMIT + [429] * 2
+        assert same == [429] * (CLIENT_LIMIT + 1)
