@@ -75,7 +75,7 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
         for width in (375, 600):
             page = browser.new_page(viewport={"width": width, "height": 800})
             csp_errors: list[str] = []
-            page.on("console", lambda m: csp_errors.append(m.text)
+            page.on("console", lambda m, seen=csp_errors: seen.append(m.text)
                     if "Content Security Policy" in m.text else None)
             try:
                 page.goto(f"{base}/subscribe")
