@@ -341,3 +341,20 @@ def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
     else:  # a header anyone can send changes nothing
         assert codes == [200] * CLIENT_LIMIT + [429] * 2
         assert same == [429] * (CLIENT_LIMIT + 1)
+
+
+def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
+    settings: Settings, base: str
+) -> None:
+    from pipeline.web import WEB_UI
+
+    utf8 = requests.post(f"{base}/subscribe", data={"email": "üser@example.org"}, timeout=10)
+    assert utf8.status_code == 400
+    assert WEB_UI["ko"]["bad_email_utf8"] in utf8.text
+    idn = requests.post(f"{base}/subscribe", data={"email": "reader@xn--exmple-cua.org"},
+                        timeout=10)
+    assert idn.status_code == 200
+    assert _statuses(settings) == {"reader@exämple.org": "pending"}
+    eml = settings.paths.outbox / "subscribe" / "reader@xn--exmple-cua.org.eml"
+    wait_for(eml.exists)
+    assert b"To: reader@xn--exmple-cua.org\n" in eml.read_bytes().replace(b"\r\n", b"\n")
