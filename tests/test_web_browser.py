@@ -108,6 +108,18 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
             finally:
                 page.close()
             assert csp_errors == []
+        # dark mode: the archive's dark colours, still readable
+        page = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme="dark")
+        try:
+            page.goto(f"{base}/subscribe")
+            page.screenshot(path=str(ARTIFACTS / f"subscribe-{lang}-375-dark.png"), full_page=True)
+            assert page.evaluate(
+                "getComputedStyle(document.querySelector('.container')).backgroundColor"
+            ) == "rgb(22, 27, 34)"
+            low = [c for c in page.evaluate(CONTRAST_JS) if c["ratio"] < 4.5]
+            assert not low, low[:5]
+        finally:
+            page.close()
 
 
 def _status(settings: Settings, email: str) -> str | None:
