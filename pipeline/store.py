@@ -129,6 +129,7 @@ MIGRATIONS: tuple[str, ...] = (
         at            REAL NOT NULL          -- unix time
     );
     CREATE INDEX rate_events_key ON rate_events(key, at);
+    CREATE INDEX rate_events_at ON rate_events(at);
     """,
 )
 
@@ -874,6 +875,15 @@ def finish_mail(conn: sqlite3.Connection, mail_id: int, status: str, error: str 
         raise ValueError(f"unknown mail status {status!r}")
     conn.execute("UPDATE mail_queue SET status = ?, last_error = ? WHERE id = ?",
                  (status, error, mail_id))
+
+
+def prune_mail(conn: sqlite3.Connection, before: float) -> int:
+    """Forget finished mails queued before `before` (the queue keeps no history forever);
+    returns how many."""
+    cur = conn.execute(
+        "DELETE FROM mail_queue WHERE status != 'queued' AND created_at < ?", (before,)
+    )
+    return cur.rowcount
 
 
 def mail_counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -11,6 +11,7 @@ the address's state and whether or not the mail server is up.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import re
 import socket
@@ -57,6 +58,7 @@ CHANNEL_TIMEOUT = 30  # seconds an idle connection stays open
 QUEUE_POLL = 5.0
 QUEUE_BACKOFF = (30.0, 3600.0)  # first retry after 30 s, doubling, at most hourly
 QUEUE_GIVE_UP = timedelta(days=1)
+QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -316,6 +318,7 @@ class MailQueue:
         sent = 0
         transport: Transport | None = None
         with self.db() as conn:
+            store.prune_mail(conn, self.rt.now().timestamp() - QUEUE_KEEP.total_seconds())
             try:
                 while not self._stop.is_set():
                     now = self.rt.now().timestamp()
@@ -477,7 +480,7 @@ def create_app(
     @app.post("/subscribe")
     def subscribe() -> Any:
         now = runtime.now().timestamp()
-        client = f"client:{request.remote_addr or 'unknown'}"
+        client = f"client:{client_key(request.remote_addr)}"
         with db() as conn, store.transaction(conn):
             recent = store.count_events(conn, client, now - CLIENT_WINDOW)
             store.record_event(conn, client, now)
@@ -546,6 +549,18 @@ def create_app(
         return send_file(target, conditional=True, max_age=300)
 
     return app
+
+
+def client_key(address: str | None) -> str:
+    """Whom the per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    host is given a whole /64 and can use any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 def site_file(site: Path, path: str) -> Path | None:

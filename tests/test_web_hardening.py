@@ -16,6 +16,7 @@ import requests
 
 from pipeline import run, store, tokens
 from pipeline.config import Settings
+from pipeline.errors import StoreError
 from pipeline.models import Subscriber
 from pipeline.web import CLIENT_LIMIT, SECURITY_HEADERS
 from tests.deliver_support import (
@@ -307,9 +308,8 @@ def test_a_broken_store_is_503_on_the_web(settings: Settings) -> None:
 def test_sqlite_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "data" / "digest.db"
     conn = store.connect(path)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(StoreError) as info:
         conn.execute("SELECT nope FROM nowhere")
-    assert type(info.value).__name__ == "StoreError"
     assert str(info.value).startswith(f"{path}: database error: no such table")
     assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     conn.close()
@@ -358,3 +358,45 @@ def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
     eml = settings.paths.outbox / "subscribe" / "reader@xn--exmple-cua.org.eml"
     wait_for(eml.exists)
     assert b"To: reader@xn--exmple-cua.org\n" in eml.read_bytes().replace(b"\r\n", b"\n")
+
+
+def test_the_per_client_limit_counts_an_ipv6_host_by_its_64() -> None:
+    from pipeline.web import client_key
+
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("192.0.2.7") != client_key("192.0.2.8")
+    assert client_key(None) == "unknown"
+
+
+def test_a_locked_store_is_one_store_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "digest.db"
+    holder = store.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    other = store.connect(path)
+    other.execute("PRAGMA busy_timeout = 50")  # the store's 30 s, shortened for the test
+    try:
+        with pytest.raises(StoreError) as info:
+            other.execute("BEGIN IMMEDIATE")
+        assert str(info.value).startswith(f"{path}: the database is locked")
+    finally:
+        other.close()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_the_mail_queue_forgets_finished_mail_after_a_while(tmp_path: Path) -> None:
+    conn = store.connect(tmp_path / "digest.db")
+    try:
+        _, sub = store.save_subscriber(conn, Subscriber("q@example.org", "all", (), "pending"))
+        assert sub.id is not None
+        old, new, waiting = (store.queue_mail(conn, "confirm", sub.id, t) for t in (10.0, 20.0, 5.0))
+        store.finish_mail(conn, old, "sent", None)
+        store.finish_mail(conn, new, "dropped", None)
+        assert store.prune_mail(conn, before=15.0) == 1  # `old`; `waiting` is still queued
+        assert store.mail_counts(conn) == {"dropped": 1, "queued": 1}
+        assert store.last_mail(conn, sub.id, "confirm") == 20.0
+        assert waiting
+    finally:
+        conn.close()
