@@ -119,7 +119,8 @@ MIGRATIONS: tuple[str, ...] = (
         attempts      INTEGER NOT NULL DEFAULT 0,
         next_try      REAL NOT NULL,         -- unix time
         last_error    TEXT,
-        created_at    REAL NOT NULL
+        created_at    REAL NOT NULL,
+        finished_at   REAL                   -- when it was sent, failed or dropped
     );
     CREATE INDEX mail_queue_due ON mail_queue(status, next_try);
     CREATE INDEX mail_queue_subscriber ON mail_queue(subscriber_id, created_at);
@@ -868,13 +869,24 @@ def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: float, error: s
                  (next_try, error, mail_id))
 
 
-def finish_mail(conn: sqlite3.Connection, mail_id: int, status: str, error: str | None) -> None:
-    """Record how a claimed mail ended: 'sent', 'failed' (gave up) or 'dropped' (no longer
-    needed)."""
+def finish_mail(
+    conn: sqlite3.Connection, mail_id: int, status: str, error: str | None,
+    at: float | None = None,
+) -> None:
+    """Record how a claimed mail ended (at `at`, a unix time): 'sent', 'failed' (gave up)
+    or 'dropped' (no longer needed)."""
     if status not in ("sent", "failed", "dropped"):
         raise ValueError(f"unknown mail status {status!r}")
-    conn.execute("UPDATE mail_queue SET status = ?, last_error = ? WHERE id = ?",
-                 (status, error, mail_id))
+    conn.execute("UPDATE mail_queue SET status = ?, last_error = ?, finished_at = ? WHERE id = ?",
+                 (status, error, at if at is not None else time.time(), mail_id))
+
+
+def mails_sent_since(conn: sqlite3.Connection, since: float) -> int:
+    """How many queued mails went out at or after `since`."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND finished_at >= ?", (since,)
+    ).fetchone()
+    return int(row[0])
 
 
 def prune_mail(conn: sqlite3.Connection, before: float) -> int:

@@ -59,6 +59,9 @@ QUEUE_POLL = 5.0
 QUEUE_BACKOFF = (30.0, 3600.0)  # first retry after 30 s, doubling, at most hourly
 QUEUE_GIVE_UP = timedelta(days=1)
 QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
+# At most this many confirmation mails an hour in all: many clients each asking for a few
+# strangers must not get the curator's SMTP account blocklisted; the rest waits its turn.
+QUEUE_HOURLY = 100
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -286,6 +289,7 @@ class MailQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.hourly = QUEUE_HOURLY
 
     def wake(self) -> None:
         """Look at the queue now (something was queued)."""
@@ -322,12 +326,14 @@ class MailQueue:
             try:
                 while not self._stop.is_set():
                     now = self.rt.now().timestamp()
+                    if store.mails_sent_since(conn, now - 3600) >= self.hourly:
+                        break  # the hour's budget is spent: the rest goes out later
                     row = store.claim_mail(conn, now, lease=300.0)
                     if row is None:
                         break
                     sub = store.get_subscriber_by_id(conn, row["subscriber_id"])
                     if sub is None or sub.status != "pending":  # confirmed or gone meanwhile
-                        store.finish_mail(conn, row["id"], "dropped", None)
+                        store.finish_mail(conn, row["id"], "dropped", None, now)
                         continue
                     try:
                         if transport is None:
@@ -335,13 +341,13 @@ class MailQueue:
                             transport.open()
                         transport.send(self._confirmation(sub))
                     except RecipientError as exc:  # the server's last word on this one
-                        store.finish_mail(conn, row["id"], "failed", exc.reply)
+                        store.finish_mail(conn, row["id"], "failed", exc.reply, now)
                     except DeliveryError as exc:
                         self._retry(conn, row, now, str(exc))
                         log.warning("mail queue: %s; retrying later", exc)
                         break
                     else:
-                        store.finish_mail(conn, row["id"], "sent", None)
+                        store.finish_mail(conn, row["id"], "sent", None, now)
                         sent += 1
             finally:
                 if transport is not None:
@@ -352,7 +358,7 @@ class MailQueue:
         first, most = QUEUE_BACKOFF
         delay = min(most, first * 2 ** row["attempts"])
         if now - row["created_at"] > QUEUE_GIVE_UP.total_seconds():
-            store.finish_mail(conn, row["id"], "failed", error)
+            store.finish_mail(conn, row["id"], "failed", error, now)
         else:
             store.retry_mail(conn, row["id"], now + delay, error)
 

@@ -400,3 +400,28 @@ def test_the_mail_queue_forgets_finished_mail_after_a_while(tmp_path: Path) -> N
         assert waiting
     finally:
         conn.close()
+
+
+def test_confirmations_go_out_within_an_hourly_budget(settings: Settings) -> None:
+    """Many clients each asking for a few strangers: the mails wait their turn instead of
+    getting the curator's SMTP account blocklisted."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.runtime import Runtime
+    from pipeline.web import create_app
+
+    clock = [datetime(2024, 12, 5, 9, 0, tzinfo=UTC)]
+    app = create_app(settings, Runtime(now=lambda: clock[0]))
+    client = app.test_client()
+    for i in range(3):
+        reply = client.post("/subscribe", data={"email": f"s{i}@example.org"},
+                            environ_base={"REMOTE_ADDR": f"192.0.2.{i}"})
+        assert reply.status_code == 200
+    queue = app.extensions["mail_queue"]
+    queue.hourly = 2
+    assert queue.drain() == 2
+    assert queue.drain() == 0
+    clock[0] += timedelta(minutes=61)
+    assert queue.drain() == 1
+    sent = sorted(p.name for p in (settings.paths.outbox / "subscribe").iterdir())
+    assert sent == ["s0@example.org.eml", "s1@example.org.eml", "s2@example.org.eml"]
