@@ -221,7 +221,6 @@ class Pages:
         self.ui = {**render.UI.get(self.lang, render.UI["en"]), **WEB_UI[self.lang]}
         self.env = render.make_environment(settings.paths.templates)
         base = settings.newsletter.base_url.rstrip("/") + "/"
-        default = settings.variants[-1]
         self.common = {
             "lang": self.lang, "ui": self.ui, "newsletter": render.clean_text(
                 settings.newsletter.title),
@@ -229,7 +228,6 @@ class Pages:
             "subscribe_url": base + "subscribe",
         }
         self.languages = [(v, render.LANG_LABELS.get(v, v)) for v in settings.variants]
-        self.default_language = default
 
     def render(self, name: str, status: int = 200, **context: Any) -> Response:
         """One page as an HTML response that no cache keeps."""
@@ -247,31 +245,41 @@ class Pages:
         return self.ui[key].format(title=self.common["newsletter"], **values)
 
 
-# --- the mail queue ---------------------------------------------------------------------------
-
-
 def _connections(path: Path) -> Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]:
     """A connection per thread, kept open: opening and closing one per request cost ~20 ms
     (the last close checkpoints the WAL), more than the request itself, and unevenly (a
-    timing oracle). A store failure drops the thread's connection, so a restored database
-    is opened afresh."""
+    timing oracle). It is opened afresh when the file was deleted or replaced (so a
+    missing database is reported, not written to unseen) and after a store failure."""
     local = threading.local()
+
+    def drop() -> None:
+        conn, local.conn = getattr(local, "conn", None), None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                conn.close()
 
     @contextlib.contextmanager
     def db() -> Iterator[sqlite3.Connection]:
+        try:
+            inode = path.stat().st_ino
+        except OSError:
+            inode = None
+        if inode is None or inode != getattr(local, "inode", None):
+            drop()
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = store.connect(path)
+            local.inode = path.stat().st_ino
         try:
             yield conn
         except StoreError:
-            local.conn = None
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            drop()
             raise
 
     return db
 
+
+# --- the mail queue ---------------------------------------------------------------------------
 
 
 class MailQueue:

@@ -425,3 +425,31 @@ def test_confirmations_go_out_within_an_hourly_budget(settings: Settings) -> Non
     assert queue.drain() == 1
     sent = sorted(p.name for p in (settings.paths.outbox / "subscribe").iterdir())
     assert sent == ["s0@example.org.eml", "s1@example.org.eml", "s2@example.org.eml"]
+
+
+def test_a_database_deleted_under_the_server_is_503_not_a_silent_loss(
+    settings: Settings
+) -> None:
+    a, b = add_subscribers(settings, 2)
+    with serving(settings) as base:
+        ok = requests.post(f"{base}/unsubscribe/{_unsubscribe_token(a)}", timeout=10)
+        for f in settings.db_path.parent.glob("digest.db*"):
+            if f != store.marker_path(settings.db_path):
+                f.unlink()
+        gone = requests.post(f"{base}/unsubscribe/{_unsubscribe_token(b)}", timeout=10)
+    assert (ok.status_code, gone.status_code) == (200, 503)
+    assert not settings.db_path.exists()  # not recreated empty by the server either
+
+
+def test_a_kept_connection_notices_its_database_was_deleted(settings: Settings) -> None:
+    """The same on one thread, whose connection is kept between requests (deterministic)."""
+    from pipeline.web import create_app
+
+    a, b = add_subscribers(settings, 2)
+    client = create_app(settings).test_client()
+    assert client.post(f"/unsubscribe/{_unsubscribe_token(a)}").status_code == 200
+    for f in settings.db_path.parent.glob("digest.db*"):
+        if f != store.marker_path(settings.db_path):
+            f.unlink()
+    assert client.post(f"/unsubscribe/{_unsubscribe_token(b)}").status_code == 503
+    assert not settings.db_path.exists()
