@@ -13,7 +13,7 @@ import pytest
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import StoreError
-from tests.deliver_support import SECRET, newsletter
+from tests.deliver_support import DAY, SECRET, build_issue, newsletter
 
 REPO = Path(__file__).resolve().parent.parent
 # Root ignores file permissions: the CLI then runs without the capabilities that let it.
@@ -71,16 +71,21 @@ def test_a_deleted_database_is_an_error_not_a_fresh_start(settings: Settings) ->
 
 
 def test_a_read_only_database_file(settings: Settings) -> None:
+    build_issue(settings)
     assert digest(settings, "subscribers", "add", "a@example.org").returncode == 0
+    for f in settings.db_path.parent.glob("digest.db-*"):  # as after a clean shutdown
+        f.unlink()
     before = settings.db_path.read_bytes()
     settings.db_path.chmod(0o444)
     try:
         for args in (["subscribers", "add", "b@example.org"],
-                     ["subscribers", "remove", "a@example.org"]):
+                     ["subscribers", "remove", "a@example.org"],
+                     ["send", "--date", DAY.isoformat()]):
             one_line_error(digest(settings, *args), 1, str(settings.db_path), "read-only")
     finally:
         settings.db_path.chmod(0o644)
     assert settings.db_path.read_bytes() == before
+    assert list((settings.paths.outbox / DAY.isoformat()).glob("*.eml")) == []  # nobody got it
     listed = digest(settings, "subscribers", "list")
     assert listed.stdout == "a@example.org\tall\t\tactive\n"
 
