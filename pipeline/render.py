@@ -29,6 +29,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from premailer import Premailer
 
+from pipeline.bundle import bundled
 from pipeline.config import Settings
 from pipeline.digest import write_digest
 from pipeline.errors import ConfigError
@@ -45,7 +46,7 @@ from pipeline.models import (
     has_hangul,
 )
 
-BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+BUNDLED_TEMPLATES = bundled("templates")
 
 MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6

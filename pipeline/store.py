@@ -430,30 +430,55 @@ def paper_from_row(row: sqlite3.Row) -> Paper:
 
 def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
-    row = conn.execute(
-        "SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)
-    ).fetchone()
-    values = (
-        paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
-        paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
-        paper.comment, _iso(paper.published), _iso(paper.updated), title_key(paper.title),
+    return upsert_papers(conn, [paper], seen_on)[paper.arxiv_id]
+
+
+_PAPER_COLUMNS = ("version, title, authors, abstract, categories, doi, journal_ref, comment,"
+                  " published, updated, title_key")
+
+
+def upsert_papers(
+    conn: sqlite3.Connection, papers: Iterable[Paper], seen_on: date
+) -> dict[str, str]:
+    """Insert or update papers (the first of a repeated id counts) in one pass: one query
+    for the stored versions, one batch of inserts and one of updates; returns each id's
+    outcome, 'new', 'updated' (newer version) or 'same'."""
+    unique: dict[str, Paper] = {}
+    for paper in papers:
+        unique.setdefault(paper.arxiv_id, paper)
+    query = "SELECT arxiv_id, version FROM papers WHERE arxiv_id IN ({marks})"
+    stored = {row[0]: row[1] for row in _rows_in(conn, query, unique)}
+    inserts: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []
+    outcome: dict[str, str] = {}
+    for arxiv_id, paper in unique.items():
+        old = stored.get(arxiv_id)
+        if old is not None and paper.version <= old:
+            outcome[arxiv_id] = "same"
+            continue
+        values = (
+            paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
+            paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
+            paper.comment, _iso(paper.published), _iso(paper.updated), title_key(paper.title),
+            arxiv_id,
+        )
+        if old is None:
+            inserts.append((*values, seen_on.isoformat()))
+            outcome[arxiv_id] = "new"
+        else:
+            updates.append(values)
+            outcome[arxiv_id] = "updated"
+    conn.executemany(
+        f"INSERT INTO papers ({_PAPER_COLUMNS}, arxiv_id, first_seen)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        inserts,
     )
-    if row is None:
-        conn.execute(
-            "INSERT INTO papers (version, title, authors, abstract, categories, doi, journal_ref,"
-            " comment, published, updated, title_key, arxiv_id, first_seen)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (*values, paper.arxiv_id, seen_on.isoformat()),
-        )
-        return "new"
-    if paper.version > row["version"]:
-        conn.execute(
-            "UPDATE papers SET version=?, title=?, authors=?, abstract=?, categories=?, doi=?,"
-            " journal_ref=?, comment=?, published=?, updated=?, title_key=? WHERE arxiv_id=?",
-            (*values, paper.arxiv_id),
-        )
-        return "updated"
-    return "same"
+    conn.executemany(
+        "UPDATE papers SET version=?, title=?, authors=?, abstract=?, categories=?, doi=?,"
+        " journal_ref=?, comment=?, published=?, updated=?, title_key=? WHERE arxiv_id=?",
+        updates,
+    )
+    return outcome
 
 
 def _rows_in(
