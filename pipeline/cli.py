@@ -288,7 +288,8 @@ def schedule(ctx: Context) -> None:
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: web.host).")
-@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on (default: web.port; 0 = any free port).")
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
@@ -296,6 +297,11 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
+    # A name that does not resolve fails now, in one line, not as a traceback (or, for the
+    # mail server, only in the log of the first confirmation mail).
+    web.check_host(host or settings.web.host, "--host" if host else "web.host")
+    if settings.delivery.transport == "smtp":
+        web.check_host(settings.smtp.host, "smtp.host")
     server = web.make_server(  # --port 0: a free port chosen by the OS, not web.port
         settings, host or settings.web.host, settings.web.port if port is None else port,
         ctx.runtime(),
@@ -320,7 +326,8 @@ def subscribers_add(ctx: Context, email: str, language: str | None, tags: str) -
 
     variants = ctx.settings.variants
     with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
-        outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags)
+        outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags,
+                                smtputf8=ctx.settings.smtp.smtputf8)
     tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
     click.echo(f"{outcome}: {sub.email} ({sub.language}{tags_note})")
 
@@ -357,7 +364,8 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     from pipeline import subscribers as subs
 
     with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
-        report = subs.import_csv(conn, ctx.settings.variants, csv_file)
+        report = subs.import_csv(conn, ctx.settings.variants, csv_file,
+                                 smtputf8=ctx.settings.smtp.smtputf8)
     for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
         click.echo(f"{csv_file}:{line}: {message}", err=True)
     if len(report.errors) > MAX_FINDINGS_SHOWN:
