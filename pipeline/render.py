@@ -41,6 +41,7 @@ from pipeline.models import (
     Issue,
     Paper,
     has_hangul,
+    is_links_only,
 )
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -223,10 +224,11 @@ def entry_anchor(entry: Entry) -> str:
 
 def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
     """The commentary a variant shows: one language's paragraphs, or all of them."""
+    # Paragraphs that are only links belong to no language: every variant shows them.
     if variant == "ko":
-        return entry.notes_ko
+        return tuple(p for p in entry.commentary if has_hangul(p) or is_links_only(p))
     if variant == "en":
-        return entry.notes_en
+        return tuple(p for p in entry.commentary if not has_hangul(p))
     return entry.commentary
 
 

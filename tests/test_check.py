@@ -36,20 +36,23 @@ def test_a_note_as_json_gives_no_date_and_one_entry(
 ) -> None:
     code, out, err = _check([str(VARIANTS / "240206 Qwen 1.5.md"), "--json"], capsys)
     assert (code, err) == (0, "")
-    data = json.loads(out)
+    (data,) = json.loads(out)
     assert data["date"] is None and len(data["entries"]) == 1
+    assert data["path"] == str(VARIANTS / "240206 Qwen 1.5.md") and data["status"] == "ok"
     (entry,) = data["entries"]
     assert entry["url"] == "https://qwenlm.github.io/blog/qwen1.5/"
     assert entry["arxiv_id"] is None and entry["title"] == "Qwen 1.5" and entry["line"] == 1
-    assert len(entry["notes"]["ko"]) == 3 and entry["notes"]["en"][0] == (
-        "https://github.com/QwenLM/Qwen1.5")
+    # The repository URL is a link: in no language (not the first English paragraph).
+    assert entry["links"] == ["https://github.com/QwenLM/Qwen1.5"]
+    assert len(entry["notes"]["ko"]) == 3 and len(entry["notes"]["en"]) == 3
+    assert entry["notes"]["en"][0].startswith("Qwen 1.5 is released.")
     assert entry["tags"] == ["llm"]
 
 
 def test_a_paper_note_as_json(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     note = FIXTURES / "notes" / "2412" / "241204 TokenFlow.md"
     code, out, _ = _check([str(note), "--json"], capsys)
-    (entry,) = json.loads(out)["entries"]
+    ((entry,),) = [obj["entries"] for obj in json.loads(out)]
     assert code == 0 and entry["arxiv_id"] == "2412.03069" and entry["url"] is None
     assert entry["authors"][0] == "Liao Qu" and "384×384" in entry["abstract"]
     assert entry["tags"] == ["vq", "image-generation", "image-text"]
@@ -140,11 +143,17 @@ def test_an_unusable_note_is_one_line_exit_2(
     no_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     note = no_config / "n.md"
-    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n<english>\nEnglish\n",
+    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n> a quote later\n",
                     encoding="utf-8")
+    message = ("a '>' quote after the commentary started (expected the abstract right after "
+               "the title)")
+    code, out, err = _check([str(note)], capsys)
+    assert (code, out, err) == (2, "", f"digest: error: {note}:4: {message}\n")
     code, out, err = _check([str(note), "--json"], capsys)
-    assert (code, out) == (2, "")
-    assert err == f"digest: error: {note}:4: <english> is never closed (expected </english>)\n"
+    (data,) = json.loads(out)
+    assert code == 2 and data["status"] == "error" and data["entries"] == []
+    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "message": message}]
+    assert err == f"digest: error: {note}: 1 of 1 files with errors\n"
 
 
 @pytest.fixture

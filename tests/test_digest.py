@@ -44,7 +44,10 @@ def test_check_json_on_reference_gives_every_field_exactly(
 ) -> None:
     code, out, _ = run_cli(["check", "--json", str(REFERENCE)], capsys)
     assert code == 0
-    data = json.loads(out)
+    (data,) = json.loads(out)  # one object per file checked
+    assert data["path"] == str(REFERENCE)  # the repository's config may warn about tags
+    assert data["status"] == ("warnings" if data["messages"] else "ok")
+    assert all(m["level"] == "warning" for m in data["messages"])
     assert data["date"] == "2024-12-05"
     blocks = reference_blocks()
     assert len(data["entries"]) == len(blocks) == 10
@@ -55,6 +58,7 @@ def test_check_json_on_reference_gives_every_field_exactly(
         assert entry["abstract"] == abstract
         assert entry["arxiv_id"] is None
         assert entry["notes"]["ko"] + entry["notes"]["en"] == commentary
+        assert entry["links"] == []
         assert all(any("\uac00" <= ch <= "\ud7a3" for ch in p) for p in entry["notes"]["ko"])
         assert entry["tags"] == [t.lstrip("#") for t in tags.split()]
     nemotron = data["entries"][1]
