@@ -270,6 +270,8 @@ def _read_title(
             break  # a blank line ends the title
         if has_hangul(line) or line.startswith((">", "#", "<", "[[")) or _URL_LINE_RE.fullmatch(line):
             break
+        if block and block[-1].endswith((".", "!", "?")):
+            break  # a sentence ended: what follows is no continuation of a title
         block.append(line)
         joined = _join_wrapped(block)
         split = _split_title_line(joined)
@@ -277,6 +279,10 @@ def _read_title(
             continue
         if len(block) > 1 and not _plausible_authors(split[1]):
             return None
+        if not split[1] and k + 1 < len(content) and content[k + 1][0] == n + 1:
+            authors = _AUTHORS_ONLY_RE.fullmatch(content[k + 1][1])  # '*Title*', '(A, B)'
+            if authors and "://" not in authors.group(1) and not has_hangul(authors.group(1)):
+                return split[0], _split_authors(authors.group(1)), k + 2
         return split[0], split[1], k + 1
     return None
 
@@ -303,7 +309,7 @@ def _split_trailing_tags(line: str) -> tuple[str, list[str]] | None:
     m = _TRAILING_TAGS_RE.search(line)
     if m is None or not m.start():
         return None
-    tags = m.group(0).split()
+    tags = [t.rstrip(",;") for t in m.group(0).split()]
     if not all(re.search(r"[^\W\d_]", t) for t in tags):
         return None  # "#1" is a rank, not a tag
     return line[: m.start()].rstrip(), tags
