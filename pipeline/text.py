@@ -389,7 +389,12 @@ def _command_end(text: str, start: int, braces: dict[int, int]) -> tuple[int, in
             end = close + 1
             continue
         sp = _SPACES_THEN_ARG_RE.match(text, end)
-        if sp is None or sp.end() not in braces:
+        if sp is None:
+            break
+        if sp.end() not in braces:  # its argument's brace pairs with nothing (or too deep)
+            name = nm.group(0).rstrip("*")
+            if end == nm.end() and (name in _PLAIN_ARG or name in _DROPPED):
+                return end, end  # the command goes; the text after it is read as text
             break
         group_end = braces[sp.end()] + 1
         if group_end - start > MAX_ISLAND and nm.group(0).rstrip("*") not in _DROPPED:
@@ -422,7 +427,9 @@ def _islands(text: str) -> Iterator[tuple[int, int, bool]]:
         inner: int | None = None  # where the inside of a too-long island starts
         if ch == "\\":
             end, arg = _command_end(text, start, braces)
-            if arg is not None:
+            if arg == end:
+                inner = end
+            elif arg is not None:
                 inner, close = arg + 1, braces[arg]
                 heapq.heappush(closers, (close, close + 1))
         elif ch == "$" and start in dollars:
@@ -454,11 +461,17 @@ def _islands(text: str) -> Iterator[tuple[int, int, bool]]:
             pos = end
 
 
+def _drop_braces(text: str) -> str:
+    """Text between islands without the braces that paired with nothing: LaTeX never prints
+    a brace (a brace to print is `\\{`, an island)."""
+    return text.replace("{", "").replace("}", "") if "{" in text or "}" in text else text
+
+
 def _convert_segment(text: str, urls: list[str]) -> str:
     out: list[str] = []
     pos = 0
     for start, end, convert in _islands(text):
-        out.append(text[pos:start])
+        out.append(_drop_braces(text[pos:start]))
         pos = end
         if not convert:
             continue
@@ -466,7 +479,7 @@ def _convert_segment(text: str, urls: list[str]) -> str:
         if not converted and end < len(text) and text[end] in _PUNCT_AFTER and out:
             out[-1] = out[-1].rstrip()
         out.append(converted)
-    out.append(text[pos:])
+    out.append(_drop_braces(text[pos:]))
     result = "".join(out)
     if _URL_MARK[0] in result:
         result = _URL_MARK_RE.sub(lambda m: urls[int(m.group(1))], result)
@@ -481,8 +494,12 @@ def known_macro(name: str) -> bool:
 
 
 def _no_math_alphanumerics(text: str) -> str:
-    """𝙶𝚛𝚊𝚍𝙽𝚘𝚛𝚖 → GradNorm: plain letters keep titles searchable and copyable."""
-    return _MATH_ALNUM_RE.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+    """𝙶𝚛𝚊𝚍𝙽𝚘𝚛𝚖 → GradNorm: plain letters keep titles searchable and copyable (a code point
+    of the block that Unicode leaves unassigned has no plain form: it goes)."""
+    if not _MATH_ALNUM_RE.search(text):
+        return text
+    return _MATH_ALNUM_RE.sub(
+        lambda m: _MATH_ALNUM_RE.sub("", unicodedata.normalize("NFKC", m.group(0))), text)
 
 
 def latex_to_text(text: str) -> str:
