@@ -473,7 +473,7 @@ def parse_note_file(text: str, path: str | Path) -> Note:
     )
     if (problem := format_problem(entry)) is not None:  # a draft could not hold it
         raise FormatError(problem, path=path, line=header.line)
-    return Note(Path(path), entry, tuple(warnings))
+    return Note(Path(path), entry, tuple(sorted(warnings, key=lambda w: w.line or 0)))
 
 
 def parse_note(text: str, path: str | Path) -> Entry:

@@ -232,3 +232,86 @@ def test_thousands_of_findings_are_capped(tmp_path: Path, capsys: pytest.Capture
     assert len(err) == 52  # 50 findings, the count of the rest, the closing error
     assert err[-2] == "digest: … 249 more findings not shown"
     assert err[-1] == f"digest: error: {path}: 299 errors (see above)"
+
+
+def _folder(tmp_path: Path) -> Path:
+    """Notes of every status in nested folders, a digest, and files check must pass over."""
+    root = tmp_path / "archive"
+    (root / "2020").mkdir(parents=True)
+    (root / ".obsidian").mkdir()
+    shapes = FIXTURES / "notes" / "shapes"
+    shutil.copy(shapes / "210318 CvT.md", root / "2020" / "a.md")  # ok: no commentary at all
+    shutil.copy(shapes / "241126 Scaling Speech-Text Pre-training with Synthetic Interleaved "
+                "Data.md", root / "b.md")  # a stray word in its tags line: a warning
+    (root / "c.md").write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n> late quote\n",
+                               encoding="utf-8")  # refused
+    shutil.copy(REFERENCE, root / "d.txt")
+    (root / ".obsidian" / "app.md").write_text("not a note", encoding="utf-8")
+    (root / "image.png").write_bytes(b"\x89PNG")
+    return root
+
+
+def test_a_folder_is_checked_recursively_in_one_process(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    code, out, err = _check([str(root)], capsys)
+    assert code == 2
+    assert out.splitlines() == [
+        f"{root / '2020' / 'a.md'}: ok, note",
+        f"{root / 'b.md'}: ok, note, 1 warning",
+        f"{root / 'c.md'}:4: error: a '>' quote after the commentary started (expected the "
+        "abstract right after the title)",
+        f"{root / 'd.txt'}: ok, 10 entries",
+        "checked 4 files: 2 ok, 1 with warnings, 1 with errors",
+    ]
+    assert err.splitlines() == [
+        f"digest: warning: {root / 'b.md'}:13: 'a' in the #tags line is not a tag: ignored "
+        "(write #a to make it one)",
+        f"digest: error: {root / 'c.md'}:4: a '>' quote after the commentary started (expected "
+        "the abstract right after the title)",
+        "digest: error: 1 of 4 files with errors (see above)",
+    ]
+
+
+def test_files_and_folders_mixed_and_a_missing_path(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    code, out, _ = _check([str(root / "2020"), str(root / "b.md"), str(no_config / "gone.txt")],
+                          capsys)
+    assert code == 2
+    assert out.splitlines()[-2:] == [f"{no_config / 'gone.txt'}: error: no such file",
+                                     "checked 3 files: 1 ok, 1 with warnings, 1 with errors"]
+    # every file well: exit 0, still one line each and the summary
+    code, out, err = _check([str(root / "2020"), str(root / "b.md")], capsys)
+    assert code == 0 and out.splitlines()[-1] == "checked 2 files: 1 ok, 1 with warnings, 0 with errors"
+
+
+def test_json_is_one_object_per_file(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _folder(no_config)
+    code, out, err = _check([str(root), "--json"], capsys)
+    data = json.loads(out)
+    assert code == 2 and err == "digest: error: 1 of 4 files with errors\n"
+    assert [(Path(d["path"]).name, d["status"]) for d in data] == [
+        ("a.md", "ok"), ("b.md", "warnings"), ("c.md", "error"), ("d.txt", "ok")]
+    a, b, c, d = data
+    assert a["date"] is None and a["entries"][0]["arxiv_id"] == "2103.15808"
+    assert b["messages"] == [{
+        "level": "warning", "line": 13, "path": None,
+        "message": "'a' in the #tags line is not a tag: ignored (write #a to make it one)"}]
+    assert b["entries"][0]["tags"] == ["speech-text", "synthetic-data"]
+    assert c["entries"] == [] and c["messages"][0]["level"] == "error"
+    assert d["date"] == "2024-12-05" and len(d["entries"]) == 10
+
+
+def test_a_note_reader_warning_reaches_the_single_file_check(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = no_config / "n.md"
+    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n<english>\nEnglish\n\n#t\n",
+                    encoding="utf-8")
+    code, out, err = _check([str(note)], capsys)
+    assert (code, out) == (0, f"{note}: ok, note, 1 warning\n")
+    assert err == (f"digest: warning: {note}:4: <english> is never closed: the English ends at "
+                   "the #tags line 7\n")
