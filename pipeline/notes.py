@@ -349,9 +349,8 @@ def parse_note_file(text: str, path: str | Path) -> Note:
 
     text = text.removeprefix("\ufeff")
     if (nul := text.find("\x00")) >= 0:
-        line = text.count("\n", 0, nul) + 1
         raise FormatError("a zero byte (NUL) in the text: the file is damaged or not text "
-                          "(remove it)", path=path, line=line)
+                          "(remove it)", path=path, line=text.count("\n", 0, nul) + 1)
     lines = text.split("\n")  # line numbers as editors count them
     content = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
     if not content:
