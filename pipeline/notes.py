@@ -32,6 +32,10 @@ _URL_THEN_TEXT_RE = re.compile(r"<?(?P<url>https?://[^\s<>]+?)>?\s+(?P<rest>\S.*
 _TITLE_THEN_URL_RE = re.compile(
     r"\[?(?P<title>[^\[\]]*?\S)\]?\s*(?P<open>[(<])?(?P<url>https?://[^\s()<>]+)(?(open)[)>])"
 )
+_ARXIV_IN_TEXT_RE = re.compile(
+    r"[(<]?(?P<url>https?://(?:www\.)?arxiv\.org/(?:abs|pdf|html)/[^\s()<>]+?)[)>]?(?=\s|$)"
+)
+_ANY_URL_RE = re.compile(r"https?://")
 _STARRED_RE = re.compile(r"\*{1,2}(?P<title>[^*].*?)\*{1,2}")
 _AUTHORS_ONLY_RE = re.compile(r"\((.+)\)")
 _TAG_WORD_RE = re.compile(TAG_RE.pattern)
@@ -165,15 +169,21 @@ class _UrlLine:
     rest: str | None = None  # 'https://… commentary': the text after the URL
 
 
-def _url_line(line: str) -> _UrlLine | None:
+def _url_line(line: str, first: bool = False) -> _UrlLine | None:
     """The URL of a header line: the URL alone, the URL then commentary, or the title then
-    the URL ('Title (URL)', '*Title* URL', '[Title](URL)'); None for any other line."""
+    the URL ('Title (URL)', '*Title* URL', '[Title](URL)'); on the note's first line, also
+    Korean commentary holding the paper's arXiv URL. None for any other line."""
     if (m := _URL_LINE_RE.fullmatch(line)) is not None:
         return _UrlLine(m.group(1))
     if (m := _URL_THEN_TEXT_RE.fullmatch(line)) is not None:
         return _UrlLine(m.group("url"), rest=m.group("rest"))
     if has_hangul(line):
-        return None
+        m = _ARXIV_IN_TEXT_RE.search(line) if first else None
+        if m is None:
+            return None
+        # '재미있는 논문 (https://arxiv.org/abs/…)': the paper, and the sentence about it.
+        rest = " ".join((line[: m.start()] + " " + line[m.end():]).split())
+        return _UrlLine(m.group("url"), rest=rest or None)
     if (m := _TITLE_THEN_URL_RE.fullmatch(line)) is not None:
         title, url = m.group("title").strip(), m.group("url")
         bracketed = m.group("open") is not None or title.startswith("*")
@@ -208,13 +218,20 @@ MAX_INTRO_LINES = 3
 def _read_header(content: list[tuple[int, str]], path: str | Path) -> _Header:
     """The URL lines at the top: the first arXiv URL pins the paper, else the first URL."""
     first = next(
-        (i for i, (_, line) in enumerate(content[: MAX_INTRO_LINES + 1]) if _url_line(line)),
+        (i for i, (_, line) in enumerate(content[: MAX_INTRO_LINES + 1])
+         if _url_line(line, first=i == 0)),
         None,
     )
     intro = content[:first] if first is not None else []
     if first is None or any(_is_markup(line) for _, line in intro):
         first_line, text = content[0]
         later = next((n for n, line in content if _url_line(line)), None)
+        if later is None and _ANY_URL_RE.search(text):
+            raise FormatError(
+                f"expected the paper's URL alone on the first line (or first on it), got a URL "
+                f"inside the text {text[:60]!r}",
+                path=path, line=first_line,
+            )
         if later is None:
             raise FormatError(
                 f"expected the paper's URL (e.g. https://arxiv.org/abs/2412.01981) on the "
@@ -228,7 +245,7 @@ def _read_header(content: list[tuple[int, str]], path: str | Path) -> _Header:
             "of introduction)",
             path=path, line=first_line,
         )
-    head = _url_line(content[first][1])
+    head = _url_line(content[first][1], first=first == 0)
     assert head is not None
     urls: list[tuple[int, str]] = [(content[first][0], head.url)]
     end = first + 1
@@ -357,11 +374,14 @@ def parse_note_file(text: str, path: str | Path) -> Note:
         raise FormatError("empty note (expected a URL on the first line)", path=path, line=1)
     header = _read_header(content, path)
     idx = header.end
-    content = content[:idx] + list(header.rest) + content[idx:]
-
+    before = list(header.intro)  # commentary written before the body: intro, URL line's rest
     title = header.title or _title_from_file_name(Path(path))
     authors: tuple[str, ...] = ()
-    if header.title is None and (found := _read_title(content, idx)) is not None:
+    if header.rest and header.title is None and (found := _read_title(list(header.rest), 0)):
+        title, authors, _ = found  # 'https://… *Title* (Authors)'
+    else:
+        before.extend(header.rest)
+    if header.title is None and not authors and (found := _read_title(content, idx)):
         title, authors, idx = found
     elif (header.title is not None and idx < len(content)
           and (m := _AUTHORS_ONLY_RE.fullmatch(content[idx][1])) is not None
@@ -373,7 +393,7 @@ def parse_note_file(text: str, path: str | Path) -> Note:
                           path=path, line=content[min(idx, len(content) - 1)][0])
 
     abstract: list[str] = []
-    commentary: list[tuple[int, str]] = [(n, line) for n, line in header.intro]
+    commentary: list[tuple[int, str]] = list(before)
     tags: dict[str, str] = {}
     english_open: int | None = None  # line where an open <english> block started
     english_closed: int | None = None  # line of the last </english>
@@ -389,7 +409,7 @@ def parse_note_file(text: str, path: str | Path) -> Note:
         continuing = last_abstract is not None and n == last_abstract + 1
         last_abstract = None
         if line.startswith(">"):
-            if commentary[len(header.intro):] or tags or english_open is not None:
+            if commentary[len(before):] or tags or english_open is not None:
                 raise FormatError(
                     "a '>' quote after the commentary started "
                     "(expected the abstract right after the title)",

@@ -201,8 +201,8 @@ def test_a_sentence_ending_in_a_plain_url_is_not_a_title() -> None:
     with pytest.raises(FormatError) as info:
         parse_note("Saw this on https://example.org/post\n\n한국어\n", "n.md")
     assert str(info.value) == (
-        "n.md:1: expected the paper's URL (e.g. https://arxiv.org/abs/2412.01981) on the "
-        "first line, got 'Saw this on https://example.org/post'")
+        "n.md:1: expected the paper's URL alone on the first line (or first on it), got a URL "
+        "inside the text 'Saw this on https://example.org/post'")
 
 
 # --- the URL followed by commentary on the same line -----------------------------------------
@@ -235,6 +235,25 @@ def test_url_then_text_on_the_same_line(first: str, title: str, authors: tuple[s
     assert entry.arxiv_id == "2412.03572"
     assert (entry.title, entry.authors, entry.commentary) == (title, authors, commentary)
     assert entry.tags == ("world-models",)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [f"재미있는 논문 ({URL}v2)", f"재미있는 논문 {URL}v2", f"재미있는 <{URL}v2> 논문"],
+)
+def test_korean_commentary_around_the_papers_url_on_the_first_line(first: str) -> None:
+    entry = parse_note(first + "\n\n*Navigation World Models* (Amir Bar)\n\n#tag\n", "n.md")
+    assert (entry.arxiv_id, entry.version) == ("2412.03572", 2)
+    assert entry.title == "Navigation World Models" and entry.authors == ("Amir Bar",)
+    assert entry.commentary[0] == "재미있는 논문" and entry.tags == ("tag",)
+
+
+def test_another_papers_url_inside_later_commentary_does_not_pin_the_note() -> None:
+    with pytest.raises(FormatError) as info:
+        parse_note("논문 소개\n\n자세한 건 UMAP (https://arxiv.org/abs/1802.03426) 참고\n", "n.md")
+    assert str(info.value) == (
+        "n.md:1: expected the paper's URL (e.g. https://arxiv.org/abs/2412.01981) on the "
+        "first line, got '논문 소개'")
 
 
 # --- an introductory sentence before the URL -----------------------------------------------------
