@@ -101,6 +101,9 @@ def check(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
     from pipeline import checking
 
     files = list(checking.expand_paths(paths))
+    if not files:
+        raise InputError("no *.md, *.markdown or *.txt files to check under "
+                         + ", ".join(str(p) for p in paths))
     with _check_context(ctx, files) as check_ctx:
         reports = [checking.check_file(f, check_ctx) for f in files]
     bad = [r for r in reports if r.status == "error"]

@@ -306,6 +306,8 @@ def _read_title(
 
 def _split_tags_line(line: str) -> tuple[list[str], list[str]] | None:
     """A #tags line's tags and stray words; None when the line is not a #tags line."""
+    if not line.startswith("#"):
+        return None
     words = line.split()
     tags = [w.rstrip(",;.") for w in words if _TAG_WORD_RE.fullmatch(w.rstrip(",;."))]
     strays = [w for w in words if not _TAG_WORD_RE.fullmatch(w.rstrip(",;."))]
@@ -352,6 +354,8 @@ def _clean_abstract_line(line: str) -> str:
 def _see_more(line: str) -> str | None:
     """A commentary line without the '… 더 보기' (… See more) of a post copied from a
     social network, or None when it has none."""
+    if not line.endswith(("보기", "See more")):
+        return None
     m = _SEE_MORE_RE.search(line)
     return line[: m.start()].rstrip() if m else None
 

@@ -316,3 +316,14 @@ def test_a_note_reader_warning_reaches_the_single_file_check(
     assert (code, out) == (0, f"{note}: ok, note, 1 warning\n")
     assert err == (f"digest: warning: {note}:4: <english> is never closed: the English ends at "
                    "the #tags line 7\n")
+
+
+def test_a_folder_without_notes_or_digests_is_bad_input(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (no_config / "empty").mkdir()
+    (no_config / "empty" / "photo.jpg").write_bytes(b"\xff\xd8")
+    code, out, err = _check([str(no_config / "empty")], capsys)
+    assert (code, out) == (2, "")
+    assert err == ("digest: error: no *.md, *.markdown or *.txt files to check under "
+                   f"{no_config / 'empty'}\n")
