@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 _URL_RE = re.compile(r"https?://[^\s{}<>\"\\]+[^\s{}<>\".,;:!?)\]\\]")
 # \url{U} and \href{U}{text} give the URL itself (one level of braces in the text).
 _URL_CMD_RE = re.compile(r"\\url\s*\{([^{}]*)\}|\\href\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}")
-_LATEX_HINT_RE = re.compile(r"[\\$^_{}]")
+# LaTeX, or letters of the mathematical-alphanumeric block, to turn into text.
+_SLOW_HINT_RE = re.compile("[\\\\$^_{}\U0001d400-\U0001d7ff]")
 _SPECIAL_RE = re.compile(r"[\\${`]")
 _BRACE_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _DOLLAR_RE = re.compile(r"\\.|\$", re.DOTALL)
@@ -54,14 +55,14 @@ PLAIN_ARGUMENT_MACROS = (
     "texttt", "textsf", "textbf", "textit", "textrm", "textsl", "textsc", "textup", "textmd",
     "textnormal", "emph", "underline", "uline", "mbox", "hbox", "text", "textsuperscript",
     "mathtt", "mathbf", "mathsf", "mathrm", "mathit", "mathcal", "mathbb", "mathscr",
-    "mathfrak", "mathbfit", "mathnormal", "boldsymbol", "bm", "operatorname",
+    "mathfrak", "mathbfit", "mathnormal", "boldsymbol", "bm", "operatorname", "ce",
 )
 # Citations and cross-references disappear with their argument (no "<cit.>", no "<ref>").
 DROPPED_MACROS = (
     "cite", "citet", "citep", "citealt", "citealp", "citeauthor", "citefullauthor", "citeyear",
     "citeyearpar", "Cite", "Citet", "Citep", "Citealt", "Citealp", "Citeauthor", "citetext",
     "citenum", "citetalias", "citepalias", "nocite", "textcite", "parencite", "autocite",
-    "footcite", "ref", "eqref", "autoref", "cref", "Cref", "pageref", "label",
+    "footcite", "ref", "eqref", "autoref", "cref", "Cref", "pageref", "label", "require",
 )
 # Font and size switches (`{\\em word}`) and spacing commands: nothing to read.
 SWITCH_MACROS = (
@@ -70,14 +71,23 @@ SWITCH_MACROS = (
     "scriptsize", "footnotesize", "small", "normalsize", "large", "Large", "LARGE", "huge",
     "Huge", "centering", "noindent", "xspace", "relax", "protect", "nobreak", "ignorespaces",
     "boldmath", "unboldmath", "displaystyle", "textstyle", "scriptstyle", "limits", "nolimits",
+    # delimiter sizes: `\\left( x \\right)` is "( x )"
+    "left", "right", "middle", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
+    "biggl", "biggr", "Biggl", "Biggr", "nonumber", "notag",
 )
+# Symbols pylatexenc lacks, and the abbreviations authors define as macros (`\\eg`, `\\ie`).
+EXTRA_SYMBOLS = {
+    "ne": "≠", "colon": ":", "imath": "ı", "jmath": "ȷ", "eg": "e.g.", "ie": "i.e.",
+    "etc": "etc.", "wrt": "w.r.t.", "vs": "vs.", "etal": "et al.",
+}
 _CITE_ARGS = "*[[{"
 # Argument specs pylatexenc's parser lacks (else `\unicode{x2014}` reads as "x2014").
 _PARSER_ARGS = {
     "unicode": "{", "textcite": _CITE_ARGS, "parencite": _CITE_ARGS, "autocite": _CITE_ARGS,
     "footcite": _CITE_ARGS, "Cite": _CITE_ARGS, "nocite": "{", "bm": "{", "mathbfit": "{",
     "mathnormal": "{", "uline": "{", "hbox": "{", "textnormal": "{", "textsuperscript": "{",
-    "operatorname": "*{", "pageref": "{", "SI": "[{{", "si": "[{", "num": "[{", "qty": "[{{",
+    "operatorname": "*{", "pageref": "{", "require": "{", "ce": "{", "SI": "[{{", "si": "[{",
+    "num": "[{", "qty": "[{{",
 }
 
 
@@ -120,6 +130,7 @@ class _Latex:
                 spec("footnote", simplify_repl=self._footnote),
                 spec("unicode", simplify_repl=self._unicode),
                 spec("url", simplify_repl="%s"),
+                *(spec(name, simplify_repl=text) for name, text in EXTRA_SYMBOLS.items()),
             ],
         )
         text_db.set_unknown_macro_spec(spec("", simplify_repl=self._unknown))
@@ -504,8 +515,8 @@ def _no_math_alphanumerics(text: str) -> str:
 
 def latex_to_text(text: str) -> str:
     """Turn arXiv's LaTeX-flavoured text into readable Unicode on one line (URLs untouched)."""
-    if not _LATEX_HINT_RE.search(text):  # most titles: no LaTeX, nothing to import
-        return _no_math_alphanumerics(" ".join(text.split()))
+    if not _SLOW_HINT_RE.search(text):  # most titles: no LaTeX, nothing to import
+        return " ".join(text.split())
     text = _URL_CMD_RE.sub(lambda m: m.group(1) or m.group(2) or "", text)
     urls: list[str] = []
 
