@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pipeline.text import latex_to_text
@@ -127,6 +128,17 @@ def main() -> None:
     split = (clock() - start) / n
     print(f"latex: a title without LaTeX {no_latex * 1e6:.1f} µs "
           f"({no_latex / split:.1f}x a bare whitespace split)")
+    feed = ET.parse(FIXTURES / "arxiv-rss" / "aioarxiv-2024-11-28" / "rss_mock_feed.xml")
+    texts = [item.findtext(tag) or "" for item in feed.getroot().iter("item")
+             for tag in ("title", "description")]
+    start = clock()
+    for text in texts:
+        latex_to_text(text)
+    feed_time = clock() - start
+    with_latex = sum("\\" in t or "$" in t for t in texts)
+    print(f"latex: a real day's feed, {len(texts):,} titles and abstracts "
+          f"({with_latex} with LaTeX): {feed_time * 1e3:.0f} ms, "
+          f"{len(texts) / feed_time:,.0f} texts/s")
     times = {}
     for mb in (1, 5):
         text = _dense_latex(mb * 1_000_000, seed=mb)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -327,3 +329,22 @@ def test_a_folder_without_notes_or_digests_is_bad_input(
     assert (code, out) == (2, "")
     assert err == ("digest: error: no *.md, *.markdown or *.txt files to check under "
                    f"{no_config / 'empty'}\n")
+
+
+HEAVY = ("flask", "jinja2", "premailer", "arxiv", "feedparser", "requests", "apscheduler",
+         "lxml", "waitress", "sqlite3", "pylatexenc", "babel")
+
+
+@pytest.mark.parametrize(("note", "latex"), [("variants/240206 Qwen 1.5.md", False),
+                                              ("2412/241204 TokenFlow.md", True)])
+def test_checking_a_note_imports_only_what_it_uses(tmp_path: Path, note: str,
+                                                   latex: bool) -> None:
+    # What makes `digest check` start fast: no renderer, network or store on its path, and
+    # pylatexenc only for a note that holds LaTeX. (A structural check, not a timing.)
+    script = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['check', sys.argv[1]])\n"
+              "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(FIXTURES / "notes" / note)],
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in proc.stdout.split()}
+    expected = {"pylatexenc"} if latex else set()
+    assert loaded & set(HEAVY) == expected
