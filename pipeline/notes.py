@@ -11,6 +11,13 @@ A note, in the curator's layout (every part but the URL may be missing):
     # Links                                   the notes app's links: ignored from here on
 
 Each non-blank line of commentary is one paragraph, as in the digest format.
+
+Six years of notes stray from this layout, and each stray shape is read as the curator meant
+it (docs/curator.md lists them): a title or author list wrapped over lines, `*Title*` alone,
+`Title (URL)` on one line, commentary after the URL on its line or a sentence before it, an
+abstract going on without `>`, hashtags ending the last paragraph. What the reader repairs
+in a way the curator may not have meant (a stray word in the tags line, an unclosed or twice
+closed <english>) is a NoteWarning naming the line; what it cannot read is a FormatError.
 """
 
 from __future__ import annotations
@@ -240,7 +247,8 @@ def _read_header(content: list[tuple[int, str]], path: str | Path) -> _Header:
             )
         before = sum(1 for n, _ in content if n < later)
         raise FormatError(
-            f"the paper's URL comes on line {later}, after {before} lines of text starting "
+            f"the paper's URL comes on line {later}, after {before} line{'s' * (before != 1)} "
+            f"of text starting "
             f"with {text[:40]!r} (expected it on the first line, or after a sentence or two "
             "of introduction)",
             path=path, line=first_line,
@@ -281,6 +289,7 @@ def _read_title(
     """The title line(s) at `idx`: '*Title* (Authors)' on one line, or wrapped over up to
     MAX_TITLE_LINES adjacent lines; (title, authors, index after it) or None."""
     block: list[str] = []
+    starred: tuple[str, tuple[str, ...], int] | None = None  # '*Title*' with no authors yet
     for k in range(idx, min(idx + MAX_TITLE_LINES, len(content))):
         n, line = content[k]
         if k > idx and n != content[k - 1][0] + 1:
@@ -290,18 +299,16 @@ def _read_title(
         if block and block[-1].endswith((".", "!", "?")):
             break  # a sentence ended: what follows is no continuation of a title
         block.append(line)
-        joined = _join_wrapped(block)
-        split = _split_title_line(joined)
+        split = _split_title_line(_join_wrapped(block))
         if split is None:
             continue
-        if len(block) > 1 and not _plausible_authors(split[1]):
-            return None
-        if not split[1] and k + 1 < len(content) and content[k + 1][0] == n + 1:
-            authors = _AUTHORS_ONLY_RE.fullmatch(content[k + 1][1])  # '*Title*', '(A, B)'
-            if authors and "://" not in authors.group(1) and not has_hangul(authors.group(1)):
-                return split[0], _split_authors(authors.group(1)), k + 2
-        return split[0], split[1], k + 1
-    return None
+        if len(block) > 1 and split[1] and not _plausible_authors(split[1]):
+            break
+        if split[1]:
+            return split[0], split[1], k + 1
+        # '*Title*' alone: its author list may follow on the next lines
+        starred = starred or (split[0], (), k + 1)
+    return starred
 
 
 def _split_tags_line(line: str) -> tuple[list[str], list[str]] | None:

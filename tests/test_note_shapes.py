@@ -75,6 +75,9 @@ def test_real_author_list_wrapped_inside_a_name() -> None:
         # the author list on a line of its own
         (["Mixture of Experts Revisited", "(Ann Lee, Bo Kim)"], "Mixture of Experts Revisited",
          ("Ann Lee", "Bo Kim")),
+        # a starred title, then its author list wrapped over two lines
+        (["*Mixture of Experts*", "(Ann Lee, Bo Kim,", "Cy Park)"], "Mixture of Experts",
+         ("Ann Lee", "Bo Kim", "Cy Park")),
         # broken after a hyphen: one word again
         (["Self-Supervised Pre-", "training at Scale (Ann Lee)"],
          "Self-Supervised Pre-training at Scale", ("Ann Lee",)),

@@ -241,7 +241,7 @@ GOOD = "https://arxiv.org/abs/2412.03572v2\n\n*Navigation World Models* (Amir Ba
          "line, got '*Title* (A, B)'"),
         # an introduction is a sentence or two of prose: not the title, not five paragraphs
         ("*Title* (A, B)\n\nhttps://arxiv.org/abs/2412.03572\n",
-         "n.md:1: the paper's URL comes on line 3, after 1 lines of text starting with "
+         "n.md:1: the paper's URL comes on line 3, after 1 line of text starting with "
          "'*Title* (A, B)' (expected it on the first line, or after a sentence or two of "
          "introduction)"),
         ("하나\n\n둘\n\n셋\n\n넷\n\nhttps://arxiv.org/abs/2412.03572\n",
