@@ -14,25 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import FormatError
+from pipeline.lint import Finding
 from pipeline.notes import NOTE_SUFFIXES
 
 Status = Literal["ok", "warnings", "error"]
 DIGEST_SUFFIXES = (".txt",)
 
 
-@dataclass(frozen=True)
-class Message:
-    """One finding about a file (an error refuses it, a warning does not)."""
-
-    level: Literal["error", "warning"]
-    message: str
-    line: int | None = None
-    path: str | None = None  # when it is about another file than the one checked
-
-    def to_json(self) -> dict[str, Any]:
-        """As in `digest check --json`."""
-        return {"level": self.level, "line": self.line, "path": self.path,
-                "message": self.message}
+def finding_to_json(finding: Finding) -> dict[str, Any]:
+    """One finding as in `digest check --json`."""
+    return {"level": finding.level, "line": finding.line, "path": finding.path,
+            "message": finding.message}
 
 
 @dataclass(frozen=True)
@@ -43,7 +35,7 @@ class FileReport:
     kind: Literal["note", "digest"]
     parsed: dict[str, Any] | None  # DESIGN §11's object; None when the file was refused
     entries: int = 0
-    messages: tuple[Message, ...] = field(default=())
+    messages: tuple[Finding, ...] = field(default=())
 
     @property
     def status(self) -> Status:
@@ -55,7 +47,7 @@ class FileReport:
     def to_json(self) -> dict[str, Any]:
         """One element of `digest check --json`: §11's object plus path, status, messages."""
         return {**(self.parsed or {"date": None, "entries": []}), "path": str(self.path),
-                "status": self.status, "messages": [m.to_json() for m in self.messages]}
+                "status": self.status, "messages": [finding_to_json(m) for m in self.messages]}
 
 
 def is_note_path(path: Path) -> bool:
@@ -89,7 +81,7 @@ class Context:
     known_tags: Collection[str] | None = None
     stored_ids: Callable[[Sequence[str]], Collection[str]] | None = None
     # Findings about the notes folder, reported with each digest (waiting and unusable notes).
-    notes_findings: Callable[[], Sequence[Message]] | None = None
+    notes_findings: Callable[[], Sequence[Finding]] | None = None
 
 
 def check_file(path: Path, ctx: Context) -> FileReport:
@@ -99,17 +91,17 @@ def check_file(path: Path, ctx: Context) -> FileReport:
 
     is_note = is_note_path(path)
     kind: Literal["note", "digest"] = "note" if is_note else "digest"
-    messages: list[Message] = []
+    messages: list[Finding] = []
     try:
         if is_note:
             note = notes.load_note(path)
             parsed = Digest(None, (note.entry,))
-            messages.extend(Message("warning", w.message, w.line) for w in note.warnings)
+            messages.extend(Finding("warning", w.message, w.line) for w in note.warnings)
         else:
             parsed = digest.read_digest(path)
     except FormatError as exc:
         where = exc.path if exc.path not in (None, str(path)) else None
-        return FileReport(path, kind, None, 0, (Message("error", exc.message, exc.line, where),))
+        return FileReport(path, kind, None, 0, (Finding("error", exc.message, exc.line, where),))
     ids = [e.arxiv_id for e in parsed.entries if e.arxiv_id]
     findings = lint.lint_entries(
         parsed.entries,
@@ -118,7 +110,7 @@ def check_file(path: Path, ctx: Context) -> FileReport:
         stored_ids=ctx.stored_ids(ids) if ctx.stored_ids is not None else None,
         language_level="warning" if is_note else "error",
     )
-    messages.extend(Message(f.level, f.message, f.line, f.path) for f in findings)
+    messages.extend(findings)
     if not is_note and ctx.notes_findings is not None:
         messages.extend(ctx.notes_findings())
     return FileReport(path, kind, digest.digest_to_json(parsed), len(parsed.entries),

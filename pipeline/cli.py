@@ -167,17 +167,16 @@ def _check_context(ctx: Context, files: list[Path]) -> Iterator[Any]:
     from pipeline import lint, notes, store
 
     with closing(store.connect(settings.db_path)) as conn:
-        waiting: list[checking.Message] | None = None
+        waiting: list[lint.Finding] | None = None
 
-        def notes_findings() -> list[checking.Message]:
+        def notes_findings() -> list[lint.Finding]:
             nonlocal waiting
             if waiting is None:  # read once, and only when a digest is checked
                 shelf = notes.read_notes(settings.paths.notes)
                 ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
                 known = set(store.get_papers(conn, ids))
-                waiting = [checking.Message(f.level, f.message, f.line, f.path)
-                           for f in lint.waiting_notes(shelf.notes, known)] + [
-                    checking.Message("warning", f"note not used: {e.message}", e.line, e.path)
+                waiting = lint.waiting_notes(shelf.notes, known) + [
+                    lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
                     for e in shelf.errors
                 ]
             return waiting
