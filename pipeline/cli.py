@@ -21,6 +21,8 @@ from pipeline.models import SUBSCRIBER_STATUSES
 
 if TYPE_CHECKING:
     from pipeline import arxiv_calendar, run
+    from pipeline.checking import Context as CheckContext
+    from pipeline.checking import FileReport
     from pipeline.config import Settings
     from pipeline.runtime import Runtime
 else:  # imported on first use: `digest check` needs neither the network nor the renderer
@@ -104,7 +106,7 @@ def check(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
     if not files:
         raise InputError("no *.md, *.markdown or *.txt files to check under "
                          + ", ".join(str(p) for p in paths))
-    with _check_context(ctx, files) as check_ctx:
+    with _check_context(ctx) as check_ctx:
         reports = [checking.check_file(f, check_ctx) for f in files]
     bad = [r for r in reports if r.status == "error"]
     if as_json:
@@ -122,7 +124,7 @@ def check(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
             raise FormatError(f"{len(bad)} of {len(reports)} files with errors (see above)")
 
 
-def _print_report(report: Any, single: bool) -> None:
+def _print_report(report: FileReport, single: bool) -> None:
     """The findings of one file on stderr (the first MAX_FINDINGS_SHOWN), and its line."""
     path = report.path
     if report.parsed is None and single:
@@ -151,7 +153,7 @@ def _print_report(report: Any, single: bool) -> None:
 
 
 @contextmanager
-def _check_context(ctx: Context, files: list[Path]) -> Iterator[Any]:
+def _check_context(ctx: Context) -> Iterator[CheckContext]:
     """What the config and the store add to `digest check` (opened once for all files)."""
     from pipeline import checking
 
