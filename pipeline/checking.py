@@ -80,7 +80,7 @@ class Context:
     languages: Collection[str] = ("ko", "en")
     known_tags: Collection[str] | None = None
     stored_ids: Callable[[Sequence[str]], Collection[str]] | None = None
-    # Findings about the notes folder, reported with each digest (waiting and unusable notes).
+    # Findings about the notes folder (waiting and unusable notes), with the first digest.
     notes_findings: Callable[[], Sequence[Finding]] | None = None
 
 

@@ -169,19 +169,20 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
     from pipeline import lint, notes, store
 
     with closing(store.connect(settings.db_path)) as conn:
-        waiting: list[lint.Finding] | None = None
+        reported = False
 
         def notes_findings() -> list[lint.Finding]:
-            nonlocal waiting
-            if waiting is None:  # read once, and only when a digest is checked
-                shelf = notes.read_notes(settings.paths.notes)
-                ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
-                known = set(store.get_papers(conn, ids))
-                waiting = lint.waiting_notes(shelf.notes, known) + [
-                    lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
-                    for e in shelf.errors
-                ]
-            return waiting
+            nonlocal reported
+            if reported:  # with the first digest checked only: the notes are the same for all
+                return []
+            reported = True
+            shelf = notes.read_notes(settings.paths.notes)
+            ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
+            known = set(store.get_papers(conn, ids))
+            return lint.waiting_notes(shelf.notes, known) + [
+                lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
+                for e in shelf.errors
+            ]
 
         yield replace(base, stored_ids=lambda ids: set(store.get_papers(conn, ids)),
                       notes_findings=notes_findings)

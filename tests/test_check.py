@@ -348,3 +348,24 @@ def test_checking_a_note_imports_only_what_it_uses(tmp_path: Path, note: str,
     loaded = {name.split(".")[0] for name in proc.stdout.split()}
     expected = {"pylatexenc"} if latex else set()
     assert loaded & set(HEAVY) == expected
+
+
+def test_the_notes_folder_is_reported_once_for_many_digests(
+    newsletter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = ("Free Process Rewards without Process Labels\n(L)\narXiv:2412.01981\nAbs.\n한국어\n"
+             "English\n#reward-model\n")
+    drafts = newsletter_dir / "drafts"
+    drafts.mkdir()
+    for name in ("2024-12-05.txt", "2024-12-06.txt"):
+        (drafts / name).write_text("2024-12-05\n" + entry, encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(newsletter_dir / "config" / "digest.toml"), "check", str(drafts)])
+    out, err = capsys.readouterr()
+    notes = newsletter_dir / "notes"
+    assert info.value.code == 0
+    assert out.splitlines() == [f"{drafts / '2024-12-05.txt'}: ok, 1 entry, 2 warnings",
+                                f"{drafts / '2024-12-06.txt'}: ok, 1 entry",
+                                "checked 2 files: 1 ok, 1 with warnings, 0 with errors"]
+    assert [line.split(": ")[2] for line in err.splitlines()] == [
+        f"{notes / '241202 RandAR.md'}:1", f"{notes / 'broken.md'}:1"]
