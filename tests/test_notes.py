@@ -298,11 +298,16 @@ LINES = st.sampled_from([
     "Title (A)", "> abstract $x^2$ \\textit{y}", "한국어 문단", "English words (https://x.y)",
     "<english>", "</english>", "#tag #other_tag", "# Links", "## Heading", "[[link]]", "",
     "*unclosed (A", "(", ")", "> ", "#", "https://arxiv.org/abs/99", "\ufeff",
+    # the shapes of older notes: URL and text on one line, title and URL on one line,
+    # wrapped titles, trailing hashtags, stray words, a folded post, a LaTeX comment sign
+    "https://arxiv.org/abs/2412.03572 한국어", "Title (https://arxiv.org/abs/2412.03572)",
+    "재미 https://arxiv.org/abs/2412.03572", "  regularization (A, B)", "more* (C)", "*Only*",
+    "#a b", "text #t1 #t2", "continued abstract", "… 더 보기", "x %", "<english>Text</english>",
 ])
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(LINES, st.text(max_size=30)), max_size=12))
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(LINES, st.text(max_size=30)), max_size=14))
 def test_any_text_gives_an_entry_or_a_one_line_format_error(lines: list[str]) -> None:
     try:
         entry = parse_note("\n".join(lines), "n.md")
