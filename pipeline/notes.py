@@ -230,7 +230,10 @@ def _read_header(content: list[tuple[int, str]], path: str | Path) -> _Header:
         None,
     )
     intro = content[:first] if first is not None else []
-    if first is None or any(_is_markup(line) for _, line in intro):
+    title_first = _read_title(list(intro), 0) if intro else None  # '*Title* (A)', then URL
+    if title_first is not None and title_first[2] < len(intro):
+        title_first = None  # a title, then prose, then the URL: no layout a person writes
+    if first is None or (title_first is None and any(_is_markup(line) for _, line in intro)):
         first_line, text = content[0]
         later = next((n for n, line in content if _url_line(line)), None)
         if later is None and _ANY_URL_RE.search(text):
@@ -394,6 +397,10 @@ def parse_note_file(text: str, path: str | Path) -> Note:
         before.extend(header.rest)
     if header.title is None and not authors and (found := _read_title(content, idx)):
         title, authors, idx = found
+    elif header.title is None and not authors and header.intro and (
+            found := _read_title(list(header.intro), 0)) is not None:
+        title, authors, _ = found  # the title line written above the URL
+        before = before[len(header.intro):]
     elif (header.title is not None and idx < len(content)
           and (m := _AUTHORS_ONLY_RE.fullmatch(content[idx][1])) is not None
           and "://" not in m.group(1) and not has_hangul(m.group(1))):

@@ -280,6 +280,14 @@ def test_two_lines_of_english_introduction() -> None:
                                 "한국어")
 
 
+@pytest.mark.parametrize("title", ["*Navigation World Models* (Amir Bar, Yann LeCun)",
+                                   "*Navigation World\nModels* (Amir Bar, Yann LeCun)"])
+def test_the_title_line_written_above_the_url(title: str) -> None:
+    entry = parse_note(title + "\n\n" + URL + "\n\n> Abstract.\n\n한국어\n", "n.md")
+    assert (entry.title, entry.authors) == ("Navigation World Models", ("Amir Bar", "Yann LeCun"))
+    assert entry.abstract == "Abstract." and entry.commentary == ("한국어",)
+
+
 # --- an abstract continued on lines without '>' ----------------------------------------------------
 
 

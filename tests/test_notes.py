@@ -239,9 +239,10 @@ GOOD = "https://arxiv.org/abs/2412.03572v2\n\n*Navigation World Models* (Amir Ba
         ("*Title* (A, B)\n\n> abstract\n",
          "n.md:1: expected the paper's URL (e.g. https://arxiv.org/abs/2412.01981) on the first "
          "line, got '*Title* (A, B)'"),
-        # an introduction is a sentence or two of prose: not the title, not five paragraphs
-        ("*Title* (A, B)\n\nhttps://arxiv.org/abs/2412.03572\n",
-         "n.md:1: the paper's URL comes on line 3, after 1 line of text starting with "
+        # an introduction is a sentence or two of prose (or the title line): not a title and
+        # commentary, not five paragraphs
+        ("*Title* (A, B)\n\n한국어\n\nhttps://arxiv.org/abs/2412.03572\n",
+         "n.md:1: the paper's URL comes on line 5, after 2 lines of text starting with "
          "'*Title* (A, B)' (expected it on the first line, or after a sentence or two of "
          "introduction)"),
         ("하나\n\n둘\n\n셋\n\n넷\n\nhttps://arxiv.org/abs/2412.03572\n",
