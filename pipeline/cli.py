@@ -16,7 +16,6 @@ import click
 from pipeline import __version__
 from pipeline.config import DEFAULT_CONFIG
 from pipeline.errors import DigestError, FormatError, InputError
-from pipeline.files import write_atomic
 from pipeline.models import SUBSCRIBER_STATUSES
 
 if TYPE_CHECKING:
@@ -357,6 +356,7 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
 def subscribers_export(ctx: Context, csv_file: Path) -> None:
     """Export subscribers to CSV (email,language,tags,status); '-' writes to stdout."""
     from pipeline import subscribers as subs
+    from pipeline.files import write_atomic
 
     with closing(run.open_store(ctx.settings)) as conn:
         text = subs.export_csv(conn)
