@@ -262,3 +262,17 @@ def test_check_reports_format_error_type() -> None:
     with pytest.raises(FormatError) as info:
         parse_digest("nonsense", "f.txt")
     assert info.value.line == 1 and info.value.path == "f.txt"
+
+
+def test_a_zero_byte_past_the_first_8_kb_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "d.txt"
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) > 8192
+    path.write_text(text + "\nmore\x00text\n", encoding="utf-8")
+    code, out, err = run_cli(["check", str(path)], capsys)
+    line = text.count("\n") + 2
+    assert (code, out) == (2, "")
+    assert err == (f"digest: error: {path}:{line}: a zero byte (NUL) in the text: the file is "
+                   "damaged or not text (remove it)\n")
