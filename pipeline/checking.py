@@ -68,7 +68,7 @@ def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
             rel = sub.relative_to(path).parts
             if any(part.startswith(".") for part in rel) or sub.suffix.lower() not in wanted:
                 continue
-            if sub.is_file():
+            if sub.is_file() or sub.is_symlink():  # a broken link is reported, not skipped
                 found.append(sub)
         yield from sorted(found)
 

@@ -221,6 +221,8 @@ def read_digest_bytes(path: Path) -> bytes:
         raise FormatError("no such file", path=path) from exc
     except IsADirectoryError as exc:
         raise FormatError("is a directory, expected a digest file", path=path) from exc
+    except OSError as exc:  # unreadable (permissions, a broken link): this file, not the run
+        raise FormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
 
 
 def read_digest(path: Path) -> Digest:

@@ -369,3 +369,14 @@ def test_the_notes_folder_is_reported_once_for_many_digests(
                                 "checked 2 files: 1 ok, 1 with warnings, 0 with errors"]
     assert [line.split(": ")[2] for line in err.splitlines()] == [
         f"{notes / '241202 RandAR.md'}:1", f"{notes / 'broken.md'}:1"]
+
+
+def test_an_unreadable_file_is_one_bad_file_not_the_end_of_the_run(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    (root / "e.txt").symlink_to(no_config / "nowhere.txt")  # a broken link
+    code, out, _ = _check([str(root)], capsys)
+    assert code == 2
+    assert f"{root / 'e.txt'}: error: no such file" in out.splitlines()
+    assert out.splitlines()[-1] == "checked 5 files: 2 ok, 1 with warnings, 2 with errors"
