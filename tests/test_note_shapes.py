@@ -403,3 +403,8 @@ def test_real_abstracts_with_latex_keep_their_words() -> None:
                              "https://github.com/DAMO-NLP-SG/multimodal_textbook).")
     for abstract in (over, chart, state, textbook):
         assert not any(ch in abstract for ch in "$\\{}")
+
+
+def test_tags_separated_by_commas() -> None:
+    note = _note(URL + "\n\n한국어\n\n#llm, #moe; #scaling_law.\n")
+    assert note.entry.tags == ("llm", "moe", "scaling_law") and not note.warnings
