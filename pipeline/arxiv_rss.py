@@ -195,7 +195,8 @@ def adapt_item(entry: Any, kind: str, index: int, url: str | None = None) -> Pap
 
 def split_authors(creator: str) -> tuple[str, ...]:
     """Split `dc:creator` ("A, B (Univ X, Dept Y), C") into names, dropping affiliations."""
-    names = (" ".join(part.split()) for part in _drop_parentheses(creator).split(","))
+    flat = _drop_parentheses(creator) if "(" in creator or ")" in creator else creator
+    names = (" ".join(part.split()) for part in flat.split(","))
     return tuple(name for name in names if name)
 
 

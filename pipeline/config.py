@@ -17,6 +17,7 @@ from pipeline.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 MIN_SECRET_LENGTH = 16  # characters of DIGEST_SECRET
+MAX_CONNECTIONS = 64  # delivery.connections
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class ApprovalSettings:
 @dataclass(frozen=True)
 class DeliverySettings:
     transport: str = "outbox"
-    rate_per_second: float = 10.0
+    rate_per_second: float = 0.0  # 0 = no cap of its own: the relay's pace and 4xx answers rule
+    connections: int = 4
     max_html_kb: int = 90
 
 
@@ -315,7 +317,8 @@ def _check_values(s: Settings, path: Path) -> None:
         ("arxiv.retries", s.arxiv.retries, 0),
         ("arxiv.timeout", s.arxiv.timeout, 0.001),
         ("arxiv.api_interval", s.arxiv.api_interval, 3.0),
-        ("delivery.rate_per_second", s.delivery.rate_per_second, 0.001),
+        ("delivery.rate_per_second", s.delivery.rate_per_second, 0),
+        ("delivery.connections", s.delivery.connections, 1),
         ("delivery.max_html_kb", s.delivery.max_html_kb, 10),
         ("smtp.port", s.smtp.port, 1),
         ("web.port", s.web.port, 1),
@@ -325,6 +328,9 @@ def _check_values(s: Settings, path: Path) -> None:
     for key, value, minimum in checks:
         if value < minimum:
             raise ConfigError(f"expected at least {minimum:g}, got {value:g}", path=path, key=key)
+    if s.delivery.connections > MAX_CONNECTIONS:  # relays refuse (421) past a handful per client
+        raise ConfigError(f"expected at most {MAX_CONNECTIONS}, got {s.delivery.connections}",
+                          path=path, key="delivery.connections")
 
 
 def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:

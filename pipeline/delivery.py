@@ -6,12 +6,19 @@ once the server accepts it. A rerun after a crash skips every 'sent' row and sen
 the one message that was in flight when the process died (claimed, maybe accepted, not yet
 marked) is sent again, so at most that one recipient can get the issue twice. A file lock per
 issue keeps two sends of the same issue from running at once.
+
+Over SMTP, `delivery.connections` connections work one shared queue, each in its own thread
+with its own SQLite connection: a worker claims a row just before its message goes out and
+finishes it when the server answers, so a crash repeats at most one message per connection.
+One RateLimiter paces them all; a 4xx backoff sleeps only the connection that got it.
 """
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +41,7 @@ from pipeline.mail import (
     RecipientRejected,
     Transport,
     make_transport,
+    make_transports,
     unsubscribe_mailto,
     unsubscribe_url,
 )
@@ -51,6 +59,14 @@ class Summary:
     skipped: int = 0
     deferred: int = 0
     failures: list[str] = field(default_factory=list)
+
+    def add(self, other: Summary) -> None:
+        """Count another connection's work into this summary."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.failures += other.failures
 
 
 def issue_tags(variants: list[EmailVariant]) -> frozenset[str]:
@@ -125,11 +141,18 @@ def send_issue(
     tags = issue_tags(variants)
     secret = settings.secret
     outbox = settings.paths.outbox / day.isoformat()
-    if transport is None:
-        transport = OutboxTransport(outbox) if dry_run else make_transport(settings, rt, outbox)
-    transport.open()
+    active = store.count_subscribers(conn, "active")
+    if transport is not None:
+        transports = [transport]
+    elif dry_run:
+        transports = [OutboxTransport(outbox)]
+    else:  # no more connections than readers: a small list needs no idle sessions
+        transports = make_transports(settings, rt, outbox, min(settings.delivery.connections,
+                                                               max(active, 1)))
+    transports = _open_all(transports, rt)
+    transport = transports[0]
     try:
-        with _progress(rt, store.count_subscribers(conn, "active")) as bar:
+        with _progress(rt, active) as bar, _Pool(conn, day, transports) as pool:
             for sub, done in store.iter_recipients(conn, day):
                 bar.update(1)
                 assert sub.id is not None
@@ -147,14 +170,129 @@ def send_issue(
                 if dry_run:
                     transport.send(message)
                     summary.sent += 1
-                elif store.claim_delivery(conn, day, sub.id, message.message_id):
-                    _deliver(conn, day, sub.id, transport, message, summary)
                 else:
-                    summary.skipped += 1
+                    pool.submit(sub.id, message)
+        summary.add(pool.summary)
     finally:
-        transport.close()
+        for each in transports:
+            each.close()
     _report(conn, day, rt, summary, dry_run, outbox)
     return summary
+
+
+def _open_all(transports: list[Transport], rt: Runtime) -> list[Transport]:
+    """Open every transport; the first must open (a wrong password stops the send before it
+    starts), a later one the server turns away (a relay's cap on connections) is left out."""
+    transports[0].open()
+    opened = [transports[0]]
+    for each in transports[1:]:
+        try:
+            each.open()
+        except DeliveryError as exc:
+            rt.echo(f"warning: sending over {len(opened)} of {len(transports)} connections: {exc}")
+            break
+        opened.append(each)
+    return opened
+
+
+def send_one(
+    conn: sqlite3.Connection,
+    day: date,
+    subscriber_id: int,
+    transport: Transport,
+    message: Outgoing,
+    summary: Summary,
+) -> None:
+    """One reader's message: claimed in the ledger, handed to the transport, recorded as the
+    server answered (skipped when an earlier run already finished it)."""
+    if store.claim_delivery(conn, day, subscriber_id, message.message_id):
+        _deliver(conn, day, subscriber_id, transport, message, summary)
+    else:
+        summary.skipped += 1
+
+
+def _database_path(conn: sqlite3.Connection) -> Path:
+    """The file behind a connection (each sending thread opens its own connection to it)."""
+    return Path(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+class _Pool:
+    """The connections working one queue of messages. One transport sends in the caller's
+    thread; several send each from a thread of its own, with its own SQLite connection and
+    Summary (merged into `summary` at the end). The queue holds two messages per connection,
+    so a crash finds at most one claimed-and-unrecorded message per connection and nothing
+    else half done. A worker's DeliveryError (the relay refused the sender, the connection
+    kept dropping) stops the others after their current message and is raised here."""
+
+    def __init__(self, conn: sqlite3.Connection, day: date, transports: list[Transport]) -> None:
+        self.conn = conn
+        self.day = day
+        self.transports = transports
+        self.summary = Summary()
+        self._jobs: queue.Queue[tuple[int, Outgoing] | None] = queue.Queue(2 * len(transports))
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        self._summaries: list[Summary] = []
+
+    def __enter__(self) -> _Pool:
+        if len(self.transports) > 1:
+            path = _database_path(self.conn)
+            for number, transport in enumerate(self.transports, 1):
+                summary = Summary()
+                self._summaries.append(summary)
+                thread = threading.Thread(
+                    target=self._work, args=(transport, path, summary),
+                    name=f"digest-send-{number}", daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+        return self
+
+    def submit(self, subscriber_id: int, message: Outgoing) -> None:
+        """Send one reader's message (queued for the next free connection)."""
+        if not self._threads:
+            send_one(self.conn, self.day, subscriber_id, self.transports[0], message, self.summary)
+            return
+        if self._stop.is_set():
+            raise self._errors[0] if self._errors else DeliveryError("the send was stopped")
+        self._jobs.put((subscriber_id, message))
+
+    def _work(self, transport: Transport, path: Path, summary: Summary) -> None:
+        try:
+            conn = store.connect(path)
+        except BaseException as exc:
+            self._fail(exc)
+            conn = None
+        try:
+            while (job := self._jobs.get()) is not None:
+                if self._stop.is_set() or conn is None:
+                    continue  # drain the queue: nothing was claimed for these
+                try:
+                    send_one(conn, self.day, job[0], transport, job[1], summary)
+                except BaseException as exc:
+                    self._fail(exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self._stop.set()
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if not self._threads:
+            return
+        if exc is not None:
+            self._stop.set()  # interrupted: each connection ends its current message only
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        for summary in self._summaries:
+            self.summary.add(summary)
+        if exc is None and self._errors:
+            raise self._errors[0]
 
 
 def _deliver(

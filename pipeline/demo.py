@@ -23,12 +23,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline import cli, run, store
+from pipeline.bundle import bundled
 from pipeline.config import Settings, load_config
 from pipeline.errors import DigestError, InputError
 from pipeline.files import write_if_changed
 
 DEMO_DAY = date(2024, 12, 5)
-BUNDLE = Path(__file__).resolve().parent.parent / "demo"
+BUNDLE = bundled("demo_data")
 DEMO_SECRET = "demo-only-secret-never-use-in-production"
 
 

@@ -9,6 +9,8 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
@@ -255,28 +257,57 @@ class OutboxTransport:
         """Nothing to release."""
 
 
+class RateLimiter:
+    """At most `rate` messages per second (0 = no limit) over every connection that shares
+    it: each message takes the next free slot on the injected clock, one `1/rate` apart
+    (a token bucket holding one token, so no burst exceeds the relay's rate). Thread-safe:
+    the slot is taken under a lock, the wait for it happens outside, in the caller's thread."""
+
+    def __init__(
+        self, rate: float, monotonic: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self._next: float | None = None
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until this caller may send one message."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self.monotonic()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
+
+
 class SmtpTransport:
     """SMTP with STARTTLS, implicit TLS or none; AUTH; ONE connection reused and reopened
-    when dropped; at most `rate` messages per second on the injected clock; 4xx retried
-    with exponential backoff, 5xx raised as RecipientRejected."""
+    when dropped; paced by `rate` (messages per second, or a RateLimiter shared with other
+    connections) on the injected clock; 4xx retried with exponential backoff in this
+    connection's own thread, 5xx raised as RecipientRejected."""
 
     def __init__(
         self,
         smtp: SmtpSettings,
         password: str,
         rt: Runtime,
-        rate: float,
+        rate: float | RateLimiter,
         context: ssl.SSLContext | None = None,
         backoff: float = 2.0,
     ) -> None:
         self.smtp = smtp
         self.password = password
         self.rt = rt
-        self.interval = 1.0 / rate
+        self.limiter = rate if isinstance(rate, RateLimiter) else RateLimiter(
+            rate, rt.monotonic, rt.sleep
+        )
         self.context = context or ssl.create_default_context()
         self.backoff = backoff
         self._conn: smtplib.SMTP | None = None
-        self._next = 0.0
         self.reconnects = 0
 
     @property
@@ -335,19 +366,12 @@ class SmtpTransport:
             except OSError as exc:  # smtplib's errors are OSErrors too
                 raise DeliveryError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
 
-    def _wait_turn(self) -> None:
-        now = self.rt.monotonic()
-        if self._next > now:
-            self.rt.sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
-
     def send(self, message: Outgoing) -> None:
         """Send one message; retries 4xx and dropped connections, raises on 5xx."""
-        self._wait_turn()
         tries = self.smtp.retries + 1
         for attempt in range(tries):
             last = attempt == tries - 1
+            self.limiter.wait()  # every attempt counts against the relay's rate
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -409,8 +433,17 @@ def _text(reply: bytes | str) -> str:
 
 def make_transport(settings: Settings, rt: Runtime, outbox: Path) -> Transport:
     """The transport the config names: the outbox folder, or the SMTP server."""
+    return make_transports(settings, rt, outbox, 1)[0]
+
+
+def make_transports(settings: Settings, rt: Runtime, outbox: Path, count: int) -> list[Transport]:
+    """Up to `count` transports to send at once: as many SMTP connections, all paced by one
+    RateLimiter (delivery.rate_per_second is the rate of them all), or the one outbox
+    folder (a disk gains nothing from several writers)."""
     if settings.delivery.transport == "smtp":
-        return SmtpTransport(
-            settings.smtp, settings.smtp_password, rt, settings.delivery.rate_per_second
-        )
-    return OutboxTransport(outbox)
+        limiter = RateLimiter(settings.delivery.rate_per_second, rt.monotonic, rt.sleep)
+        return [
+            SmtpTransport(settings.smtp, settings.smtp_password, rt, limiter)
+            for _ in range(max(count, 1))
+        ]
+    return [OutboxTransport(outbox)]

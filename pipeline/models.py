@@ -174,6 +174,25 @@ class Issue:
         return tuple(seen)
 
 
+@dataclass(frozen=True)
+class ArchivedEntry:
+    """What an archive index page shows of one entry of a past issue (no JSON to parse)."""
+
+    date: date
+    number: int  # its place in the issue, from 1
+    title: str
+    arxiv_id: str | None
+    tags: tuple[str, ...]  # normalised, in the entry's order
+
+
+def archived_entries(issue: Issue) -> tuple[ArchivedEntry, ...]:
+    """The index rows of an issue, one per entry in order."""
+    return tuple(
+        ArchivedEntry(issue.date, n, e.title, e.arxiv_id, e.tag_keys)
+        for n, e in enumerate(issue.entries, start=1)
+    )
+
+
 # Rendered once per variant, personalised per recipient by replacing this marker.
 UNSUBSCRIBE_PLACEHOLDER = "__UNSUBSCRIBE_URL__"
 

@@ -9,12 +9,12 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from babel.dates import format_date
@@ -29,26 +29,30 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from premailer import Premailer
 
+from pipeline.bundle import bundled
 from pipeline.config import Settings
 from pipeline.digest import write_digest
 from pipeline.errors import ConfigError
 from pipeline.models import (
     UNSUBSCRIBE_PLACEHOLDER,
+    ArchivedEntry,
     DateStyle,
     Digest,
     EmailVariant,
     Entry,
     Issue,
     Paper,
+    archived_entries,
     has_hangul,
     is_links_only,
 )
 
-BUNDLED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+BUNDLED_TEMPLATES = bundled("templates")
 
 MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
+PAGE_SIZE = 50  # issues per archive page, papers per tag page
 # Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
@@ -73,6 +77,18 @@ UI: dict[str, dict[str, str]] = {
         "unsubscribe": "수신 거부",
         "archive": "지난 호 보기",
         "archive_title": "지난 호",
+        "archive_range": "{first}–{last}번째 호",
+        "archive_pages": "더 지난 호",
+        "newest": "최신 호",
+        "newest_papers": "최신 논문",
+        "older": "이전 페이지",
+        "prev_issue": "이전 호",
+        "next_issue": "다음 호",
+        "all_tags": "모든 태그",
+        "tags_intro": "태그 {n}개",
+        "tag_count": "{n}편",
+        "tag_range": "{first}–{last}번째 논문",
+        "subscribe": "구독하기",
         "feed": "RSS 구독",
         "more_papers": "태그에 맞는 다른 새 논문",
         "and_more": "외 {n}명",
@@ -94,6 +110,18 @@ UI: dict[str, dict[str, str]] = {
         "unsubscribe": "Unsubscribe",
         "archive": "Past issues",
         "archive_title": "All issues",
+        "archive_range": "Issues {first}–{last}",
+        "archive_pages": "Older issues",
+        "newest": "Newest issues",
+        "newest_papers": "Newest papers",
+        "older": "Older",
+        "prev_issue": "Previous issue",
+        "next_issue": "Next issue",
+        "all_tags": "All tags",
+        "tags_intro": "{n} tags",
+        "tag_count": "{n} papers",
+        "tag_range": "Papers {first}–{last}",
+        "subscribe": "Subscribe",
         "feed": "RSS feed",
         "more_papers": "More new papers in your tags",
         "and_more": "and {n} more",
@@ -126,7 +154,7 @@ def clean_issue(issue: Issue) -> Issue:
     def entry(e: Entry) -> Entry:
         return replace(
             e,
-            title=clean_text(e.title).strip() or "…",
+            title=clean_title(e.title),
             authors=tuple(clean_text(a) for a in e.authors),
             abstract=clean_text(e.abstract),
             commentary=tuple(clean_text(p) for p in e.commentary),
@@ -217,9 +245,19 @@ def format_authors(authors: Sequence[str], ui: dict[str, str]) -> str:
 
 def entry_anchor(entry: Entry) -> str:
     """A stable fragment id for an entry: its arXiv id, else a hash of its title."""
-    if entry.arxiv_id is not None:
-        return "p-" + re.sub(r"[^0-9A-Za-z]", "-", entry.arxiv_id)
-    return "p-" + hashlib.sha256(entry.title.encode("utf-8")).hexdigest()[:12]
+    return anchor_of(entry.arxiv_id, entry.title)
+
+
+def anchor_of(arxiv_id: str | None, title: str) -> str:
+    """entry_anchor from an entry's arXiv id and (cleaned) title alone."""
+    if arxiv_id is not None:
+        return "p-" + re.sub(r"[^0-9A-Za-z]", "-", arxiv_id)
+    return "p-" + hashlib.sha256(title.encode("utf-8")).hexdigest()[:12]
+
+
+def clean_title(title: str) -> str:
+    """A title as every page shows it (see clean_issue)."""
+    return clean_text(title).strip() or "…"
 
 
 def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
@@ -289,14 +327,70 @@ class MoreView:
     link: str
 
 
+@dataclass(frozen=True)
+class FeedLink:
+    """A feed a page announces with <link rel="alternate">."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list paginated from its oldest item (the archive index, a tag's papers).
+
+    Page N (from 1) holds items (N-1)*PAGE_SIZE+1 .. N*PAGE_SIZE and is written once it is
+    full; it links only to older pages, so it never changes when newer items arrive. The
+    newest page (number None: index.html, tags/<tag>.html) holds the rest and links them all.
+    """
+
+    number: int | None
+    first: int  # ordinal of its oldest item, from 1
+    last: int  # ordinal of its newest item
+    total: int  # items in the whole list (shown on the newest page only)
+    size: int = PAGE_SIZE
+
+    @property
+    def older(self) -> int:
+        """How many full pages come before this one."""
+        return (self.first - 1) // self.size
+
+
+def full_page(number: int, size: int = PAGE_SIZE) -> Page:
+    """Page `number` of a list, full."""
+    return Page(number, (number - 1) * size + 1, number * size, number * size, size)
+
+
+def newest_page(total: int, size: int = PAGE_SIZE) -> Page:
+    """The newest page of a list of `total` items: the last partial page, or the last full
+    one when none is partial."""
+    first = size * ((total - 1) // size) + 1 if total else 1
+    return Page(None, first, total, total, size)
+
+
+class FragmentCache(Protocol):
+    """Rendered feed items kept between builds, by place (date, entry number or 0 for the
+    whole issue, variant) and by a digest of everything that went into them."""
+
+    def get(self, day: date, number: int, variant: str, digest: str) -> str | None:
+        """The HTML rendered for this place from the same inputs, or None."""
+
+    def put(self, day: date, number: int, variant: str, digest: str, html: str) -> None:
+        """Keep the HTML rendered for this place."""
+
+
 class Renderer:
     """Renders issues with a newsletter's templates (its own override the bundled ones)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, page_size: int = PAGE_SIZE) -> None:
         self.settings = settings
+        self.page_size = page_size
         self.base = settings.newsletter.base_url.rstrip("/") + "/"
         self.title = clean_text(settings.newsletter.title)
         self.env = make_environment(settings.paths.templates)
+        # Feed items rendered by earlier builds (pipeline.archive sets it to the store's).
+        self.fragments: FragmentCache | None = None
+        self.fingerprint = render_fingerprint(settings)
 
     # -- helpers --
 
@@ -328,7 +422,42 @@ class Renderer:
 
     def tag_url(self, key: str, base: str) -> str:
         """A tag page's URL under `base`."""
-        return f"{base}tags/{quote(key)}.html"
+        return base + quote(self.tag_page_name(key, None))
+
+    def tag_page_name(self, key: str, page: int | None) -> str:
+        """tags/<tag>.html (its newest papers), tags/<tag>/page-N.html (its full pages)."""
+        stem = tag_stem(key)
+        return f"tags/{stem}.html" if page is None else f"tags/{stem}/page-{page}.html"
+
+    def tag_feed_name(self, key: str) -> str:
+        """tags/<tag>.xml."""
+        return f"tags/{tag_stem(key)}.xml"
+
+    def index_name(self, variant: str, page: int | None) -> str:
+        """index.html (the newest issues) or archive/page-N.html, with .<lang> before .html
+        for the variants other than the default one."""
+        suffix = "" if variant == self.default_variant else f".{variant}"
+        return f"index{suffix}.html" if page is None else f"archive/page-{page}{suffix}.html"
+
+    def feed_title(self, variant: str) -> str:
+        """The title of a variant's feed: one per feed, naming its language."""
+        if len(self.settings.variants) == 1:
+            return self.title
+        return f"{self.title} ({LANG_LABELS.get(variant, variant)})"
+
+    def tag_feed_title(self, key: str) -> str:
+        """The title of a tag's feed."""
+        return f"{self.title} · #{key}"
+
+    def feed_links(self, variant: str, base: str) -> list[FeedLink]:
+        """The feeds a page of this variant announces: its own first, then the others."""
+        order = [variant] + [v for v in self.settings.variants if v != variant]
+        return [FeedLink(self.feed_title(v), base + self.feed_name(v)) for v in order]
+
+    @property
+    def subscribe_url(self) -> str:
+        """The subscribe page of `digest serve`."""
+        return self.base + "subscribe"
 
     def subject(self, issue: Issue, variant: str) -> str:
         """The email subject: newsletter title and date."""
@@ -392,8 +521,20 @@ class Renderer:
             ],
             "base": base,
             "web_url": self.base + self.page_name(issue.date, variant),
-            "archive_url": base + "index.html",
+            "archive_url": base + self.index_name(variant, None),
             "feed_url": base + self.feed_name(variant),
+        }
+
+    def site_context(self, variant: str, base: str, canonical: str) -> dict[str, Any]:
+        """What every web page gets beyond page_context: links under the relative `base`."""
+        return {
+            **self.page_context(variant),
+            "canonical": canonical,
+            "feeds": self.feed_links(variant, base),
+            "feed_url": base + self.feed_name(variant),
+            "archive_url": base + self.index_name(variant, None),
+            "tags_url": base + "tags/index.html",
+            "subscribe_url": self.subscribe_url,
         }
 
     def render(self, name: str, **context: Any) -> str:
@@ -479,8 +620,11 @@ class Renderer:
             entries=self.entry_views(issue, variant, base) if entries is None else entries,
         )
 
-    def issue_pages(self, issue: Issue) -> dict[str, str]:
-        """site/issues/D.html (default variant) and D.<lang>.html: path -> HTML."""
+    def issue_pages(
+        self, issue: Issue, prev: date | None = None, next: date | None = None
+    ) -> dict[str, str]:
+        """site/issues/D.html (default variant) and D.<lang>.html: path -> HTML; `prev` and
+        `next` are the dates of the archived issues around it."""
         issue = clean_issue(issue)
         pages = {}
         for variant in self.settings.variants:
@@ -490,53 +634,115 @@ class Renderer:
                 for v in self.settings.variants
                 if v != variant
             ]
+            around = {
+                name: {"url": "../" + self.page_name(day, variant),
+                       "date_text": self.date_text(day, variant)} if day else None
+                for name, day in (("prev", prev), ("next", next))
+            }
+            canonical = self.base + self.page_name(issue.date, variant)
             pages[self.page_name(issue.date, variant)] = self.render(
                 "issue.html",
-                **ctx,
+                **{**ctx, **self.site_context(variant, "../", canonical)},
                 entries=self.entry_views(issue, variant, "../"),
                 others=others,
-                canonical=self.base + self.page_name(issue.date, variant),
+                **around,
             )
         return pages
 
     def archive_files(self, issues: Iterable[Issue], tags: Iterable[str]) -> dict[str, str | None]:
-        """index.html, the feeds and the pages/feeds of `tags`: path -> text (None = delete)."""
-        newest = sorted((clean_issue(i) for i in issues), key=lambda i: i.date, reverse=True)
+        """Every archive file for these issues held in memory (small archives, tests): the
+        index pages, the feeds, the tags page and the pages/feeds of `tags` (None = delete).
+        `pipeline.archive` writes the same files from the store, a few at a time."""
+        oldest = sorted((clean_issue(i) for i in issues), key=lambda i: i.date)
+        newest = oldest[::-1]
+        rows = [(i.date, archived_entries(i)) for i in oldest]
+        files: dict[str, str | None] = {}
+        for variant in self.settings.variants:
+            for page in paginate(len(rows), self.page_size):
+                shown = rows[page.first - 1 : page.last][::-1]
+                files[self.index_name(variant, page.number)] = self.index_page(
+                    variant, shown, page)
+            files[self.feed_name(variant)] = self.feed(newest, variant)
         wanted = set(tags)
-        tagged: dict[str, list[Tagged]] = {key: [] for key in wanted}
-        for issue in newest:
+        tagged: dict[str, list[Tagged]] = {}
+        for issue in oldest:
             for number, entry in enumerate(issue.entries, start=1):
                 for key in dict.fromkeys(entry.tag_keys):
-                    if key in wanted:
-                        tagged[key].append(Tagged(issue, number, entry))
-        files: dict[str, str | None] = {"index.html": self.index_page(newest)}
-        for variant in self.settings.variants:
-            files[self.feed_name(variant)] = self.feed(newest, variant)
+                    tagged.setdefault(key, []).append(Tagged(issue, number, entry))
         for key in sorted(wanted):
-            pairs = tagged[key]
-            files[f"tags/{key}.html"] = self.tag_page(key, pairs) if pairs else None
-            files[f"tags/{key}.xml"] = self.tag_feed(key, pairs) if pairs else None
+            pairs = tagged.get(key, [])
+            if not pairs:
+                files[self.tag_page_name(key, None)] = files[self.tag_feed_name(key)] = None
+                continue
+            for page in paginate(len(pairs), self.page_size):
+                files[self.tag_page_name(key, page.number)] = self.tag_page(
+                    key, pairs[page.first - 1 : page.last][::-1], page)
+            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1])
+        files["tags/index.html"] = self.tags_page({k: len(v) for k, v in tagged.items()})
         return files
 
-    def index_page(self, newest: Sequence[Issue]) -> str:
-        """site/index.html: every issue (cleaned, newest first)."""
-        variant = self.default_variant
-        rows = [
-            {
-                "url": self.page_name(i.date, variant),
-                "date_text": self.date_text(i.date, variant),
-                "count": len(i.entries),
-                "titles": [e.title for e in i.entries[:3]],
-                "tags": [TagView("#" + k, k, self.tag_url(k, "")) for k in i.tags],
-            }
-            for i in newest
+    def index_page(
+        self, variant: str, issues: Sequence[tuple[date, Sequence[ArchivedEntry]]], page: Page
+    ) -> str:
+        """index.html / archive/page-N.html of a variant: these issues (newest first) with
+        every title linking to its place in the issue page."""
+        base = "" if page.number is None else "../"
+        rows = []
+        for day, entries in issues:
+            url = base + self.page_name(day, variant)
+            titles = []
+            for e in entries:
+                title = clean_title(e.title)
+                titles.append({"title": title, "url": f"{url}#{anchor_of(e.arxiv_id, title)}"})
+            keys = dict.fromkeys(k for e in entries for k in e.tags)
+            rows.append(
+                {
+                    "url": url,
+                    "date_text": self.date_text(day, variant),
+                    "count": len(entries),
+                    "titles": titles,
+                    "tags": [TagView("#" + k, k, self.tag_url(k, base)) for k in keys],
+                }
+            )
+        others = [
+            (LANG_LABELS.get(v, v), base + self.index_name(v, page.number))
+            for v in self.settings.variants
+            if v != variant
         ]
         return self.render(
             "index.html",
-            **self.page_context(variant),
+            **self.site_context(variant, base, self.base + self.index_name(variant, page.number)),
             issues=rows,
-            feed_url=self.feed_name(variant),
-            canonical=self.base + "index.html",
+            page=page,
+            pages=self.pager(page, lambda n: base + self.index_name(variant, n)),
+            others=others,
+        )
+
+    def pager(self, page: Page, url: Callable[[int | None], str]) -> dict[str, Any]:
+        """Links from a page to the newest page and to the full pages older than it."""
+        return {
+            "newest": url(None),
+            "older": [(n, url(n)) for n in range(page.older, 0, -1)],
+        }
+
+    def tags_page(self, counts: Mapping[str, int]) -> str:
+        """site/tags/index.html: every tag with its count, its page and its feed."""
+        variant = self.default_variant
+        rows = [
+            {
+                "label": "#" + key,
+                "count": n,
+                "url": quote(self.tag_page_name(key, None).removeprefix("tags/")),
+                "feed": quote(self.tag_feed_name(key).removeprefix("tags/")),
+                "feed_title": self.tag_feed_title(key),
+            }
+            for key, n in sorted(counts.items())
+            if n > 0
+        ]
+        return self.render(
+            "tags.html",
+            **self.site_context(variant, "../", self.base + "tags/index.html"),
+            tags=rows,
         )
 
     def feed(self, newest: Sequence[Issue], variant: str) -> str:
@@ -551,18 +757,40 @@ class Renderer:
                     "guid": url,
                     "pub_date": rfc822(pub_datetime(issue.date, self.settings)),
                     "description": self.preheader(issue, variant),
-                    "content": self.issue_fragment(issue, variant, self.base),
+                    "content": self.feed_content(issue, variant),
                     "categories": issue.tags,
                 }
             )
         return self.feed_xml(
-            variant, self.title, self.base, self.title, self.feed_name(variant), items
+            variant, self.feed_title(variant), self.base, self.title, self.feed_name(variant), items
         )
 
-    def tag_page(self, key: str, tagged: Sequence[Tagged]) -> str:
-        """site/tags/<tag>.html: every paper with the tag, newest issue first."""
+    def feed_content(self, issue: Issue, variant: str, number: int = 0) -> str:
+        """A feed item's HTML: the whole issue, or (number > 0) its one entry, the entry
+        `number` of its issue; taken from `self.fragments` when rendered by an earlier build."""
+        digest = ""
+        if self.fragments is not None:
+            # Every field of the issue (a field added later counts too), bar the merge's notes.
+            what = (self.fingerprint, variant, number, replace(issue, unresolved=()))
+            digest = hashlib.sha256(repr(what).encode("utf-8")).hexdigest()
+            hit = self.fragments.get(issue.date, number, variant, digest)
+            if hit is not None:
+                return hit
+        if number:
+            view = self.entry_view(issue.date, number, issue.entries[0], variant, self.base)
+            html = self.issue_fragment(issue, variant, self.base, [view])
+        else:
+            html = self.issue_fragment(issue, variant, self.base)
+        if self.fragments is not None:
+            self.fragments.put(issue.date, number, variant, digest, html)
+        return html
+
+    def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None) -> str:
+        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first)."""
         variant = self.default_variant
         lang = self.ui_lang(variant)
+        page = page or newest_page(len(tagged), self.page_size)
+        base = "../" if page.number is None else "../../"
         groups: list[dict[str, Any]] = []
         for t in tagged:
             if not groups or groups[-1]["date_iso"] != t.issue.date.isoformat():
@@ -570,25 +798,31 @@ class Renderer:
                     {
                         "date_iso": t.issue.date.isoformat(),
                         "date_text": self.date_text(t.issue.date, variant),
-                        "url": "../" + self.page_name(t.issue.date, variant),
+                        "url": base + self.page_name(t.issue.date, variant),
                         "entries": [],
                     }
                 )
+            title = clean_title(t.entry.title)
             groups[-1]["entries"].append(
                 {
-                    "title": t.entry.title,
-                    "url": f"{groups[-1]['url']}#{entry_anchor(t.entry)}",
-                    "authors": format_authors(t.entry.authors, UI[lang]),
+                    "title": title,
+                    "url": f"{groups[-1]['url']}#{anchor_of(t.entry.arxiv_id, title)}",
+                    "authors": format_authors(
+                        tuple(clean_text(a) for a in t.entry.authors), UI[lang]),
                 }
             )
+        feed = FeedLink(self.tag_feed_title(key), base + quote(self.tag_feed_name(key)))
+        canonical = self.base + quote(self.tag_page_name(key, page.number))
         return self.render(
             "tag.html",
-            **self.page_context(variant),
+            **{**self.site_context(variant, base, canonical),
+               "feeds": [feed, *self.feed_links(variant, base)]},
             tag=key,
-            count=len(tagged),
+            count=page.total,
             groups=groups,
-            feed_url=f"{quote(key)}.xml",
-            canonical=self.tag_url(key, self.base),
+            page=page,
+            pages=self.pager(page, lambda n: base + quote(self.tag_page_name(key, n))),
+            tag_feed=feed,
         )
 
     def tag_feed(self, key: str, tagged: Sequence[Tagged]) -> str:
@@ -596,22 +830,22 @@ class Renderer:
         variant = self.default_variant
         items = []
         for t in tagged[:TAG_FEED_ITEMS]:
-            view = self.entry_view(t.issue.date, t.number, t.entry, variant, self.base)
+            web_url = f"{self.base}{self.page_name(t.issue.date, variant)}#{entry_anchor(t.entry)}"
             one = replace(t.issue, entries=(t.entry,), more_papers=())
             items.append(
                 {
                     "title": t.entry.title,
-                    "link": view.link or view.web_url,
-                    "guid": view.web_url,
+                    "link": safe_url(t.entry.link) or web_url,
+                    "guid": web_url,
                     "pub_date": rfc822(pub_datetime(t.issue.date, self.settings)),
                     "description": shorten(t.entry.abstract, 300),
-                    "content": self.issue_fragment(one, variant, self.base, [view]),
+                    "content": self.feed_content(one, variant, t.number),
                     "categories": t.entry.tag_keys,
                 }
             )
         return self.feed_xml(
-            variant, f"{self.title} · #{key}", self.tag_url(key, self.base), f"{self.title} #{key}",
-            f"tags/{quote(key)}.xml", items,
+            variant, self.tag_feed_title(key), self.tag_url(key, self.base),
+            f"{self.title} #{key}", quote(self.tag_feed_name(key)), items,
         )
 
     def feed_xml(
@@ -631,16 +865,49 @@ class Renderer:
         )
 
 
+def tag_stem(key: str) -> str:
+    """A tag's file name in tags/: the tag itself, but never 'index' (the tags page); no tag
+    contains '_' (normalize_tag turns it into '-'), so the renamed one clashes with none."""
+    return "index_" if key == "index" else key
+
+
+def paginate(total: int, size: int = PAGE_SIZE) -> list[Page]:
+    """Every page of a list of `total` items: the full ones, then the newest."""
+    full = [full_page(n, size) for n in range(1, total // size + 1)]
+    return [*full, newest_page(total, size)]
+
+
 @functools.lru_cache(maxsize=4096)
 def _long_date(day: date, lang: str) -> str:
     return format_date(day, format="long", locale=lang)
 
 
+def template_dirs(override: Path | None) -> list[str]:
+    """The template folders in lookup order: the newsletter's own, then the bundled one."""
+    dirs = [str(d) for d in (override, BUNDLED_TEMPLATES) if d is not None and d.is_dir()]
+    return list(dict.fromkeys(dirs))
+
+
+def render_fingerprint(settings: Settings) -> str:
+    """A digest of what rendering depends on besides the issue: the templates, this code and
+    the newsletter's settings; a cached render with another fingerprint is stale."""
+    h = hashlib.sha256()
+    for folder in template_dirs(settings.paths.templates):
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                h.update(f"{path.relative_to(folder)}\0".encode())
+                h.update(path.read_bytes())
+    for module in (__file__, Path(__file__).with_name("models.py")):
+        h.update(Path(module).read_bytes())
+    h.update(repr((settings.newsletter, settings.variants, settings.locale_language)).encode())
+    return h.hexdigest()
+
+
 def make_environment(override: Path | None) -> Environment:
     """Jinja2 with autoescaping and strict undefineds; `override` shadows bundled files."""
-    dirs = [str(d) for d in (override, BUNDLED_TEMPLATES) if d is not None and d.is_dir()]
+    dirs = template_dirs(override)
     env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(d) for d in dict.fromkeys(dirs)]),
+        loader=ChoiceLoader([FileSystemLoader(d) for d in dirs]),
         autoescape=select_autoescape(["html", "xml"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,

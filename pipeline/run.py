@@ -87,7 +87,7 @@ def collect(settings: Settings, day: date, rt: Runtime) -> None:
     matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
     with closing(open_store(settings)) as conn, store.transaction(conn):
         seen = store.first_seen(conn, papers)
-        updated = sum(store.upsert_paper(conn, p, day) == "updated" for p in papers.values())
+        updated = sum(o == "updated" for o in store.upsert_papers(conn, papers.values(), day).values())
         candidates = [
             Candidate(papers[i], m.tags, m.score)
             for i, m in matches.items()

@@ -1,9 +1,9 @@
 """Thin disk adapter for rendering: site/ (incremental, atomic) and the email previews.
 
-What the archive and the feeds need about past issues lives in the store (`archive` table,
-one JSON Issue per date), so a build renders only the new issue's pages plus the index, the
-feeds and the pages of the tags it touches; every file goes through `write_if_changed`, so a
-rebuild from the same inputs leaves every byte (and mtime) as it was.
+What the archive and the feeds need about past issues lives in the store (the `archive`
+tables), so a build renders only the pages `pipeline.archive` lists for the new issue; every
+file goes through `write_if_changed`, so a rebuild from the same inputs leaves every byte
+(and mtime) as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
-from pipeline import store
+from pipeline import archive, store
 from pipeline.config import Settings
 from pipeline.files import write_if_changed
 from pipeline.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
@@ -38,36 +38,43 @@ def write_files(root: Path, files: Mapping[str, str | None]) -> list[Path]:
     return changed
 
 
+def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
+    """The files of site/ that publishing `issue` changes, as they will be: its pages, its
+    neighbours' (their prev/next links), the newest index pages, the feeds, its tags' pages,
+    the tags page (None = a file to delete). Stores nothing but rendered feed items."""
+    return archive.planned_files(r, conn, issue)
+
+
 def publish_issue(
     settings: Settings, conn: sqlite3.Connection, issue: Issue, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Archive the issue and update site/: its pages, the index, the feeds, its tags' pages."""
+    """Archive the issue and update site/ (see issue_files); and every page once when the
+    templates, the program or the settings changed since the last time."""
     r = renderer or Renderer(settings)
-    issues = {i.date: i for i in store.load_archived_issues(conn)}
-    previous = issues.get(issue.date)
-    issues[issue.date] = issue
-    touched = set(issue.tags) | (set(previous.tags) if previous is not None else set())
-    # Render everything before storing anything: a broken template changes nothing.
-    files: dict[str, str | None] = {
-        **r.issue_pages(issue),
-        **r.archive_files(issues.values(), touched),
-    }
+    # Render everything before storing anything: a broken template changes nothing. The
+    # archive row is stored after the files: killed in between, the next publish redoes it.
+    files = issue_files(conn, issue, r)
+    changed = write_files(settings.paths.site, files)
     with store.transaction(conn):
         store.save_archived_issue(conn, issue)
-    return write_files(settings.paths.site, files)
+        stale = store.site_fingerprint(conn) != r.fingerprint
+    if stale:  # full pages are never rewritten by a build: render them all, once
+        changed += rebuild_site(settings, conn, r)
+    return changed
 
 
 def rebuild_site(
     settings: Settings, conn: sqlite3.Connection, renderer: Renderer | None = None
 ) -> list[Path]:
-    """Render every archived issue and every tag again (after a template change)."""
+    """Render every archived issue, index page and tag page again (after a template
+    change), a few pages at a time so memory stays flat however long the archive."""
     r = renderer or Renderer(settings)
-    issues = store.load_archived_issues(conn)
     changed = []
-    for issue in issues:  # page by page, so memory stays flat however long the archive
-        changed += write_files(settings.paths.site, r.issue_pages(issue))
-    tags = {t for i in issues for t in i.tags}
-    return changed + write_files(settings.paths.site, r.archive_files(issues, tags))
+    for files in archive.all_files(r, conn):
+        changed += write_files(settings.paths.site, files)
+    with store.transaction(conn):
+        store.set_site_fingerprint(conn, r.fingerprint)
+    return changed
 
 
 def preview_unsubscribe_url(settings: Settings) -> str:

@@ -5,15 +5,61 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import StoreError
-from pipeline.models import Candidate, EmailVariant, Entry, Issue, Paper, Subscriber
+from pipeline.models import (
+    ArchivedEntry,
+    Candidate,
+    EmailVariant,
+    Entry,
+    Issue,
+    Paper,
+    Subscriber,
+    archived_entries,
+)
 from pipeline.text import title_key
+
+# What archive pages need, so a build never loads every archived issue (issue #15); the
+# archived issues are indexed by _index_every_archived right after it.
+_ARCHIVE_INDEX = """
+    ALTER TABLE archive ADD COLUMN title TEXT NOT NULL DEFAULT '';  -- the issue's title
+    CREATE TABLE archive_entries (          -- one row per entry of an archived issue
+        date          TEXT NOT NULL REFERENCES archive(date),
+        number        INTEGER NOT NULL,      -- its place in the issue, from 1
+        title         TEXT NOT NULL,
+        arxiv_id      TEXT,
+        tags          TEXT NOT NULL,         -- JSON list of normalised tags, in order
+        entry         TEXT NOT NULL,         -- JSON of the Entry (see issue_json)
+        PRIMARY KEY (date, number)
+    );
+
+    CREATE TABLE archive_tags (             -- which archived entries carry a tag
+        tag           TEXT NOT NULL,         -- normalised (models.normalize_tag)
+        date          TEXT NOT NULL,
+        number        INTEGER NOT NULL,
+        PRIMARY KEY (tag, date, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE render_cache (             -- feed items of archived issues, reused by builds
+        date          TEXT NOT NULL,
+        number        INTEGER NOT NULL,      -- the entry's place, 0 = the whole issue
+        variant       TEXT NOT NULL,
+        digest        TEXT NOT NULL,         -- of the templates, code, settings and content
+        html          TEXT NOT NULL,
+        PRIMARY KEY (date, number, variant)
+    );
+
+    CREATE TABLE site_state (               -- facts about site/ as last rendered in full
+        name          TEXT PRIMARY KEY,      -- 'fingerprint': of templates, code and settings
+        value         TEXT NOT NULL
+    );
+    """
 
 # Each migration moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -107,6 +153,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (date, entry_key)
     );
     """,
+    _ARCHIVE_INDEX,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -139,6 +186,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         with transaction(conn):
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
+            if (fill := _MIGRATION_DATA.get(MIGRATIONS[version])) is not None:
+                fill(conn)
             conn.execute(f"PRAGMA user_version = {version + 1}")
 
 
@@ -149,6 +198,31 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(buf):
             yield buf.strip()
             buf = ""
+
+
+@contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[sqlite3.Connection]:
+    """A transaction that nests: inside the caller's, or on its own (released on success,
+    rolled back on any exception)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+@contextmanager
+def rolled_back(conn: sqlite3.Connection, name: str) -> Iterator[sqlite3.Connection]:
+    """Changes made to see their effect, then undone (a savepoint, so it nests too)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
 
 
 @contextmanager
@@ -193,30 +267,55 @@ def paper_from_row(row: sqlite3.Row) -> Paper:
 
 def upsert_paper(conn: sqlite3.Connection, paper: Paper, seen_on: date) -> str:
     """Insert or update a paper; returns 'new', 'updated' (newer version) or 'same'."""
-    row = conn.execute(
-        "SELECT version FROM papers WHERE arxiv_id = ?", (paper.arxiv_id,)
-    ).fetchone()
-    values = (
-        paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
-        paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
-        paper.comment, _iso(paper.published), _iso(paper.updated), title_key(paper.title),
+    return upsert_papers(conn, [paper], seen_on)[paper.arxiv_id]
+
+
+_PAPER_COLUMNS = ("version, title, authors, abstract, categories, doi, journal_ref, comment,"
+                  " published, updated, title_key")
+
+
+def upsert_papers(
+    conn: sqlite3.Connection, papers: Iterable[Paper], seen_on: date
+) -> dict[str, str]:
+    """Insert or update papers (the first of a repeated id counts) in one pass: one query
+    for the stored versions, one batch of inserts and one of updates; returns each id's
+    outcome, 'new', 'updated' (newer version) or 'same'."""
+    unique: dict[str, Paper] = {}
+    for paper in papers:
+        unique.setdefault(paper.arxiv_id, paper)
+    query = "SELECT arxiv_id, version FROM papers WHERE arxiv_id IN ({marks})"
+    stored = {row[0]: row[1] for row in _rows_in(conn, query, unique)}
+    inserts: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []
+    outcome: dict[str, str] = {}
+    for arxiv_id, paper in unique.items():
+        old = stored.get(arxiv_id)
+        if old is not None and paper.version <= old:
+            outcome[arxiv_id] = "same"
+            continue
+        values = (
+            paper.version, paper.title, json.dumps(paper.authors, ensure_ascii=False),
+            paper.abstract, json.dumps(paper.categories), paper.doi, paper.journal_ref,
+            paper.comment, _iso(paper.published), _iso(paper.updated), title_key(paper.title),
+            arxiv_id,
+        )
+        if old is None:
+            inserts.append((*values, seen_on.isoformat()))
+            outcome[arxiv_id] = "new"
+        else:
+            updates.append(values)
+            outcome[arxiv_id] = "updated"
+    conn.executemany(
+        f"INSERT INTO papers ({_PAPER_COLUMNS}, arxiv_id, first_seen)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        inserts,
     )
-    if row is None:
-        conn.execute(
-            "INSERT INTO papers (version, title, authors, abstract, categories, doi, journal_ref,"
-            " comment, published, updated, title_key, arxiv_id, first_seen)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (*values, paper.arxiv_id, seen_on.isoformat()),
-        )
-        return "new"
-    if paper.version > row["version"]:
-        conn.execute(
-            "UPDATE papers SET version=?, title=?, authors=?, abstract=?, categories=?, doi=?,"
-            " journal_ref=?, comment=?, published=?, updated=?, title_key=? WHERE arxiv_id=?",
-            (*values, paper.arxiv_id),
-        )
-        return "updated"
-    return "same"
+    conn.executemany(
+        "UPDATE papers SET version=?, title=?, authors=?, abstract=?, categories=?, doi=?,"
+        " journal_ref=?, comment=?, published=?, updated=?, title_key=? WHERE arxiv_id=?",
+        updates,
+    )
+    return outcome
 
 
 def _rows_in(
@@ -431,15 +530,24 @@ def papers_first_seen_between(
 
 
 
+def _entry_dict(e: Entry) -> dict[str, object]:
+    return {
+        "title": e.title, "authors": list(e.authors), "abstract": e.abstract,
+        "commentary": list(e.commentary), "tags": list(e.tags), "arxiv_id": e.arxiv_id,
+        "version": e.version, "url": e.url,
+    }
+
+
+def _entry_from_dict(e: dict[str, Any]) -> Entry:
+    return Entry(
+        title=e["title"], authors=tuple(e["authors"]), abstract=e["abstract"],
+        commentary=tuple(e["commentary"]), tags=tuple(e["tags"]),
+        arxiv_id=e["arxiv_id"], version=e["version"], url=e["url"],
+    )
+
+
 def issue_json(issue: Issue) -> str:
     """An Issue as stable JSON (what the archive pages and feeds need)."""
-
-    def entry(e: Entry) -> dict[str, object]:
-        return {
-            "title": e.title, "authors": list(e.authors), "abstract": e.abstract,
-            "commentary": list(e.commentary), "tags": list(e.tags), "arxiv_id": e.arxiv_id,
-            "version": e.version, "url": e.url,
-        }
 
     def paper(p: Paper) -> dict[str, object]:
         return {
@@ -449,7 +557,7 @@ def issue_json(issue: Issue) -> str:
 
     return json.dumps(
         {"date": issue.date.isoformat(), "title": issue.title,
-         "entries": [entry(e) for e in issue.entries],
+         "entries": [_entry_dict(e) for e in issue.entries],
          "more_papers": [paper(p) for p in issue.more_papers]},
         ensure_ascii=False, sort_keys=True,
     )
@@ -461,14 +569,7 @@ def issue_from_json(text: str) -> Issue:
     return Issue(
         date=date.fromisoformat(data["date"]),
         title=data["title"],
-        entries=tuple(
-            Entry(
-                title=e["title"], authors=tuple(e["authors"]), abstract=e["abstract"],
-                commentary=tuple(e["commentary"]), tags=tuple(e["tags"]),
-                arxiv_id=e["arxiv_id"], version=e["version"], url=e["url"],
-            )
-            for e in data["entries"]
-        ),
+        entries=tuple(_entry_from_dict(e) for e in data["entries"]),
         more_papers=tuple(
             Paper(arxiv_id=p["arxiv_id"], version=p["version"], title=p["title"],
                   authors=tuple(p["authors"]), abstract=p["abstract"],
@@ -478,20 +579,256 @@ def issue_from_json(text: str) -> Issue:
     )
 
 
+# The archive is kept twice over: the whole issue (for its own pages and the issue feeds) and
+# one row per entry and per tag, so an index or tag page reads only the rows it shows.
+
+
 def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> None:
     """Store the issue as site/ shows it (replacing an earlier build of the same date)."""
+    day = issue.date.isoformat()
     conn.execute(
-        "INSERT INTO archive (date, issue) VALUES (?, ?)"
-        " ON CONFLICT (date) DO UPDATE SET issue = excluded.issue",
-        (issue.date.isoformat(), issue_json(issue)),
+        "INSERT INTO archive (date, issue, title) VALUES (?, ?, ?)"
+        " ON CONFLICT (date) DO UPDATE SET issue = excluded.issue, title = excluded.title",
+        (day, issue_json(issue), issue.title),
+    )
+    _index_archived(conn, issue)
+
+
+def _index_archived(conn: sqlite3.Connection, issue: Issue) -> None:
+    day = issue.date.isoformat()
+    conn.execute("DELETE FROM archive_tags WHERE date = ?", (day,))
+    conn.execute("DELETE FROM archive_entries WHERE date = ?", (day,))
+    # Cached items are checked by digest; only those of entries it no longer has go.
+    conn.execute("DELETE FROM render_cache WHERE date = ? AND number > ?",
+                 (day, len(issue.entries)))
+    for row, e in zip(archived_entries(issue), issue.entries, strict=True):
+        conn.execute(
+            "INSERT INTO archive_entries (date, number, title, arxiv_id, tags, entry)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (day, row.number, row.title, row.arxiv_id, json.dumps(list(row.tags)),
+             json.dumps(_entry_dict(e), ensure_ascii=False, sort_keys=True)),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO archive_tags (tag, date, number) VALUES (?, ?, ?)",
+            [(tag, day, row.number) for tag in row.tags],
+        )
+
+
+def _index_every_archived(conn: sqlite3.Connection) -> None:
+    """Fill archive_entries and archive_tags for issues archived before they existed."""
+    for (text,) in conn.execute("SELECT issue FROM archive ORDER BY date").fetchall():
+        issue = issue_from_json(text)
+        conn.execute("UPDATE archive SET title = ? WHERE date = ?",
+                     (issue.title, issue.date.isoformat()))
+        _index_archived(conn, issue)
+
+
+class RenderCache:
+    """render.FragmentCache in the store: feed items rendered once, reused by later builds.
+
+    What a build renders and drops is buffered and written by `flush`, so a build that only
+    plans its files (and rolls its transaction back) still keeps them."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.puts: dict[tuple[str, int, str], tuple[str, str]] = {}
+        self.issues_before: date | None = None
+        self.dropped: set[tuple[str, int]] = set()
+
+    def get(self, day: date, number: int, variant: str, digest: str) -> str | None:
+        """The HTML kept for this place, if rendered from the same inputs."""
+        pending = self.puts.get((day.isoformat(), number, variant))
+        if pending is not None and pending[0] == digest:
+            return pending[1]
+        row = self.conn.execute(
+            "SELECT html FROM render_cache WHERE date = ? AND number = ? AND variant = ?"
+            " AND digest = ?", (day.isoformat(), number, variant, digest),
+        ).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def put(self, day: date, number: int, variant: str, digest: str, html: str) -> None:
+        """Keep the HTML rendered for this place (replacing a stale one)."""
+        self.puts[(day.isoformat(), number, variant)] = (digest, html)
+
+    def forget_issues_before(self, day: date) -> None:
+        """Drop the whole-issue items of issues older than `day` (no feed shows them)."""
+        self.issues_before = day
+
+    def forget_entries(self, places: Iterable[tuple[date, int]]) -> None:
+        """Drop these entries' items (no tag feed shows them any more)."""
+        self.dropped.update((d.isoformat(), n) for d, n in places)
+
+    def flush(self) -> None:
+        """Write what was rendered and dropped since the last flush (inside a transaction)."""
+        if self.issues_before is not None:
+            self.conn.execute("DELETE FROM render_cache WHERE number = 0 AND date < ?",
+                              (self.issues_before.isoformat(),))
+        self.conn.executemany("DELETE FROM render_cache WHERE date = ? AND number = ?",
+                              sorted(self.dropped))
+        self.conn.executemany(
+            "INSERT INTO render_cache (date, number, variant, digest, html) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (date, number, variant) DO UPDATE SET digest = excluded.digest,"
+            " html = excluded.html",
+            [(*place, *value) for place, value in self.puts.items()
+             if place[:2] not in self.dropped],
+        )
+        self.puts, self.issues_before, self.dropped = {}, None, set()
+
+
+def site_fingerprint(conn: sqlite3.Connection) -> str | None:
+    """The render fingerprint site/ was last rendered in full with, if any."""
+    row = conn.execute("SELECT value FROM site_state WHERE name = 'fingerprint'").fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def set_site_fingerprint(conn: sqlite3.Connection, fingerprint: str) -> None:
+    """Record that site/ was rendered in full with this fingerprint."""
+    conn.execute(
+        "INSERT INTO site_state (name, value) VALUES ('fingerprint', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (fingerprint,),
     )
 
 
+def clear_renders(conn: sqlite3.Connection) -> None:
+    """Drop every cached feed item."""
+    conn.execute("DELETE FROM render_cache")
+
+
+def among_newest_tagged(conn: sqlite3.Connection, tag: str, day: date, number: int, n: int) -> bool:
+    """True when fewer than `n` archived entries with the tag come after this one."""
+    sql = ("SELECT 1 FROM archive_tags WHERE tag = ? AND (date, number) > (?, ?)"
+           " ORDER BY date, number LIMIT 1 OFFSET ?")
+    return conn.execute(sql, (tag, day.isoformat(), number, n - 1)).fetchone() is None
+
+
+def entry_tags(conn: sqlite3.Connection, day: date, number: int) -> tuple[str, ...]:
+    """The normalised tags of an archived entry."""
+    row = conn.execute("SELECT tags FROM archive_entries WHERE date = ? AND number = ?",
+                       (day.isoformat(), number)).fetchone()
+    return tuple(json.loads(row[0])) if row is not None else ()
+
+
+def tagged_places(
+    conn: sqlite3.Connection, tag: str, offset: int, limit: int
+) -> list[tuple[date, int]]:
+    """(date, number) of the archived entries with the tag, oldest first, a slice."""
+    rows = conn.execute(
+        "SELECT date, number FROM archive_tags WHERE tag = ? ORDER BY date, number"
+        " LIMIT ? OFFSET ?", (tag, limit, offset),
+    )
+    return [(date.fromisoformat(r[0]), int(r[1])) for r in rows]
+
+
+# Python steps run right after a migration's SQL, in its transaction (by migration, so the
+# order of the migrations can change before they ship).
+_MIGRATION_DATA: dict[str, Callable[[sqlite3.Connection], None]] = {
+    _ARCHIVE_INDEX: _index_every_archived,
+}
+
+
 def load_archived_issues(conn: sqlite3.Connection) -> list[Issue]:
-    """Every archived issue, oldest first."""
-    rows = conn.execute("SELECT issue FROM archive ORDER BY date")
+    """Every archived issue, oldest first (small archives and tests; pages use the rest)."""
+    return list(iter_archived_issues(conn))
+
+
+def iter_archived_issues(conn: sqlite3.Connection) -> Iterator[Issue]:
+    """Every archived issue, oldest first, one at a time."""
+    for day in archived_dates(conn):
+        issue = archived_issue(conn, day)
+        if issue is not None:
+            yield issue
+
+
+def archived_issue(conn: sqlite3.Connection, day: date) -> Issue | None:
+    """The archived issue of a day, or None."""
+    row = conn.execute("SELECT issue FROM archive WHERE date = ?", (day.isoformat(),)).fetchone()
+    return issue_from_json(row["issue"]) if row is not None else None
+
+
+def is_archived(conn: sqlite3.Connection, day: date) -> bool:
+    """True when an issue of that day is in the archive."""
+    sql = "SELECT 1 FROM archive WHERE date = ?"
+    return conn.execute(sql, (day.isoformat(),)).fetchone() is not None
+
+
+def newest_archived_issues(conn: sqlite3.Connection, limit: int) -> list[Issue]:
+    """The newest `limit` archived issues, newest first."""
+    rows = conn.execute("SELECT issue FROM archive ORDER BY date DESC LIMIT ?", (limit,))
     return [issue_from_json(r["issue"]) for r in rows]
 
+
+def archive_count(conn: sqlite3.Connection, before: date | None = None) -> int:
+    """How many issues are archived (dated before `before`, when given)."""
+    if before is None:
+        return int(conn.execute("SELECT COUNT(*) FROM archive").fetchone()[0])
+    sql = "SELECT COUNT(*) FROM archive WHERE date < ?"
+    return int(conn.execute(sql, (before.isoformat(),)).fetchone()[0])
+
+
+def archived_dates(conn: sqlite3.Connection, offset: int = 0, limit: int = -1) -> list[date]:
+    """Archived issue dates, oldest first, from the `offset`-th (at most `limit`; -1 = all)."""
+    rows = conn.execute("SELECT date FROM archive ORDER BY date LIMIT ? OFFSET ?", (limit, offset))
+    return [date.fromisoformat(r[0]) for r in rows]
+
+
+def archive_neighbours(conn: sqlite3.Connection, day: date) -> tuple[date | None, date | None]:
+    """The archived issues just before and just after `day` (None where there is none)."""
+    iso = day.isoformat()
+    prev = conn.execute("SELECT MAX(date) FROM archive WHERE date < ?", (iso,)).fetchone()[0]
+    nxt = conn.execute("SELECT MIN(date) FROM archive WHERE date > ?", (iso,)).fetchone()[0]
+    return (date.fromisoformat(prev) if prev else None, date.fromisoformat(nxt) if nxt else None)
+
+
+def archived_entries_between(
+    conn: sqlite3.Connection, first: date, last: date
+) -> list[ArchivedEntry]:
+    """The index rows of the issues from `first` to `last` (inclusive), oldest first."""
+    rows = conn.execute(
+        "SELECT date, number, title, arxiv_id, tags FROM archive_entries"
+        " WHERE date BETWEEN ? AND ? ORDER BY date, number",
+        (first.isoformat(), last.isoformat()),
+    )
+    return [
+        ArchivedEntry(date.fromisoformat(r[0]), r[1], r[2], r[3], tuple(json.loads(r[4])))
+        for r in rows
+    ]
+
+
+def tag_count(conn: sqlite3.Connection, tag: str, before: date | None = None) -> int:
+    """How many archived entries carry the tag (in issues dated before `before`, if given)."""
+    sql = "SELECT COUNT(*) FROM archive_tags WHERE tag = ? AND date < ?"
+    last = before.isoformat() if before is not None else "9999-12-31"
+    return int(conn.execute(sql, (tag, last)).fetchone()[0])
+
+
+def tag_counts(conn: sqlite3.Connection, day: date | None = None) -> dict[str, int]:
+    """Archived entries per tag (in one issue's, when `day` is given), by tag."""
+    if day is None:
+        rows = conn.execute("SELECT tag, COUNT(*) FROM archive_tags GROUP BY tag ORDER BY tag")
+    else:
+        rows = conn.execute(
+            "SELECT tag, COUNT(*) FROM archive_tags WHERE date = ? GROUP BY tag ORDER BY tag",
+            (day.isoformat(),),
+        )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def tagged_entries(
+    conn: sqlite3.Connection, tag: str, offset: int, limit: int
+) -> list[tuple[date, int, str, Entry]]:
+    """(date, number, issue title, entry) of the archived entries with the tag, oldest first,
+    from the `offset`-th, at most `limit`."""
+    rows = conn.execute(  # the slice first: OFFSET then skips index rows, not joined ones
+        "SELECT t.date, t.number, a.title, e.entry FROM"
+        " (SELECT date, number FROM archive_tags WHERE tag = ? ORDER BY date, number"
+        "  LIMIT ? OFFSET ?) t"
+        " JOIN archive_entries e USING (date, number) JOIN archive a USING (date)"
+        " ORDER BY t.date, t.number",
+        (tag, limit, offset),
+    )
+    return [
+        (date.fromisoformat(r[0]), r[1], r[2], _entry_from_dict(json.loads(r[3]))) for r in rows
+    ]
 
 
 # --- subscribers and deliveries (deliver) ----------------------------------------------------

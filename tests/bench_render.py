@@ -33,8 +33,8 @@ def main() -> None:
         def bare_page() -> None:
             ctx = renderer.context(issue, variant, "../")
             renderer.env.get_template("issue.html").render(
-                **ctx, others=[], canonical="c",
-                entries=renderer.entry_views(issue, variant, "../"),
+                **{**ctx, **renderer.site_context(variant, "../", "c")}, others=[],
+                prev=None, next=None, entries=renderer.entry_views(issue, variant, "../"),
             )
 
         bare = best_time(bare_email, 20)

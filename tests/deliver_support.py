@@ -64,13 +64,17 @@ class Sink:
     """The aiosmtpd handler: records accepted messages (or only counts them) and injects
     faults: `defer[addr] = n` answers 451 to RCPT n times, `reject[addr]` answers 550,
     `drop_after = n` closes the connection right after the n-th accepted message,
-    `reject_sender` answers MAIL FROM with that reply."""
+    `reject_sender` answers MAIL FROM with that reply, `defer_until[addr] = n` answers 451
+    to RCPT of addr until n messages have been accepted, `delay` seconds pass before each
+    DATA reply (a relay's answer time; connections wait concurrently, as on a real relay)."""
 
     keep: bool = True
     defer: dict[str, int] = field(default_factory=dict)
     reject: dict[str, str] = field(default_factory=dict)
     drop_after: int | None = None
     reject_sender: str | None = None
+    defer_until: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0
     messages: list[Received] = field(default_factory=list)
     count: int = 0
     sessions: int = 0
@@ -78,6 +82,7 @@ class Sink:
     notify_at: int | None = None
     hold_at: int | None = None  # keep the n-th message's DATA reply back (a message in flight)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    per_session: dict[int, int] = field(default_factory=dict)  # messages per connection
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -102,12 +107,17 @@ class Sink:
             if self.defer.get(address, 0) > 0:
                 self.defer[address] -= 1
                 return "451 4.3.0 Temporary failure, try again later"
+            if self.count < self.defer_until.get(address, 0):
+                return "451 4.7.1 Throttled, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             self.count += 1
+            self.per_session[id(session)] = self.per_session.get(id(session), 0) + 1
             if self.keep:
                 self.messages.append(
                     Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
@@ -178,7 +188,7 @@ def smtp_server(
 
 
 def write_config(root: Path, *, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
-                 approval: bool = True, retries: int = 3) -> Path:
+                 approval: bool = True, retries: int = 3, connections: int = 4) -> Path:
     """config/digest.toml for a newsletter in `root` that sends to 127.0.0.1:port."""
     path = root / "config" / "digest.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +205,7 @@ required = {str(approval).lower()}
 [delivery]
 transport = "{transport}"
 rate_per_second = {rate}
+connections = {connections}
 
 [smtp]
 host = "127.0.0.1"

@@ -17,6 +17,7 @@ from pipeline.mail import (
     MessageBuilder,
     OutboxTransport,
     Outgoing,
+    RateLimiter,
     RecipientRejected,
     SmtpTransport,
     message_id,
@@ -148,7 +149,8 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_cert(tmp_path_factory.mktemp("tls"))
 
 
-def _smtp(cert: Path, port: int, security: str, clock: FakeClock, rate: float = 1000.0,
+def _smtp(cert: Path, port: int, security: str, clock: FakeClock,
+          rate: float | RateLimiter = 1000.0,
           password: str = PASSWORD) -> SmtpTransport:
     settings = SmtpSettings(host="127.0.0.1", port=port, security=security, username=USER,
                             timeout=10.0)
@@ -172,6 +174,29 @@ def test_smtp_security_modes_deliver_over_one_connection(
                                                      ["c@example.org"]]
     assert sink.sessions == 1
     assert clock.sleeps == [pytest.approx(0.2), pytest.approx(0.2)]  # 5 per second
+
+
+def test_connections_sharing_a_rate_limiter_share_its_rate(
+    cert: tuple[Path, Path], settings: Settings, clock: FakeClock
+) -> None:
+    with smtp_server(*cert) as (sink, port):
+        limiter = RateLimiter(5, clock.monotonic, clock.sleep)
+        first, second = (_smtp(cert[0], port, "starttls", clock, rate=limiter) for _ in "ab")
+        for transport in (first, second):
+            transport.open()
+        for n in range(6):  # taking turns: each connection alone would wait only every other
+            (first, second)[n % 2].send(_build(settings, to=f"r{n}@example.org"))
+        for transport in (first, second):
+            transport.close()
+    assert sink.sessions == 2 and sink.count == 6
+    assert clock.sleeps == [pytest.approx(0.2)] * 5  # 5 per second for the two together
+
+
+def test_rate_zero_never_waits(clock: FakeClock) -> None:
+    limiter = RateLimiter(0, clock.monotonic, clock.sleep)
+    for _ in range(100):
+        limiter.wait()
+    assert clock.sleeps == []
 
 
 def test_smtp_rejection_carries_the_server_reply(

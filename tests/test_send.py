@@ -66,7 +66,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     got = sink.by_recipient()
     assert sorted(got) == sorted(s.email for s in subs)
     assert all(len(m) == 1 for m in got.values())
-    assert sink.sessions == 1  # one connection for all 200
+    assert sink.sessions == 4  # delivery.connections, each reused for its share of the 200
     assert lines[-1] == f"issue {DAY}: sent 200, failed 0, skipped 0"
     assert len(clock.sleeps) >= 199  # paced by delivery.rate_per_second on the injected clock
     message_ids = set()
@@ -157,7 +157,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     got = sink.by_recipient()
     assert set(got) == {s.email for s in subs} - set(rejected)
     assert all(len(m) == 1 for m in got.values())
-    assert sink.sessions == 2  # the drop after the 8th message: one reconnect
+    assert sink.sessions == 5  # 4 connections; the drop after the 8th message: one reconnect
     assert 2.0 in clock.sleeps and 4.0 in clock.sleeps  # 451 backoff
     assert lines[-1] == f"issue {DAY}: sent 28, failed 2, skipped 0"
     assert f"failed: {rejected[0]}: refused by the server: 550 5.1.1 No such user here" in lines
@@ -376,7 +376,9 @@ def test_refused_sender_stops_the_send_and_records_no_failures(
     with pytest.raises(DeliveryError, match=r"refused the sender 'digest@example\.org': 553"):
         run.send(settings, DAY, rt)
     conn = run.open_store(settings)
-    assert store.delivery_counts(conn, DAY) == {"sending": 1}  # nobody marked failed
+    counts = store.delivery_counts(conn, DAY)
+    assert list(counts) == ["sending"]  # nobody marked failed
+    assert 1 <= counts["sending"] <= 4  # at most the message each connection had claimed
     conn.close()
     sink.reject_sender = None
     run.send(settings, DAY, rt)
