@@ -14,8 +14,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale, UnknownLocaleError
-
 from pipeline.errors import ConfigError
 from pipeline.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
 
@@ -280,6 +278,8 @@ def _check_values(s: Settings, path: Path) -> None:
             path=path,
             key="newsletter.timezone",
         ) from exc
+    from babel import Locale, UnknownLocaleError  # only once a config is read (not on import)
+
     try:
         Locale.parse(nl.locale)
     except (UnknownLocaleError, ValueError) as exc:
