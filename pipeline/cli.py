@@ -367,6 +367,21 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     server.run()
 
 
+@cli.command()
+@date_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; one other than loopback needs DIGEST_STUDIO_PASSWORD.")
+@click.option("--port", type=int, default=0, help="Port to listen on (default: any free one).")
+@click.option("--to", metavar="ADDR", help="Where test copies go (default: arxiv.contact).")
+@pass_ctx
+def studio(ctx: Context, day: date | None, host: str, port: int, to: str | None) -> None:
+    """Pick, annotate, preview and approve the day's issue in a browser."""
+    from pipeline import studio as studio_app
+
+    studio_app.serve_studio(ctx.settings, ctx.day(day), ctx.runtime(), host=host, port=port,
+                            to=to, ready=lambda line: click.echo(line, err=True))
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage subscribers: add, remove, list, import, export."""
