@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from pipeline import __version__, arxiv_calendar, run
-from pipeline.config import DEFAULT_CONFIG, Settings, load_config
+from pipeline import __version__
+from pipeline.config import DEFAULT_CONFIG
 from pipeline.errors import DigestError, FormatError, InputError
-from pipeline.files import write_atomic
 from pipeline.models import SUBSCRIBER_STATUSES
-from pipeline.runtime import Runtime
+
+if TYPE_CHECKING:
+    from pipeline import arxiv_calendar, run
+    from pipeline.checking import Context as CheckContext
+    from pipeline.checking import FileReport
+    from pipeline.config import Settings
+    from pipeline.runtime import Runtime
+else:  # imported on first use: `digest check` needs neither the network nor the renderer
+    from pipeline.lazy import lazy_module
+
+    arxiv_calendar = lazy_module("pipeline.arxiv_calendar")
+    run = lazy_module("pipeline.run")
 
 
 class Context:
@@ -30,10 +42,14 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from pipeline.config import load_config
+
             self._settings = load_config(self.config)
         return self._settings
 
     def runtime(self) -> Runtime:
+        from pipeline.runtime import Runtime
+
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
     def day(self, value: date | None) -> date:
@@ -76,66 +92,107 @@ MAX_FINDINGS_SHOWN = 50
 
 
 @cli.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the parsed entries as JSON.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array: per file, the parsed entries and the findings.")
 @click.option("--flowed", is_flag=True,
-              help="The file is format=flowed text (an email's text part, site/issues/D.txt): "
-              "join its wrapped lines first.")
+              help="The files are format=flowed text (an email's text part, site/issues/D.txt): "
+              "join their wrapped lines first.")
 @pass_ctx
-def check(ctx: Context, file: Path, as_json: bool, flowed: bool) -> None:
-    """Validate a digest, draft or note file (notes: *.md) and lint what it would publish."""
-    from pipeline import digest, lint, notes, store
-    from pipeline.models import Digest
+def check(ctx: Context, paths: tuple[Path, ...], as_json: bool, flowed: bool) -> None:
+    """Validate digest, draft and note files (notes: *.md; folders: recursive) and lint what
+    they would publish; exits 2 when any file has an error."""
+    from pipeline import checking
 
-    is_note = file.suffix.lower() in notes.NOTE_SUFFIXES
-    parsed = (Digest(None, (notes.read_note(file),)) if is_note
-              else digest.read_digest(file, flowed=flowed))
-    settings = ctx.settings if ctx.config.exists() else None
-    stored: set[str] | None = None
-    waiting: list[lint.Finding] = []
-    if settings is not None and settings.db_path.exists():
-        from contextlib import closing
-
-        with closing(store.connect(settings.db_path)) as conn:
-            if not is_note:
-                shelf = notes.read_notes(settings.paths.notes)
-                ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
-                known = set(store.get_papers(conn, ids))
-                waiting = lint.waiting_notes(shelf.notes, known) + [
-                    lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
-                    for e in shelf.errors
-                ]
-            ids = [e.arxiv_id for e in parsed.entries if e.arxiv_id]
-            stored = set(store.get_papers(conn, ids))
-    findings = lint.lint_entries(
-        parsed.entries,
-        languages=settings.newsletter.languages if settings else ("ko", "en"),
-        known_tags=[t.name for t in settings.tags] if settings else None,
-        stored_ids=stored,
-        language_level="warning" if is_note else "error",
-        require_commentary=not is_note,
-    )
-    findings.extend(waiting)
+    files = list(checking.expand_paths(paths))
+    if not files:
+        raise InputError("no *.md, *.markdown or *.txt files to check under "
+                         + ", ".join(str(p) for p in paths))
+    with _check_context(ctx) as check_ctx:
+        check_ctx = replace(check_ctx, flowed=flowed)
+        reports = [checking.check_file(f, check_ctx) for f in files]
+    bad = [r for r in reports if r.status == "error"]
     if as_json:
-        click.echo(json.dumps(digest.digest_to_json(parsed), ensure_ascii=False, indent=2))
-    errors = sum(f.level == "error" for f in findings)
-    for f in findings[:MAX_FINDINGS_SHOWN]:
-        where = f.path or str(file)
-        where += f":{f.line}" if f.line is not None else ""
-        click.echo(f"digest: {f.level}: {where}: {f.message}", err=True)
-    if len(findings) > MAX_FINDINGS_SHOWN:
-        click.echo(f"digest: … {len(findings) - MAX_FINDINGS_SHOWN} more findings not shown",
-                   err=True)
-    if errors:
-        raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=file)
-    if not as_json:
-        n = len(parsed.entries)
-        kind = "note" if is_note else f"{n} entr{'y' if n == 1 else 'ies'}"
-        warned = len(findings)
-        bare = sum(f.kind == lint.UNCOMMENTED for f in findings)
-        click.echo(f"{file}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
-                                                if warned else "")
-                   + (f" ({bare} without commentary)" if bare and not is_note else ""))
+        click.echo(json.dumps([r.to_json() for r in reports], ensure_ascii=False, indent=2))
+        if bad:
+            raise FormatError(f"{len(bad)} of {len(reports)} files with errors",
+                              path=bad[0].path if len(reports) == 1 else None)
+        return
+    single = len(reports) == 1 and not paths[0].is_dir()
+    for report in reports:
+        _print_report(report, single)
+    if not single:
+        click.echo(checking.summary(reports))
+        if bad:
+            raise FormatError(f"{len(bad)} of {len(reports)} files with errors (see above)")
+
+
+def _print_report(report: FileReport, single: bool) -> None:
+    """The findings of one file on stderr (the first MAX_FINDINGS_SHOWN), and its line."""
+    from pipeline import lint
+
+    path = report.path
+    if report.parsed is None and single:
+        (error,) = report.messages  # one file that cannot be read: one line, as ever
+        raise FormatError(error.message, path=error.path or path, line=error.line)
+    for m in report.messages[:MAX_FINDINGS_SHOWN]:
+        where = (m.path or str(path)) + (f":{m.line}" if m.line is not None else "")
+        click.echo(f"digest: {m.level}: {where}: {m.message}", err=True)
+    if len(report.messages) > MAX_FINDINGS_SHOWN:
+        click.echo(f"digest: … {len(report.messages) - MAX_FINDINGS_SHOWN} more findings not "
+                   "shown", err=True)
+    errors = sum(m.level == "error" for m in report.messages)
+    if report.status == "error":
+        if single:
+            raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=path)
+        first = next(m for m in report.messages if m.level == "error")
+        where = (first.path or str(path)) + (f":{first.line}" if first.line is not None else "")
+        more = f" (and {errors - 1} more)" if errors > 1 else ""
+        click.echo(f"{where}: error: {first.message}{more}")
+        return
+    n = report.entries
+    kind = "note" if report.kind == "note" else f"{n} entr{'y' if n == 1 else 'ies'}"
+    warned = len(report.messages)
+    bare = sum(m.kind == lint.UNCOMMENTED for m in report.messages)
+    click.echo(f"{path}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
+                                        if warned else "")
+               + (f" ({bare} without commentary)" if bare else ""))
+
+
+@contextmanager
+def _check_context(ctx: Context) -> Iterator[CheckContext]:
+    """What the config and the store add to `digest check` (opened once for all files)."""
+    from pipeline import checking
+
+    settings = ctx.settings if ctx.config.exists() else None
+    if settings is None:
+        yield checking.Context()
+        return
+    base = checking.Context(languages=settings.newsletter.languages,
+                            known_tags=[t.name for t in settings.tags])
+    if not settings.db_path.exists():
+        yield base
+        return
+    from pipeline import lint, notes, store
+
+    with closing(store.connect(settings.db_path)) as conn:
+        reported = False
+
+        def notes_findings() -> list[lint.Finding]:
+            nonlocal reported
+            if reported:  # with the first digest checked only: the notes are the same for all
+                return []
+            reported = True
+            shelf = notes.read_notes(settings.paths.notes)
+            ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
+            known = set(store.get_papers(conn, ids))
+            return lint.waiting_notes(shelf.notes, known) + [
+                lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
+                for e in shelf.errors
+            ]
+
+        yield replace(base, stored_ids=lambda ids: set(store.get_papers(conn, ids)),
+                      notes_findings=notes_findings)
 
 
 @cli.command()
@@ -292,7 +349,8 @@ def schedule(ctx: Context) -> None:
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: web.host).")
-@click.option("--port", type=int, help="Port to listen on (default: web.port).")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on (default: web.port; 0 = any free port).")
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
@@ -300,12 +358,32 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
+    # A name that does not resolve fails now, in one line, not as a traceback (or, for the
+    # mail server, only in the log of the first confirmation mail).
+    web.check_host(host or settings.web.host, "--host" if host else "web.host")
+    if settings.delivery.transport == "smtp":
+        web.check_host(settings.smtp.host, "smtp.host")
     server = web.make_server(  # --port 0: a free port chosen by the OS, not web.port
         settings, host or settings.web.host, settings.web.port if port is None else port,
         ctx.runtime(),
     )
     click.echo(f"serving on http://{host or settings.web.host}:{server.effective_port}", err=True)
     server.run()
+
+
+@cli.command()
+@date_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; one other than loopback needs DIGEST_STUDIO_PASSWORD.")
+@click.option("--port", type=int, default=0, help="Port to listen on (default: any free one).")
+@click.option("--to", metavar="ADDR", help="Where test copies go (default: arxiv.contact).")
+@pass_ctx
+def studio(ctx: Context, day: date | None, host: str, port: int, to: str | None) -> None:
+    """Pick, annotate, preview and approve the day's issue in a browser."""
+    from pipeline import studio as studio_app
+
+    studio_app.serve_studio(ctx.settings, ctx.day(day), ctx.runtime(), host=host, port=port,
+                            to=to, ready=lambda line: click.echo(line, err=True))
 
 
 @cli.group()
@@ -324,7 +402,8 @@ def subscribers_add(ctx: Context, email: str, language: str | None, tags: str) -
 
     variants = ctx.settings.variants
     with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
-        outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags)
+        outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags,
+                                smtputf8=ctx.settings.smtp.smtputf8)
     tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
     click.echo(f"{outcome}: {sub.email} ({sub.language}{tags_note})")
 
@@ -361,7 +440,8 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     from pipeline import subscribers as subs
 
     with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
-        report = subs.import_csv(conn, ctx.settings.variants, csv_file)
+        report = subs.import_csv(conn, ctx.settings.variants, csv_file,
+                                 smtputf8=ctx.settings.smtp.smtputf8)
     for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
         click.echo(f"{csv_file}:{line}: {message}", err=True)
     if len(report.errors) > MAX_FINDINGS_SHOWN:
@@ -386,6 +466,7 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
 def subscribers_export(ctx: Context, csv_file: Path) -> None:
     """Export subscribers to CSV (email,language,tags,status); '-' writes to stdout."""
     from pipeline import subscribers as subs
+    from pipeline.files import write_atomic
 
     with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
         text = subs.export_csv(conn)

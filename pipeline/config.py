@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import tomllib
 import typing
@@ -12,14 +14,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale, UnknownLocaleError
-
 from pipeline.errors import ConfigError
 from pipeline.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
 from pipeline.subject import DEFAULT_SUBJECT, compile_subject
 
 DEFAULT_CONFIG = Path("config/digest.toml")
-MIN_SECRET_LENGTH = 16  # characters of DIGEST_SECRET
+MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
+MAX_PORT = 65535
 MAX_CONNECTIONS = 64  # delivery.connections
 
 
@@ -95,12 +96,14 @@ class SmtpSettings:
     username: str = ""
     timeout: float = 30.0
     retries: int = 3
+    smtputf8: bool = False
 
 
 @dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxy: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,13 +153,14 @@ class Settings:
 
     @property
     def smtp_password(self) -> str:
-        """The SMTP password, from DIGEST_SMTP_PASSWORD (never from a file)."""
-        return os.environ.get("DIGEST_SMTP_PASSWORD", "")
+        """The SMTP password, from DIGEST_SMTP_PASSWORD (never from a file); surrounding
+        whitespace (the newline of `$(cat file)`) is not part of it."""
+        return os.environ.get("DIGEST_SMTP_PASSWORD", "").strip()
 
     @property
     def secret(self) -> bytes:
         """The signing secret for unsubscribe and confirm links, from DIGEST_SECRET."""
-        value = os.environ.get("DIGEST_SECRET", "")
+        value = os.environ.get("DIGEST_SECRET", "").strip()
         if not value:
             raise ConfigError(
                 "DIGEST_SECRET is not set: export a long random string to sign links",
@@ -164,9 +168,10 @@ class Settings:
             )
         # Every reader holds a token signed with it: a short secret is found offline from
         # one token, and then anyone can unsubscribe anyone.
-        if len(value) < MIN_SECRET_LENGTH:
+        strength = sum(not c.isspace() for c in value)  # sixteen spaces are no secret
+        if strength < MIN_SECRET_LENGTH:
             raise ConfigError(
-                f"DIGEST_SECRET is too short ({len(value)} characters): use at least "
+                f"DIGEST_SECRET is too short ({strength} characters): use at least "
                 f"{MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`",
                 key="DIGEST_SECRET",
             )
@@ -216,9 +221,11 @@ def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
             return value
         raise ConfigError(f"expected a whole number, got {value!r}", path=path, key=key)
     if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # TOML has nan and inf: a timeout of nan or a rate of inf is no setting
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value):
             return float(value)
-        raise ConfigError(f"expected a number, got {value!r}", path=path, key=key)
+        raise ConfigError(f"expected a finite number, got {value!r}", path=path, key=key)
     if hint is str:
         if isinstance(value, str):
             return _one_line(value, key, path)
@@ -273,6 +280,8 @@ def _check_values(s: Settings, path: Path) -> None:
             path=path,
             key="newsletter.timezone",
         ) from exc
+    from babel import Locale, UnknownLocaleError  # only once a config is read (not on import)
+
     try:
         Locale.parse(nl.locale)
     except (UnknownLocaleError, ValueError) as exc:
@@ -327,6 +336,8 @@ def _check_values(s: Settings, path: Path) -> None:
         ("delivery.connections", s.delivery.connections, 1),
         ("delivery.max_html_kb", s.delivery.max_html_kb, 10),
         ("smtp.port", s.smtp.port, 1),
+        ("smtp.timeout", s.smtp.timeout, 0.001),
+        ("smtp.retries", s.smtp.retries, 0),
         ("web.port", s.web.port, 1),
         ("newsletter.feed_items", s.newsletter.feed_items, 1),
         ("schedule.misfire_grace_seconds", s.schedule.misfire_grace_seconds, 1),
@@ -337,6 +348,17 @@ def _check_values(s: Settings, path: Path) -> None:
     if s.delivery.connections > MAX_CONNECTIONS:  # relays refuse (421) past a handful per client
         raise ConfigError(f"expected at most {MAX_CONNECTIONS}, got {s.delivery.connections}",
                           path=path, key="delivery.connections")
+    proxy = s.web.trusted_proxy
+    if proxy:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError as exc:
+            raise ConfigError(f"expected the proxy's IP address (e.g. 127.0.0.1), got {proxy!r}",
+                              path=path, key="web.trusted_proxy") from exc
+    for key, port in (("smtp.port", s.smtp.port), ("web.port", s.web.port)):
+        if port > MAX_PORT:
+            raise ConfigError(f"expected a port from 1 to {MAX_PORT}, got {port}",
+                              path=path, key=key)
 
 
 def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:

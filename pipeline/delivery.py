@@ -354,7 +354,7 @@ def send_preview(
     a subscriber gets their own variant and link, anyone else the widest variant and a
     dummy link. Returns and echoes what was sent where."""
     try:
-        addr = normalize_email(to)
+        addr = normalize_email(to, smtputf8=settings.smtp.smtputf8)
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
     names = [v.variant for v in variants]

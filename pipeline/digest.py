@@ -16,8 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
-
 from pipeline.errors import FormatError
 from pipeline.flowed import SIGNATURE_SEPARATOR, unflow
 from pipeline.models import ARXIV_ID_RE, TAG_RE, DateStyle, Digest, Entry, has_hangul
@@ -55,6 +53,8 @@ def format_date_line(day: date, style: DateStyle) -> str:
     """The date line of a digest in the given style (Babel's long format for ko and en)."""
     if style == "iso":
         return day.isoformat()
+    from babel.dates import format_date  # only to write a date: reading needs no Babel
+
     return format_date(day, "long", locale=style)
 
 
@@ -200,8 +200,12 @@ def decode_text(data: bytes, path: str | Path) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
         raise FormatError("UTF-16 text, expected UTF-8 (convert it with "
                           "`iconv -f utf-16 -t utf-8`)", path=path)
-    if b"\x00" in data[:8192]:
-        raise FormatError("binary file: expected UTF-8 text", path=path)
+    if (nul := data.find(b"\x00")) >= 0:
+        if nul < 8192:
+            raise FormatError("binary file: expected UTF-8 text", path=path)
+        # Text with a zero byte further on (a damaged file): never into what is published.
+        raise FormatError("a zero byte (NUL) in the text: the file is damaged or not text "
+                          "(remove it)", path=path, line=data.count(b"\n", 0, nul) + 1)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -224,6 +228,8 @@ def read_digest_bytes(path: Path) -> bytes:
         raise FormatError("no such file", path=path) from exc
     except IsADirectoryError as exc:
         raise FormatError("is a directory, expected a digest file", path=path) from exc
+    except OSError as exc:  # unreadable (permissions, a broken link): this file, not the run
+        raise FormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
 
 
 def read_digest(path: Path, flowed: bool = False) -> Digest:
@@ -298,6 +304,7 @@ def entry_to_json(entry: Entry) -> dict[str, Any]:
         "url": entry.url,
         "abstract": entry.abstract,
         "notes": {"ko": list(entry.notes_ko), "en": list(entry.notes_en)},
+        "links": list(entry.links),  # paragraphs that are only URLs: in no language
         "tags": list(entry.tags),
     }
 

@@ -60,7 +60,8 @@ class FeedError(DigestError):
 
 
 class StoreError(DigestError):
-    """The SQLite store is missing, locked or from a newer version."""
+    """The SQLite store failed: missing, read-only, full, locked, corrupt or from a newer
+    version (always naming the database file)."""
 
 
 class ApprovalError(DigestError):

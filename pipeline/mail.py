@@ -14,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage, MIMEPart
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+import idna
+
 from pipeline.config import Settings, SmtpSettings
-from pipeline.errors import DeliveryError
+from pipeline.errors import ConfigError, DeliveryError
 from pipeline.files import write_atomic
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER as PLACEHOLDER
 from pipeline.models import EmailVariant
@@ -35,9 +37,10 @@ class Outgoing:
     """One message ready for a transport: envelope sender and recipient, and the bytes."""
 
     sender: str
-    recipient: str
+    recipient: str  # as it goes on the wire (mail.wire_address)
     message_id: str
     data: bytes
+    smtputf8: bool = False  # the recipient has a non-ASCII name: only SMTPUTF8 carries it
 
 
 class RecipientError(DeliveryError):
@@ -62,6 +65,30 @@ class RecipientDeferred(RecipientError):
     """The server kept answering 4xx for this message after every retry."""
 
     verb = "deferred"
+
+
+class RecipientUndeliverable(RecipientRejected):
+    """An address this transport cannot put on the wire (a non-ASCII name before the @ and
+    a server without SMTPUTF8): recorded as failed like a 5xx, and the send goes on."""
+
+    def __init__(self, recipient: str, reason: str) -> None:
+        DeliveryError.__init__(self, f"{recipient}: not sent: {reason}")
+        self.recipient = recipient
+        self.code = 0
+        self.reply = f"not sent: {reason}"
+
+
+def wire_address(address: str) -> str:
+    """The address as SMTP and the To header carry it: an internationalised domain
+    IDNA-encoded (user@exämple.org -> user@xn--exmple-cua.org); a non-ASCII name before the
+    @ stays UTF-8, which only a server with SMTPUTF8 accepts."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        return address  # stays non-ASCII: refused as undeliverable, never a crash
 
 
 class Transport(Protocol):
@@ -186,13 +213,14 @@ class MessageBuilder:
         """The whole message for one recipient: multipart/alternative, text first."""
         text, html = self._bodies[variant]
         mid = _message_id(self.domain, self.day, recipient, self.salt)
+        recipient = wire_address(recipient)
         boundary = f"=_{mid[1:25]}"
         # RFC 8058 wants both URIs; one unfolded line, as some receivers misread folded ones.
         unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>, <{mailto}>\r\n".encode("ascii")
         head = (
             self._heads[variant]
-            # the address was validated as ASCII on the way in: no encoding or folding needed
-            + f"To: {recipient}\r\nDate: {format_datetime(now)}\r\n".encode("ascii")
+            # an address is never RFC 2047-encoded: ASCII (IDNA domain), or UTF-8 for SMTPUTF8
+            + f"To: {recipient}\r\nDate: {format_datetime(now)}\r\n".encode()
             + f"Message-ID: {mid}\r\n".encode("ascii")
             + unsubscribe
             + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
@@ -210,7 +238,7 @@ class MessageBuilder:
                 f"--{boundary}--\r\n".encode(),
             )
         )
-        return Outgoing(self.sender, recipient, mid, data)
+        return Outgoing(self.sender, recipient, mid, data, smtputf8=not recipient.isascii())
 
 
 # The token of previews and test copies: its link and mailto name nobody.
@@ -233,14 +261,17 @@ def simple_message(
 ) -> Outgoing:
     """A plain-text message (the subscription confirmation); off the hot path, so the stdlib
     builds it whole."""
-    msg = EmailMessage(policy=SMTP)
+    recipient = wire_address(recipient)
+    utf8 = not recipient.isascii()
+    msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = settings.newsletter.from_
     msg["To"] = recipient
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = mid
     msg.set_content(text, cte="base64")  # 7-bit safe on servers without 8BITMIME
-    return Outgoing(parseaddr(settings.newsletter.from_)[1], recipient, mid, msg.as_bytes())
+    return Outgoing(parseaddr(settings.newsletter.from_)[1], recipient, mid, msg.as_bytes(),
+                    smtputf8=utf8)
 
 
 # --- transports ------------------------------------------------------------------------------
@@ -375,6 +406,11 @@ class SmtpTransport:
         if self._conn is None:
             try:
                 self._conn = self._connect()
+            except socket.gaierror as exc:
+                if exc.errno not in _NO_SUCH_HOST:  # a DNS hiccup: a failed run, not bad input
+                    raise DeliveryError(f"cannot resolve SMTP server {self._where}: {exc}") from exc
+                raise ConfigError(f"cannot resolve host {self.smtp.host!r}: {exc.strerror}",
+                                  key="smtp.host") from exc
             except OSError as exc:  # smtplib's errors are OSErrors too
                 raise DeliveryError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
 
@@ -388,8 +424,14 @@ class SmtpTransport:
                 if self._conn is None:
                     self._conn = self._connect()
                     self.reconnects += 1
-                self._conn.sendmail(message.sender, [message.recipient], message.data)
+                self._conn.sendmail(message.sender, [message.recipient], message.data,
+                                    ["SMTPUTF8"] if message.smtputf8 else [])
                 return
+            except (smtplib.SMTPNotSupportedError, UnicodeEncodeError) as exc:  # needs SMTPUTF8
+                raise RecipientUndeliverable(
+                    message.recipient, f"the address needs SMTPUTF8, which SMTP server "
+                    f"{self._where} does not offer"
+                ) from exc
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = exc.recipients.get(message.recipient, (550, b"refused"))
                 self._handle_reply(message, code, reply, last)
@@ -437,6 +479,10 @@ class SmtpTransport:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+# getaddrinfo's answers for a name that does not exist (EAI_NODATA is not on every platform)
+_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 def _text(reply: bytes | str) -> str:

@@ -25,6 +25,14 @@ def has_hangul(text: str) -> bool:
     return _HANGUL_RE.search(text) is not None
 
 
+_LINKS_ONLY_RE = re.compile(r"(?:[(<]?https?://[^\s()<>]+[)>]?[\s,]*)+")
+
+
+def is_links_only(paragraph: str) -> bool:
+    """True for a paragraph that is only URLs (a project page, a repository)."""
+    return paragraph.startswith(("http", "(", "<")) and _LINKS_ONLY_RE.fullmatch(paragraph) is not None
+
+
 def normalize_tag(tag: str) -> str:
     """Canonical form for comparing tags: no '#', case-folded, '_' and '-' alike."""
     return unicodedata.normalize("NFC", tag.lstrip("#")).casefold().replace("_", "-")
@@ -115,8 +123,13 @@ class Entry:
 
     @property
     def notes_en(self) -> tuple[str, ...]:
-        """The English (non-Korean) commentary paragraphs."""
-        return tuple(p for p in self.commentary if not has_hangul(p))
+        """The English commentary paragraphs (neither Korean nor only links)."""
+        return tuple(p for p in self.commentary if not has_hangul(p) and not is_links_only(p))
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        """Paragraphs that are only links (a project page): in no language, so in both."""
+        return tuple(p for p in self.commentary if is_links_only(p))
 
     @property
     def tag_keys(self) -> tuple[str, ...]:

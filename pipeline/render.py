@@ -46,6 +46,7 @@ from pipeline.models import (
     Paper,
     archived_entries,
     has_hangul,
+    is_links_only,
 )
 from pipeline.subject import SUBJECT_WIDTH, compile_subject
 
@@ -266,10 +267,11 @@ def clean_title(title: str) -> str:
 
 def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
     """The commentary a variant shows: one language's paragraphs, or all of them."""
+    # Paragraphs that are only links belong to no language: every variant shows them.
     if variant == "ko":
-        return entry.notes_ko
+        return tuple(p for p in entry.commentary if has_hangul(p) or is_links_only(p))
     if variant == "en":
-        return entry.notes_en
+        return tuple(p for p in entry.commentary if not has_hangul(p))
     return entry.commentary
 
 

@@ -204,6 +204,13 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
             raise InputError(f"{path.name} was saved while drafting; nothing was written: run "
                              f"`digest draft --date {day}` again", path=path)
         written = changed and write_if_changed(path, digest.write_digest(update.digest))
+        # What the notes reader repaired in the notes this draft uses (an unclosed <english>,
+        # a stray word in a tags line): the curator checks these before approving.
+        in_draft = {e.arxiv_id for e in update.digest.entries}
+        for noted_id, note in shelf.by_id().items():
+            if noted_id in in_draft:
+                for warning in note.warnings:
+                    rt.echo(f"warning: {warning}")
         with store.transaction(conn):
             store.record_offered(conn, day, drafting.offered_keys(update.digest))
             store.set_issue_state(conn, day, lifecycle.state_after_draft(record))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StoreError
+from pipeline.files import write_atomic
 from pipeline.lifecycle import BuildSummary, IssueRecord, State, record_from_row
 from pipeline.models import (
     ArchivedEntry,
@@ -166,54 +168,208 @@ MIGRATIONS: tuple[str, ...] = (
         state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'published' END
         WHERE date IN (SELECT date FROM archive) AND built_hash IS NOT NULL;
     """,
+    # v4: the web's rate limits and the confirmation mail queue (digest serve)
+    """
+    CREATE TABLE mail_queue (                -- mail `digest serve` sends in the background
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,         -- 'confirm'
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        status        TEXT NOT NULL,         -- queued, sent, failed (gave up), dropped
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_try      REAL NOT NULL,         -- unix time
+        last_error    TEXT,
+        created_at    REAL NOT NULL,
+        finished_at   REAL                   -- when it was sent, failed or dropped
+    );
+    CREATE INDEX mail_queue_due ON mail_queue(status, next_try);
+    CREATE INDEX mail_queue_subscriber ON mail_queue(subscriber_id, created_at);
+
+    CREATE TABLE rate_events (               -- recent requests, for the web's rate limits
+        key           TEXT NOT NULL,         -- 'client:<ip>' or 'address:<email>'
+        at            REAL NOT NULL          -- unix time
+    );
+    CREATE INDEX rate_events_key ON rate_events(key, at);
+    CREATE INDEX rate_events_at ON rate_events(at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# What a failing SQLite call means for the operator, by its result code (extended codes such
+# as SQLITE_IOERR_WRITE match their primary code's prefix).
+_FAILURES = {
+    "SQLITE_READONLY": "the database is read-only (check the permissions of the file and its folder)",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_BUSY": "the database is locked by another process (try again later)",
+    "SQLITE_LOCKED": "the database is locked (try again later)",
+    "SQLITE_CORRUPT": "the database file is corrupt (restore it from a backup)",
+    "SQLITE_NOTADB": "the file is not a SQLite database (restore it from a backup)",
+    "SQLITE_CANTOPEN": "cannot open the database file (check that its folder exists and is writable)",
+    "SQLITE_IOERR": "a disk I/O error",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_AUTH": "permission denied",
+}
+
+
+def store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """One line naming the database file and what went wrong, for any SQLite failure."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    what = next((text for code, text in _FAILURES.items() if name.startswith(code)), None)
+    return StoreError(f"{what} ({exc})" if what else f"database error: {exc}", path=path)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose failures are StoreErrors naming the database file."""
+
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Connection(sqlite3.Connection):
-    """A connection that carries the clock its timestamps come from (the runtime's)."""
+class _Connection(sqlite3.Connection):
+    """A connection whose every failure (read-only, disk full, locked, corrupt) is a
+    StoreError naming the file: one line and exit 1 on the CLI, 503 on the web; it carries
+    the clock its timestamps come from (the runtime's, see connect)."""
 
+    path: Path
     clock: Callable[[], datetime] = staticmethod(_utcnow)
+
+    def cursor(self, factory: Any = None) -> _Cursor:  # type: ignore[override]
+        cur = super().cursor(_Cursor)
+        assert isinstance(cur, _Cursor)
+        cur.path = self.path
+        return cur
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        return self.cursor().executemany(sql, parameters)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+
+def marker_path(path: Path) -> Path:
+    """The file written beside a database when it is created: while it exists, a missing
+    database is an error (deleted, or its disk not mounted), never a silent fresh start."""
+    return path.with_name(path.name + ".created")
+
+
+def _use_wal(conn: _Connection, tries: int = 200) -> None:
+    """Switch to WAL (it sticks to the file). SQLite does not wait for a busy database while
+    changing the journal mode, so two processes opening a new database at once retry."""
+    for attempt in range(tries):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except StoreError as exc:
+            cause = exc.__cause__
+            busy = getattr(cause, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+            if not busy or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.Connection:
-    """Open (creating if needed) the database at `path` and bring its schema up to date;
-    `clock` (the runtime's `now`) stamps what it stores."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open the database at `path` (creating it, and its marker, on first use) and bring its
+    schema up to date; `clock` (the runtime's `now`) stamps what it stores. A database that
+    existed before and is gone is a StoreError."""
+    marker = marker_path(path)
+    existed = path.exists()
+    if not existed and marker.exists():
+        raise StoreError(
+            f"the database is missing, but one was created here before ({marker.name} says "
+            f"when): restore it from a backup, or delete {marker.name} to start an empty one",
+            path=path,
+        )
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, factory=Connection)
-        if clock is not None:
-            conn.clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the database folder: {exc.strerror}", path=path) from exc
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, factory=_Connection)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path) from exc
+    assert isinstance(conn, _Connection)
+    conn.path = path
+    if clock is not None:
+        conn.clock = clock
+    try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open the database: {exc}", path=path) from exc
+        if not marker.exists():
+            write_atomic(marker, f"{_now(conn)} {path.name} created (or first seen) here\n")
+    except OSError as exc:
+        conn.close()
+        raise StoreError(f"cannot write {marker.name}: {exc.strerror}", path=path) from exc
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the migrations this database has not seen yet, each in its own transaction."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
-        raise StoreError(
-            f"database schema v{current} is newer than this program (v{SCHEMA_VERSION})",
-            path=path,
-        )
-    for version in range(current, SCHEMA_VERSION):
+    """Apply the migrations this database has not seen yet, each in its own transaction.
+    The version is read again under the write lock: two processes opening a new database at
+    once (`digest serve` and a command) must not both run a migration."""
+    while True:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema v{current} is newer than this program (v{SCHEMA_VERSION})",
+                path=path,
+            )
+        if current == SCHEMA_VERSION:
+            return
         with transaction(conn):
-            for statement in _statements(MIGRATIONS[version]):
+            if conn.execute("PRAGMA user_version").fetchone()[0] != current:
+                continue  # another process migrated meanwhile: look again
+            for statement in _statements(MIGRATIONS[current]):
                 conn.execute(statement)
-            if (fill := _MIGRATION_DATA.get(MIGRATIONS[version])) is not None:
+            if (fill := _MIGRATION_DATA.get(MIGRATIONS[current])) is not None:
                 fill(conn)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute(f"PRAGMA user_version = {current + 1}")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -257,7 +413,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (a full disk, an I/O error): then
+        # there is nothing to roll back, and the error to report is the first one.
+        if conn.in_transaction:
+            with suppress(StoreError, sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -1036,3 +1196,98 @@ def mark_issue_sent(conn: sqlite3.Connection, day: date) -> None:
         "UPDATE issues SET state = ?, sent_at = ? WHERE date = ?",
         (State.SENT.value, _now(conn), day.isoformat()),
     )
+
+
+# --- web: rate limits and the mail queue (digest serve) --------------------------------------
+
+# Rate-limit events older than this are pruned (longer than any window that reads them).
+EVENT_RETENTION = 86400.0
+
+
+def count_events(conn: sqlite3.Connection, key: str, since: float) -> int:
+    """How many events of `key` happened at or after `since` (a unix time)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM rate_events WHERE key = ? AND at >= ?", (key, since)
+    ).fetchone()
+    return int(row[0])
+
+
+def record_event(conn: sqlite3.Connection, key: str, at: float) -> None:
+    """Record one event of `key` at `at`, and forget events older than a day."""
+    conn.execute("DELETE FROM rate_events WHERE at < ?", (at - EVENT_RETENTION,))
+    conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
+
+
+def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: float) -> int:
+    """Queue a mail of `kind` ('confirm') for a subscriber, due now; returns its id."""
+    cur = conn.execute(
+        "INSERT INTO mail_queue (kind, subscriber_id, status, next_try, created_at)"
+        " VALUES (?, ?, 'queued', ?, ?)",
+        (kind, subscriber_id, at, at),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def last_mail(conn: sqlite3.Connection, subscriber_id: int, kind: str) -> float | None:
+    """When the newest mail of `kind` for this subscriber was queued (None: never)."""
+    row = conn.execute(
+        "SELECT MAX(created_at) FROM mail_queue WHERE subscriber_id = ? AND kind = ?",
+        (subscriber_id, kind),
+    ).fetchone()
+    return float(row[0]) if row[0] is not None else None
+
+
+def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> sqlite3.Row | None:
+    """The oldest queued mail due at `at`, claimed for `lease` seconds (its next_try moves
+    on, so a second worker does not take it too); None when nothing is due."""
+    with transaction(conn):
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM mail_queue WHERE status = 'queued' AND next_try <= ?"
+            " ORDER BY next_try, id LIMIT 1", (at,),
+        ).fetchone()
+        if row is not None:
+            conn.execute("UPDATE mail_queue SET next_try = ?, attempts = attempts + 1"
+                         " WHERE id = ?", (at + lease, row["id"]))
+    return row
+
+
+def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: float, error: str) -> None:
+    """Leave a claimed mail queued, to be tried again at `next_try`."""
+    conn.execute("UPDATE mail_queue SET next_try = ?, last_error = ? WHERE id = ?",
+                 (next_try, error, mail_id))
+
+
+def finish_mail(
+    conn: sqlite3.Connection, mail_id: int, status: str, error: str | None,
+    at: float | None = None,
+) -> None:
+    """Record how a claimed mail ended (at `at`, a unix time): 'sent', 'failed' (gave up)
+    or 'dropped' (no longer needed)."""
+    if status not in ("sent", "failed", "dropped"):
+        raise ValueError(f"unknown mail status {status!r}")
+    conn.execute("UPDATE mail_queue SET status = ?, last_error = ?, finished_at = ? WHERE id = ?",
+                 (status, error, at if at is not None else time.time(), mail_id))
+
+
+def mails_sent_since(conn: sqlite3.Connection, since: float) -> int:
+    """How many queued mails went out at or after `since`."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND finished_at >= ?", (since,)
+    ).fetchone()
+    return int(row[0])
+
+
+def prune_mail(conn: sqlite3.Connection, before: float) -> int:
+    """Forget finished mails queued before `before` (the queue keeps no history forever);
+    returns how many."""
+    cur = conn.execute(
+        "DELETE FROM mail_queue WHERE status != 'queued' AND created_at < ?", (before,)
+    )
+    return cur.rowcount
+
+
+def mail_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Queued mails by status."""
+    rows = conn.execute("SELECT status, COUNT(*) FROM mail_queue GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}

@@ -20,15 +20,33 @@ from pipeline.models import SUBSCRIBER_STATUSES, TAG_RE, Subscriber, normalize_t
 CSV_HEADER = ("email", "language", "tags", "status")
 
 
-def normalize_email(email: str) -> str:
-    """A checked, normalised address (no DNS lookup); raises ValueError saying what is wrong."""
+# Addresses longer than RFC 5321's 254 characters cannot be delivered; a longer input is not
+# echoed back in full.
+MAX_EMAIL = 254
+
+
+class AddressError(ValueError):
+    """An address that is valid but that this newsletter cannot deliver to."""
+
+
+def normalize_email(email: str, *, smtputf8: bool = False) -> str:
+    """A checked, normalised address (no DNS lookup); raises ValueError saying what is wrong.
+
+    An internationalised domain (user@exämple.org) is accepted and kept in Unicode; it is
+    IDNA-encoded on the wire (mail.wire_address). A non-ASCII local part (üser@…) needs a
+    mail server with SMTPUTF8 (`smtp.smtputf8 = true`); otherwise it is an AddressError."""
+    email = email.strip()
+    shown = email if len(email) <= MAX_EMAIL else email[:40] + "…"
     try:
-        # ASCII addresses only: an SMTPUTF8 address would need a server that supports it.
-        return validate_email(
-            email.strip(), check_deliverability=False, allow_smtputf8=False
-        ).normalized
+        valid = validate_email(email, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
-        raise ValueError(f"bad email address {email!r}: {exc}") from None
+        raise ValueError(f"bad email address {shown!r}: {exc}") from None
+    if valid.ascii_email is None and not smtputf8:
+        raise AddressError(
+            f"cannot deliver to {shown!r}: a non-ASCII name before the @ needs an SMTP "
+            "server with SMTPUTF8 (set smtp.smtputf8 = true if yours has it)"
+        )
+    return str(valid.normalized)
 
 
 def parse_tags(text: str) -> tuple[str, ...]:
@@ -42,7 +60,8 @@ def parse_tags(text: str) -> tuple[str, ...]:
 
 
 def make_subscriber(
-    email: str, language: str, tags: str, status: str, variants: tuple[str, ...]
+    email: str, language: str, tags: str, status: str, variants: tuple[str, ...],
+    smtputf8: bool = False,
 ) -> Subscriber:
     """Validate the fields of one subscriber; raises ValueError naming the bad field."""
     if language not in variants:
@@ -51,15 +70,17 @@ def make_subscriber(
         raise ValueError(
             f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}, got {status!r}"
         )
-    return Subscriber(normalize_email(email), language, parse_tags(tags), status)
+    return Subscriber(normalize_email(email, smtputf8=smtputf8), language, parse_tags(tags),
+                      status)
 
 
 def add(
-    conn: sqlite3.Connection, variants: tuple[str, ...], email: str, language: str, tags: str = ""
+    conn: sqlite3.Connection, variants: tuple[str, ...], email: str, language: str, tags: str = "",
+    *, smtputf8: bool = False,
 ) -> tuple[str, Subscriber]:
     """Add a subscriber, or reactivate and update one; returns (what happened, subscriber)."""
     try:
-        sub = make_subscriber(email, language, tags, "active", variants)
+        sub = make_subscriber(email, language, tags, "active", variants, smtputf8)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with store.transaction(conn):
@@ -105,7 +126,7 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str], int]]:
 
 
 def import_csv(
-    conn: sqlite3.Connection, variants: tuple[str, ...], path: Path
+    conn: sqlite3.Connection, variants: tuple[str, ...], path: Path, *, smtputf8: bool = False
 ) -> ImportReport:
     """Import subscribers from CSV: bad rows are reported by line and the rest imported.
     An empty status means active; an address may appear on one row only (a second row, or a
@@ -137,11 +158,12 @@ def import_csv(
                 continue
             try:
                 sub = make_subscriber(
-                    row.get("email", ""),
+                    unneutralize(row.get("email", "")),
                     row.get("language") or variants[-1],
                     row.get("tags", ""),
                     row.get("status") or "active",
                     variants,
+                    smtputf8,
                 )
             except ValueError as exc:
                 report.errors.append((line, str(exc)))
@@ -170,12 +192,34 @@ def import_csv(
     return report
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (=cmd|' /C calc'!A0
+# is a valid address): such cells are written with a leading ' that spreadsheets show as
+# text, and that import takes off again. A cell starting with ' gets one too, so the round
+# trip is exact.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralize(cell: str) -> str:
+    """A CSV cell that no spreadsheet runs as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def unneutralize(cell: str) -> str:
+    """The cell `neutralize` was given (a hand-written cell without the mark stays as is)."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_START):
+        return cell[1:]
+    return cell
+
+
 def write_csv(subs: Iterable[Subscriber], out: TextIO) -> None:
-    """Write subscribers as CSV with the header email,language,tags,status."""
+    """Write subscribers as CSV with the header email,language,tags,status (cells that a
+    spreadsheet would run as formulas neutralized)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for sub in subs:
-        writer.writerow((sub.email, sub.language, " ".join(sub.tags), sub.status))
+        writer.writerow(
+            tuple(neutralize(c) for c in (sub.email, sub.language, " ".join(sub.tags), sub.status))
+        )
 
 
 def export_csv(conn: sqlite3.Connection) -> str:

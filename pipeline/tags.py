@@ -106,3 +106,67 @@ def match_paper(paper: Paper, rules: Sequence[CompiledRule]) -> TagMatch:
         tags.append(rule.name)
         score += points
     return TagMatch(tuple(tags), score)
+
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """Why one tag rule matched a paper: the spans of its phrases in the paper's own title and
+    abstract (offsets into the unfolded text, for highlighting), followed authors, categories."""
+
+    name: str
+    title_spans: tuple[Span, ...]
+    abstract_spans: tuple[Span, ...]
+    phrases: tuple[str, ...]  # the distinct phrases found, as written in the paper
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
+    """`text` folded character by character, and for each folded character the offset of the
+    original character it came from (folding may lengthen text: 'ß' → 'ss')."""
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        folded = _fold(ch)
+        out.append(folded)
+        origin.extend([i] * len(folded))
+    return "".join(out), origin
+
+
+def _spans(pattern: re.Pattern[str] | None, text: str) -> list[Span]:
+    if pattern is None or not text:
+        return []
+    folded, origin = _folded_with_offsets(text)
+    origin.append(len(text))
+    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(folded)
+            if m.end() > m.start()]
+
+
+def explain_match(paper: Paper, rules: Sequence[CompiledRule]) -> tuple[RuleHit, ...]:
+    """For each tag `match_paper` gives the paper, what made the rule match (same rules, same
+    order; a rule stopped by an exclude phrase is left out, as there)."""
+    given = set(match_paper(paper, rules).tags)
+    authors = {_name_key(a): a for a in paper.authors}
+    hits = []
+    for rule in rules:
+        if rule.name not in given:
+            continue
+        title = _spans(rule.keywords, paper.title)
+        abstract = _spans(rule.keywords, paper.abstract)
+        found: dict[str, str] = {}  # one spelling per phrase, the first met
+        for text, spans in ((paper.title, title), (paper.abstract, abstract)):
+            for a, b in spans:
+                words = " ".join(text[a:b].split())
+                found.setdefault(_fold(words), words)
+        hits.append(RuleHit(
+            name=rule.name,
+            title_spans=tuple(title),
+            abstract_spans=tuple(abstract),
+            phrases=tuple(found.values()),
+            authors=tuple(authors[k] for k in sorted(rule.authors & set(authors))),
+            categories=tuple(c for c in paper.categories if c in rule.categories),
+        ))
+    return tuple(hits)

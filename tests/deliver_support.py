@@ -167,10 +167,12 @@ class _Controller(Controller):
 
 @contextmanager
 def smtp_server(
-    cert: Path, key: Path, sink: Sink | None = None, security: str = "starttls"
+    cert: Path, key: Path, sink: Sink | None = None, security: str = "starttls",
+    smtputf8: bool = False,
 ) -> Iterator[tuple[Sink, int]]:
     """An SMTP server on 127.0.0.1 (a free port) that requires AUTH and, by default, STARTTLS
-    (`security="tls"`: implicit TLS; `"none"`: plain text, AUTH still required)."""
+    (`security="tls"`: implicit TLS; `"none"`: plain text, AUTH still required); with
+    `smtputf8` it offers SMTPUTF8."""
     sink = sink or Sink()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -182,7 +184,7 @@ def smtp_server(
     }[security]
     controller = _Controller(
         sink, hostname="127.0.0.1", port=0, server_hostname="localhost",
-        auth_required=True, authenticator=_authenticate, **tls,
+        auth_required=True, authenticator=_authenticate, enable_SMTPUTF8=smtputf8, **tls,
     )
     controller.start()
     try:
@@ -329,21 +331,50 @@ def quiet_runtime(**kwargs: Any) -> Any:
 def serving(settings: Settings) -> Iterator[str]:
     """The real `digest serve` (waitress) in its own process on a free port; yields its base
     URL. It inherits the environment (DIGEST_SECRET, SMTP password, trusted CA)."""
+    with serving_logged(settings) as (url, _log):
+        yield url
+
+
+@contextmanager
+def serving_logged(settings: Settings) -> Iterator[tuple[str, list[str]]]:
+    """`serving`, also yielding the server's log lines (stderr, read as they come, so a
+    busy server never blocks on a full pipe)."""
     assert settings.source is not None
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--config", str(settings.source), "serve",
          "--host", "127.0.0.1", "--port", "0"],
         cwd=Path(__file__).resolve().parent.parent, stderr=subprocess.PIPE,
     )
+    lines: list[str] = []
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline().decode()
         found = re.match(r"serving on (http://127\.0\.0\.1:\d+)", line)
         assert found, line + proc.stderr.read().decode()
-        yield found.group(1)
+        stderr = proc.stderr
+        reader = threading.Thread(
+            target=lambda: lines.extend(raw.decode("utf-8", "replace") for raw in stderr),
+            daemon=True,
+        )
+        reader.start()
+        yield found.group(1), lines
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+    """Poll `predicate` until it returns something truthy (the background mail worker sends
+    asynchronously); fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, "timed out waiting"
+            return value
+        time.sleep(0.05)
 
 
 def newsletter(root: Path, **config: Any) -> Settings:

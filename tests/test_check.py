@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -36,20 +38,23 @@ def test_a_note_as_json_gives_no_date_and_one_entry(
 ) -> None:
     code, out, err = _check([str(VARIANTS / "240206 Qwen 1.5.md"), "--json"], capsys)
     assert (code, err) == (0, "")
-    data = json.loads(out)
+    (data,) = json.loads(out)
     assert data["date"] is None and len(data["entries"]) == 1
+    assert data["path"] == str(VARIANTS / "240206 Qwen 1.5.md") and data["status"] == "ok"
     (entry,) = data["entries"]
     assert entry["url"] == "https://qwenlm.github.io/blog/qwen1.5/"
     assert entry["arxiv_id"] is None and entry["title"] == "Qwen 1.5" and entry["line"] == 1
-    assert len(entry["notes"]["ko"]) == 3 and entry["notes"]["en"][0] == (
-        "https://github.com/QwenLM/Qwen1.5")
+    # The repository URL is a link: in no language (not the first English paragraph).
+    assert entry["links"] == ["https://github.com/QwenLM/Qwen1.5"]
+    assert len(entry["notes"]["ko"]) == 3 and len(entry["notes"]["en"]) == 3
+    assert entry["notes"]["en"][0].startswith("Qwen 1.5 is released.")
     assert entry["tags"] == ["llm"]
 
 
 def test_a_paper_note_as_json(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     note = FIXTURES / "notes" / "2412" / "241204 TokenFlow.md"
     code, out, _ = _check([str(note), "--json"], capsys)
-    (entry,) = json.loads(out)["entries"]
+    ((entry,),) = [obj["entries"] for obj in json.loads(out)]
     assert code == 0 and entry["arxiv_id"] == "2412.03069" and entry["url"] is None
     assert entry["authors"][0] == "Liao Qu" and "384×384" in entry["abstract"]
     assert entry["tags"] == ["vq", "image-generation", "image-text"]
@@ -143,11 +148,17 @@ def test_an_unusable_note_is_one_line_exit_2(
     no_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     note = no_config / "n.md"
-    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n<english>\nEnglish\n",
+    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n> a quote later\n",
                     encoding="utf-8")
+    message = ("a '>' quote after the commentary started (expected the abstract right after "
+               "the title)")
+    code, out, err = _check([str(note)], capsys)
+    assert (code, out, err) == (2, "", f"digest: error: {note}:4: {message}\n")
     code, out, err = _check([str(note), "--json"], capsys)
-    assert (code, out) == (2, "")
-    assert err == f"digest: error: {note}:4: <english> is never closed (expected </english>)\n"
+    (data,) = json.loads(out)
+    assert code == 2 and data["status"] == "error" and data["entries"] == []
+    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "message": message}]
+    assert err == f"digest: error: {note}: 1 of 1 files with errors\n"
 
 
 @pytest.fixture
@@ -226,3 +237,149 @@ def test_thousands_of_findings_are_capped(tmp_path: Path, capsys: pytest.Capture
     assert len(err) == 52  # 50 findings, the count of the rest, the closing error
     assert err[-2] == "digest: … 249 more findings not shown"
     assert err[-1] == f"digest: error: {path}: 299 errors (see above)"
+
+
+def _folder(tmp_path: Path) -> Path:
+    """Notes of every status in nested folders, a digest, and files check must pass over."""
+    root = tmp_path / "archive"
+    (root / "2020").mkdir(parents=True)
+    (root / ".obsidian").mkdir()
+    shapes = FIXTURES / "notes" / "shapes"
+    shutil.copy(shapes / "210318 CvT.md", root / "2020" / "a.md")  # ok: no commentary at all
+    shutil.copy(shapes / "241126 Scaling Speech-Text Pre-training with Synthetic Interleaved "
+                "Data.md", root / "b.md")  # a stray word in its tags line: a warning
+    (root / "c.md").write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n> late quote\n",
+                               encoding="utf-8")  # refused
+    shutil.copy(REFERENCE, root / "d.txt")
+    (root / ".obsidian" / "app.md").write_text("not a note", encoding="utf-8")
+    (root / "image.png").write_bytes(b"\x89PNG")
+    return root
+
+
+def test_a_folder_is_checked_recursively_in_one_process(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    code, out, err = _check([str(root)], capsys)
+    assert code == 2
+    assert out.splitlines() == [
+        f"{root / '2020' / 'a.md'}: ok, note",
+        f"{root / 'b.md'}: ok, note, 1 warning",
+        f"{root / 'c.md'}:4: error: a '>' quote after the commentary started (expected the "
+        "abstract right after the title)",
+        f"{root / 'd.txt'}: ok, 10 entries",
+        "checked 4 files: 2 ok, 1 with warnings, 1 with errors",
+    ]
+    assert err.splitlines() == [
+        f"digest: warning: {root / 'b.md'}:13: 'a' in the #tags line is not a tag: ignored "
+        "(write #a to make it one)",
+        f"digest: error: {root / 'c.md'}:4: a '>' quote after the commentary started (expected "
+        "the abstract right after the title)",
+        "digest: error: 1 of 4 files with errors (see above)",
+    ]
+
+
+def test_files_and_folders_mixed_and_a_missing_path(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    code, out, _ = _check([str(root / "2020"), str(root / "b.md"), str(no_config / "gone.txt")],
+                          capsys)
+    assert code == 2
+    assert out.splitlines()[-2:] == [f"{no_config / 'gone.txt'}: error: no such file",
+                                     "checked 3 files: 1 ok, 1 with warnings, 1 with errors"]
+    # every file well: exit 0, still one line each and the summary
+    code, out, _ = _check([str(root / "2020"), str(root / "b.md")], capsys)
+    assert code == 0
+    assert out.splitlines()[-1] == "checked 2 files: 1 ok, 1 with warnings, 0 with errors"
+
+
+def test_json_is_one_object_per_file(no_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _folder(no_config)
+    code, out, err = _check([str(root), "--json"], capsys)
+    data = json.loads(out)
+    assert code == 2 and err == "digest: error: 1 of 4 files with errors\n"
+    assert [(Path(d["path"]).name, d["status"]) for d in data] == [
+        ("a.md", "ok"), ("b.md", "warnings"), ("c.md", "error"), ("d.txt", "ok")]
+    a, b, c, d = data
+    assert a["date"] is None and a["entries"][0]["arxiv_id"] == "2103.15808"
+    assert b["messages"] == [{
+        "level": "warning", "line": 13, "path": None,
+        "message": "'a' in the #tags line is not a tag: ignored (write #a to make it one)"}]
+    assert b["entries"][0]["tags"] == ["speech-text", "synthetic-data"]
+    assert c["entries"] == [] and c["messages"][0]["level"] == "error"
+    assert d["date"] == "2024-12-05" and len(d["entries"]) == 10
+
+
+def test_a_note_reader_warning_reaches_the_single_file_check(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = no_config / "n.md"
+    note.write_text("https://arxiv.org/abs/2412.03572\n\n한국어\n<english>\nEnglish\n\n#t\n",
+                    encoding="utf-8")
+    code, out, err = _check([str(note)], capsys)
+    assert (code, out) == (0, f"{note}: ok, note, 1 warning\n")
+    assert err == (f"digest: warning: {note}:4: <english> is never closed: the English ends at "
+                   "the #tags line 7\n")
+
+
+def test_a_folder_without_notes_or_digests_is_bad_input(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (no_config / "empty").mkdir()
+    (no_config / "empty" / "photo.jpg").write_bytes(b"\xff\xd8")
+    code, out, err = _check([str(no_config / "empty")], capsys)
+    assert (code, out) == (2, "")
+    assert err == ("digest: error: no *.md, *.markdown or *.txt files to check under "
+                   f"{no_config / 'empty'}\n")
+
+
+HEAVY = ("flask", "jinja2", "premailer", "arxiv", "feedparser", "requests", "apscheduler",
+         "lxml", "waitress", "sqlite3", "pylatexenc", "babel")
+
+
+@pytest.mark.parametrize(("note", "latex"), [("variants/240206 Qwen 1.5.md", False),
+                                              ("2412/241204 TokenFlow.md", True)])
+def test_checking_a_note_imports_only_what_it_uses(tmp_path: Path, note: str,
+                                                   latex: bool) -> None:
+    # What makes `digest check` start fast: no renderer, network or store on its path, and
+    # pylatexenc only for a note that holds LaTeX. (A structural check, not a timing.)
+    script = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['check', sys.argv[1]])\n"
+              "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(FIXTURES / "notes" / note)],
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in proc.stdout.split()}
+    expected = {"pylatexenc"} if latex else set()
+    assert loaded & set(HEAVY) == expected
+
+
+def test_the_notes_folder_is_reported_once_for_many_digests(
+    newsletter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = ("Free Process Rewards without Process Labels\n(L)\narXiv:2412.01981\nAbs.\n한국어\n"
+             "English\n#reward-model\n")
+    drafts = newsletter_dir / "drafts"
+    drafts.mkdir()
+    for name in ("2024-12-05.txt", "2024-12-06.txt"):
+        (drafts / name).write_text("2024-12-05\n" + entry, encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(newsletter_dir / "config" / "digest.toml"), "check", str(drafts)])
+    out, err = capsys.readouterr()
+    notes = newsletter_dir / "notes"
+    assert info.value.code == 0
+    assert out.splitlines() == [f"{drafts / '2024-12-05.txt'}: ok, 1 entry, 2 warnings",
+                                f"{drafts / '2024-12-06.txt'}: ok, 1 entry",
+                                "checked 2 files: 1 ok, 1 with warnings, 0 with errors"]
+    assert [line.split(": ")[2] for line in err.splitlines()] == [
+        f"{notes / '241202 RandAR.md'}:1", f"{notes / 'broken.md'}:1"]
+
+
+def test_an_unreadable_file_is_one_bad_file_not_the_end_of_the_run(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(no_config)
+    (root / "e.txt").symlink_to(no_config / "nowhere.txt")  # a broken link
+    code, out, _ = _check([str(root)], capsys)
+    assert code == 2
+    assert f"{root / 'e.txt'}: error: no such file" in out.splitlines()
+    assert out.splitlines()[-1] == "checked 5 files: 2 ok, 1 with warnings, 2 with errors"

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.cli import main
 
-COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "status", "run", "schedule",
-            "serve", "subscribers")
+COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "status", "run",
+            "schedule", "serve", "studio", "subscribers")
 
 
 def test_help_lists_every_command_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,7 +44,10 @@ def test_check_json_on_reference_gives_every_field_exactly(
 ) -> None:
     code, out, _ = run_cli(["check", "--json", str(REFERENCE)], capsys)
     assert code == 0
-    data = json.loads(out)
+    (data,) = json.loads(out)  # one object per file checked
+    assert data["path"] == str(REFERENCE)  # the repository's config may warn about tags
+    assert data["status"] == ("warnings" if data["messages"] else "ok")
+    assert all(m["level"] == "warning" for m in data["messages"])
     assert data["date"] == "2024-12-05"
     blocks = reference_blocks()
     assert len(data["entries"]) == len(blocks) == 10
@@ -55,6 +58,7 @@ def test_check_json_on_reference_gives_every_field_exactly(
         assert entry["abstract"] == abstract
         assert entry["arxiv_id"] is None
         assert entry["notes"]["ko"] + entry["notes"]["en"] == commentary
+        assert entry["links"] == []
         assert all(any("\uac00" <= ch <= "\ud7a3" for ch in p) for p in entry["notes"]["ko"])
         assert entry["tags"] == [t.lstrip("#") for t in tags.split()]
     nemotron = data["entries"][1]
@@ -258,3 +262,17 @@ def test_check_reports_format_error_type() -> None:
     with pytest.raises(FormatError) as info:
         parse_digest("nonsense", "f.txt")
     assert info.value.line == 1 and info.value.path == "f.txt"
+
+
+def test_a_zero_byte_past_the_first_8_kb_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "d.txt"
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) > 8192
+    path.write_text(text + "\nmore\x00text\n", encoding="utf-8")
+    code, out, err = run_cli(["check", str(path)], capsys)
+    line = text.count("\n") + 2
+    assert (code, out) == (2, "")
+    assert err == (f"digest: error: {path}:{line}: a zero byte (NUL) in the text: the file is "
+                   "damaged or not text (remove it)\n")

@@ -333,3 +333,26 @@ def test_a_save_by_the_curator_while_drafting_is_never_written_over(
     entries = read_digest(path).entries
     assert [e.arxiv_id for e in entries] == ["2412.07001", "2412.07002"]
     assert entries[0].tags == ("curated",)
+
+
+def test_what_the_notes_reader_repaired_is_a_warning_of_the_draft(tmp_path: Path) -> None:
+    settings = newsletter(tmp_path)
+    p1, p2 = paper("2412.09001", "First"), paper("2412.09002", "Second")
+    (settings.paths.notes / "241205 First.md").write_text(
+        "https://arxiv.org/abs/2412.09001\n\n한국어 코멘트\n\n<english>\nEnglish.\n\n"
+        "#llm oops\n", encoding="utf-8")
+    # a repaired note whose paper is not in this draft says nothing here
+    (settings.paths.notes / "241201 Other.md").write_text(
+        "https://arxiv.org/abs/2412.00001\n\n한국어\n\n#a b\n", encoding="utf-8")
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, DAY, [(p1, (), 1.0), (p2, (), 1.0)])
+    messages: list[str] = []
+    drafted = read_digest(run.draft(settings, DAY, runtime(messages)))
+    assert drafted.entries[0].commentary == ("한국어 코멘트", "English.")
+    assert drafted.entries[0].tags == ("llm",)
+    note = settings.paths.notes / "241205 First.md"
+    assert [m for m in messages if m.startswith("warning:")] == [
+        f"warning: {note}:5: <english> is never closed: the English ends at the #tags line 8",
+        f"warning: {note}:8: 'oops' in the #tags line is not a tag: ignored (write #oops to "
+        "make it one)",
+    ]

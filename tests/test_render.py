@@ -699,7 +699,7 @@ def test_site_publishes_the_text_that_digest_check_reads_back(
         main(["check", "--flowed", "--json", str(issues / "2024-01-01.txt")])
     out, err = capsys.readouterr()
     assert (info.value.code, err) == (0, "")
-    parsed = json.loads(out)
+    [parsed] = json.loads(out)  # one report per file checked
     assert parsed["date"] == "2024-01-01"
     assert [(e["title"], e["arxiv_id"], e["abstract"], e["tags"]) for e in parsed["entries"]] == [
         (e.title, e.arxiv_id, e.abstract, list(e.tags)) for e in issue.entries]

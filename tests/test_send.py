@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pipeline import run, store
+from pipeline import run, store, tokens
 from pipeline.cli import main
 from pipeline.errors import ApprovalError, DeliveryError, LockedError
 from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
@@ -289,7 +289,9 @@ def test_preview_to_one_address_records_nothing(
     assert [m.recipients for m in sink.messages] == [[subs[1].email], ["curator@example.org"]]
     first = sink.messages[0].parsed()
     assert first["Subject"].startswith("[TEST] ML Papers Digest")
-    assert first["List-Unsubscribe"].startswith(f"<https://digest.example.org/unsubscribe/{subs[1].id}.")
+    assert subs[1].id is not None
+    token = tokens.sign(SECRET.encode(), "unsubscribe", subs[1].id, subs[1].email)
+    assert first["List-Unsubscribe"].startswith(f"<https://digest.example.org/unsubscribe/{token}>")
     stranger = sink.messages[1].parsed()  # not a subscriber: a link that unsubscribes nobody
     assert stranger["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/preview>")
     conn = run.open_store(settings)

@@ -1,0 +1,100 @@
+"""A real newsletter directory for the studio tests: the sample day 2024-12-05 collected from
+the recorded feed (served on loopback, as `make demo` does) and drafted from the real notes,
+with approval required; and a studio on waitress in a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from waitress.server import create_server
+
+from pipeline import demo, run
+from pipeline.config import Settings, load_config
+from pipeline.runtime import Runtime
+from pipeline.studio import LOOPBACK_NAMES, create_app
+
+DAY = demo.DEMO_DAY
+TOKEN = "test-login-token-0123456789abcdef"
+
+
+def runtime(messages: list[str] | None = None) -> Runtime:
+    """A runtime on the evening of the sample day that records what it says."""
+    sink = messages if messages is not None else []
+    return Runtime(now=lambda: datetime(2024, 12, 5, 12, 0, tzinfo=UTC), sleep=lambda _s: None,
+                   echo=sink.append)
+
+
+def collected_day(target: Path, noted: int = 8) -> Settings:
+    """`target` set up from the demo bundle with approval required, collected from the
+    recorded feed, drafted from the first `noted` notes (the rest stay for the candidates)."""
+    feed = (demo.BUNDLE / "feed" / f"{DAY}.xml").read_bytes()
+    server = demo.FeedServer(feed)
+    with server.running():
+        config = demo.prepare(target, server.url)
+        text = config.read_text("utf-8").replace("required = false", "required = true")
+        config.write_text(text, "utf-8")
+        notes = sorted((target / "notes").rglob("*.md"))
+        for extra in notes[noted:]:  # written after the draft: shown beside their candidate
+            extra.rename(extra.with_suffix(".later"))
+        settings = load_config(config)
+        rt = runtime()
+        run.collect(settings, DAY, rt)
+        run.draft(settings, DAY, rt)
+        for extra in notes[noted:]:
+            extra.with_suffix(".later").rename(extra)
+    return settings
+
+
+@dataclass
+class Running:
+    """A studio served by waitress on 127.0.0.1 in a thread."""
+
+    app: Flask
+    url: str
+    server: Any
+
+    @property
+    def login_url(self) -> str:
+        """The URL `digest studio` prints, with the one-time token."""
+        return f"{self.url}/login?token={TOKEN}"
+
+
+@contextmanager
+def serving(settings: Settings, messages: list[str] | None = None) -> Iterator[Running]:
+    """The studio for the sample day on a free loopback port, for the block."""
+    with demo.demo_secret():
+        app = create_app(settings, DAY, runtime(messages), token=TOKEN,
+                         to="curator@example.org", allowed_hosts=LOOPBACK_NAMES)
+        server = create_server(app, host="127.0.0.1", port=0, threads=4)
+        with running(server):
+            yield Running(app, f"http://127.0.0.1:{server.effective_port}", server)
+
+
+@contextmanager
+def running(server: Any) -> Iterator[None]:
+    """Run a waitress server in a thread for the block, then stop it."""
+    stopping = threading.Event()
+
+    def loop() -> None:
+        try:
+            server.run()
+        except OSError:  # select() on the sockets closed below (as webtest's server)
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        server.task_dispatcher.shutdown(timeout=5)  # answer what is in flight first
+        server.close()
+        thread.join(timeout=5)
