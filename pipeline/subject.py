@@ -7,9 +7,10 @@ typo is caught when the config is loaded, not on the morning of a send.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:  # jinja2 is imported when a template is compiled: `digest check` needs none
+    from jinja2 import Template
 
 DEFAULT_SUBJECT = "{{ name }} · {{ date }} · {{ first_title }}"
 SUBJECT_WIDTH = 78  # characters an inbox row shows at best; first_title is cut to fit
@@ -26,14 +27,15 @@ SAMPLE_VALUES: dict[str, str | int] = {
     "first_title": "Free Process Rewards without Process Labels", "count": 10,
 }
 
-_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-
-
 @functools.lru_cache(maxsize=16)
 def compile_subject(source: str) -> Template:
     """The compiled subject template; ValueError saying what is wrong (syntax, unknown name)."""
+    from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
     try:
-        unknown = sorted(meta.find_undeclared_variables(_ENV.parse(source)) - set(SUBJECT_VARIABLES))
+        unknown = sorted(meta.find_undeclared_variables(env.parse(source)) - set(SUBJECT_VARIABLES))
     except TemplateSyntaxError as exc:
         raise ValueError(f"not a valid Jinja2 template: {exc.message} (line {exc.lineno})") from exc
     if unknown:
@@ -41,7 +43,7 @@ def compile_subject(source: str) -> Template:
             f"unknown variable {unknown[0]!r} in the subject template "
             f"(expected some of: {', '.join(SUBJECT_VARIABLES)})"
         )
-    template = _ENV.from_string(source)
+    template = env.from_string(source)
     # A trial run, so what fails only when rendered (the sandbox refusing an attribute, an
     # {% include %} with nothing to include, a division by zero) fails now, not at a send.
     try:
