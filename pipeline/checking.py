@@ -82,6 +82,7 @@ class Context:
     stored_ids: Callable[[Sequence[str]], Collection[str]] | None = None
     # Findings about the notes folder (waiting and unusable notes), with the first digest.
     notes_findings: Callable[[], Sequence[Finding]] | None = None
+    flowed: bool = False  # digests are format=flowed text: join their wrapped lines first
 
 
 def check_file(path: Path, ctx: Context) -> FileReport:
@@ -98,7 +99,7 @@ def check_file(path: Path, ctx: Context) -> FileReport:
             parsed = Digest(None, (note.entry,))
             messages.extend(Finding("warning", w.message, w.line) for w in note.warnings)
         else:
-            parsed = digest.read_digest(path)
+            parsed = digest.read_digest(path, flowed=ctx.flowed)
     except FormatError as exc:
         where = exc.path if exc.path not in (None, str(path)) else None
         return FileReport(path, kind, None, 0, (Finding("error", exc.message, exc.line, where),))

@@ -95,8 +95,11 @@ MAX_FINDINGS_SHOWN = 50
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array: per file, the parsed entries and the findings.")
+@click.option("--flowed", is_flag=True,
+              help="The files are format=flowed text (an email's text part, site/issues/D.txt): "
+              "join their wrapped lines first.")
 @pass_ctx
-def check(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+def check(ctx: Context, paths: tuple[Path, ...], as_json: bool, flowed: bool) -> None:
     """Validate digest, draft and note files (notes: *.md; folders: recursive) and lint what
     they would publish; exits 2 when any file has an error."""
     from pipeline import checking
@@ -106,6 +109,7 @@ def check(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
         raise InputError("no *.md, *.markdown or *.txt files to check under "
                          + ", ".join(str(p) for p in paths))
     with _check_context(ctx) as check_ctx:
+        check_ctx = replace(check_ctx, flowed=flowed)
         reports = [checking.check_file(f, check_ctx) for f in files]
     bad = [r for r in reports if r.status == "error"]
     if as_json:

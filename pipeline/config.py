@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigError
 from pipeline.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
+from pipeline.subject import DEFAULT_SUBJECT, compile_subject
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
@@ -33,6 +34,7 @@ class NewsletterSettings:
     from_: str = "ML Papers Digest <digest@example.org>"
     unsubscribe_mailto: str = "unsubscribe@example.org"
     feed_items: int = 20
+    subject: str = DEFAULT_SUBJECT
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,10 @@ def _check_values(s: Settings, path: Path) -> None:
             path=path,
             key="newsletter.locale",
         ) from exc
+    try:
+        compile_subject(nl.subject)
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=path, key="newsletter.subject") from exc
     if not nl.languages:
         raise ConfigError("expected at least one language", path=path, key="newsletter.languages")
     for lang in nl.languages:

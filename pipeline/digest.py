@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import FormatError
+from pipeline.flowed import SIGNATURE_SEPARATOR, unflow
 from pipeline.models import ARXIV_ID_RE, TAG_RE, DateStyle, Digest, Entry, has_hangul
 
 _KO_DATE_RE = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일")
@@ -75,13 +76,19 @@ def _authors(line: str) -> tuple[str, ...] | None:
 
 
 class _Reader:
-    """Walks the non-blank lines of one digest, keeping line numbers for messages."""
+    """Walks the non-blank lines of one digest, keeping line numbers for messages; a
+    signature separator line ("-- ", as below an email's text part) ends the digest."""
 
     def __init__(self, text: str, path: str) -> None:
         self.path = path
+        lines = text.split("\n")
+        for number, line in enumerate(lines):
+            if line.rstrip("\r") == SIGNATURE_SEPARATOR:
+                lines = lines[:number]
+                break
         self.lines = [
             (number, line.rstrip())
-            for number, line in enumerate(text.split("\n"), start=1)
+            for number, line in enumerate(lines, start=1)
             if line.strip()
         ]
         self.pos = 0
@@ -225,9 +232,11 @@ def read_digest_bytes(path: Path) -> bytes:
         raise FormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
 
 
-def read_digest(path: Path) -> Digest:
-    """Read and parse a digest file (thin disk adapter around parse_digest)."""
-    return parse_digest(decode_text(read_digest_bytes(path), path), path)
+def read_digest(path: Path, flowed: bool = False) -> Digest:
+    """Read and parse a digest file (thin disk adapter around parse_digest); `flowed` joins
+    the soft-broken lines of format=flowed text first (line numbers then count joined lines)."""
+    text = decode_text(read_digest_bytes(path), path)
+    return parse_digest(unflow(text) if flowed else text, path)
 
 
 def format_problem(entry: Entry) -> str | None:
@@ -248,14 +257,17 @@ def format_problem(entry: Entry) -> str | None:
     return None
 
 
-def write_entry(entry: Entry) -> list[str]:
-    """The lines of one entry in canonical form; refuses an entry that would not read back
-    the same (see format_problem)."""
-    if (problem := format_problem(entry)) is not None:
+def write_entry(entry: Entry, abs_urls: bool = False, strict: bool = True) -> list[str]:
+    """The lines of one entry in canonical form (with `abs_urls`, the id line as the paper's
+    abs URL, for readers); `strict` refuses an entry that would not read back the same (see
+    format_problem)."""
+    if strict and (problem := format_problem(entry)) is not None:
         raise FormatError(f"the entry {entry.title[:60]!r}: {problem}",
                           line=entry.line, path="<digest>")
     lines = [entry.title, "(" + ", ".join(entry.authors) + ")"]
-    if entry.arxiv_id is not None:
+    if entry.arxiv_id is not None and abs_urls:
+        lines.append(f"https://arxiv.org/abs/{entry.arxiv_id}")  # version-less: the latest
+    elif entry.arxiv_id is not None:
         lines.append(f"arXiv:{entry.arxiv_id}" + (f"v{entry.version}" if entry.version else ""))
     elif entry.url is not None:
         lines.append(entry.url)
@@ -267,11 +279,17 @@ def write_entry(entry: Entry) -> list[str]:
     return lines
 
 
-def write_digest(digest: Digest) -> str:
-    """The canonical text of a digest (a canonical input gives back the same bytes)."""
+def write_digest(
+    digest: Digest, spaced: bool = False, abs_urls: bool = False, strict: bool = True
+) -> str:
+    """The canonical text of a digest (a canonical input gives back the same bytes); the
+    reader's form (`spaced`: a blank line before each entry, `abs_urls`: id lines as abs
+    URLs) reads back to the same entries. `strict`: see write_entry."""
     lines = [] if digest.date is None else [format_date_line(digest.date, digest.date_style)]
     for entry in digest.entries:
-        lines.extend(write_entry(entry))
+        if spaced:
+            lines.append("")
+        lines.extend(write_entry(entry, abs_urls, strict))
     return "\n".join(lines) + ("\n" if digest.final_newline else "")
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -119,11 +119,20 @@ def _base64_lines(raw: bytes) -> bytes:
     return base64.encodebytes(raw).replace(b"\n", CRLF)
 
 
-def _part_header(content_type: str) -> bytes:
-    return (
-        f'Content-Type: {content_type}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-    ).encode("ascii")
+def _part_header(content_type: str, params: dict[str, str]) -> bytes:
+    """A body part's headers (base64, UTF-8, the given Content-Type parameters), as the
+    stdlib writes them."""
+    part = MIMEPart(policy=SMTP)
+    part["Content-Type"] = content_type
+    for name, value in {"charset": "utf-8", **params}.items():
+        part.set_param(name, value)
+    part["Content-Transfer-Encoding"] = "base64"
+    return bytes(part)
+
+
+# The text part is RFC 3676 format=flowed (render.email_text wraps it): a line ending in a
+# space is a soft break that capable clients join and reflow.
+_PART_PARAMS = {"text/plain": {"format": "flowed", "delsp": "no"}, "text/html": {}}
 
 
 class _BodyTemplate:
@@ -132,9 +141,12 @@ class _BodyTemplate:
     every recipient, so only the short rest is encoded per message."""
 
     def __init__(self, content_type: str, text: str) -> None:
+        if content_type == "text/plain":  # text in its canonical form: CRLF line ends
+            text = text.replace("\r\n", "\n").replace("\n", "\r\n")
         first, *rest = [p.encode("utf-8") for p in text.split(PLACEHOLDER)]
         cut = len(first) - len(first) % 57  # 57 bytes = one 76-character base64 line
-        self.fixed = _part_header(content_type) + _base64_lines(first[:cut])
+        self.fixed = _part_header(content_type, _PART_PARAMS[content_type])
+        self.fixed += _base64_lines(first[:cut])
         self.head = first[cut:]
         self.rest = rest
 

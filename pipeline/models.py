@@ -202,12 +202,15 @@ UNSUBSCRIBE_PLACEHOLDER = "__UNSUBSCRIBE_URL__"
 
 @dataclass(frozen=True)
 class EmailVariant:
-    """One rendered email variant of an issue ('ko', 'en' or 'all'): inlined HTML and text."""
+    """One rendered email variant of an issue ('ko', 'en' or 'all'): inlined HTML and text,
+    and which layout the size guard chose (why, when it is not the full one)."""
 
     variant: str
     subject: str
     html: str
     text: str
+    layout: str = "full"  # "full" or "compact" (over delivery.max_html_kb)
+    reason: str = ""
 
 
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]

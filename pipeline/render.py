@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,10 +29,12 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from premailer import Premailer
 
+from pipeline.arxiv_calendar import ANNOUNCE_TIME, EASTERN, announced_at, is_announcement_day
 from pipeline.bundle import bundled
 from pipeline.config import Settings
 from pipeline.digest import write_digest
 from pipeline.errors import ConfigError
+from pipeline.flowed import SIGNATURE_SEPARATOR, WIDTH, flow
 from pipeline.models import (
     UNSUBSCRIBE_PLACEHOLDER,
     ArchivedEntry,
@@ -46,6 +48,7 @@ from pipeline.models import (
     has_hangul,
     is_links_only,
 )
+from pipeline.subject import SUBJECT_WIDTH, compile_subject
 
 BUNDLED_TEMPLATES = bundled("templates")
 
@@ -66,7 +69,7 @@ _TRAILING_PUNCT = ".,;:!?)]"
 _ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", re.IGNORECASE)
 
 # RFC 3676's signature separator: clients dim what follows it.
-SIGNATURE = "-- \n"
+SIGNATURE = SIGNATURE_SEPARATOR + "\n"
 
 
 LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
@@ -273,8 +276,15 @@ def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
 
 
 def pub_datetime(day: date, settings: Settings) -> datetime:
-    """When an issue counts as published in feeds: midnight of its date, newsletter time."""
-    return datetime.combine(day, time(0, 0), tzinfo=settings.tzinfo)
+    """When an issue counts as published (feeds' pubDate): the arXiv announcement it covers,
+    20:00 US Eastern the evening before `day` (the same hour for an issue dated on a
+    weekend), given in the newsletter's zone. Midnight in the newsletter's zone showed as
+    the day before everywhere west of it (UTC included); this instant is already `day`
+    from UTC eastwards (01:00 UTC, 10:00 in Seoul)."""
+    if is_announcement_day(day):
+        return announced_at(day).astimezone(settings.tzinfo)
+    evening = datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN)
+    return evening.astimezone(settings.tzinfo)
 
 
 def item_datetime(issue: Issue, settings: Settings) -> datetime:
@@ -469,8 +479,25 @@ class Renderer:
         return self.base + "subscribe"
 
     def subject(self, issue: Issue, variant: str) -> str:
-        """The email subject: newsletter title and date."""
-        return f"{issue.title} · {self.date_text(issue.date, variant)}"
+        """The email subject from `newsletter.subject`, on one line; the first paper's title
+        is cut at a word (with an ellipsis) so the whole fits SUBJECT_WIDTH characters."""
+        template = compile_subject(self.settings.newsletter.subject)
+        first = issue.entries[0].title if issue.entries else ""
+        values = {
+            "name": issue.title,
+            "date": self.date_text(issue.date, variant),
+            "date_iso": issue.date.isoformat(),
+            "count": len(issue.entries),
+        }
+
+        def render(title: str) -> str:
+            return " ".join(template.render(**values, first_title=title).split())
+
+        subject = render(first)
+        if len(subject) > SUBJECT_WIDTH and first:
+            room = len(first) - (len(subject) - SUBJECT_WIDTH)
+            subject = render(shorten(first, max(room - 1, 12)))  # 1 for the ellipsis
+        return subject
 
     def entry_view(
         self, day: date, number: int, entry: Entry, variant: str, base: str,
@@ -582,48 +609,91 @@ class Renderer:
             subject=self.subject(issue, variant),
             preheader=self.preheader(issue, variant),
             entries=self.entry_views(shown, variant, self.base, abstract_limit),
+            toc_entries=self.entry_views(issue, variant, self.base, 0),  # every paper
             compact=compact,
             rest=len(issue.entries) - len(shown.entries),
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
         )
 
     def email(self, issue: Issue, variant: str) -> EmailVariant:
-        """One email variant: inlined HTML (compact when too big) and the digest-format text."""
+        """One email variant: inlined HTML (compact when too big, saying why) and the text."""
         issue = clean_issue(issue)
         limit = self.settings.delivery.max_html_kb * 1024
-        html, size = "", 0
+        html, size, full_size = "", 0, 0
+        layout = _LAYOUTS[0]
         for layout in _LAYOUTS:
             html = inline_css(self.email_html(issue, variant, layout))
             size = len(html.encode("utf-8"))
+            full_size = full_size or size
             if size <= limit:
                 break
         shown = len(issue.entries)
         while size > limit and shown > 1:
             # Entries cost about the same: aim just under the limit, then step down.
             shown = max(1, min(shown - 1, int(shown * limit / size * 0.97)))
-            html = inline_css(self.email_html(issue, variant, (True, 0, shown)))
+            layout = (True, 0, shown)
+            html = inline_css(self.email_html(issue, variant, layout))
             size = len(html.encode("utf-8"))
         subject = self.subject(issue, variant)
-        return EmailVariant(variant, subject, html, self.email_text(issue, variant))
+        text = self.email_text(issue, variant)
+        if not layout[0]:
+            return EmailVariant(variant, subject, html, text)
+        _, abstract_limit, max_entries = layout
+        kept = (f"abstracts cut to {abstract_limit} characters" if abstract_limit
+                else "abstracts left out")
+        if max_entries is not None:
+            kept += f", {max_entries} of {len(issue.entries)} papers (the rest on the web)"
+        reason = (f"the full layout is {full_size / 1024:.0f} KB, over delivery.max_html_kb = "
+                  f"{self.settings.delivery.max_html_kb}; {kept}; {size / 1024:.0f} KB")
+        return EmailVariant(variant, subject, html, text, layout="compact", reason=reason)
 
-    def email_text(self, issue: Issue, variant: str) -> str:
-        """The text/plain part: the digest format with the variant's commentary, then a
-        signature block (after the standard "-- " line) with the web and unsubscribe links,
-        so a reader of plain text can leave too."""
+    def text_body(self, issue: Issue, variant: str) -> str:
+        """The issue in the digest format as readers get it: spaced (a blank line between
+        papers), each paper's abs URL, the variant's commentary; not wrapped yet."""
         lang = self.ui_lang(variant)
         style: DateStyle = "ko" if lang == "ko" else "en"
-        entries = tuple(replace(e, commentary=variant_commentary(e, variant)) for e in issue.entries)
-        body = write_digest(Digest(issue.date, entries, date_style=style))
-        ui = UI[lang]
-        web = self.base + self.page_name(issue.date, variant)
-        return (
-            f"{body}\n{SIGNATURE}{ui['view_web']}: {web}\n"
-            f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}\n"
-        )
+        # Only an http(s) URL makes a link line; anything else would read back as the abstract.
+        entries = tuple(replace(e, commentary=variant_commentary(e, variant), url=safe_url(e.url))
+                        for e in issue.entries)
+        # Not strict: a reader's copy shows whatever the issue holds (the draft's own check
+        # already refused entries that would not read back the same).
+        digest = Digest(issue.date, entries, date_style=style)
+        return write_digest(digest, spaced=True, abs_urls=True, strict=False)
+
+    def text_signature(self, issue: Issue, variant: str, unsubscribe: bool) -> list[str]:
+        """The lines below the "-- " separator: the other new papers, then the ways to the
+        web version (and out, in the email)."""
+        ui = UI[self.ui_lang(variant)]
+        lines: list[str] = []
+        for p in issue.more_papers:
+            if not lines:
+                lines += [ui["more_papers"], ""]
+            lines += [f"* {p.title}", f"  {p.abs_url}"]
+        if lines:
+            lines.append("")
+        lines.append(f"{ui['view_web']}: {self.base}{self.page_name(issue.date, variant)}")
+        lines.append(f"{ui['archive']}: {self.base}index.html")
+        if unsubscribe:
+            lines.append(f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}")
+        return lines
+
+    def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True) -> str:
+        """The text/plain part (RFC 3676 format=flowed, DelSp=No): the digest in its
+        readers' form, then a signature block (after the standard "-- " line) with the other
+        papers and the web and unsubscribe links, so a reader of plain text can leave too.
+        Unflowed, it reads back (`digest check --flowed`) to the same entries."""
+        lines = [self.text_body(issue, variant), SIGNATURE.rstrip("\n")]
+        lines += self.text_signature(issue, variant, unsubscribe)
+        # The reader's unsubscribe URL is longer than its placeholder: wrap as if the
+        # placeholder were too long for any line, so the URL gets a line of its own.
+        wide = UNSUBSCRIBE_PLACEHOLDER.ljust(WIDTH + 1, "_")
+        text = flow("\n".join(lines).replace(UNSUBSCRIBE_PLACEHOLDER, wide))
+        return text.replace(wide, UNSUBSCRIBE_PLACEHOLDER) + "\n"
 
     def emails(self, issue: Issue) -> list[EmailVariant]:
         """Every configured variant of the issue's email."""
         return [self.email(issue, v) for v in self.settings.variants]
+
 
     # -- web pages and feeds --
 
@@ -641,7 +711,8 @@ class Renderer:
         self, issue: Issue, prev: date | None = None, next: date | None = None
     ) -> dict[str, str]:
         """site/issues/D.html (default variant) and D.<lang>.html: path -> HTML; `prev` and
-        `next` are the dates of the archived issues around it."""
+        `next` are the dates of the archived issues around it; and the text of each (D.txt,
+        D.<lang>.txt: the email's text part without its unsubscribe line)."""
         issue = clean_issue(issue)
         pages = {}
         for variant in self.settings.variants:
@@ -664,6 +735,8 @@ class Renderer:
                 others=others,
                 **around,
             )
+            text_name = self.page_name(issue.date, variant).removesuffix(".html") + ".txt"
+            pages[text_name] = self.email_text(issue, variant, unsubscribe=False)
         return pages
 
     def archive_files(self, issues: Iterable[Issue], tags: Iterable[str]) -> dict[str, str | None]:
@@ -795,7 +868,8 @@ class Renderer:
                 return hit
         if number:
             view = self.entry_view(issue.date, number, issue.entries[0], variant, self.base)
-            html = self.issue_fragment(issue, variant, self.base, [view])
+            # no "04" kicker: the paper's place in its issue means nothing in a tag feed
+            html = self.issue_fragment(issue, variant, self.base, [replace(view, number=0)])
         else:
             html = self.issue_fragment(issue, variant, self.base)
         if self.fragments is not None:
@@ -843,19 +917,24 @@ class Renderer:
         )
 
     def tag_feed(self, key: str, tagged: Sequence[Tagged]) -> str:
-        """site/tags/<tag>.xml: one item per paper with the tag, newest first."""
+        """site/tags/<tag>.xml: one item per paper with the tag, newest first, titled by the
+        paper and summarized by the curator's commentary (in the feed's language), then the
+        abstract."""
         variant = self.default_variant
+        lang = self.ui_lang(variant)
         items = []
         for t in tagged[:TAG_FEED_ITEMS]:
             web_url = f"{self.base}{self.page_name(t.issue.date, variant)}#{entry_anchor(t.entry)}"
             one = replace(t.issue, entries=(t.entry,), more_papers=())
+            notes = variant_commentary(t.entry, lang) or t.entry.commentary
+            summary = "".join(f"<p>{linkify(p)}</p>" for p in (*notes, t.entry.abstract) if p)
             items.append(
                 {
                     "title": t.entry.title,
                     "link": safe_url(t.entry.link) or web_url,
                     "guid": web_url,
                     "pub_date": rfc822(item_datetime(t.issue, self.settings)),
-                    "description": shorten(t.entry.abstract, 300),
+                    "description": summary,
                     "content": self.feed_content(one, variant, t.number),
                     "categories": t.entry.tag_keys,
                 }
@@ -882,6 +961,12 @@ class Renderer:
             if items else None,
             items=items,
         )
+
+
+def layout_note(variants: Sequence[EmailVariant]) -> str | None:
+    """One line for `build` when the size guard switched a variant to the compact layout."""
+    compact = [f"{v.variant}: {v.reason}" for v in variants if v.layout != "full"]
+    return "compact layout: " + "; ".join(compact) if compact else None
 
 
 def tag_stem(key: str) -> str:

@@ -408,6 +408,8 @@ def build(settings: Settings, day: date, rt: Runtime) -> IssueRecord:
     assert record is not None
     sizes = ", ".join(f"{v.name} {v.html_bytes / 1024:.0f} KB" for v in summary.variants)
     rt.echo(f"built the issue of {day} ({summary.entries} entries; {sizes}; {built[:12]})")
+    if note := render.layout_note(variants):  # the size guard switched to compact: say so
+        rt.echo(note)
     if summary.uncommented:
         rt.echo(f"{len(summary.uncommented)} of {summary.entries} entries have no commentary"
                 + (" (`digest approve` refuses them unless --allow-uncommented)"

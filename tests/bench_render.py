@@ -28,6 +28,7 @@ def main() -> None:
             renderer.env.get_template("email.html").render(
                 **ctx, subject="s", preheader="p", compact=False, rest=0, unsubscribe_url="u",
                 entries=renderer.entry_views(issue, variant, renderer.base),
+                toc_entries=renderer.entry_views(issue, variant, renderer.base, 0),
             )
 
         def bare_page() -> None:
@@ -42,11 +43,16 @@ def main() -> None:
         all_emails = best_time(lambda: renderer.emails(issue), 3)
         bare_pg = best_time(bare_page, 20)
         pages = best_time(lambda: renderer.issue_pages(issue), 5)
+        unwrapped = best_time(lambda: renderer.text_body(issue, variant), 20)
+        flowed = best_time(lambda: renderer.email_text(issue, variant), 20)
         print(f"bare Jinja2 email.html render       {bare * 1000:8.1f} ms")
         print(f"one email variant (+premailer)      {one_email * 1000:8.1f} ms"
               f"  ({one_email / bare:.1f}x bare)")
         print(f"all {len(settings.variants)} email variants               "
               f"{all_emails * 1000:8.1f} ms")
+        print(f"text part, digest format only       {unwrapped * 1000:8.1f} ms")
+        print(f"text part, format=flowed            {flowed * 1000:8.1f} ms"
+              f"  ({flowed / unwrapped:.1f}x unwrapped)")
         print(f"bare Jinja2 issue.html render       {bare_pg * 1000:8.1f} ms")
         print(f"issue pages ({len(settings.variants)} variants)            "
               f"{pages * 1000:8.1f} ms  ({pages / bare_pg:.1f}x bare)")

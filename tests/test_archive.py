@@ -154,6 +154,7 @@ def test_a_correction_rewrites_only_its_pages_and_the_pages_holding_it(tmp_path:
     [changed] = publish(settings, [corrected])
     assert changed == {
         "issues/2024-01-03.html", "issues/2024-01-03.ko.html", "issues/2024-01-03.en.html",
+        "issues/2024-01-03.txt", "issues/2024-01-03.ko.txt", "issues/2024-01-03.en.txt",
         "archive/page-1.html", "archive/page-1.ko.html", "archive/page-1.en.html",
         "tags/reward-model/page-1.html", "tags/topic-2.html",  # 4 papers: no full page yet
         "tags/reward-model.xml", "tags/topic-2.xml",  # the tag feeds carry its paper
@@ -436,7 +437,7 @@ def test_a_tag_named_index_does_not_replace_the_tags_page(tmp_path: Path) -> Non
     target, _ = resolve(root, "tags/index.html", row.find_class("tag")[0].get("href"))
     assert target == "tags/index_.html" and (root / "tags/index_.xml").is_file()
     assert page(root, target).find(".//h1").text_content() == "#index"
-    hrefs = [a.get("href") for a in page(root, "issues/2024-01-01.html").find_class("tag")]
+    hrefs = [a.get("href") for a in page(root, "issues/2024-01-01.html").find_class("tag-link")]
     assert hrefs == ["../tags/index_.html"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 from contextlib import closing
@@ -70,6 +71,40 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     text = "\n".join(lines)
     assert str(outbox_site / "index.html") in text
     assert str(outbox / "preview.all.html") in text
+    assert "compact layout" not in text  # the reference fits the full layout
+
+
+def test_build_says_when_and_why_it_switched_to_the_compact_layout(
+    tmp_path: Path, http_server: RecordingServer
+) -> None:
+    settings = newsletter(tmp_path)
+    settings = replace(
+        settings,
+        arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query"),
+        delivery=replace(settings.delivery, max_html_kb=40),
+    )
+    settings.paths.drafts.mkdir(parents=True)
+    shutil.copy(REFERENCE, run.draft_path(settings, REFERENCE_DAY))
+    with closing(store.connect(settings.db_path)) as conn:
+        add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
+    lines: list[str] = []
+    run.build(settings, REFERENCE_DAY, runtime(lines))
+    [note] = [line for line in lines if line.startswith("compact layout: ")]
+    for variant in ("ko", "en", "all"):
+        assert re.search(rf"\b{variant}: the full layout is \d+ KB, over "
+                         r"delivery.max_html_kb = 40; abstracts (cut to 280 characters|left out)",
+                         note), note
+    preview = (settings.paths.outbox / "2024-12-05" / "preview.all.html").read_text()
+    doc = lxml.html.fromstring(preview)
+    assert doc.find_class("notice")
+    # the contents list names every paper: those past the ones shown link to the web version
+    shown = len(doc.find_class("title"))
+    hrefs = [a.get("href") for a in doc.find_class("toc-link")]
+    assert len(hrefs) == 10 and all(h.startswith("#p-") for h in hrefs[:shown])
+    assert all(h.startswith("https://digest.example.org/issues/2024-12-05.html#p-")
+               for h in hrefs[shown:])
+    assert len(doc.find_class("links")) == shown  # and every shown paper's arXiv/PDF links
+    assert len(preview.encode("utf-8")) <= 40 * 1024
 
 
 def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]) -> None:

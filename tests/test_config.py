@@ -72,6 +72,15 @@ def test_every_example_key_is_documented_with_a_comment() -> None:
         ("[newsletter]\nbase_url = 'https://x.org/a?b=1#top'\n", "newsletter.base_url",
          "expected an http(s) URL of the site's folder"),
         ("[newsletter]\nbase_url = 'https://'\n", "newsletter.base_url", "expected an http(s) URL"),
+        ("[newsletter]\nsubject = '{{ name }} · {{ date'\n", "newsletter.subject",
+         "not a valid Jinja2 template"),
+        ("[newsletter]\nsubject = '{% if count %}{{ titel }}{% endif %}'\n", "newsletter.subject",
+         "unknown variable 'titel' in the subject template (expected some of: name, date,"),
+        ("[newsletter]\nsubject = 42\n", "newsletter.subject", "expected a string"),
+        ("[newsletter]\nsubject = '{{ name.__class__.__mro__ }}'\n", "newsletter.subject",
+         "the subject template fails: access to attribute '__class__'"),
+        ("[newsletter]\nsubject = '{% include \"x\" %}'\n", "newsletter.subject",
+         "the subject template fails"),
     ],
 )
 def test_bad_config_names_the_key(

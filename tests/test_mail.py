@@ -79,7 +79,9 @@ def test_message_is_multipart_alternative_text_first_with_every_header(
     text, html = msg.iter_parts()
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
-    assert text.get_content() == variants["ko"].text.replace(UNSUBSCRIBE_PLACEHOLDER, URL)
+    assert (text.get_param("format"), text.get_param("delsp")) == ("flowed", "no")
+    assert text.get_content() == variants["ko"].text.replace(UNSUBSCRIBE_PLACEHOLDER, URL).replace(
+        "\n", "\r\n")  # text/* in canonical form
     assert html.get_content() == variants["ko"].html.replace(UNSUBSCRIBE_PLACEHOLDER, URL)
     assert UNSUBSCRIBE_PLACEHOLDER.encode() not in out.data
     assert all(len(line) <= 998 for line in out.data.split(b"\r\n"))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -20,11 +21,21 @@ from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
 
 from pipeline import site, store
-from pipeline.config import Settings
-from pipeline.digest import parse_digest
+from pipeline.arxiv_calendar import announced_at
+from pipeline.cli import main
+from pipeline.config import Settings, load_config
+from pipeline.digest import parse_date_line, parse_digest
 from pipeline.errors import ConfigError
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Entry, Issue, Paper
-from pipeline.render import Renderer, linkify, safe_url
+from pipeline.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
+from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
+from pipeline.render import (
+    Renderer,
+    clean_issue,
+    layout_note,
+    linkify,
+    safe_url,
+    variant_commentary,
+)
 from tests.render_support import (
     REFERENCE_DAY,
     archive_issue,
@@ -85,28 +96,94 @@ def test_golden_web_page_and_feed(renderer: Renderer) -> None:
 # --- the email -------------------------------------------------------------------------------
 
 
-def test_text_part_is_the_digest_format_per_variant(emails: dict) -> None:
-    ref = reference_issue()
-    for variant, notes in (("ko", "notes_ko"), ("en", "notes_en"), ("all", "commentary")):
-        body, signature = split_signature(emails[variant].text)
-        parsed = parse_digest(body, f"text.{variant}")
+def decoded_text_part(settings: Settings, variant: EmailVariant) -> str:
+    """The text/plain part of the message a subscriber gets, as the email package decodes it."""
+    raw = site.preview_message(settings, variant_day(variant), variant)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    part = msg.get_body(("plain",))
+    assert part is not None and part["Content-Type"].params == {
+        "charset": "utf-8", "format": "flowed", "delsp": "no"}
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def variant_day(variant: EmailVariant) -> date:
+    first_line = unflow(variant.text).split("\n", 1)[0]
+    parsed = parse_date_line(first_line)
+    assert parsed is not None, first_line
+    return parsed[0]
+
+
+def assert_wrapped(text: str) -> None:
+    """Lines of at most 78 characters (and columns: Hangul counts two), unless the line is one
+    URL, which is never cut; a soft break is a trailing space, never a cut word."""
+    for line in text.split("\n"):
+        if len(line) > 78 or columns(line) > 78:
+            assert re.fullmatch(r" ?\(?https?://\S+ ?", line), f"line over 78: {line!r}"
+
+
+@pytest.mark.parametrize("issue", [reference_issue(), archive_issue(4), hostile_issue()],
+                         ids=["reference", "with-ids", "hostile"])
+def test_text_part_reads_back_to_the_same_entries(settings: Settings, issue: Issue) -> None:
+    renderer = Renderer(settings)
+    shown = clean_issue(issue)
+    for v in renderer.emails(issue):
+        text = decoded_text_part(settings, v)
+        assert_wrapped(text)
+        body, signature = split_signature(unflow(text))
+        assert "\n\n" in body  # the spaced form: a blank line before each paper
+        parsed = parse_digest(unflow(text), f"text.{v.variant}")  # stops at the "-- " line
+        assert parsed.date == issue.date
+        assert [e.title for e in parsed.entries] == [e.title for e in shown.entries]
+        assert [e.authors for e in parsed.entries] == [e.authors for e in shown.entries]
+        assert [e.arxiv_id for e in parsed.entries] == [e.arxiv_id for e in shown.entries]
+        assert [e.abstract for e in parsed.entries] == [e.abstract for e in shown.entries]
+        assert [e.commentary for e in parsed.entries] == [
+            variant_commentary(e, v.variant) for e in shown.entries]
+        assert [e.tags for e in parsed.entries] == [e.tags for e in shown.entries]
+        for e in shown.entries:  # each paper's abs URL, alone on its line
+            if e.arxiv_id:
+                assert f"\nhttps://arxiv.org/abs/{e.arxiv_id}\n" in body
         # below the digest, the standard signature block with the ways out
-        web = f"https://digest.example.org/issues/2024-12-05{'' if variant == 'all' else '.' + variant}.html"
-        assert web in signature and UNSUBSCRIBE_PLACEHOLDER in signature
-        assert parsed.date == REFERENCE_DAY
-        assert [e.title for e in parsed.entries] == [e.title for e in ref.entries]
-        assert [e.commentary for e in parsed.entries] == [getattr(e, notes) for e in ref.entries]
-        assert [e.tags for e in parsed.entries] == [e.tags for e in ref.entries]
-    assert emails["ko"].text.startswith("2024년 12월 5일\n")
-    assert emails["en"].text.startswith("December 5, 2024\n")
+        suffix = "" if v.variant == "all" else f".{v.variant}"
+        web = f"https://digest.example.org/issues/{issue.date}{suffix}.html"
+        assert web in signature and site.preview_unsubscribe_url(settings) in signature
 
 
+def test_text_part_wraps_as_format_flowed(emails: dict) -> None:
+    text = emails["ko"].text
+    assert text.startswith("2024년 12월 5일\n\nFree Process Rewards without Process Labels\n")
+    assert emails["en"].text.startswith("December 5, 2024\n\n")
+    assert_wrapped(text)
+    lines = text.split("\n")
+    assert sum(line.endswith(" ") for line in lines) > 100  # soft breaks in the long paragraphs
+    assert max(len(line) for line in unflow(text).split("\n")) > 1000  # that unflow joins
+    assert "\n-- \n" in text  # the signature separator stays a hard break
+    # the reader's unsubscribe URL (longer than its placeholder) gets a line of its own
+    assert text.endswith(f"\n수신 거부: \n{UNSUBSCRIBE_PLACEHOLDER}\n")
+    # every paragraph's last line is a hard break: tags lines and titles end without a space
+    assert all(not line.endswith(" ") for line in lines if line.startswith("#"))
+
+
+def test_flow_round_trips_and_stuffs() -> None:
+    text = "From here on\n>not a quote\n a leading space\n" + "word " * 40 + "end\n-- \nsig"
+    flowed = flow(text)
+    assert flowed.startswith(" From here on\n >not a quote\n  a leading space\n")  # stuffed
+    assert unflow(flowed) == text
+    long_url = "https://example.org/" + "x" * 100
+    assert flow(f"see {long_url} and more") == f"see \n{long_url} \nand more"
+    # a wrapped "-- " alone on a line would read as the signature separator
+    dashed = "x " * 38 + "-- " + long_url
+    assert SIGNATURE_SEPARATOR not in flow(dashed).split("\n")
+    assert unflow(flow(dashed)) == dashed
+    # Hangul takes two columns: 11 words of 7 columns fill a 78-column line
+    assert flow(("한국어 " * 30).strip()).split("\n")[0] == "한국어 " * 11
 def test_email_carries_everything_of_the_reference(emails: dict) -> None:
     ref = reference_issue()
     doc = lxml.html.fromstring(emails["all"].html)
     assert doc.get("lang") == "ko"
     assert "2024년 12월 5일" in doc.findtext(".//h1")
-    assert emails["all"].subject == "ML Papers Digest · 2024년 12월 5일"
+    assert emails["all"].subject == (
+        "ML Papers Digest · 2024년 12월 5일 · Free Process Rewards without Process Labels")
     titles = [h.text_content() for h in doc.findall(".//h2")]
     assert titles == [e.title for e in ref.entries]
     text = doc.text_content()
@@ -155,10 +232,10 @@ def test_email_is_self_contained_and_inlined(emails: dict) -> None:
 def test_variants_show_their_language(emails: dict) -> None:
     ko = lxml.html.fromstring(emails["ko"].html)
     en = lxml.html.fromstring(emails["en"].html)
-    assert ko.xpath('//div[@class="notes"]/p[@lang="ko"]')
-    assert not ko.xpath('//div[@class="notes"]/p[@lang="en"]')
-    assert en.xpath('//div[@class="notes"]/p[@lang="en"]')
-    assert not en.xpath('//div[@class="notes"]/p[@lang="ko"]')
+    assert ko.xpath('//td[@class="notes-cell"]/p[@lang="ko"]')
+    assert not ko.xpath('//td[@class="notes-cell"]/p[@lang="en"]')
+    assert en.xpath('//td[@class="notes-cell"]/p[@lang="en"]')
+    assert not en.xpath('//td[@class="notes-cell"]/p[@lang="ko"]')
     assert "December 5, 2024" in en.findtext(".//h1")
     assert en.get("lang") == "en"
     assert "https://digest.example.org/issues/2024-12-05.en.html" in emails["en"].html
@@ -198,7 +275,9 @@ def test_long_author_lists_are_shortened(renderer: Renderer) -> None:
 
 
 def test_reference_email_is_under_the_limit_and_not_compact(emails: dict) -> None:
+    assert layout_note(list(emails.values())) is None
     for v in emails.values():
+        assert (v.layout, v.reason) == ("full", "")
         assert len(v.html.encode("utf-8")) < 90 * 1024
         assert 'class="notice"' not in v.html
         assert 'class="abstract-label"' in v.html
@@ -206,6 +285,8 @@ def test_reference_email_is_under_the_limit_and_not_compact(emails: dict) -> Non
 
 def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
     issue = big_issue(60)
+    issue = replace(issue, entries=tuple(
+        replace(e, arxiv_id=f"2412.{n:05d}") for n, e in enumerate(issue.entries)))
     full = renderer.email_html(issue, "all", (False, None, None))
     assert len(full.encode("utf-8")) > 90 * 1024  # really too big for the full layout
     for v in renderer.emails(issue):
@@ -214,13 +295,20 @@ def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
         assert doc.find_class("notice"), "the compact layout says it is compact"
         assert not doc.find_class("abstract-label")
         shown = len(doc.findall(".//h2"))
-        assert 20 <= shown <= 60
+        assert 10 <= shown <= 60
+        # the contents list and every shown paper's arXiv/PDF links stay
+        assert len(doc.find_class("toc-link")) == 60
+        assert len(doc.find_class("links")) == shown
+        assert all(len(p.findall("a")) == 2 for p in doc.find_class("links"))
+        # and the variant says it switched, and why
+        assert v.layout == "compact"
+        assert "over delivery.max_html_kb = 90" in v.reason and "KB" in v.reason
         if shown < 60:  # the rest is announced, with a link to the web version
             rest = doc.find_class("notice")[-1]
             assert str(60 - shown) in rest.text_content()
             assert rest.find("a").get("href").startswith("https://digest.example.org/issues/")
         # The text part still has everything.
-        assert len(parse_digest(split_signature(v.text)[0], "t").entries) == 60
+        assert len(parse_digest(unflow(v.text), "t").entries) == 60
 
 
 # --- safety ----------------------------------------------------------------------------------
@@ -262,8 +350,9 @@ def test_hostile_input_stays_text_in_email_and_web_page(renderer: Renderer) -> N
         assert_safe_html(v.html)
         assert "javascript:alert(7)" not in v.html
         assert "&lt;script&gt;" in v.html
-    for page in renderer.issue_pages(issue).values():
-        assert_safe_html(page)
+    for name, page in renderer.issue_pages(issue).items():
+        if name.endswith(".html"):
+            assert_safe_html(page)
 
 
 def test_hostile_input_never_breaks_a_feed(renderer: Renderer) -> None:
@@ -338,6 +427,50 @@ def test_feeds_parse_back_with_dates_guids_and_self_link(tmp_path: Path) -> None
     assert (site_dir / "index.html").exists() and (site_dir / "tags/reward-model.html").exists()
 
 
+def test_each_feed_has_its_own_title_and_the_issue_date(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    issues = [archive_issue(k) for k in range(5)]  # Monday 2024-01-01 .. Friday 2024-01-05
+    publish(settings, issues)
+    titles = {}
+    for name in ("feed.xml", "feed.ko.xml", "feed.en.xml", "tags/reward-model.xml"):
+        parsed = feedparser.parse((settings.paths.site / name).read_bytes())
+        titles[name] = parsed.feed.title
+        for item in parsed.entries:
+            day = date.fromisoformat(re.search(r"\d{4}-\d{2}-\d{2}", item.id)[0])
+            moment = parsedate_to_datetime(item.published)
+            # arXiv's announcement: 20:00 US Eastern the evening before, in the newsletter's zone
+            assert moment == announced_at(day) and moment.utcoffset() == timedelta(hours=9)
+            assert moment.astimezone(UTC).date() == day  # no longer the day before in UTC
+    assert titles == {
+        "feed.xml": "ML Papers Digest (한국어 + English)",
+        "feed.ko.xml": "ML Papers Digest (한국어)",
+        "feed.en.xml": "ML Papers Digest (English)",
+        "tags/reward-model.xml": "ML Papers Digest · #reward-model",
+    }
+    # one language: feed.xml is the only issue feed, under the newsletter's own name
+    one = make_settings(tmp_path / "one")
+    one = replace(one, newsletter=replace(one.newsletter, languages=("en",)))
+    files = Renderer(one).archive_files(issues, ())
+    assert feedparser.parse(files["feed.xml"]).feed.title == "ML Papers Digest"
+
+
+def test_tag_feed_items_are_the_papers_with_the_commentary_first(renderer: Renderer) -> None:
+    issue = archive_issue(2)
+    entry = next(e for e in issue.entries if "reward-model" in e.tag_keys)
+    xml = renderer.archive_files([issue], issue.tags)["tags/reward-model.xml"]
+    assert xml is not None
+    [item] = feedparser.parse(xml).entries
+    assert item.title == entry.title  # the paper, not "01 …"
+    summary = lxml.html.fromstring(f"<div>{item.summary}</div>")
+    paragraphs = [p.text_content() for p in summary.findall("p")]
+    # the feed is Korean (newsletter.locale): the Korean commentary, then the abstract
+    shown = [p.replace("https://arxiv.org/abs/", "arXiv:") for p in entry.notes_ko]
+    assert paragraphs == [*shown, entry.abstract]
+    content = lxml.html.fromstring(item.content[0].value)
+    assert not content.find_class("kicker")
+    assert content.find_class("title")[0].text_content() == entry.title
+
+
 def test_rebuild_is_byte_identical_and_guids_stable(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     issues = [archive_issue(k) for k in range(3)]
@@ -408,7 +541,7 @@ def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, ema
     assert msg.get_content_type() == "multipart/alternative"
     text, html = msg.get_payload()
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
-    assert text.get_content() == emails["all"].text.replace(
+    assert text.get_content().replace("\r\n", "\n") == emails["all"].text.replace(
         UNSUBSCRIBE_PLACEHOLDER, site.preview_unsubscribe_url(settings))
     assert UNSUBSCRIBE_PLACEHOLDER not in text.get_content() + html.get_content()
     assert msg["Subject"] == emails["all"].subject
@@ -456,7 +589,7 @@ def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
     assert "태그에 맞는 다른 새 논문" in extra.text_content()
     assert extra.find(".//a").get("href") == "https://arxiv.org/abs/2412.00001"
     assert extra.find(".//a").text == "Another <new> paper"
-    tag = doc.find_class("tag")[0]
+    tag = doc.find_class("tag-link")[0]
     assert tag.get("href") == "https://digest.example.org/tags/%ED%95%9C%EA%B5%AD%EC%96%B4-%ED%83%9C%EA%B7%B8.html"
     files = renderer.archive_files([issue], issue.tags)
     assert "tags/한국어-태그.xml" in files and "tags/한국어-태그.html" in files
@@ -508,3 +641,95 @@ def test_archive_round_trips_issues_through_the_store(tmp_path: Path) -> None:
         more_papers=(Paper(arxiv_id="2412.00001", title="P", authors=("X",), abstract="a"),),
     )
     assert store.issue_from_json(store.issue_json(issue)) == replace(issue, unresolved=())
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+def test_default_subject_names_the_first_paper_within_78_characters(renderer: Renderer) -> None:
+    long_title = "A Very Long Title About Process Reward Models That Goes On And On Past Any Inbox"
+    issue = replace(reference_issue(), entries=(
+        replace(reference_issue().entries[0], title=long_title), *reference_issue().entries[1:]))
+    for variant, date_text in (("ko", "2024년 12월 5일"), ("en", "December 5, 2024")):
+        subject = renderer.subject(issue, variant)
+        assert len(subject) <= 78
+        assert subject.startswith(f"ML Papers Digest · {date_text} · A Very Long Title")
+        assert subject.endswith("…")
+        kept = subject.rsplit(" · ", 1)[1].removesuffix("…")
+        assert long_title.startswith(kept) and long_title[len(kept)] == " "  # at a word boundary
+    # a title that fits is kept whole; one that does not loses its last words
+    assert renderer.subject(reference_issue(), "ko") == (
+        "ML Papers Digest · 2024년 12월 5일 · Free Process Rewards without Process Labels")
+    assert renderer.subject(reference_issue(), "en") == (
+        "ML Papers Digest · December 5, 2024 · Free Process Rewards without Process…")
+
+
+def test_subject_template_from_config(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "digest.toml"
+    path.parent.mkdir()
+    path.write_text('[newsletter]\nsubject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
+                    '<{{ first_title }}>"\n', encoding="utf-8")
+    settings = load_config(path)
+    subject = Renderer(settings).email(reference_issue(), "en").subject
+    # plain text: nothing escaped, and the first title cut to fit
+    assert subject.startswith("[ML Papers Digest] 2024-12-05: 10 papers, <Free Process")
+    assert subject.endswith("…>") or subject.endswith("Labels>")
+    assert len(subject) <= 78
+
+
+def test_site_publishes_the_text_that_digest_check_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path / "newsletter")
+    more = Paper(arxiv_id="2401.99999", title="Another new paper", authors=("X",), abstract="a")
+    issue = replace(archive_issue(0), more_papers=(more,))
+    publish(settings, [issue])
+    issues = settings.paths.site / "issues"
+    texts = {p.name: p.read_text(encoding="utf-8") for p in issues.glob("*.txt")}
+    assert set(texts) == {"2024-01-01.txt", "2024-01-01.ko.txt", "2024-01-01.en.txt"}
+    for name, text in texts.items():
+        assert UNSUBSCRIBE_PLACEHOLDER not in text and "/unsubscribe" not in text
+        assert_wrapped(text)
+        # the other papers and the way to the web version, below the signature separator
+        signature = split_signature(unflow(text))[1]
+        assert "* Another new paper\n  https://arxiv.org/abs/2401.99999\n" in signature
+        assert f"https://digest.example.org/issues/{name.removesuffix('.txt')}.html" in signature
+    monkeypatch.chdir(tmp_path)  # no config here: the format alone is checked
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--flowed", "--json", str(issues / "2024-01-01.txt")])
+    out, err = capsys.readouterr()
+    assert (info.value.code, err) == (0, "")
+    [parsed] = json.loads(out)  # one report per file checked
+    assert parsed["date"] == "2024-01-01"
+    assert [(e["title"], e["arxiv_id"], e["abstract"], e["tags"]) for e in parsed["entries"]] == [
+        (e.title, e.arxiv_id, e.abstract, list(e.tags)) for e in issue.entries]
+    # without --flowed, the wrapped lines do not read as the digest
+    with pytest.raises(SystemExit) as info:
+        main(["check", str(issues / "2024-01-01.txt")])
+    assert info.value.code == 2
+
+
+def test_email_markup_is_outlook_safe(emails: dict) -> None:
+    """Word's engine (Outlook) drops padding on divs and links, inline-block and negative
+    indents: the commentary box is a table cell, the contents a two-column table, the tag
+    pills padded spans around their links."""
+    for v in emails.values():
+        doc = lxml.html.fromstring(v.html)
+        styles = " ".join(el.get("style", "") for el in doc.iter() if isinstance(el.tag, str))
+        assert "inline-block" not in styles and "text-indent:-" not in styles.replace(" ", "")
+        assert not doc.xpath('//div[contains(@style, "padding")]')
+        cells = doc.find_class("notes-cell")
+        assert cells and all(c.tag == "td" and "padding" in c.get("style") for c in cells)
+        rows = doc.xpath('//table[@class="toc-list"]/tr')
+        assert len(rows) == 10
+        assert all([td.get("class") for td in r.findall("td")] == ["toc-num", "toc-item"]
+                   for r in rows)
+        pills = doc.find_class("tag")
+        assert pills and all(p.tag == "span" and p.getparent().get("class") == "tags"
+                             and p.find("a").get("class") == "tag-link" for p in pills)
+        assert not any("padding" in (a.get("style") or "") for a in doc.iter("a"))
+        # fonts: Latin families first, a Korean one after; Outlook gets its own stack
+        container = doc.find_class("container")[0].get("style")
+        stack = re.search(r"font-family:([^;]+)", container)[1]
+        assert stack.index("Arial") < stack.index("Noto Sans KR") < stack.index("sans-serif")
+        assert "<!--[if mso]><style>" in v.html

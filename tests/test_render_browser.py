@@ -163,3 +163,57 @@ def test_readable_at_every_width_light_and_dark(
             assert bg == "rgb(22, 27, 34)", "dark mode did not apply"
     finally:
         page.close()
+
+
+# Every element with Hangul of its own: whether it breaks between words only, and its language.
+HANGUL_JS = """
+() => [...document.body.querySelectorAll('*')].filter(el =>
+    [...el.childNodes].some(n => n.nodeType === 3 && /[\\uac00-\\ud7af]/.test(n.textContent))
+  ).map(el => ({tag: el.tagName, cls: el.className, text: el.textContent.trim().slice(0, 30),
+                wordBreak: getComputedStyle(el).wordBreak,
+                lang: (el.closest('[lang]') || {}).lang}))
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["email-all", "email-ko", "web"])
+def test_all_korean_text_keeps_words_whole(browser: Any, pages: dict[str, Path], name: str) -> None:
+    """keep-all and lang="ko" on every Korean text (the footer too), not only the commentary."""
+    page = browser.new_page(viewport={"width": 375, "height": 900})
+    try:
+        page.goto(pages[name].as_uri())
+        found = page.evaluate(HANGUL_JS)
+        classes = {c for f in found for c in f["cls"].split()}
+        assert {"note-ko", "footer-p", "date"} <= classes or name == "web", classes
+        wrong = [f for f in found if f["wordBreak"] != "keep-all" or f["lang"] != "ko"]
+        assert not wrong, wrong[:5]
+    finally:
+        page.close()
+
+
+def platform_fonts(page: Any, selector: str) -> set[str]:
+    """The fonts Chromium really drew the first `selector` element's own text with."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    assert node, selector
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    return {f["familyName"] for f in fonts}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["email-ko", "email-all", "web"])
+def test_latin_text_is_drawn_with_a_latin_font(browser: Any, pages: dict[str, Path], name: str) -> None:
+    """Latin fonts come first: ':' and ',' in a Korean email's Latin text are not the Korean
+    font's full-width forms; Hangul still finds its font."""
+    page = browser.new_page(viewport={"width": 600, "height": 900})
+    try:
+        page.goto(pages[name].as_uri())
+        for selector in ("a.toc-link", "p.authors"):  # "Nemotron-CC: …", "Lifan Yuan, …"
+            fonts = platform_fonts(page, selector)
+            assert fonts and not any("CJK" in f for f in fonts), (selector, fonts)
+        assert any("CJK" in f for f in platform_fonts(page, "p.note-ko"))
+    finally:
+        page.close()
