@@ -10,7 +10,6 @@ never appeared, language gaps in a note.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,9 +19,6 @@ from pipeline.notes import Note
 from pipeline.text import title_key
 
 Level = Literal["error", "warning"]
-_LINKS_ONLY_RE = re.compile(r"(?:\(?https?://\S+?\)?[\s,]*)+")
-
-
 # How alike an unknown tag and a configured one must be (difflib's ratio) to suggest it.
 SUGGEST_CUTOFF = 0.75
 
@@ -41,13 +37,6 @@ class Finding:
 UNCOMMENTED = "uncommented"
 UNKNOWN_TAG = "unknown-tag"  # not in the config: maybe a new tag on purpose
 TAG_TYPO = "tag-typo"  # not in the config, and close to one configured tag
-
-
-def _words(entry: Entry) -> tuple[list[str], list[str]]:
-    """Korean and English paragraphs, leaving out paragraphs that are only links."""
-    ko = list(entry.notes_ko)
-    en = [p for p in entry.notes_en if not _LINKS_ONLY_RE.fullmatch(p)]
-    return ko, en
 
 
 def lint_entries(
@@ -84,7 +73,7 @@ def lint_entries(
             if entry.arxiv_id:
                 first_by_id[entry.arxiv_id] = entry
             first_by_title[key] = entry
-        ko, en = _words(entry)
+        ko, en = entry.notes_ko, entry.notes_en  # links-only paragraphs are in neither
         if "ko" in languages and "en" in languages:
             if ko and not en:
                 findings.append(Finding(
