@@ -43,9 +43,9 @@ _ARXIV_IN_TEXT_RE = re.compile(
     r"[(<]?(?P<url>https?://(?:www\.)?arxiv\.org/(?:abs|pdf|html)/[^\s()<>]+?)[)>]?(?=\s|$)"
 )
 _ANY_URL_RE = re.compile(r"https?://")
+_LETTER_RE = re.compile(r"[^\W\d_]")
 _STARRED_RE = re.compile(r"\*{1,2}(?P<title>[^*].*?)\*{1,2}")
 _AUTHORS_ONLY_RE = re.compile(r"\((.+)\)")
-_TAG_WORD_RE = re.compile(TAG_RE.pattern)
 _TRAILING_TAGS_RE = re.compile(r"(?:(?<=\s)#[\w\-]+[,;]?\s*)+$")
 _TRAILING_COMMENT_RE = re.compile(r"(?:^|(?<=\s))(?<!\\)%\s*$")
 _MACRO_RE = re.compile(r"\\([a-zA-Z]+)(?:\{\})?")
@@ -319,15 +319,21 @@ def _split_tags_line(line: str) -> tuple[list[str], list[str]] | None:
     if not line.startswith("#"):
         return None
     words = line.split()
-    tags = [w.rstrip(",;.") for w in words if _TAG_WORD_RE.fullmatch(w.rstrip(",;."))]
-    strays = [w for w in words if not _TAG_WORD_RE.fullmatch(w.rstrip(",;."))]
-    if not tags or not _TAG_WORD_RE.fullmatch(words[0].rstrip(",;.")):
+    if not TAG_RE.fullmatch(words[0].rstrip(",;.")):
         return None
+    tags: list[str] = []
+    strays: list[str] = []
+    for word in words:
+        bare = word.rstrip(",;.")
+        if TAG_RE.fullmatch(bare):
+            tags.append(bare)
+        else:
+            strays.append(word)
     if not strays:
         return tags, []
     # One word that is no tag among tags ("#speech-text #synthetic-data a"): a slip of the
     # keyboard. More than one is a sentence that starts with a hashtag: commentary.
-    if len(strays) == 1 and any(re.search(r"[^\W\d_]", t) for t in tags):
+    if len(strays) == 1 and any(_LETTER_RE.search(t) for t in tags):
         return tags, strays
     return None
 
@@ -339,7 +345,7 @@ def _split_trailing_tags(line: str) -> tuple[str, list[str]] | None:
     if m is None or not m.start():
         return None
     tags = [t.rstrip(",;") for t in m.group(0).split()]
-    if not all(re.search(r"[^\W\d_]", t) for t in tags):
+    if not all(_LETTER_RE.search(t) for t in tags):
         return None  # "#1" is a rank, not a tag
     return line[: m.start()].rstrip(), tags
 

@@ -126,21 +126,21 @@ class RuleHit:
 
 def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
     """`text` folded character by character, and for each folded character the offset of the
-    original character it came from (folding may lengthen text: 'ß' → 'ss')."""
+    original character it came from (folding may lengthen text: 'ß' → 'ss'), then len(text)."""
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
         folded = _fold(ch)
         out.append(folded)
         origin.extend([i] * len(folded))
+    origin.append(len(text))
     return "".join(out), origin
 
 
-def _spans(pattern: re.Pattern[str] | None, text: str) -> list[Span]:
-    if pattern is None or not text:
+def _spans(pattern: re.Pattern[str] | None, folded: str, origin: list[int]) -> list[Span]:
+    """The spans, in the unfolded text, of `pattern`'s matches in its folded form."""
+    if pattern is None or not folded:
         return []
-    folded, origin = _folded_with_offsets(text)
-    origin.append(len(text))
     return [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(folded)
             if m.end() > m.start()]
 
@@ -149,13 +149,18 @@ def explain_match(paper: Paper, rules: Sequence[CompiledRule]) -> tuple[RuleHit,
     """For each tag `match_paper` gives the paper, what made the rule match (same rules, same
     order; a rule stopped by an exclude phrase is left out, as there)."""
     given = set(match_paper(paper, rules).tags)
+    if not given:
+        return ()
     authors = {_name_key(a): a for a in paper.authors}
+    # Folded once per paper, not once per matching rule.
+    folded_title = _folded_with_offsets(paper.title)
+    folded_abstract = _folded_with_offsets(paper.abstract)
     hits = []
     for rule in rules:
         if rule.name not in given:
             continue
-        title = _spans(rule.keywords, paper.title)
-        abstract = _spans(rule.keywords, paper.abstract)
+        title = _spans(rule.keywords, *folded_title)
+        abstract = _spans(rule.keywords, *folded_abstract)
         found: dict[str, str] = {}  # one spelling per phrase, the first met
         for text, spans in ((paper.title, title), (paper.abstract, abstract)):
             for a, b in spans:

@@ -221,12 +221,15 @@ class Pages:
         self.ui = {**render.UI.get(self.lang, render.UI["en"]), **WEB_UI[self.lang]}
         self.env = render.make_environment(settings.paths.templates)
         base = settings.newsletter.base_url.rstrip("/") + "/"
-        self.common = {
+        self.common: dict[str, Any] = {
             "lang": self.lang, "ui": self.ui, "newsletter": render.clean_text(
                 settings.newsletter.title),
             "archive_url": base + "index.html", "feed_url": base + "feed.xml",
             "subscribe_url": base + "subscribe",
         }
+        # What the archive's page template (_page.html) asks: no canonical URL, one feed.
+        self.common.update(canonical=None, feeds=[
+            {"title": self.common["newsletter"], "url": self.common["feed_url"]}])
         self.languages = [(v, render.LANG_LABELS.get(v, v)) for v in settings.variants]
 
     def render(self, name: str, status: int = 200, **context: Any) -> Response:
