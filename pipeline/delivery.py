@@ -198,10 +198,22 @@ def send_one(
 ) -> None:
     """One reader's message: claimed in the ledger, handed to the transport, recorded as the
     server answered (skipped when an earlier run already finished it)."""
-    if store.claim_delivery(conn, day, subscriber_id, message.message_id):
-        _deliver(conn, day, subscriber_id, transport, message, summary)
-    else:
+    if not store.claim_delivery(conn, day, subscriber_id, message.message_id):
         summary.skipped += 1
+        return
+    try:
+        transport.send(message)
+    except RecipientRejected as exc:
+        store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
+        summary.failed += 1
+        summary.failures.append(str(exc))
+    except RecipientDeferred as exc:
+        store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
+        summary.deferred += 1
+        summary.failures.append(str(exc))
+    else:
+        store.finish_delivery(conn, day, subscriber_id, "sent", None)
+        summary.sent += 1
 
 
 def _database_path(conn: sqlite3.Connection) -> Path:
@@ -286,29 +298,6 @@ class _Pool:
             self.summary.add(summary)
         if exc is None and self._errors:
             raise self._errors[0]
-
-
-def _deliver(
-    conn: sqlite3.Connection,
-    day: date,
-    subscriber_id: int,
-    transport: Transport,
-    message: Outgoing,
-    summary: Summary,
-) -> None:
-    try:
-        transport.send(message)
-    except RecipientRejected as exc:
-        store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
-        summary.failed += 1
-        summary.failures.append(str(exc))
-    except RecipientDeferred as exc:
-        store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
-        summary.deferred += 1
-        summary.failures.append(str(exc))
-    else:
-        store.finish_delivery(conn, day, subscriber_id, "sent", None)
-        summary.sent += 1
 
 
 def _report(
