@@ -359,11 +359,10 @@ def send_preview(
     else:
         raise InputError(f"no variant {variant!r} in this build (it has {', '.join(names)})",
                          key="--variant")
-    token = PREVIEW_TOKEN
-    url = unsubscribe_url(settings, token)  # a link that does nothing
+    token = PREVIEW_TOKEN  # its link and mailto do nothing
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
-        url = unsubscribe_url(settings, token)
+    url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
     # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
     builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
     folder = settings.paths.outbox / day.isoformat() / "test"
@@ -371,7 +370,7 @@ def send_preview(
     for name in chosen:
         # With the outbox, each variant's copy gets its own folder (one file per recipient).
         one = transport if transport is not None else make_transport(settings, rt, folder / name)
-        message = builder.build(name, addr, url, unsubscribe_mailto(settings, token), rt.now())
+        message = builder.build(name, addr, url, mailto, rt.now())
         one.open()
         try:
             one.send(message)
