@@ -198,10 +198,22 @@ def send_one(
 ) -> None:
     """One reader's message: claimed in the ledger, handed to the transport, recorded as the
     server answered (skipped when an earlier run already finished it)."""
-    if store.claim_delivery(conn, day, subscriber_id, message.message_id):
-        _deliver(conn, day, subscriber_id, transport, message, summary)
-    else:
+    if not store.claim_delivery(conn, day, subscriber_id, message.message_id):
         summary.skipped += 1
+        return
+    try:
+        transport.send(message)
+    except RecipientRejected as exc:
+        store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
+        summary.failed += 1
+        summary.failures.append(str(exc))
+    except RecipientDeferred as exc:
+        store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
+        summary.deferred += 1
+        summary.failures.append(str(exc))
+    else:
+        store.finish_delivery(conn, day, subscriber_id, "sent", None)
+        summary.sent += 1
 
 
 def _database_path(conn: sqlite3.Connection) -> Path:
@@ -288,29 +300,6 @@ class _Pool:
             raise self._errors[0]
 
 
-def _deliver(
-    conn: sqlite3.Connection,
-    day: date,
-    subscriber_id: int,
-    transport: Transport,
-    message: Outgoing,
-    summary: Summary,
-) -> None:
-    try:
-        transport.send(message)
-    except RecipientRejected as exc:
-        store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
-        summary.failed += 1
-        summary.failures.append(str(exc))
-    except RecipientDeferred as exc:
-        store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
-        summary.deferred += 1
-        summary.failures.append(str(exc))
-    else:
-        store.finish_delivery(conn, day, subscriber_id, "sent", None)
-        summary.sent += 1
-
-
 def _report(
     conn: sqlite3.Connection, day: date, rt: Runtime, summary: Summary, dry_run: bool,
     outbox: Path,
@@ -370,11 +359,10 @@ def send_preview(
     else:
         raise InputError(f"no variant {variant!r} in this build (it has {', '.join(names)})",
                          key="--variant")
-    token = PREVIEW_TOKEN
-    url = unsubscribe_url(settings, token)  # a link that does nothing
+    token = PREVIEW_TOKEN  # its link and mailto do nothing
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
-        url = unsubscribe_url(settings, token)
+    url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
     # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
     builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
     folder = settings.paths.outbox / day.isoformat() / "test"
@@ -382,7 +370,7 @@ def send_preview(
     for name in chosen:
         # With the outbox, each variant's copy gets its own folder (one file per recipient).
         one = transport if transport is not None else make_transport(settings, rt, folder / name)
-        message = builder.build(name, addr, url, unsubscribe_mailto(settings, token), rt.now())
+        message = builder.build(name, addr, url, mailto, rt.now())
         one.open()
         try:
             one.send(message)

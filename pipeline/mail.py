@@ -40,7 +40,11 @@ class Outgoing:
     recipient: str  # as it goes on the wire (mail.wire_address)
     message_id: str
     data: bytes
-    smtputf8: bool = False  # the recipient has a non-ASCII name: only SMTPUTF8 carries it
+
+    @property
+    def smtputf8(self) -> bool:
+        """The recipient has a non-ASCII name: only SMTPUTF8 carries it."""
+        return not self.recipient.isascii()
 
 
 class RecipientError(DeliveryError):
@@ -238,7 +242,7 @@ class MessageBuilder:
                 f"--{boundary}--\r\n".encode(),
             )
         )
-        return Outgoing(self.sender, recipient, mid, data, smtputf8=not recipient.isascii())
+        return Outgoing(self.sender, recipient, mid, data)
 
 
 # The token of previews and test copies: its link and mailto name nobody.
@@ -262,16 +266,14 @@ def simple_message(
     """A plain-text message (the subscription confirmation); off the hot path, so the stdlib
     builds it whole."""
     recipient = wire_address(recipient)
-    utf8 = not recipient.isascii()
-    msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
+    msg = EmailMessage(policy=SMTP if recipient.isascii() else SMTPUTF8)
     msg["From"] = settings.newsletter.from_
     msg["To"] = recipient
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = mid
     msg.set_content(text, cte="base64")  # 7-bit safe on servers without 8BITMIME
-    return Outgoing(parseaddr(settings.newsletter.from_)[1], recipient, mid, msg.as_bytes(),
-                    smtputf8=utf8)
+    return Outgoing(parseaddr(settings.newsletter.from_)[1], recipient, mid, msg.as_bytes())
 
 
 # --- transports ------------------------------------------------------------------------------
