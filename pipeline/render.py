@@ -56,6 +56,7 @@ MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
 PAGE_SIZE = 50  # issues per archive page, papers per tag page
+TAGS_INDEX = "tags/index.html"  # the page listing every tag
 # Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
@@ -577,7 +578,7 @@ class Renderer:
             "feeds": self.feed_links(variant, base),
             "feed_url": base + self.feed_name(variant),
             "archive_url": base + self.index_name(variant, None),
-            "tags_url": base + "tags/index.html",
+            "tags_url": base + TAGS_INDEX,
             "subscribe_url": self.subscribe_url,
         }
 
@@ -768,7 +769,7 @@ class Renderer:
                 files[self.tag_page_name(key, page.number)] = self.tag_page(
                     key, pairs[page.first - 1 : page.last][::-1], page)
             files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1])
-        files["tags/index.html"] = self.tags_page({k: len(v) for k, v in tagged.items()})
+        files[TAGS_INDEX] = self.tags_page({k: len(v) for k, v in tagged.items()})
         return files
 
     def index_page(
@@ -831,7 +832,7 @@ class Renderer:
         ]
         return self.render(
             "tags.html",
-            **self.site_context(variant, "../", self.base + "tags/index.html"),
+            **self.site_context(variant, "../", self.base + TAGS_INDEX),
             tags=rows,
         )
 
