@@ -334,7 +334,7 @@ class EntryView:
 
 @dataclass(frozen=True)
 class Tagged:
-    """An entry carrying a tag, with its issue and its place in it."""
+    """An entry carrying a tag, with its issue (cleaned: clean_issue) and its place in it."""
 
     issue: Issue
     number: int
@@ -878,7 +878,8 @@ class Renderer:
         return html
 
     def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None) -> str:
-        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first)."""
+        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first), from
+        cleaned issues (clean_issue) like every Tagged."""
         variant = self.default_variant
         lang = self.ui_lang(variant)
         page = page or newest_page(len(tagged), self.page_size)
@@ -894,13 +895,11 @@ class Renderer:
                         "entries": [],
                     }
                 )
-            title = clean_title(t.entry.title)
             groups[-1]["entries"].append(
                 {
-                    "title": title,
-                    "url": f"{groups[-1]['url']}#{anchor_of(t.entry.arxiv_id, title)}",
-                    "authors": format_authors(
-                        tuple(clean_text(a) for a in t.entry.authors), UI[lang]),
+                    "title": t.entry.title,
+                    "url": f"{groups[-1]['url']}#{entry_anchor(t.entry)}",
+                    "authors": format_authors(t.entry.authors, UI[lang]),
                 }
             )
         feed = FeedLink(self.tag_feed_title(key), base + quote(self.tag_feed_name(key)))
