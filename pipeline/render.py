@@ -474,6 +474,10 @@ class Renderer:
         order = [variant] + [v for v in self.settings.variants if v != variant]
         return [FeedLink(self.feed_title(v), base + self.feed_name(v)) for v in order]
 
+    def other_variants(self, variant: str, url: Callable[[str], str]) -> list[tuple[str, str]]:
+        """The same page in the other variants: (language label, its URL) for a switcher."""
+        return [(LANG_LABELS.get(v, v), url(v)) for v in self.settings.variants if v != variant]
+
     @property
     def subscribe_url(self) -> str:
         """The subscribe page of `digest serve`."""
@@ -718,11 +722,7 @@ class Renderer:
         pages = {}
         for variant in self.settings.variants:
             ctx = self.context(issue, variant, "../")
-            others = [
-                (LANG_LABELS.get(v, v), "../" + self.page_name(issue.date, v))
-                for v in self.settings.variants
-                if v != variant
-            ]
+            others = self.other_variants(variant, lambda v: "../" + self.page_name(issue.date, v))
             around = {
                 name: {"url": "../" + self.page_name(day, variant),
                        "date_text": self.date_text(day, variant)} if day else None
@@ -795,11 +795,7 @@ class Renderer:
                     "tags": [TagView("#" + k, k, self.tag_url(k, base)) for k in keys],
                 }
             )
-        others = [
-            (LANG_LABELS.get(v, v), base + self.index_name(v, page.number))
-            for v in self.settings.variants
-            if v != variant
-        ]
+        others = self.other_variants(variant, lambda v: base + self.index_name(v, page.number))
         return self.render(
             "index.html",
             **self.site_context(variant, base, self.base + self.index_name(variant, page.number)),
