@@ -428,8 +428,12 @@ class Renderer:
 
     def page_name(self, day: date, variant: str) -> str:
         """issues/D.html for the default variant, issues/D.<lang>.html for the others."""
-        suffix = "" if variant == self.default_variant else f".{variant}"
-        return f"issues/{day.isoformat()}{suffix}.html"
+        return f"issues/{day.isoformat()}{self.variant_suffix(variant)}.html"
+
+    def variant_suffix(self, variant: str) -> str:
+        """What a variant's file names carry before their extension: nothing for the default
+        variant, .<lang> for the others (issues/D.en.html, index.en.html, feed.en.xml)."""
+        return "" if variant == self.default_variant else f".{variant}"
 
     @property
     def default_variant(self) -> str:
@@ -438,7 +442,7 @@ class Renderer:
 
     def feed_name(self, variant: str) -> str:
         """feed.xml for the default variant, feed.<lang>.xml for the others."""
-        return "feed.xml" if variant == self.default_variant else f"feed.{variant}.xml"
+        return f"feed{self.variant_suffix(variant)}.xml"
 
     def tag_url(self, key: str, base: str) -> str:
         """A tag page's URL under `base`."""
@@ -456,7 +460,7 @@ class Renderer:
     def index_name(self, variant: str, page: int | None) -> str:
         """index.html (the newest issues) or archive/page-N.html, with .<lang> before .html
         for the variants other than the default one."""
-        suffix = "" if variant == self.default_variant else f".{variant}"
+        suffix = self.variant_suffix(variant)
         return f"index{suffix}.html" if page is None else f"archive/page-{page}{suffix}.html"
 
     def feed_title(self, variant: str) -> str:
