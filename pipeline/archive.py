@@ -25,6 +25,7 @@ from pipeline.models import ArchivedEntry, Issue
 from pipeline.render import (
     PAGE_SIZE,
     TAG_FEED_ITEMS,
+    TAGS_INDEX,
     Page,
     Renderer,
     Tagged,
@@ -96,7 +97,7 @@ def _publish_files(
     for key in sorted(set(old_tags) | set(new_tags)):
         old_n, new_n = old_tags.get(key, 0), new_tags.get(key, 0)
         files.update(_tag_files(r, conn, key, day, old_n, new_n, cache))
-    files["tags/index.html"] = r.tags_page(store.tag_counts(conn))
+    files[TAGS_INDEX] = r.tags_page(store.tag_counts(conn))
     return files
 
 
@@ -136,7 +137,7 @@ def _all_files(r: Renderer, conn: sqlite3.Connection) -> Iterator[Files]:
             r.tag_page_name(key, None): tag_page(r, conn, key, newest_page(total, size)),
             r.tag_feed_name(key): tag_feed(r, conn, key, total),
         }
-    yield {"tags/index.html": r.tags_page(counts)}
+    yield {TAGS_INDEX: r.tags_page(counts)}
 
 
 def _issue_pages(

@@ -56,6 +56,7 @@ MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
 SHOWN_AUTHORS = 6
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
 PAGE_SIZE = 50  # issues per archive page, papers per tag page
+TAGS_INDEX = "tags/index.html"  # the page listing every tag
 # Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
@@ -333,7 +334,7 @@ class EntryView:
 
 @dataclass(frozen=True)
 class Tagged:
-    """An entry carrying a tag, with its issue and its place in it."""
+    """An entry carrying a tag, with its issue (cleaned: clean_issue) and its place in it."""
 
     issue: Issue
     number: int
@@ -427,8 +428,12 @@ class Renderer:
 
     def page_name(self, day: date, variant: str) -> str:
         """issues/D.html for the default variant, issues/D.<lang>.html for the others."""
-        suffix = "" if variant == self.default_variant else f".{variant}"
-        return f"issues/{day.isoformat()}{suffix}.html"
+        return f"issues/{day.isoformat()}{self.variant_suffix(variant)}.html"
+
+    def variant_suffix(self, variant: str) -> str:
+        """What a variant's file names carry before their extension: nothing for the default
+        variant, .<lang> for the others (issues/D.en.html, index.en.html, feed.en.xml)."""
+        return "" if variant == self.default_variant else f".{variant}"
 
     @property
     def default_variant(self) -> str:
@@ -437,7 +442,7 @@ class Renderer:
 
     def feed_name(self, variant: str) -> str:
         """feed.xml for the default variant, feed.<lang>.xml for the others."""
-        return "feed.xml" if variant == self.default_variant else f"feed.{variant}.xml"
+        return f"feed{self.variant_suffix(variant)}.xml"
 
     def tag_url(self, key: str, base: str) -> str:
         """A tag page's URL under `base`."""
@@ -455,7 +460,7 @@ class Renderer:
     def index_name(self, variant: str, page: int | None) -> str:
         """index.html (the newest issues) or archive/page-N.html, with .<lang> before .html
         for the variants other than the default one."""
-        suffix = "" if variant == self.default_variant else f".{variant}"
+        suffix = self.variant_suffix(variant)
         return f"index{suffix}.html" if page is None else f"archive/page-{page}{suffix}.html"
 
     def feed_title(self, variant: str) -> str:
@@ -472,6 +477,10 @@ class Renderer:
         """The feeds a page of this variant announces: its own first, then the others."""
         order = [variant] + [v for v in self.settings.variants if v != variant]
         return [FeedLink(self.feed_title(v), base + self.feed_name(v)) for v in order]
+
+    def other_variants(self, variant: str, url: Callable[[str], str]) -> list[tuple[str, str]]:
+        """The same page in the other variants: (language label, its URL) for a switcher."""
+        return [(LANG_LABELS.get(v, v), url(v)) for v in self.settings.variants if v != variant]
 
     @property
     def subscribe_url(self) -> str:
@@ -577,7 +586,7 @@ class Renderer:
             "feeds": self.feed_links(variant, base),
             "feed_url": base + self.feed_name(variant),
             "archive_url": base + self.index_name(variant, None),
-            "tags_url": base + "tags/index.html",
+            "tags_url": base + TAGS_INDEX,
             "subscribe_url": self.subscribe_url,
         }
 
@@ -717,11 +726,7 @@ class Renderer:
         pages = {}
         for variant in self.settings.variants:
             ctx = self.context(issue, variant, "../")
-            others = [
-                (LANG_LABELS.get(v, v), "../" + self.page_name(issue.date, v))
-                for v in self.settings.variants
-                if v != variant
-            ]
+            others = self.other_variants(variant, lambda v: "../" + self.page_name(issue.date, v))
             around = {
                 name: {"url": "../" + self.page_name(day, variant),
                        "date_text": self.date_text(day, variant)} if day else None
@@ -768,7 +773,7 @@ class Renderer:
                 files[self.tag_page_name(key, page.number)] = self.tag_page(
                     key, pairs[page.first - 1 : page.last][::-1], page)
             files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1])
-        files["tags/index.html"] = self.tags_page({k: len(v) for k, v in tagged.items()})
+        files[TAGS_INDEX] = self.tags_page({k: len(v) for k, v in tagged.items()})
         return files
 
     def index_page(
@@ -794,11 +799,7 @@ class Renderer:
                     "tags": [TagView("#" + k, k, self.tag_url(k, base)) for k in keys],
                 }
             )
-        others = [
-            (LANG_LABELS.get(v, v), base + self.index_name(v, page.number))
-            for v in self.settings.variants
-            if v != variant
-        ]
+        others = self.other_variants(variant, lambda v: base + self.index_name(v, page.number))
         return self.render(
             "index.html",
             **self.site_context(variant, base, self.base + self.index_name(variant, page.number)),
@@ -831,7 +832,7 @@ class Renderer:
         ]
         return self.render(
             "tags.html",
-            **self.site_context(variant, "../", self.base + "tags/index.html"),
+            **self.site_context(variant, "../", self.base + TAGS_INDEX),
             tags=rows,
         )
 
@@ -877,7 +878,8 @@ class Renderer:
         return html
 
     def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None) -> str:
-        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first)."""
+        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first), from
+        cleaned issues (clean_issue) like every Tagged."""
         variant = self.default_variant
         lang = self.ui_lang(variant)
         page = page or newest_page(len(tagged), self.page_size)
@@ -893,13 +895,11 @@ class Renderer:
                         "entries": [],
                     }
                 )
-            title = clean_title(t.entry.title)
             groups[-1]["entries"].append(
                 {
-                    "title": title,
-                    "url": f"{groups[-1]['url']}#{anchor_of(t.entry.arxiv_id, title)}",
-                    "authors": format_authors(
-                        tuple(clean_text(a) for a in t.entry.authors), UI[lang]),
+                    "title": t.entry.title,
+                    "url": f"{groups[-1]['url']}#{entry_anchor(t.entry)}",
+                    "authors": format_authors(t.entry.authors, UI[lang]),
                 }
             )
         feed = FeedLink(self.tag_feed_title(key), base + quote(self.tag_feed_name(key)))
