@@ -681,7 +681,7 @@ class Renderer:
         if lines:
             lines.append("")
         lines.append(f"{ui['view_web']}: {self.base}{self.page_name(issue.date, variant)}")
-        lines.append(f"{ui['archive']}: {self.base}index.html")
+        lines.append(f"{ui['archive']}: {self.base}{self.index_name(variant, None)}")
         if unsubscribe:
             lines.append(f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}")
         return lines
