@@ -206,6 +206,12 @@ def state_after_draft(record: IssueRecord | None) -> State:
     return record.state
 
 
+def state_after_approve(record: IssueRecord) -> State:
+    """Approving makes a built issue approved; a published or sent one stays so (approving
+    its rebuild publishes the correction)."""
+    return record.state if record.state.at_least(State.PUBLISHED) else State.APPROVED
+
+
 def state_after_publish(record: IssueRecord) -> State:
     """Publishing makes an issue published; a sent one stays sent."""
     return State.SENT if record.sent else State.PUBLISHED
