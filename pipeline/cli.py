@@ -271,57 +271,8 @@ def status(ctx: Context, day: date | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return
-    for line in _status_lines(report):
+    for line in report.text_lines():
         click.echo(line)
-
-
-def _status_lines(st: Any) -> list[str]:
-    """`digest status` as text: one line per stage."""
-    def yes(flag: bool, when: str | None) -> str:
-        return f"yes ({when})" if flag and when else "yes" if flag else "no"
-
-    lines = [f"issue of {st.day}: {st.state or 'nothing yet'}"
-             + (" (approval required)" if st.approval_required else " (auto mode)")]
-    if st.collected == "empty":
-        lines.append("collected:   no announcement that day (the feed was empty)")
-    elif st.collected:
-        lines.append(f"collected:   {st.announced} announced, {st.kept} kept, "
-                     f"{st.candidates} candidates")
-    else:
-        lines.append("collected:   no")
-    d = st.draft
-    if not d.exists:
-        lines.append(f"draft:       none ({d.path})")
-    elif d.error:
-        lines.append(f"draft:       does not parse: {d.error}")
-    else:
-        lines.append(f"draft:       {d.entries} entries, {d.commented} with commentary, "
-                     f"{len(d.uncommented)} without ({d.path})")
-        for entry in d.uncommented[:10]:
-            lines.append(f"               no commentary: line {entry.line}: {entry.title}")
-        if len(d.uncommented) > 10:
-            lines.append(f"               … {len(d.uncommented) - 10} more")
-    if st.built:
-        b = st.built
-        sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in b.sizes.items())
-        lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
-                     f"preview {b.preview}")
-    else:
-        lines.append("built:       no")
-    lines.append(f"approved:    {yes(st.approved, st.approved_at)}" if st.approval_required
-                 or st.approved else "approved:    not needed (auto mode)")
-    lines.append(f"published:   {yes(st.published, st.published_at)}"
-                 + ("; a correction is built, not published" if st.correction_pending else ""))
-    counts = st.deliveries
-    lines.append(f"sent:        {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
-                 f"{counts.get('deferred', 0) + counts.get('sending', 0)} to retry, "
-                 f"{st.pending} pending" + (f" (done {st.sent_at})" if st.sent_at else ""))
-    for warning in st.warnings:
-        lines.append(f"warning:     {warning}")
-    lines.append(f"next:        {st.next_step}")
-    if st.next_scheduled:
-        lines.append(f"scheduled:   {st.next_scheduled} (when `digest schedule` runs)")
-    return lines
 
 
 @cli.command(name="run")
