@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.checking import Context as CheckContext
     from pipeline.checking import FileReport
     from pipeline.config import Settings
+    from pipeline.lint import Finding
     from pipeline.runtime import Runtime
 else:  # imported on first use: `digest check` needs neither the network nor the renderer
     from pipeline.lazy import lazy_module
@@ -136,8 +137,7 @@ def _print_report(report: FileReport, single: bool) -> None:
         (error,) = report.messages  # one file that cannot be read: one line, as ever
         raise FormatError(error.message, path=error.path or path, line=error.line)
     for m in report.messages[:MAX_FINDINGS_SHOWN]:
-        where = (m.path or str(path)) + (f":{m.line}" if m.line is not None else "")
-        click.echo(f"digest: {m.level}: {where}: {m.message}", err=True)
+        click.echo(f"digest: {m.level}: {_where(m, path)}: {m.message}", err=True)
     if len(report.messages) > MAX_FINDINGS_SHOWN:
         click.echo(f"digest: … {len(report.messages) - MAX_FINDINGS_SHOWN} more findings not "
                    "shown", err=True)
@@ -146,9 +146,8 @@ def _print_report(report: FileReport, single: bool) -> None:
         if single:
             raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=path)
         first = next(m for m in report.messages if m.level == "error")
-        where = (first.path or str(path)) + (f":{first.line}" if first.line is not None else "")
         more = f" (and {errors - 1} more)" if errors > 1 else ""
-        click.echo(f"{where}: error: {first.message}{more}")
+        click.echo(f"{_where(first, path)}: error: {first.message}{more}")
         return
     n = report.entries
     kind = "note" if report.kind == "note" else f"{n} entr{'y' if n == 1 else 'ies'}"
@@ -157,6 +156,11 @@ def _print_report(report: FileReport, single: bool) -> None:
     click.echo(f"{path}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
                                         if warned else "")
                + (f" ({bare} without commentary)" if bare else ""))
+
+
+def _where(finding: Finding, path: Path) -> str:
+    """`file:line` of a finding: its own file, else the one checked."""
+    return (finding.path or str(path)) + (f":{finding.line}" if finding.line is not None else "")
 
 
 @contextmanager
