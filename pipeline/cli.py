@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.checking import Context as CheckContext
     from pipeline.checking import FileReport
     from pipeline.config import Settings
+    from pipeline.lint import Finding
     from pipeline.runtime import Runtime
 else:  # imported on first use: `digest check` needs neither the network nor the renderer
     from pipeline.lazy import lazy_module
@@ -136,8 +137,7 @@ def _print_report(report: FileReport, single: bool) -> None:
         (error,) = report.messages  # one file that cannot be read: one line, as ever
         raise FormatError(error.message, path=error.path or path, line=error.line)
     for m in report.messages[:MAX_FINDINGS_SHOWN]:
-        where = (m.path or str(path)) + (f":{m.line}" if m.line is not None else "")
-        click.echo(f"digest: {m.level}: {where}: {m.message}", err=True)
+        click.echo(f"digest: {m.level}: {_where(m, path)}: {m.message}", err=True)
     if len(report.messages) > MAX_FINDINGS_SHOWN:
         click.echo(f"digest: … {len(report.messages) - MAX_FINDINGS_SHOWN} more findings not "
                    "shown", err=True)
@@ -146,9 +146,8 @@ def _print_report(report: FileReport, single: bool) -> None:
         if single:
             raise FormatError(f"{errors} error{'s' * (errors > 1)} (see above)", path=path)
         first = next(m for m in report.messages if m.level == "error")
-        where = (first.path or str(path)) + (f":{first.line}" if first.line is not None else "")
         more = f" (and {errors - 1} more)" if errors > 1 else ""
-        click.echo(f"{where}: error: {first.message}{more}")
+        click.echo(f"{_where(first, path)}: error: {first.message}{more}")
         return
     n = report.entries
     kind = "note" if report.kind == "note" else f"{n} entr{'y' if n == 1 else 'ies'}"
@@ -157,6 +156,11 @@ def _print_report(report: FileReport, single: bool) -> None:
     click.echo(f"{path}: ok, {kind}" + (f", {warned} warning{'s' * (warned > 1)}"
                                         if warned else "")
                + (f" ({bare} without commentary)" if bare else ""))
+
+
+def _where(finding: Finding, path: Path) -> str:
+    """`file:line` of a finding: its own file, else the one checked."""
+    return (finding.path or str(path)) + (f":{finding.line}" if finding.line is not None else "")
 
 
 @contextmanager
@@ -271,57 +275,8 @@ def status(ctx: Context, day: date | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return
-    for line in _status_lines(report):
+    for line in report.text_lines():
         click.echo(line)
-
-
-def _status_lines(st: Any) -> list[str]:
-    """`digest status` as text: one line per stage."""
-    def yes(flag: bool, when: str | None) -> str:
-        return f"yes ({when})" if flag and when else "yes" if flag else "no"
-
-    lines = [f"issue of {st.day}: {st.state or 'nothing yet'}"
-             + (" (approval required)" if st.approval_required else " (auto mode)")]
-    if st.collected == "empty":
-        lines.append("collected:   no announcement that day (the feed was empty)")
-    elif st.collected:
-        lines.append(f"collected:   {st.announced} announced, {st.kept} kept, "
-                     f"{st.candidates} candidates")
-    else:
-        lines.append("collected:   no")
-    d = st.draft
-    if not d.exists:
-        lines.append(f"draft:       none ({d.path})")
-    elif d.error:
-        lines.append(f"draft:       does not parse: {d.error}")
-    else:
-        lines.append(f"draft:       {d.entries} entries, {d.commented} with commentary, "
-                     f"{len(d.uncommented)} without ({d.path})")
-        for entry in d.uncommented[:10]:
-            lines.append(f"               no commentary: line {entry.line}: {entry.title}")
-        if len(d.uncommented) > 10:
-            lines.append(f"               … {len(d.uncommented) - 10} more")
-    if st.built:
-        b = st.built
-        sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in b.sizes.items())
-        lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
-                     f"preview {b.preview}")
-    else:
-        lines.append("built:       no")
-    lines.append(f"approved:    {yes(st.approved, st.approved_at)}" if st.approval_required
-                 or st.approved else "approved:    not needed (auto mode)")
-    lines.append(f"published:   {yes(st.published, st.published_at)}"
-                 + ("; a correction is built, not published" if st.correction_pending else ""))
-    counts = st.deliveries
-    lines.append(f"sent:        {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
-                 f"{counts.get('deferred', 0) + counts.get('sending', 0)} to retry, "
-                 f"{st.pending} pending" + (f" (done {st.sent_at})" if st.sent_at else ""))
-    for warning in st.warnings:
-        lines.append(f"warning:     {warning}")
-    lines.append(f"next:        {st.next_step}")
-    if st.next_scheduled:
-        lines.append(f"scheduled:   {st.next_scheduled} (when `digest schedule` runs)")
-    return lines
 
 
 @cli.command(name="run")

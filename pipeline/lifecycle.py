@@ -206,6 +206,12 @@ def state_after_draft(record: IssueRecord | None) -> State:
     return record.state
 
 
+def state_after_approve(record: IssueRecord) -> State:
+    """Approving makes a built issue approved; a published or sent one stays so (approving
+    its rebuild publishes the correction)."""
+    return record.state if record.state.at_least(State.PUBLISHED) else State.APPROVED
+
+
 def state_after_publish(record: IssueRecord) -> State:
     """Publishing makes an issue published; a sent one stays sent."""
     return State.SENT if record.sent else State.PUBLISHED
@@ -335,6 +341,54 @@ class DayStatus:
         data = asdict(self)
         data["day"] = self.day.isoformat()
         return data
+
+    def text_lines(self) -> list[str]:
+        """`digest status` as text: one line per stage."""
+        def yes(flag: bool, when: str | None) -> str:
+            return f"yes ({when})" if flag and when else "yes" if flag else "no"
+
+        lines = [f"issue of {self.day}: {self.state or 'nothing yet'}"
+                 + (" (approval required)" if self.approval_required else " (auto mode)")]
+        if self.collected == "empty":
+            lines.append("collected:   no announcement that day (the feed was empty)")
+        elif self.collected:
+            lines.append(f"collected:   {self.announced} announced, {self.kept} kept, "
+                         f"{self.candidates} candidates")
+        else:
+            lines.append("collected:   no")
+        d = self.draft
+        if not d.exists:
+            lines.append(f"draft:       none ({d.path})")
+        elif d.error:
+            lines.append(f"draft:       does not parse: {d.error}")
+        else:
+            lines.append(f"draft:       {d.entries} entries, {d.commented} with commentary, "
+                         f"{len(d.uncommented)} without ({d.path})")
+            for entry in d.uncommented[:10]:
+                lines.append(f"               no commentary: line {entry.line}: {entry.title}")
+            if len(d.uncommented) > 10:
+                lines.append(f"               … {len(d.uncommented) - 10} more")
+        if self.built:
+            b = self.built
+            sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in b.sizes.items())
+            lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
+                         f"preview {b.preview}")
+        else:
+            lines.append("built:       no")
+        lines.append(f"approved:    {yes(self.approved, self.approved_at)}" if self.approval_required
+                     or self.approved else "approved:    not needed (auto mode)")
+        lines.append(f"published:   {yes(self.published, self.published_at)}"
+                     + ("; a correction is built, not published" if self.correction_pending else ""))
+        counts = self.deliveries
+        lines.append(f"sent:        {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
+                     f"{counts.get('deferred', 0) + counts.get('sending', 0)} to retry, "
+                     f"{self.pending} pending" + (f" (done {self.sent_at})" if self.sent_at else ""))
+        for warning in self.warnings:
+            lines.append(f"warning:     {warning}")
+        lines.append(f"next:        {self.next_step}")
+        if self.next_scheduled:
+            lines.append(f"scheduled:   {self.next_scheduled} (when `digest schedule` runs)")
+        return lines
 
 
 def next_step(

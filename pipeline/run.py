@@ -307,10 +307,8 @@ def approve(
                 "--allow-uncommented`"
             )
         assert record.built_hash is not None
-        approved_state = record.state if record.state.at_least(State.PUBLISHED) \
-            else State.APPROVED
         with store.transaction(conn):
-            store.approve_issue(conn, day, record.built_hash, approved_state)
+            store.approve_issue(conn, day, record.built_hash, lifecycle.state_after_approve(record))
         rt.echo(f"approved the issue of {day} ({record.built_hash[:12]})")
         published = publish(conn, settings, day, rt)
     if record.sent:

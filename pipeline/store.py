@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pipeline.errors import StoreError
 from pipeline.files import write_atomic
@@ -218,40 +219,33 @@ def store_error(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"{what} ({exc})" if what else f"database error: {exc}", path=path)
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _reporting(method: Callable[Concatenate[Any, _P], _T]) -> Callable[Concatenate[Any, _P], _T]:
+    """`method`, its SQLite failures turned into StoreErrors naming `self.path`."""
+
+    @wraps(method)
+    def reported(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    return reported
+
+
 class _Cursor(sqlite3.Cursor):
     """A cursor whose failures are StoreErrors naming the database file."""
 
     path: Path
 
-    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
-
-    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
-        try:
-            return super().executemany(sql, seq_of_parameters)
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
+    execute = _reporting(sqlite3.Cursor.execute)
+    executemany = _reporting(sqlite3.Cursor.executemany)
+    fetchone = _reporting(sqlite3.Cursor.fetchone)
+    fetchall = _reporting(sqlite3.Cursor.fetchall)
+    __next__ = _reporting(sqlite3.Cursor.__next__)
 
 
 def _utcnow() -> datetime:
@@ -273,16 +267,16 @@ class _Connection(sqlite3.Connection):
         return cur
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        return self.cursor().execute(sql, parameters)
+        cur = self.cursor()
+        cur.execute(sql, parameters)
+        return cur
 
     def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
-        return self.cursor().executemany(sql, parameters)
+        cur = self.cursor()
+        cur.executemany(sql, parameters)
+        return cur
 
-    def commit(self) -> None:
-        try:
-            super().commit()
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path) from exc
+    commit = _reporting(sqlite3.Connection.commit)
 
 
 def marker_path(path: Path) -> Path:
