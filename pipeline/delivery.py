@@ -31,7 +31,6 @@ import click
 from pipeline import locks, store, tokens
 from pipeline.config import Settings
 from pipeline.errors import DeliveryError, InputError
-from pipeline.lifecycle import State
 from pipeline.mail import (
     PREVIEW_TOKEN,
     MessageBuilder,
@@ -123,9 +122,9 @@ def send_issue(
     issue record's); with `dry_run` write every message to outbox/DAY/ and record nothing.
     Marks the issue sent when all are done."""
     summary = Summary()
-    row = store.get_issue(conn, day)
-    if row is not None and row["state"] == State.SENT and not dry_run:
-        rt.echo(f"the issue of {day} was already sent ({row['sent_at']}); nothing to do")
+    record = store.get_issue_record(conn, day)
+    if record is not None and record.sent and not dry_run:
+        rt.echo(f"the issue of {day} was already sent ({record.sent_at}); nothing to do")
         return summary
     if not variants:
         raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
