@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo
+	$(PY) -m pipeline.interfaces.demo
 
 run: $(STAMP)
 	$(BIN)/digest --config config/digest.toml run

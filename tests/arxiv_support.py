@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 from lxml import etree
 
-from pipeline.config import Settings, parse_config
-from pipeline.runtime import Runtime
+from pipeline.core.config import Settings, parse_config
+from pipeline.core.runtime import Runtime
 from tests.support import FIXTURES, FakeClock
 
 RSS_DIR = FIXTURES / "arxiv-rss" / "aioarxiv-2024-11-28"

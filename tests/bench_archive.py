@@ -15,9 +15,10 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline import archive, site, store
-from pipeline.models import Issue
-from pipeline.render import Renderer
+from pipeline import store
+from pipeline.core.models import Issue
+from pipeline.publish import archive, site
+from pipeline.publish.render import Renderer
 from tests.render_support import make_settings, reference_issue
 from tests.support import best_time
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from pipeline import run
-from pipeline.arxiv_rss import parse_announcement
-from pipeline.tags import compile_rules, match_paper
+from pipeline.collect.feed import parse_announcement
+from pipeline.collect.tags import compile_rules, match_paper
+from pipeline.services import run
 from tests.arxiv_support import REAL_FEED, RSS_PATH, rewrite_feed, runtime_for, settings_for
 from tests.support import FakeClock, Reply, best_time, recording_server
 

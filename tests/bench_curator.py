@@ -8,11 +8,11 @@ from contextlib import closing
 from pathlib import Path
 
 from pipeline import store
-from pipeline.digest import decode_text
-from pipeline.draft import build_offer, update_draft
-from pipeline.merge import Lookups, resolve_entries
-from pipeline.models import Candidate, Entry
-from pipeline.notes import parse_note
+from pipeline.core.digest_format import decode_text
+from pipeline.core.models import Candidate, Entry
+from pipeline.curate.draft import build_offer, update_draft
+from pipeline.curate.merge import Lookups, resolve_entries
+from pipeline.curate.notes import parse_note
 from tests.sample_day import DAY, add_candidates, paper
 from tests.support import FIXTURES, best_time
 

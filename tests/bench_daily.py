@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pipeline import demo
-from pipeline.schedule import crontab_trigger, fires_between, latest_fire
+from pipeline.interfaces import demo
+from pipeline.services.schedule import crontab_trigger, fires_between, latest_fire
 from tests.support import best_time
 
 

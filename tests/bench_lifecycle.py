@@ -1,4 +1,4 @@
-"""`make bench` figures for the atomic publish (pipeline.versioned): a new version of a site of
+"""`make bench` figures for the atomic publish (pipeline.publish.versioned): a new version of a site of
 a few thousand files with one issue's worth of files changed, beside the two baselines
 measured in the same run: writing those files in place (the old, non-atomic way) and
 copying the whole tree."""
@@ -9,8 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline import versioned
-from pipeline.files import write_if_changed
+from pipeline.core.files import write_if_changed
+from pipeline.publish import versioned
 from tests.support import best_time
 
 SIZES = (1000, 3000, 6000)

@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pipeline.text import latex_to_text
+from pipeline.core.latex import latex_to_text
 from tests.support import FIXTURES
 
 N_NOTES = 4_000

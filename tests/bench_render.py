@@ -7,8 +7,9 @@ import resource
 import tempfile
 from pathlib import Path
 
-from pipeline import site, store
-from pipeline.render import Renderer
+from pipeline import store
+from pipeline.publish import site
+from pipeline.publish.render import Renderer
 from tests.render_support import archive_issue, make_settings, reference_issue
 from tests.support import best_time
 

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import run, store
-from pipeline.mail import MessageBuilder, unsubscribe_mailto
+from pipeline import store
+from pipeline.deliver.mail import MessageBuilder, unsubscribe_mailto
+from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     PASSWORD,

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from pipeline import run, store, studio
-from pipeline.render import Renderer
+from pipeline import store
+from pipeline.interfaces import studio
+from pipeline.publish.render import Renderer
+from pipeline.services import run
 from tests.render_support import REFERENCE, make_settings
 from tests.sample_day import DAY, add_candidates, runtime, sample_papers
 

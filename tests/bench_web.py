@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import run, store
-from pipeline.models import Subscriber
-from pipeline.runtime import Runtime
-from pipeline.web import create_app
+from pipeline import store
+from pipeline.core.models import Subscriber
+from pipeline.core.runtime import Runtime
+from pipeline.interfaces.serve import create_app
+from pipeline.services import run
 from tests.deliver_support import SECRET, newsletter
 
 ROUNDS = int(os.environ.get("BENCH_WEB_ROUNDS", "300"))

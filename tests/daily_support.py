@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from pipeline import lifecycle, run, store
-from pipeline.arxiv_calendar import announcement_for
-from pipeline.config import Settings, parse_config
-from pipeline.errors import FeedError
-from pipeline.files import write_atomic
-from pipeline.models import EmailVariant, Issue
-from pipeline.runtime import Runtime
+from pipeline import store
+from pipeline.core import lifecycle
+from pipeline.core.calendar import announcement_for
+from pipeline.core.config import Settings, parse_config
+from pipeline.core.errors import FeedError
+from pipeline.core.files import write_atomic
+from pipeline.core.models import EmailVariant, Issue
+from pipeline.core.runtime import Runtime
+from pipeline.services import run
 
 
 def make_settings(root: Path, extra: str = "", *, approval: bool = False) -> Settings:

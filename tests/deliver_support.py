@@ -22,16 +22,18 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pipeline import lifecycle, run, store
-from pipeline.config import Settings, load_config
-from pipeline.digest import parse_digest
-from pipeline.models import (
+from pipeline import store
+from pipeline.core import lifecycle
+from pipeline.core.config import Settings, load_config
+from pipeline.core.digest_format import parse_digest
+from pipeline.core.models import (
     UNSUBSCRIBE_PLACEHOLDER,
     EmailVariant,
     Issue,
     Subscriber,
     has_hangul,
 )
+from pipeline.services import run
 from tests.support import FIXTURES
 
 DAY = date(2024, 12, 5)
@@ -321,7 +323,7 @@ def add_subscribers(settings: Settings, count: int, start: int = 0) -> list[Subs
 
 def quiet_runtime(**kwargs: Any) -> Any:
     """A Runtime whose echo goes nowhere (pass `echo=lines.append` to keep the lines)."""
-    from pipeline.runtime import Runtime
+    from pipeline.core.runtime import Runtime
 
     kwargs.setdefault("echo", lambda _m: None)
     return Runtime(**kwargs)

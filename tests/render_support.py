@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline.config import Settings, default_settings
-from pipeline.digest import read_digest
-from pipeline.models import Entry, Issue
-from pipeline.render import SIGNATURE
+from pipeline.core.config import Settings, default_settings
+from pipeline.core.digest_format import read_digest
+from pipeline.core.models import Entry, Issue
+from pipeline.publish.render import SIGNATURE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "digest" / "2024-12-05.txt"

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipeline import store
-from pipeline.config import Settings, default_settings
-from pipeline.models import Candidate, Paper
-from pipeline.runtime import Runtime
-from pipeline.text import latex_to_text
+from pipeline.core.config import Settings, default_settings
+from pipeline.core.latex import latex_to_text
+from pipeline.core.models import Candidate, Paper
+from pipeline.core.runtime import Runtime
 from tests.support import FIXTURES, FakeClock
 
 DAY = date(2024, 12, 5)

@@ -15,10 +15,11 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
-from pipeline import demo, run
-from pipeline.config import Settings, load_config
-from pipeline.runtime import Runtime
-from pipeline.studio import LOOPBACK_NAMES, create_app
+from pipeline.core.config import Settings, load_config
+from pipeline.core.runtime import Runtime
+from pipeline.interfaces import demo
+from pipeline.interfaces.studio import LOOPBACK_NAMES, create_app
+from pipeline.services import run
 
 DAY = demo.DEMO_DAY
 TOKEN = "test-login-token-0123456789abcdef"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lifecycle, run, store
-from pipeline.config import Settings
-from pipeline.errors import ApprovalError
-from pipeline.models import EmailVariant, Issue
+from pipeline import store
+from pipeline.core import lifecycle
+from pipeline.core.config import Settings
+from pipeline.core.errors import ApprovalError
+from pipeline.core.models import EmailVariant, Issue
+from pipeline.services import run
 from tests.sample_day import DAY, REFERENCE_NOTES, add_candidates, newsletter, runtime, sample_papers
 
 

@@ -16,10 +16,11 @@ import lxml.etree
 import lxml.html
 import pytest
 
-from pipeline import site, store
-from pipeline.config import Settings
-from pipeline.models import Issue
-from pipeline.render import Renderer
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.models import Issue
+from pipeline.publish import site
+from pipeline.publish.render import Renderer
 from tests.render_support import hostile_issue, make_settings, reference_issue
 
 SIZE = 5  # items per archive page in these tests, so a few dozen issues fill many pages

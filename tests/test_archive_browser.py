@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Settings
-from pipeline.models import Issue
+from pipeline.core.config import Settings
+from pipeline.core.models import Issue
 from tests.test_archive import newsletter, publish, small_issue
 from tests.test_render_browser import ARTIFACTS, CONTRAST_JS, browser  # noqa: F401 (fixture)
 

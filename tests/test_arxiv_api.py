@@ -10,9 +10,9 @@ import pytest
 import requests
 from lxml import etree
 
-from pipeline.arxiv_api import ArxivApi, keyword_query, submission_window
-from pipeline.errors import FeedError, InputError
-from pipeline.runtime import Runtime
+from pipeline.collect.api import ArxivApi, keyword_query, submission_window
+from pipeline.core.errors import FeedError, InputError
+from pipeline.core.runtime import Runtime
 from tests.arxiv_support import API_2007, API_2016, API_2026, CONTACT, NS, settings_for
 from tests.support import FakeClock, RecordingServer, Reply
 

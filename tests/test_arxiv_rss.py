@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pipeline import arxiv_rss
-from pipeline.arxiv_rss import Announcement, parse_announcement, split_authors
-from pipeline.errors import FeedError
+from pipeline.collect import feed as arxiv_rss
+from pipeline.collect.feed import Announcement, parse_announcement, split_authors
+from pipeline.core.errors import FeedError
 from tests.arxiv_support import (
     EMPTY_FEED,
     ERROR_FEED,

@@ -14,9 +14,11 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from pipeline import run, site, store
-from pipeline.config import Settings
-from pipeline.errors import ApprovalError, FormatError, InputError
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.errors import ApprovalError, FormatError, InputError
+from pipeline.publish import site
+from pipeline.services import run
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer

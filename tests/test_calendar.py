@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.arxiv_calendar import (
+from pipeline.core.calendar import (
     EASTERN,
     announced_at,
     announcement_for,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.cli import main
+from pipeline.interfaces.cli import main
 from tests.sample_day import DAY, REFERENCE, add_candidates, sample_papers
 from tests.support import FIXTURES
 
@@ -344,7 +344,7 @@ def test_checking_a_note_imports_only_what_it_uses(tmp_path: Path, note: str,
                                                    latex: bool) -> None:
     # What makes `digest check` start fast: no renderer, network or store on its path, and
     # pylatexenc only for a note that holds LaTeX. (A structural check, not a timing.)
-    script = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['check', sys.argv[1]])\n"
+    script = ("import sys\nfrom pipeline.interfaces.cli import main\ntry:\n    main(['check', sys.argv[1]])\n"
               "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))\n")
     proc = subprocess.run([sys.executable, "-c", script, str(FIXTURES / "notes" / note)],
                           cwd=tmp_path, capture_output=True, text=True, check=True)

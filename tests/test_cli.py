@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.interfaces.cli import main
 
 COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "status", "run",
             "schedule", "serve", "studio", "subscribers")

@@ -14,11 +14,13 @@ import pytest
 from lxml import etree
 from requests import Session
 
-from pipeline import cli, run, store
-from pipeline.config import Settings
-from pipeline.errors import FeedError, FetchError
-from pipeline.models import Paper
-from pipeline.runtime import Runtime
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.errors import FeedError, FetchError
+from pipeline.core.models import Paper
+from pipeline.core.runtime import Runtime
+from pipeline.interfaces import cli
+from pipeline.services import run
 from tests.arxiv_support import (
     API_2026,
     CONTACT,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import load_config, parse_config
-from pipeline.errors import ConfigError
+from pipeline.core.config import load_config, parse_config
+from pipeline.core.errors import ConfigError
+from pipeline.interfaces.cli import main
 
 REPO = Path(__file__).parent.parent
 

@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import locks, run, store
-from pipeline.config import Settings
-from pipeline.errors import InputError, LockedError
-from pipeline.runtime import Runtime
+from pipeline import store
+from pipeline.core import locks
+from pipeline.core.config import Settings
+from pipeline.core.errors import InputError, LockedError
+from pipeline.core.runtime import Runtime
+from pipeline.services import run
 from tests.daily_support import Clock, FakeArxiv, make_settings
 from tests.support import FakeClock, RecordingServer, Reply
 
@@ -190,7 +192,7 @@ def test_a_stop_request_ends_the_cycle_after_the_current_step(tmp_path: Path) ->
 def demo_newsletter(tmp_path: Path, http_server: RecordingServer) -> Iterator[Path]:
     """The demo's newsletter directory, its feed served by the recording server, readers
     imported; DIGEST_SECRET set for the test."""
-    from pipeline import demo
+    from pipeline.interfaces import demo
 
     http_server.route("/api/query", Reply(b"not found", 404))
     config = demo.prepare(tmp_path / "news", http_server.url)
@@ -211,8 +213,8 @@ def readers_mailed(settings: Settings) -> list[tuple[str, int]]:
 def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     demo_newsletter: Path, http_server: RecordingServer, clock: FakeClock
 ) -> None:
-    from pipeline.config import load_config
-    from pipeline.demo import BUNDLE
+    from pipeline.core.config import load_config
+    from pipeline.interfaces.demo import BUNDLE
     feed = (BUNDLE / "feed" / "2024-12-05.xml").read_bytes()
     http_server.route("/rss/cs.CL+cs.LG+cs.CV+cs.AI", Reply(b"busy", 503), Reply(feed))
     settings = load_config(demo_newsletter)
@@ -238,8 +240,8 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
 def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     demo_newsletter: Path, http_server: RecordingServer
 ) -> None:
-    from pipeline.config import load_config
-    from pipeline.demo import BUNDLE
+    from pipeline.core.config import load_config
+    from pipeline.interfaces.demo import BUNDLE
     http_server.route("/rss/cs.CL+cs.LG+cs.CV+cs.AI",
                       Reply((BUNDLE / "feed" / "2024-12-05.xml").read_bytes()))
     text = demo_newsletter.read_text("utf-8").replace("required = false", "required = true")

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import demo, run
-from pipeline.config import load_config
-from pipeline.errors import InputError
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
+from pipeline.interfaces import demo
+from pipeline.services import run
 
 ROOT = Path(__file__).resolve().parent.parent
 METADATA = ROOT / "tests" / "fixtures" / "digest" / "sample-day-2024-12-05.metadata.json"

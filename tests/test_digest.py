@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli import main
-from pipeline.digest import parse_digest, parse_tags_line, read_digest, write_digest
-from pipeline.errors import FormatError
-from pipeline.models import Digest, Entry, has_hangul
+from pipeline.core.digest_format import parse_digest, parse_tags_line, read_digest, write_digest
+from pipeline.core.errors import FormatError
+from pipeline.core.models import Digest, Entry, has_hangul
+from pipeline.interfaces.cli import main
 from tests.support import FIXTURES
 
 REFERENCE = FIXTURES / "digest" / "2024-12-05.txt"

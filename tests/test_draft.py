@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
-from pipeline.digest import parse_digest, read_digest, write_digest
-from pipeline.draft import build_offer, update_draft
-from pipeline.errors import FormatError, InputError
-from pipeline.models import Candidate, Digest, Entry
-from pipeline.notes import read_notes
+from pipeline import store
+from pipeline.core.digest_format import parse_digest, read_digest, write_digest
+from pipeline.core.errors import FormatError, InputError
+from pipeline.core.models import Candidate, Digest, Entry
+from pipeline.curate.draft import build_offer, update_draft
+from pipeline.curate.notes import read_notes
+from pipeline.services import run
 from tests.sample_day import (
     DAY,
     REFERENCE,

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
-from pipeline.config import load_config
-from pipeline.models import Subscriber
-from pipeline.subscribers import export_csv, import_csv, neutralize, unneutralize
+from pipeline import store
+from pipeline.core.config import load_config
+from pipeline.core.models import Subscriber
+from pipeline.deliver.subscribers import export_csv, import_csv, neutralize, unneutralize
+from pipeline.services import run
 from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, write_config
 
 REPO = Path(__file__).resolve().parent.parent

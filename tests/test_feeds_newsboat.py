@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import site, store
-from pipeline.models import Issue
+from pipeline import store
+from pipeline.core.models import Issue
+from pipeline.publish import site
 from tests.render_support import archive_issue, make_settings
 
 FEEDS = {

@@ -20,12 +20,15 @@ from pathlib import Path
 import lxml.etree
 import pytest
 
-from pipeline import lifecycle, run, site, store
-from pipeline.cli import main
-from pipeline.config import Settings, load_config
-from pipeline.errors import ApprovalError
-from pipeline.files import CRASH_AFTER_ENV
-from pipeline.runtime import Runtime
+from pipeline import store
+from pipeline.core import lifecycle
+from pipeline.core.config import Settings, load_config
+from pipeline.core.errors import ApprovalError
+from pipeline.core.files import CRASH_AFTER_ENV
+from pipeline.core.runtime import Runtime
+from pipeline.interfaces.cli import main
+from pipeline.publish import site
+from pipeline.services import run
 from tests.deliver_support import PASSWORD, SECRET, USER, Sink, add_subscribers, make_cert, smtp_server
 from tests.sample_day import REFERENCE, add_candidates, sample_papers
 
@@ -510,7 +513,7 @@ def test_send_reads_the_tags_from_the_record_not_the_rendered_text(
 ) -> None:
     """A reader of #world-models gets an issue whose record has that tag, and a reader of a
     tag only mentioned in commentary text (not a tag of the issue) does not."""
-    from pipeline.models import Subscriber
+    from pipeline.core.models import Subscriber
 
     settings = newsletter(tmp_path, sink[1])
     blocks = day_entries()[:2]
@@ -549,7 +552,7 @@ def test_store_timestamps_come_from_the_runtime_clock(tmp_path: Path) -> None:
 
 
 def test_no_import_cycle_between_run_and_schedule() -> None:
-    code = "import pipeline.run, sys; assert 'pipeline.schedule' not in sys.modules"
+    code = "import pipeline.services.run, sys; assert 'pipeline.services.schedule' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     assert "schedule" not in run.__dict__
 
@@ -571,7 +574,7 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
 
     path = tmp_path / "d.db"
     raw = sqlite3.connect(path, isolation_level=None)
-    for statement in store._statements(store.MIGRATIONS[0]):
+    for statement in store.db._statements(store.MIGRATIONS[0]):
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")
     raw.executemany(
@@ -580,7 +583,7 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
          ("2024-12-05", "sent", "d2", "h2", "2024-12-05T01:00:00+00:00"),
          ("2024-12-06", "drafted", None, None, None)],
     )
-    from pipeline.models import Issue
+    from pipeline.core.models import Issue
 
     raw.executemany("INSERT INTO archive (date, issue) VALUES (?, ?)",
                     [(d, store.issue_json(Issue(date.fromisoformat(d), "T", ())))

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tokens
-from pipeline.config import Settings, SmtpSettings
-from pipeline.errors import DeliveryError
-from pipeline.mail import (
+from pipeline.core.config import Settings, SmtpSettings
+from pipeline.core.errors import DeliveryError
+from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER
+from pipeline.deliver import tokens
+from pipeline.deliver.mail import (
     MessageBuilder,
     OutboxTransport,
     Outgoing,
@@ -23,7 +24,6 @@ from pipeline.mail import (
     message_id,
     unsubscribe_mailto,
 )
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER
 from tests.deliver_support import (
     DAY,
     PASSWORD,

@@ -17,11 +17,12 @@ import pytest
 import requests
 from lxml import etree
 
-from pipeline import run, store
-from pipeline.config import parse_config
-from pipeline.digest import parse_digest, read_digest
-from pipeline.merge import Lookups, Resolution, build_issue, merge_draft, resolve_entries
-from pipeline.models import Candidate, Entry, Paper
+from pipeline import store
+from pipeline.core.config import parse_config
+from pipeline.core.digest_format import parse_digest, read_digest
+from pipeline.core.models import Candidate, Entry, Paper
+from pipeline.curate.merge import Lookups, Resolution, build_issue, merge_draft, resolve_entries
+from pipeline.services import run
 from tests.sample_day import DAY, METADATA, REFERENCE, add_candidates, paper, sample_papers
 from tests.support import FakeClock, RecordingServer, Reply
 

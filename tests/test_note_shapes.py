@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import FormatError
-from pipeline.notes import Note, load_note, parse_note, parse_note_file
+from pipeline.core.errors import FormatError
+from pipeline.curate.notes import Note, load_note, parse_note, parse_note_file
 from tests.support import FIXTURES
 
 SHAPES = FIXTURES / "notes" / "shapes"

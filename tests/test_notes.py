@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.digest import parse_digest, write_entry
-from pipeline.errors import FormatError
-from pipeline.models import has_hangul
-from pipeline.notes import parse_note, read_note, read_notes
+from pipeline.core.digest_format import parse_digest, write_entry
+from pipeline.core.errors import FormatError
+from pipeline.core.models import has_hangul
+from pipeline.curate.notes import parse_note, read_note, read_notes
 from tests.support import FIXTURES
 
 NOTES = FIXTURES / "notes"
@@ -284,8 +284,8 @@ def test_a_small_note_with_version_and_links_section() -> None:
 
 
 def test_note_entries_write_as_digest_entries_and_read_back() -> None:
-    from pipeline.digest import write_digest
-    from pipeline.models import Digest
+    from pipeline.core.digest_format import write_digest
+    from pipeline.core.models import Digest
 
     entries = tuple(read_note(_note(row[0])) for row in DEC_2024[:5])
     text = write_digest(Digest(None, entries))

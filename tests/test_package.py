@@ -25,7 +25,7 @@ SOURCES = ("pyproject.toml", "README.md", "pipeline", "templates", "demo")
 DRIVER = f"""
 import subprocess, sys
 from pathlib import Path
-from pipeline import demo
+from pipeline.interfaces import demo
 
 target, digest = Path(sys.argv[1]), sys.argv[2]
 server = demo.FeedServer((demo.BUNDLE / "feed" / "{DAY}.xml").read_bytes())
@@ -96,7 +96,7 @@ def test_installed_wheel_collects_builds_and_sends(wheel: Path, tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["DIGEST_SECRET"] = "package-test-secret-0123456789"
     where = subprocess.run(
-        [str(python), "-c", "import pipeline, pipeline.render as r, pipeline.demo as d;"
+        [str(python), "-c", "import pipeline, pipeline.publish.render as r, pipeline.interfaces.demo as d;"
          " print(pipeline.__file__); print(r.BUNDLED_TEMPLATES); print(d.BUNDLE)"],
         check=True, capture_output=True, text=True, cwd=work, env=env,
     ).stdout.split()

@@ -20,15 +20,16 @@ from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
 
-from pipeline import site, store
-from pipeline.arxiv_calendar import announced_at
-from pipeline.cli import main
-from pipeline.config import Settings, load_config
-from pipeline.digest import parse_date_line, parse_digest
-from pipeline.errors import ConfigError
-from pipeline.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
-from pipeline.render import (
+from pipeline import store
+from pipeline.core.calendar import announced_at
+from pipeline.core.config import Settings, load_config
+from pipeline.core.digest_format import parse_date_line, parse_digest
+from pipeline.core.errors import ConfigError
+from pipeline.core.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
+from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
+from pipeline.interfaces.cli import main
+from pipeline.publish import site
+from pipeline.publish.render import (
     Renderer,
     clean_issue,
     layout_note,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER
-from pipeline.render import Renderer
+from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER
+from pipeline.publish.render import Renderer
 from tests.render_support import make_settings, reference_issue
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import run, store
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
-from pipeline.runtime import Runtime
-from pipeline.schedule import (
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.errors import ConfigError
+from pipeline.core.runtime import Runtime
+from pipeline.services import run
+from pipeline.services.schedule import (
     JobRunner,
     catch_up_plan,
     crontab_trigger,
@@ -305,7 +306,7 @@ def test_a_failed_run_is_retried_later_then_given_up(
     fa.fail = {"build": 3}
     stop: threading.Event = threading.Event()
     started: queue.Queue[list[tuple[str, datetime]]] = queue.Queue()
-    with caplog.at_level("INFO", logger="pipeline.schedule"):
+    with caplog.at_level("INFO", logger="pipeline.services.schedule"):
         thread = start_in_thread(settings, fa, stop, started, retry_delays=(0.05, 0.05))
         wait_until(lambda: "giving up after 2 retries" in caplog.text)
         stop.set()

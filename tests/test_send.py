@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pipeline import run, store, tokens
-from pipeline.cli import main
-from pipeline.errors import ApprovalError, DeliveryError, LockedError
-from pipeline.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
+from pipeline import store
+from pipeline.core.errors import ApprovalError, DeliveryError, LockedError
+from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
+from pipeline.deliver import tokens
+from pipeline.interfaces.cli import main
+from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     PASSWORD,
@@ -347,7 +349,7 @@ def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -
 
 
 def test_second_send_at_once_is_refused(tmp_path: Path) -> None:
-    from pipeline.delivery import issue_lock
+    from pipeline.deliver.dispatch import issue_lock
 
     settings = newsletter(tmp_path, transport="outbox")
     build_issue(settings)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline import store
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
+from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     PASSWORD,

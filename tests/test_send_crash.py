@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from tests.deliver_support import (
     DAY,
     PASSWORD,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
-from pipeline.config import Settings
-from pipeline.models import Subscriber
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.models import Subscriber
+from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     PASSWORD,

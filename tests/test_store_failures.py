@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.config import Settings
-from pipeline.errors import StoreError
+from pipeline.core.config import Settings
+from pipeline.core.errors import StoreError
 from tests.deliver_support import DAY, SECRET, build_issue, newsletter
 
 REPO = Path(__file__).resolve().parent.parent

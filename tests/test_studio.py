@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline import run, store, studio, tags
-from pipeline.config import Settings, TagRule
-from pipeline.digest import parse_digest, read_digest
-from pipeline.errors import FormatError, InputError
-from pipeline.models import Candidate, Digest, Entry
+from pipeline import store
+from pipeline.collect import tags
+from pipeline.core.config import Settings, TagRule
+from pipeline.core.digest_format import parse_digest, read_digest
+from pipeline.core.errors import FormatError, InputError
+from pipeline.core.models import Candidate, Digest, Entry
+from pipeline.interfaces import studio
+from pipeline.services import run
 from tests.render_support import HOSTILE_NOTE, HOSTILE_TITLE
 from tests.sample_day import sample_papers
 from tests.studio_support import DAY, Running, collected_day, runtime, serving
@@ -38,7 +41,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def day(prepared: Path, tmp_path: Path) -> Settings:
     import shutil
 
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     target = tmp_path / "news"
     shutil.copytree(prepared, target)
@@ -401,7 +404,7 @@ def test_draft_text_refuses_what_would_not_read_back() -> None:
 def test_the_studio_command_refuses_another_host_without_a_password_in_one_line(
     day: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline import cli
+    from pipeline.interfaces import cli
 
     monkeypatch.delenv(studio.PASSWORD_ENV, raising=False)
     with pytest.raises(SystemExit) as exit_info:

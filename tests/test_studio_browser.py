@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli, run
-from pipeline.config import Settings
-from pipeline.digest import read_digest
+from pipeline.core.config import Settings
+from pipeline.core.digest_format import read_digest
+from pipeline.interfaces import cli
+from pipeline.services import run
 from tests.studio_support import DAY, collected_day, serving
 from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS, CONTRAST_JS
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run, store
-from pipeline.cli import MAX_FINDINGS_SHOWN, main
-from pipeline.config import Settings
-from pipeline.models import Subscriber
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.models import Subscriber
+from pipeline.interfaces.cli import MAX_FINDINGS_SHOWN, main
+from pipeline.services import run
 from tests.deliver_support import SECRET, newsletter
 
 
@@ -155,7 +156,7 @@ def test_import_never_activates_a_reader_who_has_not_confirmed(
 ) -> None:
     """Anyone can type an address into the subscribe form: that makes an unsubscribed
     reader pending; re-importing an old list must not make them active without their click."""
-    from pipeline import web
+    from pipeline.interfaces import serve as web
 
     monkeypatch.setenv("DIGEST_SECRET", SECRET)
     digest(settings, "subscribers", "add", "ann@example.org")

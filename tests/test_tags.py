@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import TagRule
-from pipeline.models import Paper
-from pipeline.tags import compile_rules, match_paper
+from pipeline.collect.tags import compile_rules, match_paper
+from pipeline.core.config import TagRule
+from pipeline.core.models import Paper
 
 
 def paper(
@@ -100,7 +100,7 @@ def test_a_phrase_between_non_word_characters_always_matches(
 
 
 def test_keyword_matches_its_plural_but_not_longer_words() -> None:
-    from pipeline.tags import phrase_pattern
+    from pipeline.collect.tags import phrase_pattern
 
     pattern = phrase_pattern(["reward model", "process"])
     assert pattern is not None

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.text import latex_to_text, title_key
+from pipeline.core.latex import latex_to_text, title_key
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_title_key_ignores_case_punctuation_latex_and_unicode_forms() -> None:
 
 
 def _by_pylatexenc(latex: str) -> str:
-    from pipeline.text import _KEEP, _latex
+    from pipeline.core.latex import _KEEP, _latex
 
     for literal, mark in _KEEP.items():
         latex = latex.replace(literal, mark)
@@ -163,7 +163,7 @@ ATOMS = st.sampled_from(["a", "word", "x", "2", "1/38", "A-B", " ", "b c", ".", 
 ))
 def test_islands_read_from_the_tables_read_as_pylatexenc_reads_them(latex: str) -> None:
     # The fast path (pylatexenc's macro tables, no parser) must say what the parser says.
-    from pipeline.text import _TOKEN_RE, _latex, _NotSimple, _simple
+    from pipeline.core.latex import _TOKEN_RE, _latex, _NotSimple, _simple
 
     out: list[str] = []
     tokens = _TOKEN_RE.findall(latex)

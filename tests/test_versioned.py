@@ -1,4 +1,4 @@
-"""pipeline.versioned: site/ as a symlink swapped onto complete versions (real disk)."""
+"""pipeline.publish.versioned: site/ as a symlink swapped onto complete versions (real disk)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import versioned
+from pipeline.publish import versioned
 
 
 def files_of(root: Path) -> dict[str, bytes]:

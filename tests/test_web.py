@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import run, store, tokens
-from pipeline.config import Settings
-from pipeline.models import Subscriber
-from pipeline.runtime import Runtime
-from pipeline.web import CONFIRM_DAYS, create_app
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.models import Subscriber
+from pipeline.core.runtime import Runtime
+from pipeline.deliver import tokens
+from pipeline.interfaces.serve import CONFIRM_DAYS, create_app
+from pipeline.services import run
 from tests.deliver_support import (
     PASSWORD,
     SECRET,

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from pipeline import run, store, tokens
-from pipeline.config import Settings, load_config
-from pipeline.web import WEB_UI
+from pipeline import store
+from pipeline.core.config import Settings, load_config
+from pipeline.deliver import tokens
+from pipeline.interfaces.serve import WEB_UI
+from pipeline.services import run
 from tests.deliver_support import SECRET, add_subscribers, newsletter, serving, wait_for
 from tests.test_render_browser import ARTIFACTS, CONTRAST_JS, browser  # noqa: F401 - fixture
 

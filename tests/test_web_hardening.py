@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import run, store, tokens
-from pipeline.config import Settings
-from pipeline.errors import StoreError
-from pipeline.models import Subscriber
-from pipeline.web import CLIENT_LIMIT, SECURITY_HEADERS
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.errors import StoreError
+from pipeline.core.models import Subscriber
+from pipeline.deliver import tokens
+from pipeline.interfaces.serve import CLIENT_LIMIT, SECURITY_HEADERS
+from pipeline.services import run
 from tests.deliver_support import (
     PASSWORD,
     SECRET,
@@ -142,8 +144,8 @@ def test_subscribe_answers_alike_for_every_address_even_with_smtp_down(tmp_path:
 def test_queued_confirmation_goes_out_once_the_mail_server_is_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.runtime import Runtime
-    from pipeline.web import create_app
+    from pipeline.core.runtime import Runtime
+    from pipeline.interfaces.serve import create_app
 
     cert, key = make_cert(tmp_path)
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
@@ -346,7 +348,7 @@ def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
 def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
     settings: Settings, base: str
 ) -> None:
-    from pipeline.web import WEB_UI
+    from pipeline.interfaces.serve import WEB_UI
 
     utf8 = requests.post(f"{base}/subscribe", data={"email": "üser@example.org"}, timeout=10)
     assert utf8.status_code == 400
@@ -361,7 +363,7 @@ def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
 
 
 def test_the_per_client_limit_counts_an_ipv6_host_by_its_64() -> None:
-    from pipeline.web import client_key
+    from pipeline.interfaces.serve import client_key
 
     assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9")
     assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
@@ -407,8 +409,8 @@ def test_confirmations_go_out_within_an_hourly_budget(settings: Settings) -> Non
     getting the curator's SMTP account blocklisted."""
     from datetime import UTC, datetime, timedelta
 
-    from pipeline.runtime import Runtime
-    from pipeline.web import create_app
+    from pipeline.core.runtime import Runtime
+    from pipeline.interfaces.serve import create_app
 
     clock = [datetime(2024, 12, 5, 9, 0, tzinfo=UTC)]
     app = create_app(settings, Runtime(now=lambda: clock[0]))
@@ -443,7 +445,7 @@ def test_a_database_deleted_under_the_server_is_503_not_a_silent_loss(
 
 def test_a_kept_connection_notices_its_database_was_deleted(settings: Settings) -> None:
     """The same on one thread, whose connection is kept between requests (deterministic)."""
-    from pipeline.web import create_app
+    from pipeline.interfaces.serve import create_app
 
     a, b = add_subscribers(settings, 2)
     client = create_app(settings).test_client()

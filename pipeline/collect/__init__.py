@@ -1,0 +1,1 @@
+"""Collect stage: arXiv's feed and API, HTTP manners, tag rules."""

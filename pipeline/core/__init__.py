@@ -1,0 +1,1 @@
+"""The core: models, errors, configuration, runtime, the issue's lifecycle, file and text helpers."""

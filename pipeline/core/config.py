@@ -1,0 +1,440 @@
+"""Load and validate config/digest.toml into frozen settings; secrets come from the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import tomllib
+import typing
+import unicodedata
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.core.errors import ConfigError
+from pipeline.core.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
+from pipeline.core.subject import DEFAULT_SUBJECT, compile_subject
+
+DEFAULT_CONFIG = Path("config/digest.toml")
+MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
+MAX_PORT = 65535
+MAX_CONNECTIONS = 64  # delivery.connections
+
+
+@dataclass(frozen=True)
+class NewsletterSettings:
+    title: str = "ML Papers Digest"
+    locale: str = "ko"
+    languages: tuple[str, ...] = ("ko", "en")
+    timezone: str = "Asia/Seoul"
+    base_url: str = "https://digest.example.org"
+    from_: str = "ML Papers Digest <digest@example.org>"
+    unsubscribe_mailto: str = "unsubscribe@example.org"
+    feed_items: int = 20
+    subject: str = DEFAULT_SUBJECT
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    data: Path = Path("data")
+    notes: Path = Path("notes")
+    drafts: Path = Path("drafts")
+    site: Path = Path("site")
+    outbox: Path = Path("outbox")
+    templates: Path = Path("templates")
+
+
+@dataclass(frozen=True)
+class ArxivSettings:
+    rss_url: str = "https://rss.arxiv.org/rss/{categories}"
+    api_url: str = "https://export.arxiv.org/api/query"
+    categories: tuple[str, ...] = ("cs.CL", "cs.LG", "cs.CV", "cs.AI")
+    announce_types: tuple[str, ...] = ("new", "cross")
+    contact: str = "curator@example.org"
+    timeout: float = 30.0
+    retries: int = 4
+    api_interval: float = 3.0
+
+
+@dataclass(frozen=True)
+class TagRule:
+    name: str
+    categories: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    api_search: bool = False
+
+
+@dataclass(frozen=True)
+class DraftSettings:
+    max_candidates: int = 40
+    more_papers: int = 20
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: str = "outbox"
+    rate_per_second: float = 0.0  # 0 = no cap of its own: the relay's pace and 4xx answers rule
+    connections: int = 4
+    max_html_kb: int = 90
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    timeout: float = 30.0
+    retries: int = 3
+    smtputf8: bool = False
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    trusted_proxy: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    collect: str = "30 10 * * 1-5"
+    send: str = "0 18 * * 1-5"
+    misfire_grace_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline needs to know, validated; paths are absolute."""
+
+    root: Path
+    newsletter: NewsletterSettings = field(default_factory=NewsletterSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    arxiv: ArxivSettings = field(default_factory=ArxivSettings)
+    tags: tuple[TagRule, ...] = ()
+    draft: DraftSettings = field(default_factory=DraftSettings)
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    source: Path | None = None
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Email/web variants: each language alone, then 'all' when there are several."""
+        langs = self.newsletter.languages
+        return (*langs, "all") if len(langs) > 1 else langs
+
+    @property
+    def locale_language(self) -> str:
+        """The language part of newsletter.locale ('ko' of 'ko_KR', 'en' of 'en-GB')."""
+        return self.newsletter.locale.split("_")[0].split("-")[0]
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.paths.data / "digest.db"
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        """The newsletter's time zone."""
+        return ZoneInfo(self.newsletter.timezone)
+
+    @property
+    def smtp_password(self) -> str:
+        """The SMTP password, from DIGEST_SMTP_PASSWORD (never from a file); surrounding
+        whitespace (the newline of `$(cat file)`) is not part of it."""
+        return os.environ.get("DIGEST_SMTP_PASSWORD", "").strip()
+
+    @property
+    def secret(self) -> bytes:
+        """The signing secret for unsubscribe and confirm links, from DIGEST_SECRET."""
+        value = os.environ.get("DIGEST_SECRET", "").strip()
+        if not value:
+            raise ConfigError(
+                "DIGEST_SECRET is not set: export a long random string to sign links",
+                key="DIGEST_SECRET",
+            )
+        # Every reader holds a token signed with it: a short secret is found offline from
+        # one token, and then anyone can unsubscribe anyone.
+        strength = sum(not c.isspace() for c in value)  # sixteen spaces are no secret
+        if strength < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"DIGEST_SECRET is too short ({strength} characters): use at least "
+                f"{MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`",
+                key="DIGEST_SECRET",
+            )
+        return value.encode()
+
+
+T = TypeVar("T")
+
+_SECTIONS: dict[str, type[Any]] = {
+    "newsletter": NewsletterSettings,
+    "paths": PathSettings,
+    "arxiv": ArxivSettings,
+    "draft": DraftSettings,
+    "approval": ApprovalSettings,
+    "delivery": DeliverySettings,
+    "smtp": SmtpSettings,
+    "web": WebSettings,
+    "schedule": ScheduleSettings,
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "delivery.transport": ("outbox", "smtp"),
+    "smtp.security": ("starttls", "tls", "none"),
+}
+
+
+def _toml_name(name: str) -> str:
+    return name.rstrip("_")  # `from` is a Python keyword, stored as from_
+
+
+def _one_line(value: str, key: str, path: Path) -> str:
+    """`value` when it has no line break or other control character: settings end up in mail
+    headers (a title with CR LF would add a header of its own), URLs and file names."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(f"expected one line of text, got {value!r}", path=path, key=key)
+    return value
+
+
+def _convert(value: Any, hint: Any, key: str, path: Path) -> Any:
+    """Check one TOML value against a field's type hint; name the key when it is wrong."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected true or false, got {value!r}", path=path, key=key)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected a whole number, got {value!r}", path=path, key=key)
+    if hint is float:
+        # TOML has nan and inf: a timeout of nan or a rate of inf is no setting
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return float(value)
+        raise ConfigError(f"expected a finite number, got {value!r}", path=path, key=key)
+    if hint is str:
+        if isinstance(value, str):
+            return _one_line(value, key, path)
+        raise ConfigError(f"expected a string, got {value!r}", path=path, key=key)
+    if hint is Path:
+        if isinstance(value, str) and value:
+            return Path(value)
+        raise ConfigError(f"expected a path (a string), got {value!r}", path=path, key=key)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"expected a list of strings, got {value!r}", path=path, key=key)
+        return tuple(_one_line(v, key, path) for v in value)
+    raise TypeError(f"unsupported setting type {hint!r}")  # pragma: no cover - programming error
+
+
+def _build(cls: type[T], table: Any, section: str, path: Path, **fixed: Any) -> T:
+    """Build one settings dataclass from a TOML table, rejecting unknown keys."""
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table", path=path, key=section)
+    hints = typing.get_type_hints(cls)
+    known = {_toml_name(f.name): f.name for f in fields(cls) if f.name != "name"}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown key (expected one of: {', '.join(sorted(known))})",
+            path=path,
+            key=f"{section}.{unknown[0]}",
+        )
+    values: dict[str, Any] = dict(fixed)
+    for toml_key, attr in known.items():
+        if toml_key in table:
+            key = f"{section}.{toml_key}"
+            values[attr] = _convert(table[toml_key], hints[attr], key, path)
+            choices = _CHOICES.get(key)
+            if choices and values[attr] not in choices:
+                raise ConfigError(
+                    f"expected one of {', '.join(choices)}, got {values[attr]!r}",
+                    path=path,
+                    key=key,
+                )
+    return cls(**values)
+
+
+def _check_values(s: Settings, path: Path) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    nl = s.newsletter
+    try:
+        ZoneInfo(nl.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown time zone {nl.timezone!r} (expected e.g. Asia/Seoul)",
+            path=path,
+            key="newsletter.timezone",
+        ) from exc
+    from babel import Locale, UnknownLocaleError  # only once a config is read (not on import)
+
+    try:
+        Locale.parse(nl.locale)
+    except (UnknownLocaleError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown locale {nl.locale!r} (expected e.g. ko or en)",
+            path=path,
+            key="newsletter.locale",
+        ) from exc
+    try:
+        compile_subject(nl.subject)
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=path, key="newsletter.subject") from exc
+    if not nl.languages:
+        raise ConfigError("expected at least one language", path=path, key="newsletter.languages")
+    for lang in nl.languages:
+        if lang not in ("ko", "en"):
+            raise ConfigError(
+                f"unsupported language {lang!r} (expected ko or en)",
+                path=path,
+                key="newsletter.languages",
+            )
+        if nl.languages.count(lang) > 1:  # each language is one variant, stored once per issue
+            raise ConfigError(f"{lang!r} twice (expected each language once)",
+                              path=path, key="newsletter.languages")
+    base = urlsplit(nl.base_url)
+    # Page names are appended to it: a query or fragment would end up in front of them.
+    if base.scheme not in ("http", "https") or not base.netloc or base.query or base.fragment:
+        raise ConfigError(
+            "expected an http(s) URL of the site's folder, without ?query or #fragment "
+            "(e.g. https://digest.example.org/)", path=path, key="newsletter.base_url"
+        )
+    if "{categories}" not in s.arxiv.rss_url:
+        raise ConfigError(
+            "expected a URL containing {categories}", path=path, key="arxiv.rss_url"
+        )
+    if not s.arxiv.categories:
+        raise ConfigError("expected at least one category", path=path, key="arxiv.categories")
+    for t in s.arxiv.announce_types:
+        if t not in ANNOUNCE_TYPES:
+            raise ConfigError(
+                f"unknown announce type {t!r} (expected new, cross, replace or replace-cross)",
+                path=path,
+                key="arxiv.announce_types",
+            )
+    checks: list[tuple[str, float, float]] = [
+        ("draft.max_candidates", s.draft.max_candidates, 0),
+        ("draft.more_papers", s.draft.more_papers, 0),
+        ("arxiv.retries", s.arxiv.retries, 0),
+        ("arxiv.timeout", s.arxiv.timeout, 0.001),
+        ("arxiv.api_interval", s.arxiv.api_interval, 3.0),
+        ("delivery.rate_per_second", s.delivery.rate_per_second, 0),
+        ("delivery.connections", s.delivery.connections, 1),
+        ("delivery.max_html_kb", s.delivery.max_html_kb, 10),
+        ("smtp.port", s.smtp.port, 1),
+        ("smtp.timeout", s.smtp.timeout, 0.001),
+        ("smtp.retries", s.smtp.retries, 0),
+        ("web.port", s.web.port, 1),
+        ("newsletter.feed_items", s.newsletter.feed_items, 1),
+        ("schedule.misfire_grace_seconds", s.schedule.misfire_grace_seconds, 1),
+    ]
+    for key, value, minimum in checks:
+        if value < minimum:
+            raise ConfigError(f"expected at least {minimum:g}, got {value:g}", path=path, key=key)
+    if s.delivery.connections > MAX_CONNECTIONS:  # relays refuse (421) past a handful per client
+        raise ConfigError(f"expected at most {MAX_CONNECTIONS}, got {s.delivery.connections}",
+                          path=path, key="delivery.connections")
+    proxy = s.web.trusted_proxy
+    if proxy:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError as exc:
+            raise ConfigError(f"expected the proxy's IP address (e.g. 127.0.0.1), got {proxy!r}",
+                              path=path, key="web.trusted_proxy") from exc
+    for key, port in (("smtp.port", s.smtp.port), ("web.port", s.web.port)):
+        if port > MAX_PORT:
+            raise ConfigError(f"expected a port from 1 to {MAX_PORT}, got {port}",
+                              path=path, key=key)
+
+
+def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table of [tags.<name>] tables", path=path, key="tags")
+    rules = []
+    seen: dict[str, str] = {}
+    for name, rule_table in table.items():
+        if not TAG_RE.fullmatch("#" + name):
+            raise ConfigError(
+                "a tag name takes letters, digits, '-' or '_' only", path=path, key=f"tags.{name}"
+            )
+        first = seen.setdefault(normalize_tag(name), name)
+        if first != name:  # both rules would tag a paper twice (#VQ #vq) and score it twice
+            raise ConfigError(
+                f"the same tag as tags.{first} (tags ignore case, and '_' equals '-')",
+                path=path, key=f"tags.{name}",
+            )
+        rules.append(_build(TagRule, rule_table, f"tags.{name}", path, name=name))
+    return tuple(rules)
+
+
+def _resolve_paths(paths: PathSettings, root: Path) -> PathSettings:
+    return PathSettings(**{f.name: _absolute(root / getattr(paths, f.name)) for f in fields(paths)})
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute, its last part kept as written: site/ is a symlink that each
+    publish swaps (pipeline.publish.versioned), so resolving it would pin one old version."""
+    normal = Path(os.path.normpath(path.absolute()))
+    return normal.parent.resolve() / normal.name
+
+
+def parse_config(text: str, path: Path, root: Path) -> Settings:
+    """Validate TOML text into Settings; `root` is the newsletter directory for relative paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
+    unknown = sorted(set(data) - set(_SECTIONS) - {"tags"})
+    if unknown:
+        raise ConfigError(
+            f"unknown section (expected one of: {', '.join(sorted([*_SECTIONS, 'tags']))})",
+            path=path,
+            key=unknown[0],
+        )
+    sections = {name: _build(cls, data.get(name, {}), name, path) for name, cls in _SECTIONS.items()}
+    settings = Settings(
+        root=root.resolve(),
+        tags=_build_tags(data.get("tags", {}), path),
+        source=path,
+        **sections,
+    )
+    _check_values(settings, path)
+    return Settings(
+        **{f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "paths"},
+        paths=_resolve_paths(settings.paths, root),
+    )
+
+
+def load_config(path: Path) -> Settings:
+    """Read a config file; the newsletter directory is the parent of the file's folder."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError("config file not found (use --config PATH)", path=path) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config is not UTF-8 text", path=path) from exc
+    return parse_config(text, path, path.resolve().parent.parent)
+
+
+def default_settings(root: Path) -> Settings:
+    """Settings with every default, for a newsletter directory (used by tests and the demo)."""
+    return Settings(root=root.resolve(), paths=_resolve_paths(PathSettings(), root))
+

@@ -1,0 +1,1 @@
+"""Deliver stage: mail, the send ledger, subscribers, tokens."""

@@ -1,0 +1,385 @@
+"""Sending an issue: one message per active subscriber, with a ledger so nobody gets it twice.
+
+The ledger (`deliveries`, unique per issue and subscriber) is written around each message:
+the row is claimed as 'sending' before the message is handed to the server and marked 'sent'
+once the server accepts it. A rerun after a crash skips every 'sent' row and sends the rest;
+the one message that was in flight when the process died (claimed, maybe accepted, not yet
+marked) is sent again, so at most that one recipient can get the issue twice. A file lock per
+issue keeps two sends of the same issue from running at once.
+
+Over SMTP, `delivery.connections` connections work one shared queue, each in its own thread
+with its own SQLite connection: a worker claims a row just before its message goes out and
+finishes it when the server answers, so a crash repeats at most one message per connection.
+One RateLimiter paces them all; a 4xx backoff sleeps only the connection that got it.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import sys
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline import store
+from pipeline.core import locks
+from pipeline.core.config import Settings
+from pipeline.core.errors import DeliveryError, InputError
+from pipeline.core.models import EmailVariant, Subscriber, normalize_tag
+from pipeline.core.runtime import Runtime
+from pipeline.deliver import tokens
+from pipeline.deliver.mail import (
+    PREVIEW_TOKEN,
+    MessageBuilder,
+    OutboxTransport,
+    Outgoing,
+    RecipientDeferred,
+    RecipientRejected,
+    Transport,
+    make_transport,
+    make_transports,
+    outbox_file,
+    unsubscribe_mailto,
+    unsubscribe_url,
+)
+from pipeline.deliver.subscribers import normalize_email
+
+
+@dataclass
+class Summary:
+    """What one send did."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, other: Summary) -> None:
+        """Count another connection's work into this summary."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.failures += other.failures
+
+
+def wants(sub: Subscriber, tags: Collection[str]) -> bool:
+    """Whether a subscriber gets an issue with these tags (no tags chosen = everything)."""
+    return not sub.tags or any(normalize_tag(t) in tags for t in sub.tags)
+
+
+@contextmanager
+def issue_lock(settings: Settings, day: date) -> Iterator[None]:
+    """Hold the send lock of one issue; raise LockedError at once if another send has it."""
+    with locks.hold_lock(
+        settings.paths.data / f"send-{day.isoformat()}.lock",
+        "another `digest send`",
+        busy=f"another `digest send` of the issue of {day} is running; "
+        "this one sent nothing (wait for it to finish)",
+    ):
+        yield
+
+
+def _variant_for(sub_language: str | None, names: list[str], settings: Settings) -> str:
+    if sub_language is not None and sub_language in names:
+        return sub_language
+    # A language dropped from the config falls back to the widest variant.
+    return settings.variants[-1] if settings.variants[-1] in names else names[-1]
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+
+@contextmanager
+def _progress(rt: Runtime, total: int) -> Iterator[Any]:
+    if rt.progress:
+        with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
+            yield bar
+    else:
+        yield _NoProgress()
+
+
+def send_issue(
+    conn: sqlite3.Connection,
+    settings: Settings,
+    day: date,
+    rt: Runtime,
+    variants: list[EmailVariant],
+    *,
+    tags: Collection[str],
+    dry_run: bool = False,
+    transport: Transport | None = None,
+) -> Summary:
+    """Send the issue to each active subscriber not yet sent it who wants its `tags` (the
+    issue record's); with `dry_run` write every message to outbox/DAY/ and record nothing.
+    Marks the issue sent when all are done."""
+    summary = Summary()
+    record = store.get_issue_record(conn, day)
+    if record is not None and record.sent and not dry_run:
+        rt.echo(f"the issue of {day} was already sent ({record.sent_at}); nothing to do")
+        return summary
+    if not variants:
+        raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
+    names = [v.variant for v in variants]
+    builder = MessageBuilder(settings, day, variants)
+    tags = frozenset(normalize_tag(t) for t in tags)
+    secret = settings.secret
+    outbox = settings.paths.outbox / day.isoformat()
+    active = store.count_subscribers(conn, "active")
+    if transport is not None:
+        transports = [transport]
+    elif dry_run:
+        transports = [OutboxTransport(outbox)]
+    else:  # no more connections than readers: a small list needs no idle sessions
+        transports = make_transports(settings, rt, outbox, min(settings.delivery.connections,
+                                                               max(active, 1)))
+    transports = _open_all(transports, rt)
+    transport = transports[0]
+    try:
+        with _progress(rt, active) as bar, _Pool(conn, day, transports) as pool:
+            for sub, done in store.iter_recipients(conn, day):
+                bar.update(1)
+                assert sub.id is not None
+                if done in ("sent", "failed") or not wants(sub, tags):
+                    summary.skipped += 1
+                    continue
+                token = tokens.sign(secret, "unsubscribe", sub.id, sub.email)
+                message = builder.build(
+                    _variant_for(sub.language, names, settings),
+                    sub.email,
+                    unsubscribe_url(settings, token),
+                    unsubscribe_mailto(settings, token),
+                    rt.now(),
+                )
+                if dry_run:
+                    transport.send(message)
+                    summary.sent += 1
+                else:
+                    pool.submit(sub.id, message)
+        summary.add(pool.summary)
+    finally:
+        for each in transports:
+            each.close()
+    _report(conn, day, rt, summary, dry_run, outbox)
+    return summary
+
+
+def _open_all(transports: list[Transport], rt: Runtime) -> list[Transport]:
+    """Open every transport; the first must open (a wrong password stops the send before it
+    starts), a later one the server turns away (a relay's cap on connections) is left out."""
+    transports[0].open()
+    opened = [transports[0]]
+    for each in transports[1:]:
+        try:
+            each.open()
+        except DeliveryError as exc:
+            rt.echo(f"warning: sending over {len(opened)} of {len(transports)} connections: {exc}")
+            break
+        opened.append(each)
+    return opened
+
+
+def send_one(
+    conn: sqlite3.Connection,
+    day: date,
+    subscriber_id: int,
+    transport: Transport,
+    message: Outgoing,
+    summary: Summary,
+) -> None:
+    """One reader's message: claimed in the ledger, handed to the transport, recorded as the
+    server answered (skipped when an earlier run already finished it)."""
+    if not store.claim_delivery(conn, day, subscriber_id, message.message_id):
+        summary.skipped += 1
+        return
+    try:
+        transport.send(message)
+    except RecipientRejected as exc:
+        store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
+        summary.failed += 1
+        summary.failures.append(str(exc))
+    except RecipientDeferred as exc:
+        store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
+        summary.deferred += 1
+        summary.failures.append(str(exc))
+    else:
+        store.finish_delivery(conn, day, subscriber_id, "sent", None)
+        summary.sent += 1
+
+
+def _database_path(conn: sqlite3.Connection) -> Path:
+    """The file behind a connection (each sending thread opens its own connection to it)."""
+    return Path(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+class _Pool:
+    """The connections working one queue of messages. One transport sends in the caller's
+    thread; several send each from a thread of its own, with its own SQLite connection and
+    Summary (merged into `summary` at the end). The queue holds two messages per connection,
+    so a crash finds at most one claimed-and-unrecorded message per connection and nothing
+    else half done. A worker's DeliveryError (the relay refused the sender, the connection
+    kept dropping) stops the others after their current message and is raised here."""
+
+    def __init__(self, conn: sqlite3.Connection, day: date, transports: list[Transport]) -> None:
+        self.conn = conn
+        self.day = day
+        self.transports = transports
+        self.summary = Summary()
+        self._jobs: queue.Queue[tuple[int, Outgoing] | None] = queue.Queue(2 * len(transports))
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        self._summaries: list[Summary] = []
+
+    def __enter__(self) -> _Pool:
+        if len(self.transports) > 1:
+            path = _database_path(self.conn)
+            for number, transport in enumerate(self.transports, 1):
+                summary = Summary()
+                self._summaries.append(summary)
+                thread = threading.Thread(
+                    target=self._work, args=(transport, path, summary),
+                    name=f"digest-send-{number}", daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+        return self
+
+    def submit(self, subscriber_id: int, message: Outgoing) -> None:
+        """Send one reader's message (queued for the next free connection)."""
+        if not self._threads:
+            send_one(self.conn, self.day, subscriber_id, self.transports[0], message, self.summary)
+            return
+        if self._stop.is_set():
+            raise self._errors[0] if self._errors else DeliveryError("the send was stopped")
+        self._jobs.put((subscriber_id, message))
+
+    def _work(self, transport: Transport, path: Path, summary: Summary) -> None:
+        try:
+            conn = store.connect(path)
+        except BaseException as exc:
+            self._fail(exc)
+            conn = None
+        try:
+            while (job := self._jobs.get()) is not None:
+                if self._stop.is_set() or conn is None:
+                    continue  # drain the queue: nothing was claimed for these
+                try:
+                    send_one(conn, self.day, job[0], transport, job[1], summary)
+                except BaseException as exc:
+                    self._fail(exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self._stop.set()
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if not self._threads:
+            return
+        if exc is not None:
+            self._stop.set()  # interrupted: each connection ends its current message only
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        for summary in self._summaries:
+            self.summary.add(summary)
+        if exc is None and self._errors:
+            raise self._errors[0]
+
+
+def _report(
+    conn: sqlite3.Connection, day: date, rt: Runtime, summary: Summary, dry_run: bool,
+    outbox: Path,
+) -> None:
+    for line in summary.failures:
+        rt.echo(f"failed: {line}")
+    if dry_run:
+        rt.echo(f"dry run: wrote {summary.sent} messages to {outbox}; recorded nothing")
+        return
+    rt.echo(
+        f"issue {day}: sent {summary.sent}, failed {summary.failed}, skipped {summary.skipped}"
+        + (f", deferred {summary.deferred}" if summary.deferred else "")
+    )
+    # The loop claimed every delivery still owed (a 'deferred' or 'sending' row of an earlier
+    # run included), so only this run's deferrals are left to retry; the rows of readers who
+    # have since unsubscribed or dropped the issue's tags must not hold the issue back forever.
+    if summary.deferred:
+        raise DeliveryError(
+            f"{summary.deferred} messages of the issue of {day} were deferred by the "
+            f"server (4xx); run `digest send --date {day}` again later to retry them"
+        )
+    store.mark_issue_sent(conn, day)
+
+
+TEST_PREFIX = "[TEST] "
+
+
+def send_preview(
+    conn: sqlite3.Connection,
+    settings: Settings,
+    day: date,
+    rt: Runtime,
+    variants: list[EmailVariant],
+    to: str,
+    transport: Transport | None = None,
+    *,
+    variant: str | None = None,
+) -> list[str]:
+    """Send test copies with [TEST] in the subject to `to`; records nothing. `variant`
+    picks one ("all" when it is no variant name of the config: every variant); by default
+    a subscriber gets their own variant and link, anyone else the widest variant and a
+    dummy link. Returns and echoes what was sent where."""
+    try:
+        addr = normalize_email(to, smtputf8=settings.smtp.smtputf8)
+    except ValueError as exc:
+        raise InputError(str(exc), key="--to") from exc
+    names = [v.variant for v in variants]
+    if not names:
+        raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
+    sub = store.get_subscriber(conn, addr)
+    if variant is None:
+        chosen = [_variant_for(sub.language if sub else None, names, settings)]
+    elif variant in names:
+        chosen = [variant]
+    elif variant == "all":
+        chosen = names
+    else:
+        raise InputError(f"no variant {variant!r} in this build (it has {', '.join(names)})",
+                         key="--variant")
+    token = PREVIEW_TOKEN  # its link and mailto do nothing
+    if sub is not None and sub.id is not None:
+        token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
+    url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
+    # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
+    builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
+    folder = settings.paths.outbox / day.isoformat() / "test"
+    done: list[str] = []
+    for name in chosen:
+        # With the outbox, each variant's copy gets its own folder (one file per recipient).
+        one = transport if transport is not None else make_transport(settings, rt, folder / name)
+        message = builder.build(name, addr, url, mailto, rt.now())
+        one.open()
+        try:
+            one.send(message)
+        finally:
+            one.close()
+        target = (str(outbox_file(one.folder, addr)) if isinstance(one, OutboxTransport)
+                  else f"{addr} (SMTP {settings.smtp.host}:{settings.smtp.port})")
+        done.append(f"{name}: {target}")
+        rt.echo(f"sent a {TEST_PREFIX.strip()} copy ({name}) of the issue of {day} to "
+                f"{target}; recorded nothing")
+    return done

@@ -1,0 +1,633 @@
+"""`digest serve`: one-click unsubscribe (RFC 8058), double opt-in subscribe, and site/.
+
+Built to face the internet (behind a reverse proxy, see docs/delivery.md): request size and
+URL limits, idle connections that cannot starve one-click unsubscribe, security headers on
+every response, tokens kept out of the logs, rate limits on /subscribe kept in SQLite (so they
+hold across waitress's threads and restarts), and confirmation mail sent by a background
+worker from the `mail_queue` table, so /subscribe answers the same, and as fast, whatever
+the address's state and whether or not the mail server is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import re
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, request, send_file
+from waitress.server import create_server
+from werkzeug.exceptions import HTTPException
+
+from pipeline import store
+from pipeline.core.config import Settings
+from pipeline.core.errors import DeliveryError, InputError, StoreError
+from pipeline.core.models import Subscriber
+from pipeline.core.runtime import Runtime
+from pipeline.deliver import tokens
+from pipeline.deliver.mail import RecipientError, Transport, make_transport, message_id, simple_message
+from pipeline.deliver.subscribers import AddressError, normalize_email
+
+log = logging.getLogger(__name__)
+
+# A confirmation link works this many days after it was sent; then the reader subscribes again.
+CONFIRM_DAYS = 7
+# At most one confirmation mail per address per hour, whoever asks (no mail-bombing).
+ADDRESS_INTERVAL = 3600.0
+# At most this many subscribe POSTs per client address per minute (then 429).
+CLIENT_LIMIT = 10
+CLIENT_WINDOW = 60.0
+# Limits of the HTTP server: the largest form is a few hundred bytes.
+MAX_BODY = 64 * 1024
+MAX_URL = 2048  # characters of path + query; longer is 414
+MAX_HEADERS = 16 * 1024  # waitress answers 431 beyond this
+# Idle or slow connections cost waitress no thread (its main loop buffers whole requests),
+# only a socket: allow many, and close idle ones soon, so that a few hundred open sockets
+# cannot keep a one-click unsubscribe out (waitress's default limit is 100).
+THREADS = 8
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT = 30  # seconds an idle connection stays open
+# The background mail worker: how often it looks at the queue, how it backs off while the
+# mail server is down, and when it gives up on a confirmation (the link would be expired).
+QUEUE_POLL = 5.0
+QUEUE_BACKOFF = (30.0, 3600.0)  # first retry after 30 s, doubling, at most hourly
+QUEUE_GIVE_UP = timedelta(days=1)
+QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
+# At most this many confirmation mails an hour in all: many clients each asking for a few
+# strangers must not get the curator's SMTP account blocklisted; the rest waits its turn.
+QUEUE_HOURLY = 100
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # No scripts anywhere; the pages' CSS is in <style> and style attributes (the email's).
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP 2
+    # Unsubscribe and confirm URLs carry tokens: never hand them to another site.
+    "Referrer-Policy": "no-referrer",
+}
+
+# The words of these pages; the archive's words (render.UI) are reused for the rest.
+WEB_UI: dict[str, dict[str, str]] = {
+    "ko": {
+        "subscribe": "구독하기",
+        "subscribe_intro": "{title} 뉴스레터를 메일로 받아 보세요.",
+        "email_label": "메일 주소",
+        "language_label": "받을 언어",
+        "subscribe_button": "구독 신청",
+        "subscribe_note": "확인 메일의 링크를 열어야 구독이 시작됩니다. "
+                          "주소는 뉴스레터를 보내는 데에만 씁니다.",
+        "check_title": "메일함을 확인해 주세요",
+        "check_text": "{email} 주소가 아직 구독 중이 아니라면 확인 링크를 보냈습니다. 링크를 열어 "
+                      "구독을 마쳐 주세요. 메일이 보이지 않으면 스팸함을 확인하거나 한 시간 뒤에 다시 "
+                      "신청해 주세요.",
+        "bad_email": "올바른 메일 주소가 아닙니다. 다시 확인해 주세요.",
+        "bad_email_utf8": "이 뉴스레터는 @ 앞부분에 영문 외 문자가 들어간 주소로는 보낼 수 없습니다.",
+        "bad_language": "받을 언어를 목록에서 골라 주세요.",
+        "too_many_title": "잠시 후 다시 시도해 주세요",
+        "too_many_text": "요청이 너무 많습니다. 1분 뒤에 다시 시도해 주세요.",
+        "confirm_title": "구독 확인",
+        "confirm_question": "{email} 주소로 {title} 뉴스레터를 받으시겠어요?",
+        "confirm_button": "구독 확인",
+        "confirmed_title": "구독되었습니다",
+        "confirmed_text": "{email} 주소로 {title} 뉴스레터를 보내 드립니다.",
+        "expired_title": "만료된 링크",
+        "expired_text": "이 링크는 만료되었습니다. 구독을 다시 신청해 주세요.",
+        "subscribe_again": "다시 구독 신청하기",
+        "invalid_title": "잘못된 링크",
+        "invalid_text": "링크가 올바르지 않거나 중간에 바뀌었습니다.",
+        "unsubscribe_title": "수신 거부",
+        "unsubscribe_question": "{email} 주소로 {title} 뉴스레터를 그만 보낼까요?",
+        "unsubscribe_button": "수신 거부",
+        "unsubscribed_title": "수신 거부되었습니다",
+        "unsubscribed_text": "{email} 주소로 이 뉴스레터를 더는 보내지 않습니다.",
+        "not_found_title": "찾을 수 없습니다",
+        "not_found_text": "이 주소에는 아무것도 없습니다.",
+        "error_title": "요청을 처리할 수 없습니다",
+        "too_large_text": "보낸 내용이 너무 큽니다.",
+        "too_long_text": "주소가 너무 깁니다.",
+        "bad_request_text": "요청을 이해하지 못했습니다.",
+        "unavailable_title": "잠시 쓸 수 없습니다",
+        "unavailable_text": "잠시 후 다시 시도해 주세요.",
+        "mail_subject": "{title} 구독 확인",
+        "mail_text": "{email} 주소로 {title} 뉴스레터를 받으려면 아래 링크를 열어 확인해 "
+                     "주세요. 링크는 {days}일 동안 쓸 수 있습니다.\n\n{link}\n\n"
+                     "신청하지 않으셨다면 이 메일을 무시해 주세요. 아무것도 보내지 않습니다.\n",
+    },
+    "en": {
+        "subscribe": "Subscribe",
+        "subscribe_intro": "Get {title} by email.",
+        "email_label": "Email address",
+        "language_label": "Language",
+        "subscribe_button": "Subscribe",
+        "subscribe_note": "We email you a link; your subscription starts when you open it. "
+                          "Your address is used for this newsletter only.",
+        "check_title": "Check your inbox",
+        "check_text": "Unless {email} is already subscribed, a confirmation link is on its way. "
+                      "Open it to start your subscription. Nothing there? Check your spam "
+                      "folder, or try again in an hour.",
+        "bad_email": "That is not a valid email address. Please check it.",
+        "bad_email_utf8": "This newsletter cannot send to addresses with non-ASCII characters "
+                          "before the @.",
+        "bad_language": "Please choose a language from the list.",
+        "too_many_title": "Please try again later",
+        "too_many_text": "Too many requests. Please wait a minute and try again.",
+        "confirm_title": "Confirm your subscription",
+        "confirm_question": "Start sending {title} to {email}?",
+        "confirm_button": "Confirm",
+        "confirmed_title": "You are subscribed",
+        "confirmed_text": "{email} will get {title}.",
+        "expired_title": "Link expired",
+        "expired_text": "This link has expired. Please subscribe again.",
+        "subscribe_again": "Subscribe again",
+        "invalid_title": "Invalid link",
+        "invalid_text": "This link is not valid or was altered.",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_question": "Stop sending {title} to {email}?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribed_title": "Unsubscribed",
+        "unsubscribed_text": "{email} will get no more emails from this list.",
+        "not_found_title": "Not found",
+        "not_found_text": "There is nothing at this address.",
+        "error_title": "Cannot handle this request",
+        "too_large_text": "What was sent is too large.",
+        "too_long_text": "This address is too long.",
+        "bad_request_text": "This request could not be understood.",
+        "unavailable_title": "Temporarily unavailable",
+        "unavailable_text": "Please try again in a few minutes.",
+        "mail_subject": "Confirm your subscription to {title}",
+        "mail_text": "Please confirm that you want to receive {title} at {email}; the link "
+                     "works for {days} days:\n\n{link}\n\n"
+                     "If you did not ask for it, ignore this email; nothing will be sent to you.\n",
+    },
+}
+
+_TOKEN_IN_PATH = re.compile(r"(/(?:unsubscribe|confirm)/)[^\s/?#\"']+")
+
+
+def redact(text: str) -> str:
+    """`text` with the tokens of unsubscribe and confirm URLs replaced by `[token]`."""
+    return _TOKEN_IN_PATH.sub(r"\1[token]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Keeps unsubscribe and confirm tokens out of the server's log (a token unsubscribes
+    its reader; logs are read, shipped and kept by more people than the secret)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def configure_logging() -> None:
+    """Log requests and errors of `digest serve` to stderr, tokens redacted (idempotent)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactTokens())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name in ("waitress", __name__):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for h in logger.handlers for f in h.filters):
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+def ui_language(settings: Settings) -> str:
+    """The pages' language: the newsletter's locale when the pages speak it, else English."""
+    lang = settings.locale_language
+    return lang if lang in WEB_UI else "en"
+
+
+class Pages:
+    """Renders the pages of `digest serve` from templates/web/*.html in the newsletter's
+    language and the archive's style (a newsletter's own templates override them)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from pipeline.publish import render  # the renderer's environment, words and labels
+
+        self.settings = settings
+        self.lang = ui_language(settings)
+        self.ui = {**render.UI.get(self.lang, render.UI["en"]), **WEB_UI[self.lang]}
+        self.env = render.make_environment(settings.paths.templates)
+        base = settings.newsletter.base_url.rstrip("/") + "/"
+        self.common: dict[str, Any] = {
+            "lang": self.lang, "ui": self.ui, "newsletter": render.clean_text(
+                settings.newsletter.title),
+            "archive_url": base + "index.html", "feed_url": base + "feed.xml",
+            "subscribe_url": base + "subscribe",
+        }
+        # What the archive's page template (_page.html) asks: no canonical URL, one feed.
+        self.common.update(canonical=None, feeds=[
+            {"title": self.common["newsletter"], "url": self.common["feed_url"]}])
+        self.languages = [(v, render.LANG_LABELS.get(v, v)) for v in settings.variants]
+
+    def render(self, name: str, status: int = 200, **context: Any) -> Response:
+        """One page as an HTML response that no cache keeps."""
+        html = self.env.get_template(f"web/{name}.html").render(**self.common, **context)
+        return Response(html, status, {"Cache-Control": "no-store"},
+                        content_type="text/html; charset=utf-8")
+
+    def message(self, title_key: str, text: str, status: int = 200, again: bool = False) -> Response:
+        """A page that says one thing (a result or an error)."""
+        return self.render("message", status, heading=self.ui[title_key], message=text,
+                           again=again)
+
+    def text(self, key: str, **values: str) -> str:
+        """One of the pages' sentences, filled in."""
+        return self.ui[key].format(title=self.common["newsletter"], **values)
+
+
+def _connections(path: Path) -> Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]:
+    """A connection per thread, kept open: opening and closing one per request cost ~20 ms
+    (the last close checkpoints the WAL), more than the request itself, and unevenly (a
+    timing oracle). It is opened afresh when the file was deleted or replaced (so a
+    missing database is reported, not written to unseen) and after a store failure."""
+    local = threading.local()
+
+    def drop() -> None:
+        conn, local.conn = getattr(local, "conn", None), None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                conn.close()
+
+    @contextlib.contextmanager
+    def db() -> Iterator[sqlite3.Connection]:
+        try:
+            inode = path.stat().st_ino
+        except OSError:
+            inode = None
+        if inode is None or inode != getattr(local, "inode", None):
+            drop()
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = store.connect(path)
+            local.inode = path.stat().st_ino
+        try:
+            yield conn
+        except StoreError:
+            drop()
+            raise
+
+    return db
+
+
+# --- the mail queue ---------------------------------------------------------------------------
+
+
+class MailQueue:
+    """Sends the confirmation mails that /subscribe queued in SQLite, from one background
+    thread: the web request never waits on SMTP, and a mail server that is down delays
+    the mail (retried with backoff) instead of changing the answer."""
+
+    def __init__(self, settings: Settings, rt: Runtime, make: Callable[[], Transport],
+                 pages: Pages) -> None:
+        self.settings = settings
+        self.db = _connections(settings.db_path)
+        self.rt = rt
+        self.make = make
+        self.pages = pages
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.hourly = QUEUE_HOURLY
+
+    def wake(self) -> None:
+        """Look at the queue now (something was queued)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the worker in a daemon thread until `stop`."""
+        self._thread = threading.Thread(target=self._run, name="mail-queue", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the worker to finish after the current mail."""
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except StoreError as exc:
+                log.error("mail queue: %s", exc)
+            except Exception:  # a worker that dies silently would stop every confirmation
+                log.exception("mail queue: unexpected error")
+            self._wake.wait(QUEUE_POLL)
+            self._wake.clear()
+
+    def drain(self) -> int:
+        """Send every queued mail that is due; returns how many went out. Stops at the
+        first connection failure (the rest waits for the next round)."""
+        sent = 0
+        transport: Transport | None = None
+        with self.db() as conn:
+            store.prune_mail(conn, self.rt.now().timestamp() - QUEUE_KEEP.total_seconds())
+            try:
+                while not self._stop.is_set():
+                    now = self.rt.now().timestamp()
+                    if store.mails_sent_since(conn, now - 3600) >= self.hourly:
+                        break  # the hour's budget is spent: the rest goes out later
+                    row = store.claim_mail(conn, now, lease=300.0)
+                    if row is None:
+                        break
+                    sub = store.get_subscriber_by_id(conn, row["subscriber_id"])
+                    if sub is None or sub.status != "pending":  # confirmed or gone meanwhile
+                        store.finish_mail(conn, row["id"], "dropped", None, now)
+                        continue
+                    try:
+                        if transport is None:
+                            transport = self.make()
+                            transport.open()
+                        transport.send(self._confirmation(sub))
+                    except RecipientError as exc:  # the server's last word on this one
+                        store.finish_mail(conn, row["id"], "failed", exc.reply, now)
+                    except DeliveryError as exc:
+                        self._retry(conn, row, now, str(exc))
+                        log.warning("mail queue: %s; retrying later", exc)
+                        break
+                    else:
+                        store.finish_mail(conn, row["id"], "sent", None, now)
+                        sent += 1
+            finally:
+                if transport is not None:
+                    transport.close()
+        return sent
+
+    def _retry(self, conn: sqlite3.Connection, row: sqlite3.Row, now: float, error: str) -> None:
+        first, most = QUEUE_BACKOFF
+        delay = min(most, first * 2 ** row["attempts"])
+        if now - row["created_at"] > QUEUE_GIVE_UP.total_seconds():
+            store.finish_mail(conn, row["id"], "failed", error, now)
+        else:
+            store.retry_mail(conn, row["id"], now + delay, error)
+
+    def _confirmation(self, sub: Subscriber) -> Any:
+        """The double opt-in mail for a pending subscriber, in the newsletter's language."""
+        assert sub.id is not None
+        settings = self.settings
+        now = self.rt.now()
+        token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, now=self.rt.now)
+        link = f"{settings.newsletter.base_url.rstrip('/')}/confirm/{token}"
+        text = self.pages.text("mail_text", email=sub.email, link=link, days=str(CONFIRM_DAYS))
+        mid = message_id(settings, now.date(), sub.email, salt=f"confirm {now.isoformat()}")
+        subject = self.pages.text("mail_subject")
+        return simple_message(settings, sub.email, subject, text, now, mid)
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: Settings,
+    rt: Runtime | None = None,
+    transport: Callable[[], Transport] | None = None,
+) -> Flask:
+    """The WSGI app; `transport` makes the transport for confirmation emails (default: the
+    configured one, the outbox writing to outbox/subscribe/). Its mail queue worker is
+    `app.extensions["mail_queue"]`, started by `make_server`."""
+    runtime = rt or Runtime()
+    make = transport or (
+        lambda: make_transport(settings, runtime, settings.paths.outbox / "subscribe")
+    )
+    pages = Pages(settings)
+    queue = MailQueue(settings, runtime, make, pages)
+    secret = settings.secret
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
+    app.extensions["mail_queue"] = queue
+
+    db = _connections(settings.db_path)
+
+    def subscriber_for(conn: sqlite3.Connection, purpose: str, token: str) -> Subscriber:
+        """The subscriber a token was signed for; 400 if malformed or forged, 404 if
+        unknown, 410 if expired."""
+        try:
+            sid = tokens.subscriber_id(token)
+        except tokens.TokenError:
+            abort(400)
+        sub = store.get_subscriber_by_id(conn, sid)
+        if sub is None:
+            abort(404)
+        try:
+            tokens.check(secret, purpose, token, sub.email, now=runtime.now,
+                         max_age=timedelta(days=CONFIRM_DAYS))
+        except tokens.TokenExpired:
+            abort(410)
+        except tokens.TokenError:
+            abort(400)
+        return sub
+
+    @app.before_request
+    def limit_url() -> None:
+        uri = request.environ.get("RAW_URI") or request.full_path
+        if len(uri) > MAX_URL:
+            abort(414)
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        log.info('%s "%s %s" %s', request.remote_addr, request.method,
+                 redact(request.path), response.status_code)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        # Never echo what was sent: the page names the problem, not the request.
+        code = exc.code or 500
+        if code == 405:
+            return exc  # werkzeug's answer carries the Allow header
+        texts = {
+            400: ("invalid_title", "invalid_text"), 404: ("not_found_title", "not_found_text"),
+            410: ("expired_title", "expired_text"), 413: ("error_title", "too_large_text"),
+            414: ("error_title", "too_long_text"),
+        }
+        title, text = texts.get(code, ("error_title", "bad_request_text"))
+        page = pages.message(title, pages.ui[text], code, again=code == 410)
+        if code == 413:
+            page.headers["Connection"] = "close"  # do not read the rest of a huge body
+        return page
+
+    @app.errorhandler(StoreError)
+    def store_down(exc: StoreError) -> Any:
+        log.error("%s", exc)
+        page = pages.message("unavailable_title", pages.ui["unavailable_text"], 503)
+        page.headers["Retry-After"] = "60"
+        return page
+
+    @app.get("/unsubscribe/<token>")
+    def unsubscribe_page(token: str) -> Any:
+        # A GET never unsubscribes: mail scanners and link previews follow links.
+        with db() as conn:
+            sub = subscriber_for(conn, "unsubscribe", token)
+        return pages.render("unsubscribe", heading=pages.ui["unsubscribe_title"],
+                            email=sub.email, action=request.path)
+
+    @app.post("/unsubscribe/<token>")
+    def unsubscribe(token: str) -> Any:
+        # RFC 8058 one-click: a POST, answered 200 without a redirect; repeating it is harmless.
+        with db() as conn:
+            sub = subscriber_for(conn, "unsubscribe", token)
+            assert sub.id is not None
+            store.set_subscriber_status(conn, sub.id, "unsubscribed")
+        return pages.message("unsubscribed_title", pages.text("unsubscribed_text",
+                                                             email=sub.email))
+
+    def subscribe_form(error: str | None = None, status: int = 200) -> Response:
+        return pages.render("subscribe", status, heading=pages.ui["subscribe"],
+                            action=request.path, languages=pages.languages, error=error)
+
+    @app.get("/subscribe")
+    def subscribe_page() -> Any:
+        return subscribe_form()
+
+    @app.post("/subscribe")
+    def subscribe() -> Any:
+        now = runtime.now().timestamp()
+        client = f"client:{client_key(request.remote_addr)}"
+        with db() as conn, store.transaction(conn):
+            recent = store.count_events(conn, client, now - CLIENT_WINDOW)
+            store.record_event(conn, client, now)
+        if recent >= CLIENT_LIMIT:
+            page = pages.message("too_many_title", pages.ui["too_many_text"], 429)
+            page.headers["Retry-After"] = str(int(CLIENT_WINDOW))
+            return page
+        language = request.form.get("language") or settings.variants[-1]
+        try:
+            email = normalize_email(request.form.get("email", ""),
+                                    smtputf8=settings.smtp.smtputf8)
+        except AddressError:
+            return subscribe_form(pages.ui["bad_email_utf8"], 400)
+        except ValueError:
+            return subscribe_form(pages.ui["bad_email"], 400)
+        if language not in settings.variants:
+            return subscribe_form(pages.ui["bad_language"], 400)
+        queued = False
+        # One transaction: fifty concurrent POSTs for one address queue one mail at most.
+        # The same statements run for a subscribed address (its queued mail is dropped by
+        # the worker, not sent), so its answer takes as long as a stranger's.
+        with db() as conn, store.transaction(conn):
+            sub = store.get_subscriber(conn, email)
+            if sub is None or sub.status != "active":
+                tags = sub.tags if sub else ()
+                _, sub = store.save_subscriber(conn, Subscriber(email, language, tags, "pending"))
+            assert sub.id is not None
+            last = store.last_mail(conn, sub.id, "confirm")
+            if last is None or now - last >= ADDRESS_INTERVAL:
+                store.queue_mail(conn, "confirm", sub.id, now)
+                queued = True
+        if queued:
+            queue.wake()
+        # The same answer whatever the address's state and whether a mail was queued: no
+        # membership oracle, and SMTP is out of the request's path.
+        return pages.message("check_title", pages.text("check_text", email=email))
+
+    @app.route("/confirm/<token>", methods=["GET", "HEAD"])
+    def confirm_page(token: str) -> Any:
+        # GET and HEAD only show the button: mail scanners prefetch links.
+        with db() as conn:
+            sub = subscriber_for(conn, "confirm", token)
+        if sub.status not in ("pending", "active"):
+            abort(410)
+        return pages.render("confirm", heading=pages.ui["confirm_title"], email=sub.email,
+                            action=request.path)
+
+    @app.post("/confirm/<token>")
+    def confirm(token: str) -> Any:
+        with db() as conn:
+            sub = subscriber_for(conn, "confirm", token)
+            assert sub.id is not None
+            # Only a pending address is activated: an old link cannot undo an unsubscribe.
+            if sub.status == "pending":
+                store.set_subscriber_status(conn, sub.id, "active")
+            elif sub.status != "active":
+                abort(410)
+        return pages.message("confirmed_title", pages.text("confirmed_text", email=sub.email))
+
+    @app.get("/")
+    @app.get("/<path:path>")
+    def static_site(path: str = "") -> Any:
+        target = site_file(settings.paths.site, path)
+        if target is None:
+            abort(404)
+        return send_file(target, conditional=True, max_age=300)
+
+    return app
+
+
+def client_key(address: str | None) -> str:
+    """Whom the per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    host is given a whole /64 and can use any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
+
+
+def site_file(site: Path, path: str) -> Path | None:
+    """The file under site/ that `path` names (a folder's index.html), or None when there
+    is none or it lies outside site/. The root is resolved first (it may be a symlink to
+    the published version), then every file must resolve inside it: no `..`, no symlink
+    out, no hidden files."""
+    try:
+        root = site.resolve(strict=True)
+        parts = [p for p in path.split("/") if p]
+        if any(p.startswith(".") for p in parts):
+            return None
+        target = root.joinpath(*parts).resolve()
+        if target.is_dir():
+            target = (target / "index.html").resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except (OSError, ValueError, RuntimeError):  # too long, NUL byte, symlink loop
+        return None
+    return target
+
+
+def check_host(host: str, key: str) -> None:
+    """Refuse a host name that does not resolve (one line, exit 2) before serving."""
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"cannot resolve host {host!r}: {exc}", key=key) from exc
+
+
+def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = None) -> Any:
+    """A waitress server for the app, its mail queue worker running (port 0 = any free
+    port; `.effective_port` tells)."""
+    configure_logging()
+    app = create_app(settings, rt)
+    proxy = settings.web.trusted_proxy
+    # Behind a reverse proxy, the client's address (for the rate limits) comes from
+    # X-Forwarded-For, trusted only from that proxy.
+    behind: dict[str, Any] = {
+        "trusted_proxy": proxy, "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        "clear_untrusted_proxy_headers": True,
+    } if proxy else {}
+    server = create_server(
+        app, host=host, port=port, threads=THREADS, connection_limit=CONNECTION_LIMIT,
+        channel_timeout=CHANNEL_TIMEOUT, cleanup_interval=10, asyncore_use_poll=True,
+        max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADERS,
+        expose_tracebacks=False, ident="waitress", **behind,
+    )
+    app.extensions["mail_queue"].start()
+    return server
+

@@ -1,0 +1,1 @@
+"""Publish stage: rendering, the archive, site/ and its atomic swap."""

@@ -1,0 +1,1 @@
+"""Application services: one per step of the day, returning reports."""

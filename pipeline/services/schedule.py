@@ -1,0 +1,338 @@
+"""`digest schedule`: APScheduler cron jobs from [schedule], one catch-up on start, one instance.
+
+Two jobs, both in the newsletter's time zone: `collect` runs the daily cycle up to the build
+(and tells the curator what to do next), `send` runs the whole cycle, sending when the issue
+is approved (or approval is off). The announcement a run works on is the latest one out at
+the run's scheduled time (arxiv_calendar), so clock changes never shift an issue's date.
+
+APScheduler keeps jobs in memory, so it cannot know about runs missed while the machine was
+down: the last handled run of each job is kept in data/schedule-state.json, and on start a
+job whose latest fire time is newer than that runs once at once (coalesced, never twice).
+A run that failed is retried a few times, later, from the step that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from pipeline.core import calendar as arxiv_calendar
+from pipeline.core import locks
+from pipeline.core.config import Settings
+from pipeline.core.errors import ConfigError, DigestError, StoreError
+from pipeline.core.files import write_atomic
+from pipeline.core.runtime import Runtime
+from pipeline.services import run
+
+log = logging.getLogger("pipeline.services.schedule")
+
+JOBS = ("collect", "send")
+RETRY_DELAYS = (600.0, 1800.0, 3600.0)  # seconds before each retry of a run that failed
+STATE_FILE = "schedule-state.json"
+LOCK_FILE = "schedule.lock"
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+
+def _weekday_number(token: str, key: str) -> int:
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token) % 7
+    if token.lower() in _CRON_DAYS:
+        return _CRON_DAYS.index(token.lower())
+    raise ConfigError(f"bad day of week {token!r} (expected 0-7 or sun-sat)", key=key)
+
+
+def _weekdays(field: str, key: str) -> str:
+    """crontab's day-of-week field as day names: APScheduler 3 counts Monday as 0 where
+    crontab counts Sunday as 0 (so "1-5" would silently mean Tuesday–Saturday), but reads
+    names the same way."""
+    days: list[int] = []
+    for part in field.split(","):
+        body, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ConfigError(f"bad step in day of week {part!r}", key=key)
+        if body == "*":
+            first, last = 0, 6
+        else:
+            low, dash, high = body.partition("-")
+            first = _weekday_number(low, key)
+            last = _weekday_number(high, key) if dash else (6 if step else first)
+            if dash and high == "7":  # Sunday closing a range: "5-7", "7-7"
+                first, last = (7 if low == "7" else first), 7
+            if last < first:
+                raise ConfigError(f"backwards range in day of week {part!r}", key=key)
+        days.extend(d % 7 for d in range(first, last + 1, step or 1))
+    return ",".join(_CRON_DAYS[d] for d in sorted(set(days)))
+
+
+def crontab_trigger(expr: str, tz: ZoneInfo, job: str) -> CronTrigger:
+    """A CronTrigger from a standard crontab line (minute hour day month weekday; 0/7 = Sunday)."""
+    key = f"schedule.{job}"
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ConfigError(
+            f"expected 5 cron fields (minute hour day month weekday), got {expr!r}", key=key
+        )
+    minute, hour, day, month, weekday = fields
+    try:
+        trigger = CronTrigger(
+            minute=minute, hour=hour, day=day, month=month,
+            day_of_week="*" if weekday == "*" else _weekdays(weekday, key), timezone=tz,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"not a valid cron line {expr!r}: {exc}", key=key) from exc
+    # Without a year field, a line that fires once after 2000 fires again and again.
+    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=tz)) is None:
+        raise ConfigError(f"the cron line {expr!r} never fires (no such date)", key=key)
+    return trigger
+
+
+def triggers_for(settings: Settings) -> dict[str, CronTrigger]:
+    """The cron trigger of each job, from [schedule] in newsletter.timezone."""
+    return {
+        job: crontab_trigger(getattr(settings.schedule, job), settings.tzinfo, job) for job in JOBS
+    }
+
+
+def fires_between(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
+    """Every fire time of `trigger` in (after, until]."""
+    fires: list[datetime] = []
+    t = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    while t is not None and t <= until:
+        fires.append(t)
+        t = trigger.get_next_fire_time(None, t + timedelta(microseconds=1))
+    return fires
+
+
+def latest_fire(trigger: CronTrigger, after: datetime, until: datetime) -> datetime | None:
+    """The newest fire time in (after, until], looking back a growing window so a long outage
+    does not walk every fire since."""
+    window = timedelta(days=1)
+    while True:
+        start = max(after, until - window)
+        fires = fires_between(trigger, start, until)
+        if fires:
+            return fires[-1]
+        if start == after:
+            return None
+        window *= 2
+
+
+# --- state: the last handled run of each job --------------------------------------------------
+
+
+def load_state(path: Path) -> dict[str, datetime]:
+    """The last handled fire time per job (empty when the scheduler never ran)."""
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        return {job: datetime.fromisoformat(raw[job]) for job in JOBS if job in raw}
+    except FileNotFoundError:
+        return {}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"unreadable scheduler state ({exc}); delete it to start afresh",
+                         path=path) from exc
+
+
+def save_state(path: Path, state: Mapping[str, datetime]) -> None:
+    """Write the state atomically."""
+    data = {job: state[job].isoformat() for job in JOBS if job in state}
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def catch_up_plan(
+    triggers: Mapping[str, CronTrigger], state: Mapping[str, datetime], now: datetime
+) -> dict[str, datetime]:
+    """Per job, the one missed run to catch up now: its latest fire time after the last handled
+    run. A job with no history has nothing to catch up (the state starts at `now`)."""
+    plan: dict[str, datetime] = {}
+    for job, trigger in triggers.items():
+        last = state.get(job)
+        if last is None:
+            continue
+        fire = latest_fire(trigger, last, now)
+        if fire is not None:
+            plan[job] = fire
+    return plan
+
+
+# --- one run of a job -------------------------------------------------------------------------
+
+
+class JobRunner:
+    """Runs a job for one scheduled fire and records it as handled (unless stopped midway)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rt: Runtime,
+        *,
+        steps: run.Steps | None = None,
+        stop: threading.Event | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
+        self.settings = settings
+        self.rt = replace(rt, echo=log.info)
+        self.steps = steps
+        self.stop = stop if stop is not None else threading.Event()
+        self.triggers = triggers_for(settings)
+        self.state_path = settings.paths.data / STATE_FILE
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, datetime], int] = {}
+        # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
+        self.retry: Callable[[str, datetime, float], None] | None = None
+        self.retry_delays = retry_delays
+
+    def run(self, job: str, fire: datetime | None = None) -> str:
+        """Run `job` for its scheduled time `fire` (default: its latest fire time not yet
+        handled); returns and logs the outcome."""
+        with self._lock:
+            state = load_state(self.state_path)
+            now = self.rt.now()
+            if fire is None:
+                fire = latest_fire(self.triggers[job], state.get(job, now - timedelta(days=1)), now)
+                if fire is None:
+                    log.info("%s: no run due since the last one handled", job)
+                    return "nothing due"
+            day = arxiv_calendar.announcement_for(fire)
+            log.info("%s run of %s: announcement %s", job, fire.isoformat(), day)
+            try:
+                outcome = run.daily(
+                    self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
+                    should_stop=self.stop.is_set,
+                )
+                if job == "send":
+                    run.send_late(self.settings, day, self.rt, steps=self.steps,
+                                  should_stop=self.stop.is_set)
+            except DigestError as exc:
+                outcome = f"failed: {exc}"
+            except Exception as exc:  # the scheduler must outlive a bug in one run
+                log.exception("%s run of %s crashed", job, fire.isoformat())
+                outcome = f"crashed: {exc!r}"
+            # A stop asked for during the run (between steps, or during one that then failed)
+            # leaves it unhandled: the next start catches it up and resumes it. No retry then:
+            # adding a job while the scheduler shuts down deadlocks APScheduler. (`stop` is
+            # only ever set while the scheduler lives, so it tells whether the run was cut.)
+            stopped = self.stop.is_set()
+            if not stopped:
+                state[job] = max(fire, state[job]) if job in state else fire
+                save_state(self.state_path, state)
+            failed = outcome.startswith(("failed", "crashed"))
+            log.log(logging.ERROR if failed else logging.INFO, "%s run of %s: %s", job,
+                    fire.isoformat(), outcome)
+            if failed and not stopped:
+                self._schedule_retry(job, fire)
+            return outcome
+
+    def _schedule_retry(self, job: str, fire: datetime) -> None:
+        """Run a failed run again later (network, SMTP and the like recover), a few times."""
+        count = self._failures.get((job, fire), 0)
+        self._failures[(job, fire)] = count + 1
+        if self.retry is None:
+            return
+        if count >= len(self.retry_delays):
+            log.error("%s run of %s: giving up after %d retries; `digest run --date %s` "
+                      "continues from the failed step", job, fire.isoformat(), count,
+                      arxiv_calendar.announcement_for(fire))
+            return
+        delay = self.retry_delays[count]
+        log.info("%s run of %s: retry %d in %g s", job, fire.isoformat(), count + 1, delay)
+        self.retry(job, fire, delay)
+
+    def start_state(self) -> dict[str, datetime]:
+        """Catch-up plan for this start; a job without history starts its history now."""
+        state = load_state(self.state_path)
+        now = self.rt.now()
+        plan = catch_up_plan(self.triggers, state, now)
+        fresh = {job: now for job in JOBS if job not in state}
+        if fresh:
+            save_state(self.state_path, {**state, **fresh})
+        return plan
+
+
+# --- the scheduler process --------------------------------------------------------------------
+
+
+def run_scheduler(
+    settings: Settings,
+    rt: Runtime,
+    *,
+    stop: threading.Event | None = None,
+    steps: run.Steps | None = None,
+    install_signals: bool = True,
+    on_started: Callable[[BackgroundScheduler], None] | None = None,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
+) -> None:
+    """Run the jobs until `stop` is set (SIGTERM/SIGINT set it), then finish the current step
+    and return. A second scheduler for the same newsletter raises LockedError."""
+    stop = stop if stop is not None else threading.Event()
+    lock_path = settings.paths.data / LOCK_FILE
+    with locks.hold_lock(lock_path, "another `digest schedule`"):
+        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays)
+        if install_signals:
+            def _on_signal(signum: int, _frame: FrameType | None) -> None:
+                log.info("%s received: stopping after the current step",
+                         signal.Signals(signum).name)
+                stop.set()
+
+            signal.signal(signal.SIGTERM, _on_signal)
+            signal.signal(signal.SIGINT, _on_signal)
+        plan = runner.start_state()
+        scheduler = BackgroundScheduler(
+            timezone=settings.tzinfo,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},  # one run at a time
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": settings.schedule.misfire_grace_seconds,
+            },
+        )
+        wall_now = datetime.now(settings.tzinfo)  # APScheduler runs on the real clock
+
+        def retry(job: str, fire: datetime, delay: float) -> None:
+            scheduler.add_job(
+                runner.run, "date", args=(job, fire), id=f"{job}-retry", replace_existing=True,
+                run_date=datetime.now(settings.tzinfo) + timedelta(seconds=delay),
+                name=f"digest {job} (retry)",
+            )
+
+        runner.retry = retry
+        for job in sorted(JOBS, key=lambda j: plan.get(j, wall_now)):
+            kwargs: dict[str, object] = {}
+            if job in plan:
+                log.info("catching up the missed %s run of %s once", job, plan[job].isoformat())
+                kwargs["next_run_time"] = wall_now
+            scheduler.add_job(runner.run, runner.triggers[job], args=(job,), id=job,
+                              name=f"digest {job}", **kwargs)
+        scheduler.start()
+        for sched_job in scheduler.get_jobs():
+            log.info("%s: next run %s", sched_job.id, sched_job.next_run_time.isoformat())
+        log.info("scheduler started (lock %s); SIGTERM or Ctrl-C stops it", lock_path)
+        if on_started is not None:
+            on_started(scheduler)
+        while not stop.wait(0.5):
+            pass
+        log.info("stopping: waiting for the current step to finish")
+        scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")
+
+
+def main(settings: Settings, rt: Runtime) -> None:
+    """`digest schedule`: log to stderr, then run the scheduler until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
+    run_scheduler(settings, rt)

@@ -1,0 +1,99 @@
+"""Rate-limit events and the queue of confirmation mails."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from pipeline.store.db import transaction
+
+EVENT_RETENTION = 86400.0
+
+
+def count_events(conn: sqlite3.Connection, key: str, since: float) -> int:
+    """How many events of `key` happened at or after `since` (a unix time)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM rate_events WHERE key = ? AND at >= ?", (key, since)
+    ).fetchone()
+    return int(row[0])
+
+
+def record_event(conn: sqlite3.Connection, key: str, at: float) -> None:
+    """Record one event of `key` at `at`, and forget events older than a day."""
+    conn.execute("DELETE FROM rate_events WHERE at < ?", (at - EVENT_RETENTION,))
+    conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
+
+
+def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: float) -> int:
+    """Queue a mail of `kind` ('confirm') for a subscriber, due now; returns its id."""
+    cur = conn.execute(
+        "INSERT INTO mail_queue (kind, subscriber_id, status, next_try, created_at)"
+        " VALUES (?, ?, 'queued', ?, ?)",
+        (kind, subscriber_id, at, at),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def last_mail(conn: sqlite3.Connection, subscriber_id: int, kind: str) -> float | None:
+    """When the newest mail of `kind` for this subscriber was queued (None: never)."""
+    row = conn.execute(
+        "SELECT MAX(created_at) FROM mail_queue WHERE subscriber_id = ? AND kind = ?",
+        (subscriber_id, kind),
+    ).fetchone()
+    return float(row[0]) if row[0] is not None else None
+
+
+def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> sqlite3.Row | None:
+    """The oldest queued mail due at `at`, claimed for `lease` seconds (its next_try moves
+    on, so a second worker does not take it too); None when nothing is due."""
+    with transaction(conn):
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM mail_queue WHERE status = 'queued' AND next_try <= ?"
+            " ORDER BY next_try, id LIMIT 1", (at,),
+        ).fetchone()
+        if row is not None:
+            conn.execute("UPDATE mail_queue SET next_try = ?, attempts = attempts + 1"
+                         " WHERE id = ?", (at + lease, row["id"]))
+    return row
+
+
+def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: float, error: str) -> None:
+    """Leave a claimed mail queued, to be tried again at `next_try`."""
+    conn.execute("UPDATE mail_queue SET next_try = ?, last_error = ? WHERE id = ?",
+                 (next_try, error, mail_id))
+
+
+def finish_mail(
+    conn: sqlite3.Connection, mail_id: int, status: str, error: str | None,
+    at: float | None = None,
+) -> None:
+    """Record how a claimed mail ended (at `at`, a unix time): 'sent', 'failed' (gave up)
+    or 'dropped' (no longer needed)."""
+    if status not in ("sent", "failed", "dropped"):
+        raise ValueError(f"unknown mail status {status!r}")
+    conn.execute("UPDATE mail_queue SET status = ?, last_error = ?, finished_at = ? WHERE id = ?",
+                 (status, error, at if at is not None else time.time(), mail_id))
+
+
+def mails_sent_since(conn: sqlite3.Connection, since: float) -> int:
+    """How many queued mails went out at or after `since`."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND finished_at >= ?", (since,)
+    ).fetchone()
+    return int(row[0])
+
+
+def prune_mail(conn: sqlite3.Connection, before: float) -> int:
+    """Forget finished mails queued before `before` (the queue keeps no history forever);
+    returns how many."""
+    cur = conn.execute(
+        "DELETE FROM mail_queue WHERE status != 'queued' AND created_at < ?", (before,)
+    )
+    return cur.rowcount
+
+
+def mail_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Queued mails by status."""
+    rows = conn.execute("SELECT status, COUNT(*) FROM mail_queue GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}
