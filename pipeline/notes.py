@@ -370,6 +370,8 @@ def _read_title(
             break  # a blank line ends the title
         if has_hangul(line) or line.startswith((">", "<", "[[")) or _URL_LINE_RE.fullmatch(line):
             break
+        if _ID_LINE_RE.fullmatch(line):
+            break  # a copied id line is no part of a title
         if line.startswith("#") and (line == "#" or _HEADING_RE.fullmatch(line)
                                      or _split_tags_line(line) is not None):
             break  # a tags line or a heading; '#InsTag: …' is a title all the same
@@ -798,6 +800,12 @@ def _parse_entry(
           and "://" not in m.group(1) and not has_hangul(m.group(1))):
         authors = _split_authors(m.group(1))  # 'Title (URL)', then '(Authors)'
         idx += 1
+    while not titled and idx < len(content) and (ided := _ID_LINE_RE.fullmatch(content[idx][1])):
+        _id_line(ided, content[idx], header.arxiv_id, warn)  # '| 2005.04318' above the title
+        idx += 1
+        if (found := _read_title(content, idx)) is not None:
+            title, authors, idx = found
+            titled = True
     if not titled and (found := _unclosed_title(content, idx)) is not None:
         title, authors, idx = found
         titled = True
@@ -816,8 +824,10 @@ def _parse_entry(
     abstract_line: int | None = None
     if (end := _unquoted_abstract(content, idx)) is not None and not any(
             line.startswith(">") for _, line in content[idx:]):
-        warn(content[idx][0], f"the paragraph of lines {content[idx][0]}-{content[end - 1][0]} "
-             "read as the abstract (pasted without '>')", UNQUOTED_ABSTRACT)
+        lines_of = (f"line {content[idx][0]}" if end == idx + 1
+                    else f"lines {content[idx][0]}-{content[end - 1][0]}")
+        warn(content[idx][0], f"the English paragraph of {lines_of} read as the abstract "
+             "(pasted without '>')", UNQUOTED_ABSTRACT)
         abstract.extend(_clean_abstract_line(line) for _, line in content[idx:end])
         abstract_line = content[idx][0]
         idx = end
@@ -893,12 +903,8 @@ def _parse_entry(
             warn(n, "an image line: not published (the digest is text)", IMAGE)
             continue
         if (ided := _ID_LINE_RE.fullmatch(line)) is not None:
-            own = header.arxiv_id
-            their = split_arxiv_id(ided.group("id"))[0]
-            if own != their:
-                warn(n, f"the id line {line!r} names another paper than the note's "
-                     + (f"arXiv:{own}" if own else "link") + ": ignored", ID_LINE)
-            continue  # the note's own id, copied: the URL says it already
+            _id_line(ided, (n, line), header.arxiv_id, warn)
+            continue
         inline_english = "<english>" in folded or "</english>" in folded
         if inline_english:
             # '<english>Text</english>' on one line: the markers go, the text stays.
@@ -921,6 +927,7 @@ def _parse_entry(
                 and (other := _second_title(line, title)) is not None):
             if not titled:  # the title line, after the abstract: the title
                 title, titled = other, True
+                authors = (_split_title_line(line) or ("", ()))[1]
                 continue
             warn(n, f"a second title line {line[:60]!r} (another version's?): not published; "
                  f"the entry's title is {title[:60]!r}", SECOND_TITLE)
@@ -967,6 +974,15 @@ def _parse_entry(
             at = commentary[index - len(extra)][0]
         raise FormatError(message, path=path, line=at)
     return entry
+
+
+def _id_line(found: re.Match[str], where: tuple[int, str], own: str | None, warn: Warn) -> None:
+    """A copied id line goes: the note's URL says the id already; another paper's id is
+    worth a warning."""
+    n, line = where
+    if split_arxiv_id(found.group("id"))[0] != own:
+        warn(n, f"the id line {line!r} names another paper than the note's "
+             + (f"arXiv:{own}" if own else "link") + ": ignored", ID_LINE)
 
 
 def _second_title(line: str, title: str) -> str | None:
