@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.digest import decode_text, format_problem_at
@@ -562,6 +562,7 @@ class _Paper:
     arxiv_id: str
     version: int | None
     title: str | None
+    group: int | None = None  # papers of one group share the commentary after them
 
 
 def _paper_lines(content: list[tuple[int, str]]) -> list[_Paper]:
@@ -593,6 +594,7 @@ def _paper_lines(content: list[tuple[int, str]]) -> list[_Paper]:
         return True
 
     head_line = _BULLET_RE.sub("", content[first][1], count=1)
+    run = 1  # the papers of the URL lines at the top: one group, whatever lies between
     head = _url_line(head_line, first=first == 0)
     assert head is not None
     if not paper(first, head_line, head.title, head.url):
@@ -603,6 +605,7 @@ def _paper_lines(content: list[tuple[int, str]]) -> list[_Paper]:
         while i < len(content) and (m := _URL_LINE_RE.fullmatch(content[i][1])):
             paper(i, content[i][1], None, m.group(1))
             i += 1
+        run = len(papers)
     previous = i - 1
     for k in range(i, len(content)):
         n, line = content[k]
@@ -623,7 +626,7 @@ def _paper_lines(content: list[tuple[int, str]]) -> list[_Paper]:
                 after_paper or _read_title(content, k + 1) is not None) and paper(
                 k, bare, None, u.url):
             previous = k
-    return papers
+    return [replace(p, group=0) if k < run else p for k, p in enumerate(papers)]
 
 
 def parse_note_file(text: str, path: str | Path) -> Note:
@@ -653,7 +656,8 @@ def parse_note_file(text: str, path: str | Path) -> Note:
     # commentary after it up to the next group make the entries of those papers.
     groups: list[list[_Paper]] = []
     for found in papers:
-        if groups and groups[-1][-1].index == found.index - 1:
+        if groups and (groups[-1][-1].index == found.index - 1
+                       or (found.group is not None and found.group == groups[-1][-1].group)):
             groups[-1].append(found)
         else:
             groups.append([found])
@@ -663,6 +667,10 @@ def parse_note_file(text: str, path: str | Path) -> Note:
         stop = groups[g + 1][0].index if g + 1 < len(groups) else len(content)
         section = content[: lead.index] if g == 0 else []
         section.append((content[lead.index][0], lead.line))
+        members = {p.index for p in group}
+        # other URL lines among the group's (a repository between papers) stay links
+        section.extend(c for k, c in enumerate(content[lead.index + 1: group[-1].index + 1],
+                                               lead.index + 1) if k not in members)
         section.extend(content[group[-1].index + 1: stop])
         first = _parse_entry(section, path, warn, None)
         entries.append(first)
@@ -695,7 +703,8 @@ def _unclosed_title(
         n, line = content[k]
         if k > idx and n != content[k - 1][0] + 1:
             break
-        if has_hangul(line) or _is_markup(line) or _URL_LINE_RE.fullmatch(line) or ")" in line:
+        if (has_hangul(line) or line.startswith((">", "#", "<", "[[")) or ")" in line
+                or _URL_LINE_RE.fullmatch(line)):
             break
         block.append(line)
         joined = _join_wrapped(block)
@@ -703,9 +712,10 @@ def _unclosed_title(
         if not sep or "(" in names:
             continue
         nxt = content[k + 1] if k + 1 < len(content) else None
-        if nxt is not None and nxt[0] == n + 1 and not has_hangul(nxt[1]) and not _is_markup(
-                nxt[1]) and "," in nxt[1]:
-            continue  # the list may go on on the next line
+        if (nxt is not None and nxt[0] == n + 1 and not has_hangul(nxt[1])
+                and not nxt[1].startswith((">", "#", "<")) and (
+                    "," in nxt[1] or names.rstrip().endswith(","))):
+            continue  # the list goes on on the next line
         authors = _split_authors(names.rstrip(",; "))
         title = head.strip()
         if (star := _STARRED_RE.fullmatch(title)) is not None:
@@ -911,6 +921,15 @@ def _parse_entry(
             line = _INLINE_ENGLISH_RE.sub("", line).strip()
             if not line:
                 continue
+        if (not korean_seen and english_open is None and not has_hangul(line)
+                and (other := _second_title(line, title)) is not None):
+            if not titled:  # the title line, after the abstract: the title
+                title, titled = other, True
+                authors = (_split_title_line(line) or ("", ()))[1]
+                continue
+            warn(n, f"a second title line {line[:60]!r} (another version's?): not published; "
+                 f"the entry's title is {title[:60]!r}", SECOND_TITLE)
+            continue
         if continuing and abstract and not has_hangul(line) and not _URL_LINE_RE.fullmatch(line):
             # The abstract goes on without '>' (a paragraph pasted as it was) until the blank
             # line or the Korean commentary.
@@ -923,15 +942,6 @@ def _parse_entry(
             line = cut
             if not line:
                 continue
-        if (not korean_seen and english_open is None and not has_hangul(line)
-                and (other := _second_title(line, title)) is not None):
-            if not titled:  # the title line, after the abstract: the title
-                title, titled = other, True
-                authors = (_split_title_line(line) or ("", ()))[1]
-                continue
-            warn(n, f"a second title line {line[:60]!r} (another version's?): not published; "
-                 f"the entry's title is {title[:60]!r}", SECOND_TITLE)
-            continue
         if (mid := _split_mid_tags(line)) is not None:
             kept, found_tags = mid
             for tag in found_tags:
@@ -1066,15 +1076,17 @@ def read_notes(folder: Path) -> Notes:
         except FormatError as exc:
             errors.append(exc)
             continue
-        entry = note.entry
-        if entry.arxiv_id is not None:
-            if entry.arxiv_id in seen:
-                errors.append(FormatError(
-                    f"a second note about arXiv:{entry.arxiv_id} "
-                    f"(the first is {seen[entry.arxiv_id]}); this one is not used",
-                    path=path, line=entry.line,
-                ))
-                continue
-            seen[entry.arxiv_id] = path
-        notes.append(note)
+        # A note about several papers is one note per paper for the draft (the warnings go
+        # with the first).
+        for k, entry in enumerate(note.entries):
+            if entry.arxiv_id is not None:
+                if entry.arxiv_id in seen:
+                    errors.append(FormatError(
+                        f"a second note about arXiv:{entry.arxiv_id} "
+                        f"(the first is {seen[entry.arxiv_id]}); this one is not used",
+                        path=path, line=entry.line,
+                    ))
+                    continue
+                seen[entry.arxiv_id] = path
+            notes.append(Note(path, entry, note.warnings if k == 0 else ()))
     return Notes(tuple(notes), tuple(errors))

@@ -157,7 +157,8 @@ def test_an_unusable_note_is_one_line_exit_2(
     code, out, err = _check([str(note), "--json"], capsys)
     (data,) = json.loads(out)
     assert code == 2 and data["status"] == "error" and data["entries"] == []
-    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "message": message}]
+    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "kind": "refused",
+                                 "message": message}]
     assert err == f"digest: error: {note}: 1 of 1 files with errors\n"
 
 
@@ -268,6 +269,8 @@ def test_a_folder_is_checked_recursively_in_one_process(
         f"{root / 'c.md'}:4: error: a '>' quote after the commentary started (expected the "
         "abstract right after the title)",
         f"{root / 'd.txt'}: ok, 10 entries",
+        "  refused: 1 error in 1 file",  # counts by kind, errors first
+        "  tag-stray-word: 1 warning in 1 file",
         "checked 4 files: 2 ok, 1 with warnings, 1 with errors",
     ]
     assert err.splitlines() == [
@@ -286,7 +289,9 @@ def test_files_and_folders_mixed_and_a_missing_path(
     code, out, _ = _check([str(root / "2020"), str(root / "b.md"), str(no_config / "gone.txt")],
                           capsys)
     assert code == 2
-    assert out.splitlines()[-2:] == [f"{no_config / 'gone.txt'}: error: no such file",
+    assert out.splitlines()[-4:] == [f"{no_config / 'gone.txt'}: error: no such file",
+                                     "  refused: 1 error in 1 file",
+                                     "  tag-stray-word: 1 warning in 1 file",
                                      "checked 3 files: 1 ok, 1 with warnings, 1 with errors"]
     # every file well: exit 0, still one line each and the summary
     code, out, _ = _check([str(root / "2020"), str(root / "b.md")], capsys)
@@ -304,7 +309,7 @@ def test_json_is_one_object_per_file(no_config: Path, capsys: pytest.CaptureFixt
     a, b, c, d = data
     assert a["date"] is None and a["entries"][0]["arxiv_id"] == "2103.15808"
     assert b["messages"] == [{
-        "level": "warning", "line": 13, "path": None,
+        "level": "warning", "line": 13, "path": None, "kind": "tag-stray-word",
         "message": "'a' in the #tags line is not a tag: ignored (write #a to make it one)"}]
     assert b["entries"][0]["tags"] == ["speech-text", "synthetic-data"]
     assert c["entries"] == [] and c["messages"][0]["level"] == "error"
@@ -369,6 +374,8 @@ def test_the_notes_folder_is_reported_once_for_many_digests(
     assert info.value.code == 0
     assert out.splitlines() == [f"{drafts / '2024-12-05.txt'}: ok, 1 entry, 2 warnings",
                                 f"{drafts / '2024-12-06.txt'}: ok, 1 entry",
+                                "  note-unused: 1 warning in 1 file",
+                                "  waiting: 1 warning in 1 file",
                                 "checked 2 files: 1 ok, 1 with warnings, 0 with errors"]
     assert [line.split(": ")[2] for line in err.splitlines()] == [
         f"{notes / '241202 RandAR.md'}:1", f"{notes / 'broken.md'}:1"]
