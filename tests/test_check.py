@@ -390,3 +390,77 @@ def test_an_unreadable_file_is_one_bad_file_not_the_end_of_the_run(
     assert code == 2
     assert f"{root / 'e.txt'}: error: no such file" in out.splitlines()
     assert out.splitlines()[-1] == "checked 5 files: 2 ok, 1 with warnings, 2 with errors"
+
+
+def _archive(root: Path, korean_only: int) -> Path:
+    """Many Korean-only notes (the old archive), one English-only note, one second title."""
+    root.mkdir()
+    for i in range(korean_only):
+        (root / f"k{i:02}.md").write_text(
+            f"https://arxiv.org/abs/2001.{10000 + i}\n\n*Paper {i}* (Ann Lee)\n\n한국어 코멘트.\n",
+            encoding="utf-8")
+    (root / "z-english.md").write_text(
+        "https://arxiv.org/abs/2002.00001\n\n*English Only* (Ann Lee)\n\nOnly English here.\n",
+        encoding="utf-8")
+    (root / "z-second.md").write_text(
+        "https://arxiv.org/abs/2002.00002\n\n*Second* (Ann Lee, Bo Kim)\n"
+        "Second: Another Version (Ann Lee, Bo Kim)\n\n한국어.\n", encoding="utf-8")
+    return root
+
+
+def test_a_folder_check_counts_warnings_by_kind_and_shows_a_few_of_each(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _archive(no_config / "notes", 5)
+    code, out, err = _check([str(root)], capsys)
+    assert code == 0
+    assert out.splitlines()[-5:] == [
+        "  no-english: 6 warnings in 6 files",
+        "  no-korean: 1 warning in 1 file",
+        "  second-title: 1 warning in 1 file",
+        "  (3 more warnings not shown: the first 3 of each kind are; all with `digest -v check`)",
+        "checked 7 files: 0 ok, 7 with warnings, 0 with errors",
+    ]
+    shown = err.splitlines()
+    assert sum("Korean commentary without English" in line for line in shown) == 3
+    # the rare kinds are all there, with their file and line
+    assert f"digest: warning: {root / 'z-english.md'}:1: 'English Only': English commentary " \
+           "without Korean (the ko edition would show none)" in shown
+    assert any(line.startswith(f"digest: warning: {root / 'z-second.md'}:4: a second title")
+               for line in shown)
+    with pytest.raises(SystemExit):
+        main(["-v", "check", str(root)])
+    out_v, err_v = capsys.readouterr()
+    assert sum("Korean commentary without English" in line for line in err_v.splitlines()) == 6
+    assert "more warnings not shown" not in out_v
+
+
+def test_language_warnings_follow_the_editions_the_config_publishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _archive(tmp_path / "notes", 2)
+    (tmp_path / "config").mkdir()
+    config = tmp_path / "config" / "digest.toml"
+    for languages, kinds in ((["ko"], ["no-korean"]), (["en"], ["no-english"]),
+                             (["ko", "en"], ["no-english", "no-korean"])):
+        config.write_text(f"[newsletter]\nlanguages = {json.dumps(languages)}\n",
+                          encoding="utf-8")
+        with pytest.raises(SystemExit):
+            main(["--config", str(config), "check", "--json", str(root)])
+        data = json.loads(capsys.readouterr().out)
+        found = sorted({m["kind"] for d in data for m in d["messages"]} - {"second-title"})
+        assert found == kinds, languages
+
+
+def test_a_note_about_several_papers_checks_as_one_entry_each(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = no_config / "190901 Papers.md"
+    note.write_text("SpanBERT https://arxiv.org/abs/1907.10529\n"
+                    "ALBERT https://arxiv.org/abs/1909.11942\n\n좋은 방법들.\n\nGood methods.\n"
+                    "#pretraining\n", encoding="utf-8")
+    code, out, _ = _check([str(note), "--json"], capsys)
+    (data,) = json.loads(out)
+    assert code == 0 and [e["arxiv_id"] for e in data["entries"]] == ["1907.10529",
+                                                                       "1909.11942"]
+    assert [m["kind"] for m in data["messages"]] == ["multi-paper"]
