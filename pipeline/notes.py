@@ -91,8 +91,10 @@ _ABBREV_END_RE = re.compile(r"(?:\b(?:vs|v|al|e\.g|i\.e|cf|etc|Dr|Mr|Ms|St|No|Fi
                             re.IGNORECASE)
 _ABSTRACT_OPENER_RE = re.compile(
     r"(?:We |In this (?:paper|work|study|report)|This (?:paper|work|study|report) )")
-_NAME_PARTICLES = frozenset(
-    "van von de der den da di del della le la du dos das bin al el y zu ter ten and".split())
+_NAME_PARTICLES = frozenset((
+    "van", "von", "de", "der", "den", "da", "di", "del", "della", "le", "la", "du", "dos",
+    "das", "bin", "al", "el", "y", "zu", "ter", "ten", "and",
+))
 # An abstract pasted without '>' is a long English paragraph right after the title.
 ABSTRACT_MIN_WORDS = 80
 OPENER_ABSTRACT_MIN_WORDS = 30
@@ -647,7 +649,8 @@ def parse_note_file(text: str, path: str | Path) -> Note:
     if not content:
         raise FormatError("empty note (expected a URL on the first line)", path=path, line=1)
     content = _fix_url_typos(content, warn)
-    papers = _paper_lines(content)
+    # Several papers need several arXiv URLs: most notes are spared the search.
+    papers = _paper_lines(content) if text.count("arxiv.org/") > 1 else []
     if len(papers) <= 1:
         entry = _parse_entry(content, path, warn, _title_from_file_name(Path(path)))
         return Note(Path(path), entry, _sorted(warnings))
