@@ -15,9 +15,11 @@ Each non-blank line of commentary is one paragraph, as in the digest format.
 Six years of notes stray from this layout, and each stray shape is read as the curator meant
 it (docs/curator.md lists them): a title or author list wrapped over lines, `*Title*` alone,
 `Title (URL)` on one line, commentary after the URL on its line or a sentence before it, an
-abstract going on without `>`, hashtags ending the last paragraph. What the reader repairs
-in a way the curator may not have meant (a stray word in the tags line, an unclosed or twice
-closed <english>) is a NoteWarning naming the line; what it cannot read is a FormatError.
+abstract going on without `>`, hashtags ending the last paragraph, a note about several
+papers (one entry each). What the reader repairs or guesses in a way the curator may not have
+meant (a stray word in the tags line, an unclosed <english>, a second title line, an abstract
+without '>') is a NoteWarning naming the line, with a stable kind; what it cannot read is a
+FormatError naming the line at fault.
 """
 
 from __future__ import annotations
