@@ -23,15 +23,35 @@ N_NOTES = 4_000
 _ID_RE = re.compile(r"arxiv\.org/abs/\d{4}\.\d{4,5}")
 
 
+# The shapes issue #23 found in the curator's archive (constructed, as the tests hold them):
+# every 8th generated note is one of these, so the reader's guessing is in the figure too.
+_ODD_SHAPES = {
+    "second title": "https://arxiv.org/abs/2005.04318\n\n*Big Models* (Ann Lee, Bo Kim)\n"
+                    "Big Models Again (Ann Lee, Bo Kim)\n\n한국어 코멘트.\n#ssl\n",
+    "id line": "https://arxiv.org/abs/2005.04318\n| 2005.04318\n*Big* (Ann Lee)\n\n한국어.\n",
+    "korean paragraph": "https://arxiv.org/abs/2005.04318\n\n*T* (Ann Lee)\n\n트릭:\n"
+                        "1. label smoothing\nx_t = C_t x_0 + s_t n_t\n\nTricks.\n#x\n",
+    "several papers": "SpanBERT https://arxiv.org/abs/1907.10529\nALBERT "
+                      "https://arxiv.org/abs/1909.11942\n\n프리트레이닝.\n#pretraining\n",
+    "bare title": "https://example.org/blog/post\n\nIntroducing Foo\n\n새 모델.\n#llm\n",
+    "unclosed": "https://arxiv.org/abs/2005.04318\n\nDeep Stuff (Ann Lee, Bo Kim\n\n한국어.\n",
+    "typos": "zhttps://arxiv.org/abs/2005.04318\n\n*T* (Ann Lee)\n\nlet> We present a model."
+             "\n\n좋은 모델. #llm #moe 나중에 읽기\n<enligsh>\nGood.\n</enligsh>\n",
+}
+
+
 def _archive(folder: Path, n: int) -> None:
-    """`n` notes in year folders: the real notes of every shape, each copy with its own id."""
+    """`n` notes in year folders: the real notes of every shape and the odd shapes above,
+    each copy with its own id."""
     sources = sorted((FIXTURES / "notes").rglob("*.md"))
-    texts = [p.read_text(encoding="utf-8") for p in sources]
+    named = [(p.stem[7:], p.read_text(encoding="utf-8")) for p in sources]
+    odd = sorted(_ODD_SHAPES.items())
     for i in range(n):
-        text = _ID_RE.sub(f"arxiv.org/abs/{2000 + i % 600:04d}.{10000 + i:05d}", texts[i % len(texts)], 1)
+        name, text = odd[i // 8 % len(odd)] if i % 8 == 7 else named[i % len(named)]
+        text = _ID_RE.sub(f"arxiv.org/abs/{2000 + i % 600:04d}.{10000 + i:05d}", text, 1)
         year = folder / f"20{19 + i % 7}"
         year.mkdir(exist_ok=True)
-        (year / f"{i:05d} {sources[i % len(sources)].stem[7:]}.md").write_text(text, encoding="utf-8")
+        (year / f"{i:05d} {name}.md").write_text(text, encoding="utf-8")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -115,7 +135,11 @@ def main() -> None:
         digest = [sys.executable, "-m", "pipeline"]
         wall, cpu = _run([*digest, "check", str(archive)], root)
         print(f"check: {N_NOTES:,} notes in one `digest check` process: {N_NOTES / cpu:,.0f} "
-              f"notes/s ({cpu:.1f} s CPU, {wall:.1f} s wall)")
+              f"notes/s ({cpu:.1f} s CPU, {wall:.1f} s wall; the aim is < 3 s)")
+        counted = subprocess.run([*digest, "check", str(archive)], cwd=root, text=True,
+                                 capture_output=True, check=False).stdout.splitlines()
+        kinds = [line.strip() for line in counted if line.startswith("  ")]
+        print(f"check: {counted[-1]}; by kind: {'; '.join(kinds)}")
         env = _bytecode_env(root / "pycache")
         _, python = _median_run([sys.executable, "-c", "pass"], root, env)
         single_wall, single = _median_run([*digest, "check", str(one)], root, env)

@@ -157,7 +157,8 @@ def test_an_unusable_note_is_one_line_exit_2(
     code, out, err = _check([str(note), "--json"], capsys)
     (data,) = json.loads(out)
     assert code == 2 and data["status"] == "error" and data["entries"] == []
-    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "message": message}]
+    assert data["messages"] == [{"level": "error", "line": 4, "path": None, "kind": "refused",
+                                 "message": message}]
     assert err == f"digest: error: {note}: 1 of 1 files with errors\n"
 
 
@@ -268,6 +269,8 @@ def test_a_folder_is_checked_recursively_in_one_process(
         f"{root / 'c.md'}:4: error: a '>' quote after the commentary started (expected the "
         "abstract right after the title)",
         f"{root / 'd.txt'}: ok, 10 entries",
+        "  refused: 1 error in 1 file",  # counts by kind, errors first
+        "  tag-stray-word: 1 warning in 1 file",
         "checked 4 files: 2 ok, 1 with warnings, 1 with errors",
     ]
     assert err.splitlines() == [
@@ -286,7 +289,9 @@ def test_files_and_folders_mixed_and_a_missing_path(
     code, out, _ = _check([str(root / "2020"), str(root / "b.md"), str(no_config / "gone.txt")],
                           capsys)
     assert code == 2
-    assert out.splitlines()[-2:] == [f"{no_config / 'gone.txt'}: error: no such file",
+    assert out.splitlines()[-4:] == [f"{no_config / 'gone.txt'}: error: no such file",
+                                     "  refused: 1 error in 1 file",
+                                     "  tag-stray-word: 1 warning in 1 file",
                                      "checked 3 files: 1 ok, 1 with warnings, 1 with errors"]
     # every file well: exit 0, still one line each and the summary
     code, out, _ = _check([str(root / "2020"), str(root / "b.md")], capsys)
@@ -304,7 +309,7 @@ def test_json_is_one_object_per_file(no_config: Path, capsys: pytest.CaptureFixt
     a, b, c, d = data
     assert a["date"] is None and a["entries"][0]["arxiv_id"] == "2103.15808"
     assert b["messages"] == [{
-        "level": "warning", "line": 13, "path": None,
+        "level": "warning", "line": 13, "path": None, "kind": "tag-stray-word",
         "message": "'a' in the #tags line is not a tag: ignored (write #a to make it one)"}]
     assert b["entries"][0]["tags"] == ["speech-text", "synthetic-data"]
     assert c["entries"] == [] and c["messages"][0]["level"] == "error"
@@ -369,6 +374,8 @@ def test_the_notes_folder_is_reported_once_for_many_digests(
     assert info.value.code == 0
     assert out.splitlines() == [f"{drafts / '2024-12-05.txt'}: ok, 1 entry, 2 warnings",
                                 f"{drafts / '2024-12-06.txt'}: ok, 1 entry",
+                                "  note-unused: 1 warning in 1 file",
+                                "  waiting: 1 warning in 1 file",
                                 "checked 2 files: 1 ok, 1 with warnings, 0 with errors"]
     assert [line.split(": ")[2] for line in err.splitlines()] == [
         f"{notes / '241202 RandAR.md'}:1", f"{notes / 'broken.md'}:1"]
@@ -383,3 +390,77 @@ def test_an_unreadable_file_is_one_bad_file_not_the_end_of_the_run(
     assert code == 2
     assert f"{root / 'e.txt'}: error: no such file" in out.splitlines()
     assert out.splitlines()[-1] == "checked 5 files: 2 ok, 1 with warnings, 2 with errors"
+
+
+def _archive(root: Path, korean_only: int) -> Path:
+    """Many Korean-only notes (the old archive), one English-only note, one second title."""
+    root.mkdir()
+    for i in range(korean_only):
+        (root / f"k{i:02}.md").write_text(
+            f"https://arxiv.org/abs/2001.{10000 + i}\n\n*Paper {i}* (Ann Lee)\n\n한국어 코멘트.\n",
+            encoding="utf-8")
+    (root / "z-english.md").write_text(
+        "https://arxiv.org/abs/2002.00001\n\n*English Only* (Ann Lee)\n\nOnly English here.\n",
+        encoding="utf-8")
+    (root / "z-second.md").write_text(
+        "https://arxiv.org/abs/2002.00002\n\n*Second* (Ann Lee, Bo Kim)\n"
+        "Second: Another Version (Ann Lee, Bo Kim)\n\n한국어.\n", encoding="utf-8")
+    return root
+
+
+def test_a_folder_check_counts_warnings_by_kind_and_shows_a_few_of_each(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _archive(no_config / "notes", 5)
+    code, out, err = _check([str(root)], capsys)
+    assert code == 0
+    assert out.splitlines()[-5:] == [
+        "  no-english: 6 warnings in 6 files",
+        "  no-korean: 1 warning in 1 file",
+        "  second-title: 1 warning in 1 file",
+        "  (3 more warnings not shown: the first 3 of each kind are; all with `digest -v check`)",
+        "checked 7 files: 0 ok, 7 with warnings, 0 with errors",
+    ]
+    shown = err.splitlines()
+    assert sum("Korean commentary without English" in line for line in shown) == 3
+    # the rare kinds are all there, with their file and line
+    assert f"digest: warning: {root / 'z-english.md'}:1: 'English Only': English commentary " \
+           "without Korean (the ko edition would show none)" in shown
+    assert any(line.startswith(f"digest: warning: {root / 'z-second.md'}:4: a second title")
+               for line in shown)
+    with pytest.raises(SystemExit):
+        main(["-v", "check", str(root)])
+    out_v, err_v = capsys.readouterr()
+    assert sum("Korean commentary without English" in line for line in err_v.splitlines()) == 6
+    assert "more warnings not shown" not in out_v
+
+
+def test_language_warnings_follow_the_editions_the_config_publishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _archive(tmp_path / "notes", 2)
+    (tmp_path / "config").mkdir()
+    config = tmp_path / "config" / "digest.toml"
+    for languages, kinds in ((["ko"], ["no-korean"]), (["en"], ["no-english"]),
+                             (["ko", "en"], ["no-english", "no-korean"])):
+        config.write_text(f"[newsletter]\nlanguages = {json.dumps(languages)}\n",
+                          encoding="utf-8")
+        with pytest.raises(SystemExit):
+            main(["--config", str(config), "check", "--json", str(root)])
+        data = json.loads(capsys.readouterr().out)
+        found = sorted({m["kind"] for d in data for m in d["messages"]} - {"second-title"})
+        assert found == kinds, languages
+
+
+def test_a_note_about_several_papers_checks_as_one_entry_each(
+    no_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = no_config / "190901 Papers.md"
+    note.write_text("SpanBERT https://arxiv.org/abs/1907.10529\n"
+                    "ALBERT https://arxiv.org/abs/1909.11942\n\n좋은 방법들.\n\nGood methods.\n"
+                    "#pretraining\n", encoding="utf-8")
+    code, out, _ = _check([str(note), "--json"], capsys)
+    (data,) = json.loads(out)
+    assert code == 0 and [e["arxiv_id"] for e in data["entries"]] == ["1907.10529",
+                                                                       "1909.11942"]
+    assert [m["kind"] for m in data["messages"]] == ["multi-paper"]

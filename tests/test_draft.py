@@ -120,8 +120,8 @@ def test_a_note_the_draft_could_not_hold_is_skipped_and_the_draft_reads_back(
     assert [e.commentary for e in drafted.entries] == [(), ()]  # offered without the notes
     skipped = [m for m in messages if m.startswith("warning: note skipped:")]
     assert len(skipped) == 2
-    assert "241205 First.md:1: the commentary line '(An aside in parentheses)'" in skipped[0]
-    assert "241205 Second.md:1: the abstract '한국어 초록' contains Hangul" in skipped[1]
+    assert "241205 First.md:4: the commentary line '(An aside in parentheses)'" in skipped[0]
+    assert "241205 Second.md:2: the abstract '한국어 초록' contains Hangul" in skipped[1]
 
 
 def _edit(path: Path, edit: object) -> None:

@@ -260,13 +260,13 @@ GOOD = "https://arxiv.org/abs/2412.03572v2\n\n*Navigation World Models* (Amir Ba
          "n.md:7: unexpected heading '## Thoughts' (only '# Links' may follow the commentary)"),
         # what the digest format could not give back, once the note is in a draft
         (GOOD + "\n> 초록을 한국어로\n",
-         "n.md:1: the abstract '초록을 한국어로' contains Hangul, so in a draft it would read "
+         "n.md:5: the abstract '초록을 한국어로' contains Hangul, so in a draft it would read "
          "back as commentary (abstracts are English: move it below the '>' lines)"),
         (GOOD + "\nEnglish first.\n(An aside in parentheses)\n한국어\n",
-         "n.md:1: the commentary line '(An aside in parentheses)' follows an English line, so in "
+         "n.md:6: the commentary line '(An aside in parentheses)' follows an English line, so in "
          "a draft the two would read back as the title and authors of a new entry: reword it"),
         (GOOD + "\n> #MeToo #Research\n",
-         "n.md:1: the abstract '#MeToo #Research' would read back as a #tags line: reword it"),
+         "n.md:5: the abstract '#MeToo #Research' would read back as a #tags line: reword it"),
     ],
 )
 def test_what_a_note_parser_cannot_use_is_one_line(text: str, message: str) -> None:

@@ -173,3 +173,25 @@ def test_islands_read_from_the_tables_read_as_pylatexenc_reads_them(latex: str) 
     except _NotSimple:
         return  # left to pylatexenc itself
     assert " ".join("".join(out).split()) == " ".join(_by_pylatexenc(latex).split())
+
+
+@pytest.mark.parametrize(
+    ("latex", "text"),
+    [
+        # issue #23: LaTeX that was left or lost in the curator's archive
+        (r"split on $\textbackslash n$ tokens", r"split on \n tokens"),
+        (r"a literal \textbackslash{}n and $\backslash$", r"a literal \n and \ "[:-1]),
+        (r"it costs $5 but gains $40\%$ accuracy", "it costs $5 but gains 40% accuracy"),
+        (r"is $40\%$ better", "is 40% better"),
+        (r"code at $\href{https://github.com/a/b}{our repo}$ now",
+         "code at https://github.com/a/b now"),
+        (r"see $\url{https://a.org/x}$.", "see https://a.org/x."),
+        (r"trained on 3 \space billion tokens", "trained on 3 billion tokens"),
+        (r"trained on 3\space billion tokens", "trained on 3 billion tokens"),
+        (r"the \texttt{max\_len} and num\_layers of Open\_Reasoner",
+         "the max_len and num_layers of Open_Reasoner"),
+        (r"$\mathrm{PPO}\_{\text{clip}}$ loss and a\_b\_c", "PPO_clip loss and a_b_c"),
+    ],
+)
+def test_latex_left_or_lost_in_the_archive(latex: str, text: str) -> None:
+    assert latex_to_text(latex) == text

@@ -241,19 +241,31 @@ def read_digest(path: Path, flowed: bool = False) -> Digest:
 
 def format_problem(entry: Entry) -> str | None:
     """Why `entry` would not read back the same once written in the digest format, or None."""
-    for kind, text in (("title", entry.title), ("abstract", entry.abstract),
-                       *(("commentary line", c) for c in entry.commentary)):
+    found = format_problem_at(entry)
+    return found[0] if found is not None else None
+
+
+def format_problem_at(entry: Entry) -> tuple[str, str, int | None] | None:
+    """format_problem with where it is: (message, 'title' | 'abstract' | 'commentary', index of
+    the commentary line or None), so a reader can name the line at fault."""
+    for kind, text, index in (("title", entry.title, None), ("abstract", entry.abstract, None),
+                              *(("commentary line", c, i)
+                                for i, c in enumerate(entry.commentary))):
         if text and parse_tags_line(text) is not None:  # it would end the entry early
-            return f"the {kind} {text[:60]!r} would read back as a #tags line: reword it"
+            return (f"the {kind} {text[:60]!r} would read back as a #tags line: reword it",
+                    kind.split()[0], index)
     if has_hangul(entry.abstract):
         return (f"the abstract {entry.abstract[:60]!r} contains Hangul, so in a draft it would "
-                "read back as commentary (abstracts are English: move it below the '>' lines)")
+                "read back as commentary (abstracts are English: move it below the '>' lines)",
+                "abstract", None)
     # The reader takes an English line, then '(…)', then anything but the #tags line as the
     # title and authors of the next entry (see _starts_entry).
-    for before, line in zip(entry.commentary, entry.commentary[1:-1], strict=False):
+    for i, (before, line) in enumerate(
+            zip(entry.commentary, entry.commentary[1:-1], strict=False), 1):
         if not has_hangul(before) and _authors(line) is not None:
             return (f"the commentary line {line[:60]!r} follows an English line, so in a draft "
-                    "the two would read back as the title and authors of a new entry: reword it")
+                    "the two would read back as the title and authors of a new entry: reword it",
+                    "commentary", i)
     return None
 
 

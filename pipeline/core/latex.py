@@ -29,6 +29,8 @@ _SLOW_HINT_RE = re.compile("[\\\\$^_{}\U0001d400-\U0001d7ff]")
 _SPECIAL_RE = re.compile(r"[\\${`]")
 _BRACE_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _DOLLAR_RE = re.compile(r"\\.|\$", re.DOTALL)
+# A `$` that starts a price ("$5", "$1.2M"), not math: a number, then a space or the end.
+_PRICE_RE = re.compile(r"\$\d[\d,.]*(?:[kKmMbB]\b)?(?=[\s,;:!?)]|\.(?:\s|$)|$)")
 _NAME_RE = re.compile(r"[a-zA-Z]+\*?")
 _SPACES_THEN_ARG_RE = re.compile(r"[ \t]*(?=\{)")
 _SPACE_RE = re.compile(r"\s+")
@@ -78,7 +80,7 @@ SWITCH_MACROS = (
 # Symbols pylatexenc lacks, and the abbreviations authors define as macros (`\\eg`, `\\ie`).
 EXTRA_SYMBOLS = {
     "ne": "≠", "colon": ":", "imath": "ı", "jmath": "ȷ", "eg": "e.g.", "ie": "i.e.",
-    "etc": "etc.", "wrt": "w.r.t.", "vs": "vs.", "etal": "et al.",
+    "etc": "etc.", "wrt": "w.r.t.", "vs": "vs.", "etal": "et al.", "space": " ",
 }
 _CITE_ARGS = "*[[{"
 # Argument specs pylatexenc's parser lacks (else `\unicode{x2014}` reads as "x2014").
@@ -363,7 +365,10 @@ def _dollar_pairs(text: str) -> dict[int, int]:
     prices, not math: no spans then."""
     dollars = [m.start() for m in _DOLLAR_RE.finditer(text) if m.group(0) == "$"]
     if len(dollars) % 2:
-        return {}
+        # "costs $5 and $40\\%$": without the price, the rest pairs as math again.
+        dollars = [d for d in dollars if not _PRICE_RE.match(text, d)]
+        if len(dollars) % 2:
+            return {}
     pairs: dict[int, int] = {}
     i = 0
     while i + 1 < len(dollars):
@@ -517,6 +522,10 @@ def latex_to_text(text: str) -> str:
     """Turn arXiv's LaTeX-flavoured text into readable Unicode on one line (URLs untouched)."""
     if not _SLOW_HINT_RE.search(text):  # most titles: no LaTeX, nothing to import
         return " ".join(text.split())
+    # `\\textbackslash n` is "\\n": the space only ends the command's name.
+    text = _BACKSLASH_RE.sub("\ue012", text)
+    # `$\\href{U}{text}$`: a link set in math is a link, not math around it.
+    text = _MATH_URL_RE.sub(r"\1", text)
     text = _URL_CMD_RE.sub(lambda m: m.group(1) or m.group(2) or "", text)
     urls: list[str] = []
 
@@ -526,11 +535,14 @@ def latex_to_text(text: str) -> str:
 
     # A `~` tying a word to a command (`solving~\footnote{…}`) is LaTeX's space, not a tilde.
     text = _TIE_RE.sub(" ", _URL_RE.sub(protect, text))
-    converted = _convert_segment(text, urls)
+    converted = _convert_segment(text, urls).replace("\ue012", "\\")
     return _no_math_alphanumerics(_SPACE_RE.sub(" ", converted).strip())
 
 
 _TIE_RE = re.compile(r"~(?=\\[a-zA-Z])")
+_BACKSLASH_RE = re.compile(r"\\(?:textbackslash|backslash)(?![a-zA-Z])(?:\s*\{\}|[ \t]*)")
+_MATH_URL_RE = re.compile(
+    r"\$\s*(\\(?:url|href)\s*\{[^{}]*\}(?:\s*\{(?:[^{}]|\{[^{}]*\})*\})?)\s*\$")
 
 
 def title_key(title: str) -> str:

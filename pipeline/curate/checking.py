@@ -18,13 +18,14 @@ from pipeline.curate.lint import Finding
 from pipeline.curate.notes import NOTE_SUFFIXES
 
 Status = Literal["ok", "warnings", "error"]
+REFUSED = "refused"  # the kind of a file's parse error: it cannot be used at all
 DIGEST_SUFFIXES = (".txt",)
 
 
 def finding_to_json(finding: Finding) -> dict[str, Any]:
     """One finding as in `digest check --json`."""
     return {"level": finding.level, "line": finding.line, "path": finding.path,
-            "message": finding.message}
+            "kind": finding.kind, "message": finding.message}
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,15 @@ def check_file(path: Path, ctx: Context) -> FileReport:
     try:
         if is_note:
             note = notes.load_note(path)
-            parsed = Digest(None, (note.entry,))
-            messages.extend(Finding("warning", w.message, w.line) for w in note.warnings)
+            parsed = Digest(None, note.entries)
+            messages.extend(Finding("warning", w.message, w.line, kind=w.kind)
+                            for w in note.warnings)
         else:
             parsed = digest.read_digest(path, flowed=ctx.flowed)
     except FormatError as exc:
         where = exc.path if exc.path not in (None, str(path)) else None
-        return FileReport(path, kind, None, 0, (Finding("error", exc.message, exc.line, where),))
+        return FileReport(path, kind, None, 0,
+                          (Finding("error", exc.message, exc.line, where, kind=REFUSED),))
     ids = [e.arxiv_id for e in parsed.entries if e.arxiv_id]
     findings = lint.lint_entries(
         parsed.entries,
@@ -126,3 +129,20 @@ def summary(reports: Sequence[FileReport]) -> str:
     n = len(reports)
     return (f"checked {n} file{'s' * (n != 1)}: {counts['ok']} ok, {counts['warnings']} with "
             f"warnings, {counts['error']} with errors")
+
+
+def counts_by_kind(reports: Sequence[FileReport]) -> list[tuple[str, str, int, int]]:
+    """(level, kind, findings, files) for every kind found, errors first, then the most
+    frequent: what a folder's check summarises instead of repeating each finding."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for report in reports:
+        seen: set[tuple[str, str]] = set()
+        for m in report.messages:
+            key = (m.level, m.kind or "other")
+            counts = found.setdefault(key, [0, 0])
+            counts[0] += 1
+            if key not in seen:
+                seen.add(key)
+                counts[1] += 1
+    return sorted(((level, kind, n, files) for (level, kind), (n, files) in found.items()),
+                  key=lambda row: (row[0] != "error", -row[2], row[1]))

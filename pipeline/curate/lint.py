@@ -37,6 +37,12 @@ class Finding:
 UNCOMMENTED = "uncommented"
 UNKNOWN_TAG = "unknown-tag"  # not in the config: maybe a new tag on purpose
 TAG_TYPO = "tag-typo"  # not in the config, and close to one configured tag
+NO_ENGLISH = "no-english"  # Korean commentary only: the en edition shows none
+NO_KOREAN = "no-korean"  # English commentary only: the ko edition shows none
+DUPLICATE = "duplicate"  # the same paper twice
+NOT_STORED = "not-stored"  # an id the store does not hold
+WAITING = "waiting"  # a note whose paper was never collected
+NOTE_UNUSED = "note-unused"  # a note the notes reader refused
 
 
 def lint_entries(
@@ -67,26 +73,13 @@ def lint_entries(
             what = f"arXiv:{entry.arxiv_id}" if entry.arxiv_id else repr(entry.title)
             findings.append(Finding(
                 "error", f"the same paper twice: {what} is also the entry at line {twin.line}",
-                line,
+                line, kind=DUPLICATE,
             ))
         else:
             if entry.arxiv_id:
                 first_by_id[entry.arxiv_id] = entry
             first_by_title[key] = entry
-        ko, en = entry.notes_ko, entry.notes_en  # links-only paragraphs are in neither
-        if "ko" in languages and "en" in languages:
-            if ko and not en:
-                findings.append(Finding(
-                    language_level,
-                    f"{entry.title!r}: Korean commentary without English "
-                    "(the en edition would show none)", line,
-                ))
-            elif en and not ko:
-                findings.append(Finding(
-                    language_level,
-                    f"{entry.title!r}: English commentary without Korean "
-                    "(the ko edition would show none)", line,
-                ))
+        findings.extend(_language_gaps(entry, languages, language_level))
         if require_commentary and not entry.commentary:
             findings.append(Finding(
                 "warning", f"{entry.title!r}: no commentary (write some, or delete the entry)",
@@ -109,9 +102,34 @@ def lint_entries(
             findings.append(Finding(
                 "warning",
                 f"arXiv:{entry.arxiv_id} is not among the stored papers "
-                "(`digest build` will look it up on arXiv)", line,
+                "(`digest build` will look it up on arXiv)", line, kind=NOT_STORED,
             ))
     return findings
+
+
+def _language_gaps(entry: Entry, languages: Collection[str], level: Level) -> list[Finding]:
+    """What the editions the newsletter publishes would lack: an edition shows one language's
+    commentary (render.variant_commentary), so commentary only in another language leaves it
+    empty. With both languages published this is the pair rule (an error in a digest); with
+    one, commentary in the other language only is a warning (it reaches no reader)."""
+    ko, en = entry.notes_ko, entry.notes_en  # links-only paragraphs are in neither
+    if not (ko or en):
+        return []  # no commentary at all: UNCOMMENTED says so
+    both = "ko" in languages and "en" in languages
+    found: list[Finding] = []
+    if "en" in languages and ko and not en:
+        found.append(Finding(
+            level if both else "warning",
+            f"{entry.title!r}: Korean commentary without English (the en edition would show "
+            "none)", entry.line, kind=NO_ENGLISH,
+        ))
+    if "ko" in languages and en and not ko:
+        found.append(Finding(
+            level if both else "warning",
+            f"{entry.title!r}: English commentary without Korean (the ko edition would show "
+            "none)", entry.line, kind=NO_KOREAN,
+        ))
+    return found
 
 
 def suggest_tag(tag: str, known: Collection[str]) -> str | None:
@@ -125,7 +143,7 @@ def waiting_notes(notes: Iterable[Note], stored_ids: Collection[str]) -> list[Fi
     """Notes about arXiv papers that were never collected: they wait for their paper."""
     return [
         Finding("warning", f"waits for its paper arXiv:{n.entry.arxiv_id} (never collected)",
-                n.entry.line, str(n.path))
+                n.entry.line, str(n.path), kind=WAITING)
         for n in notes
         if n.entry.arxiv_id is not None and n.entry.arxiv_id not in stored_ids
     ]

@@ -91,6 +91,8 @@ def cli(ctx: click.Context, config: Path, verbose: bool) -> None:
 
 # A linted file or an imported CSV can have thousands of findings; the first ones say enough.
 MAX_FINDINGS_SHOWN = 50
+# Checking many files, the warnings of one kind shown before they are only counted.
+SHOWN_PER_KIND = 3
 
 
 @cli.command()
@@ -121,16 +123,28 @@ def check(ctx: Context, paths: tuple[Path, ...], as_json: bool, flowed: bool) ->
                               path=bad[0].path if len(reports) == 1 else None)
         return
     single = len(reports) == 1 and not paths[0].is_dir()
+    # Many files: a kind of warning that repeats is shown a few times, then counted.
+    shown: dict[str, int] | None = None if single or ctx.verbose else {}
     for report in reports:
-        _print_report(report, single)
+        _print_report(report, single, shown)
     if not single:
+        hidden = 0
+        for level, kind, n, in_files in checking.counts_by_kind(reports):
+            click.echo(f"  {kind}: {n} {level}{'s' * (n != 1)} in {in_files} "
+                       f"file{'s' * (in_files != 1)}")
+            if shown is not None and level == "warning":
+                hidden += max(0, n - SHOWN_PER_KIND)
+        if hidden:
+            click.echo(f"  ({hidden} more warnings not shown: the first {SHOWN_PER_KIND} of "
+                       "each kind are; all with `digest -v check`)")
         click.echo(checking.summary(reports))
         if bad:
             raise FormatError(f"{len(bad)} of {len(reports)} files with errors (see above)")
 
 
-def _print_report(report: FileReport, single: bool) -> None:
-    """The findings of one file on stderr (the first MAX_FINDINGS_SHOWN), and its line."""
+def _print_report(report: FileReport, single: bool, shown: dict[str, int] | None) -> None:
+    """The findings of one file on stderr (the first MAX_FINDINGS_SHOWN), and its line;
+    `shown` counts the warnings shown so far by kind (None: show them all)."""
     from pipeline.curate import lint
 
     path = report.path
@@ -138,6 +152,11 @@ def _print_report(report: FileReport, single: bool) -> None:
         (error,) = report.messages  # one file that cannot be read: one line, as ever
         raise FormatError(error.message, path=error.path or path, line=error.line)
     for m in report.messages[:MAX_FINDINGS_SHOWN]:
+        if shown is not None and m.level == "warning":
+            kind = m.kind or "other"
+            shown[kind] = shown.get(kind, 0) + 1
+            if shown[kind] > SHOWN_PER_KIND:
+                continue
         click.echo(f"digest: {m.level}: {_where(m, path)}: {m.message}", err=True)
     if len(report.messages) > MAX_FINDINGS_SHOWN:
         click.echo(f"digest: … {len(report.messages) - MAX_FINDINGS_SHOWN} more findings not "
@@ -193,7 +212,8 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
             ids = [n.entry.arxiv_id for n in shelf.notes if n.entry.arxiv_id]
             known = set(store.get_papers(conn, ids))
             return lint.waiting_notes(shelf.notes, known) + [
-                lint.Finding("warning", f"note not used: {e.message}", e.line, e.path)
+                lint.Finding("warning", f"note not used: {e.message}", e.line, e.path,
+                             kind=lint.NOTE_UNUSED)
                 for e in shelf.errors
             ]
 
