@@ -29,7 +29,7 @@ from pipeline.core.runtime import Runtime
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
 from pipeline.services import run
-from tests.deliver_support import PASSWORD, SECRET, USER, Sink, add_subscribers, make_cert, smtp_server
+from tests.deliver_support import USER, Sink, add_subscribers, smtp_server
 from tests.sample_day import REFERENCE, add_candidates, sample_papers
 
 DAY = date(2024, 12, 5)
@@ -131,18 +131,6 @@ def leftovers(root: Path) -> list[str]:
         str(p.relative_to(root)) for p in root.rglob("*")
         if p.name.endswith(".tmp") or p.name.startswith((".staging-", ".site.swap-"))
     )
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ unsubscribe link POSTed to the real `digest serve` (waitress)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,16 +17,13 @@ from pipeline.interfaces.cli import main
 from pipeline.services import run
 from tests.deliver_support import (
     DAY,
-    PASSWORD,
     SECRET,
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
     newsletter,
     quiet_runtime,
     serving,
-    smtp_server,
     store_build,
 )
 from tests.support import FakeClock
@@ -36,22 +32,7 @@ HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsub
            "List-Unsubscribe-Post")
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test server's certificate
-
-
-@pytest.fixture
-def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
-    with smtp_server(*cert) as s:
-        yield s
+pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
 
 
 def test_200_subscribers_each_get_one_message_and_unsubscribe_works(

@@ -24,15 +24,11 @@ from pipeline.core.errors import ConfigError
 from pipeline.services import run
 from tests.deliver_support import (
     DAY,
-    PASSWORD,
-    SECRET,
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
     newsletter,
     quiet_runtime,
-    smtp_server,
     write_config,
 )
 
@@ -55,22 +51,7 @@ class FastClock:
         time.sleep(seconds / self.scale)
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
-
-
-@pytest.fixture
-def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
-    with smtp_server(*cert) as s:
-        yield s
+pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
 
 
 def test_rate_limit_is_global_across_connections(

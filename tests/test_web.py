@@ -37,9 +37,7 @@ from tests.deliver_support import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 @pytest.fixture

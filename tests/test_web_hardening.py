@@ -33,10 +33,7 @@ from tests.deliver_support import (
     wait_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 @pytest.fixture
