@@ -17,6 +17,25 @@ from tests.support import FakeClock, RecordingServer, recording_server, write_ne
 Newsletter = Callable[..., Settings]
 
 
+# Slow tests in modules whose owners are rewriting them (notes, LaTeX): marked from here
+# until the mark can move into the module, next to the test.
+SLOW_ELSEWHERE = frozenset({
+    "tests/test_notes.py::test_any_text_gives_an_entry_or_a_one_line_format_error",
+    "tests/test_text.py::test_islands_read_from_the_tables_read_as_pylatexenc_reads_them",
+    "tests/test_text.py::test_never_a_mathematical_alphanumeric_letter",
+    "tests/test_text.py::test_no_plain_word_is_lost",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test is slow too (Chromium starts in seconds), and so are the tests of
+    SLOW_ELSEWHERE: `make test-fast` skips them."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None \
+                or item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def newsletter(tmp_path: Path) -> Newsletter:
     """`newsletter(text="", root=tmp_path, **tables)`: Settings of a newsletter whose

@@ -210,6 +210,7 @@ def readers_mailed(settings: Settings) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
+@pytest.mark.slow
 def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     demo_newsletter: Path, http_server: RecordingServer, clock: FakeClock
 ) -> None:

@@ -252,6 +252,7 @@ def _killed(command: str, root: Path, crash_after: int) -> int:
 
 
 @pytest.mark.parametrize("command", ["build", "approve"])
+@pytest.mark.slow
 def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
     tmp_path: Path, env: None, command: str
 ) -> None:
@@ -289,6 +290,7 @@ def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
 # --- corrections after send ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -351,6 +353,7 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
 # --- test copies and dry runs before approval -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_test_copies_and_dry_run_before_approval_record_nothing(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -399,6 +402,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
 UNCOMMENTED = "Bare Candidate Paper\n(A. Author)\narXiv:2412.04425\nAn abstract.\n#reward-model\n"
 
 
+@pytest.mark.slow
 def test_approve_refuses_uncommented_entries_unless_allowed(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -430,6 +434,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed(
     assert "'Bare Candidate Paper': no commentary" in err
 
 
+@pytest.mark.slow
 def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -455,6 +460,7 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
 # --- digest status ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_status_shows_the_day_at_a_glance(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -496,6 +502,7 @@ def test_status_of_a_day_never_collected(tmp_path: Path, env: None) -> None:
 # --- the record --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_send_reads_the_tags_from_the_record_not_the_rendered_text(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -539,12 +546,14 @@ def test_store_timestamps_come_from_the_runtime_clock(tmp_path: Path) -> None:
         assert store.get_day(conn, DAY)["collected_at"] == "2030-01-02T03:04:05+00:00"
 
 
+@pytest.mark.slow
 def test_no_import_cycle_between_run_and_schedule() -> None:
     code = "import pipeline.services.run, sys; assert 'pipeline.services.schedule' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     assert "schedule" not in run.__dict__
 
 
+@pytest.mark.slow
 def test_record_round_trips_through_the_store(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     settings = newsletter(tmp_path, sink[1])
     record = run.build(settings, DAY, at(BUILT_AT))
@@ -585,6 +594,7 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
                       "2024-12-06": ("drafted", None)}
 
 
+@pytest.mark.slow
 def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -597,6 +607,7 @@ def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
     assert tree(settings.paths.site) == public and sink[0].count == 0
 
 
+@pytest.mark.slow
 def test_auto_mode_approve_publishes_without_the_commentary_guard(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:

@@ -54,6 +54,7 @@ class FastClock:
 pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
 
 
+@pytest.mark.slow
 def test_rate_limit_is_global_across_connections(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -77,6 +78,7 @@ def test_rate_limit_is_global_across_connections(
     assert lines[-1] == f"issue {DAY}: sent 40, failed 0, skipped 0"
 
 
+@pytest.mark.slow
 def test_a_deferring_connection_does_not_stall_the_others(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -123,6 +125,7 @@ def test_one_connection_serves_a_deferred_reader_only_after_its_backoff(
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
+@pytest.mark.slow
 def test_5xx_on_any_connection_is_recorded_failed_and_counted(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -201,6 +204,7 @@ def capped_relay(port: int, allowed: int) -> Iterator[int]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_a_relay_capping_connections_gets_a_warning_and_fewer_connections(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:

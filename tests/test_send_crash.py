@@ -27,7 +27,7 @@ from tests.deliver_support import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("digest_secret"), pytest.mark.slow]  # fixtures: tests/conftest.py
 
 
 def _send(config: Path, cert: Path) -> subprocess.Popen[bytes]:

@@ -32,7 +32,7 @@ IDN_WIRE = "reader@xn--exmple-cua.org"
 UTF8 = "üser@example.org"  # a non-ASCII local part: only SMTPUTF8 carries it
 
 
-pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("env"), pytest.mark.slow]  # fixtures: tests/conftest.py
 
 
 def _readers(settings: Settings) -> list[Subscriber]:
