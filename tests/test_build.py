@@ -76,6 +76,7 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     assert "compact layout" not in text  # the reference fits the full layout
 
 
+@pytest.mark.slow
 def test_build_says_when_and_why_it_switched_to_the_compact_layout(
     tmp_path: Path, http_server: RecordingServer
 ) -> None:

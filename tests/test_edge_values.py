@@ -86,6 +86,7 @@ def test_serve_with_a_host_that_does_not_resolve(tmp_path: Path) -> None:
     one_line(digest(smtp, "serve", "--port", "0"), "smtp.host", "cannot resolve host")
 
 
+@pytest.mark.slow
 def test_send_to_a_mail_server_that_does_not_resolve(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace(

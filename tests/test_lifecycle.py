@@ -167,6 +167,7 @@ def feed_items(settings: Settings, name: str = "feed.xml") -> dict[str, tuple[da
 # --- the publish gate ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -199,6 +200,7 @@ def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_auto_mode_publishes_when_it_sends(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     settings = newsletter(tmp_path, sink[1], approval=False)
     add_subscribers(settings, 2)
@@ -212,6 +214,7 @@ def test_auto_mode_publishes_when_it_sends(tmp_path: Path, sink: tuple[Sink, int
         assert store.get_issue_record(conn, DAY).state is lifecycle.State.SENT  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_digest_serve_follows_each_publish(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     """site/ is a symlink swapped per publish: the running server shows the new version."""
     import requests
