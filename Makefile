@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install test lint golden bench demo run clean
+.PHONY: install test test-fast lint golden bench demo run clean
 
 install: $(STAMP)
 
@@ -19,9 +19,14 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest
 
+# The inner loop: everything but the tests marked slow (browser, subprocess, big data, >1 s).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
 
 golden: $(STAMP)
 	DIGEST_REGENERATE_GOLDEN=1 $(BIN)/pytest -q tests -k golden
@@ -36,4 +41,4 @@ run: $(STAMP)
 	$(BIN)/digest --config config/digest.toml run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache demo-out

@@ -12,9 +12,9 @@ from pathlib import Path
 import requests
 from lxml import etree
 
-from pipeline.core.config import Settings, parse_config
+from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
-from tests.support import FIXTURES, FakeClock
+from tests.support import FIXTURES, FakeClock, write_newsletter
 
 RSS_DIR = FIXTURES / "arxiv-rss" / "aioarxiv-2024-11-28"
 REAL_FEED = RSS_DIR / "rss_mock_feed.xml"
@@ -64,7 +64,7 @@ timeout = 5
 {extra}
 {tags}
 """
-    return parse_config(text, tmp_path / "config" / "digest.toml", tmp_path)
+    return write_newsletter(tmp_path, text)
 
 
 def runtime_for(clock: FakeClock, messages: list[str] | None = None, **kw: object) -> Runtime:

@@ -12,21 +12,18 @@ from pathlib import Path
 from pipeline import store
 from pipeline.core import lifecycle
 from pipeline.core.calendar import announcement_for
-from pipeline.core.config import Settings, parse_config
+from pipeline.core.config import Settings
 from pipeline.core.errors import FeedError
 from pipeline.core.files import write_atomic
 from pipeline.core.models import EmailVariant, Issue
 from pipeline.core.runtime import Runtime
 from pipeline.services import run
+from tests.support import write_newsletter
 
 
 def make_settings(root: Path, extra: str = "", *, approval: bool = False) -> Settings:
     """Settings for a newsletter in `root`, with a config written to root/config/digest.toml."""
-    text = f"[approval]\nrequired = {'true' if approval else 'false'}\n{extra}"
-    path = root / "config" / "digest.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, "utf-8")
-    return parse_config(text, path, root)
+    return write_newsletter(root, f"[approval]\nrequired = {'true' if approval else 'false'}\n{extra}")
 
 
 class Clock:

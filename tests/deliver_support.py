@@ -24,7 +24,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pipeline import store
 from pipeline.core import lifecycle
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import parse_digest
 from pipeline.core.models import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -34,7 +34,7 @@ from pipeline.core.models import (
     has_hangul,
 )
 from pipeline.services import run
-from tests.support import FIXTURES
+from tests.support import FIXTURES, write_newsletter
 
 DAY = date(2024, 12, 5)
 USER = "digest-sender"
@@ -198,13 +198,18 @@ def smtp_server(
 # --- a newsletter with a built, approved issue ------------------------------------------------
 
 
-def write_config(root: Path, *, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
-                 approval: bool = True, retries: int = 3, connections: int = 4) -> Path:
+def write_config(root: Path, **config: Any) -> Path:
     """config/digest.toml for a newsletter in `root` that sends to 127.0.0.1:port."""
     path = root / "config" / "digest.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"""[newsletter]
+    path.write_text(smtp_config(**config), encoding="utf-8")
+    return path
+
+
+def smtp_config(*, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
+                approval: bool = True, retries: int = 3, connections: int = 4) -> str:
+    """The config of a newsletter that sends to 127.0.0.1:port (STARTTLS, AUTH as USER)."""
+    return f"""[newsletter]
 title = "ML Papers Digest"
 languages = ["ko", "en"]
 base_url = "https://digest.example.org"
@@ -225,10 +230,7 @@ security = "starttls"
 username = "{USER}"
 timeout = 10.0
 retries = {retries}
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
 
 
 def _entries(text: str) -> list[list[str]]:
@@ -380,5 +382,6 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
 
 
 def newsletter(root: Path, **config: Any) -> Settings:
-    """Settings of a newsletter in `root` (config written first)."""
-    return load_config(write_config(root, **config))
+    """Settings of a newsletter in `root` that sends to 127.0.0.1 (tests/support.py's
+    write_newsletter with smtp_config's text)."""
+    return write_newsletter(root, smtp_config(**config))

@@ -9,7 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from pipeline.core.config import Settings, load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -151,3 +154,44 @@ def best_time(fn: Callable[[], object], repeats: int = 1) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+# --- the one way tests make a newsletter ---------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def toml_tables(tables: dict[str, dict[str, Any]], prefix: str = "") -> str:
+    """`{"approval": {"required": False}, "tags": {"rl": {...}}}` as TOML tables."""
+    out: list[str] = []
+    for name, table in tables.items():
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if scalars or not table:
+            out.append(f"[{prefix}{name}]")
+            out += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+            out.append("")
+        nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+        if nested:
+            out.append(toml_tables(nested, f"{prefix}{name}."))
+    return "\n".join(out)
+
+
+def write_newsletter(root: Path, text: str = "", /, **tables: dict[str, Any]) -> Settings:
+    """A newsletter in `root`: config/digest.toml holds `text` then `tables` (TOML tables by
+    section name), read back by load_config as `digest --config` reads it. Every test that
+    needs settings from a config makes them here."""
+    path = root / "config" / "digest.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = text if not tables else text.rstrip("\n") + "\n\n" + toml_tables(tables)
+    path.write_text(body, encoding="utf-8")
+    return load_config(path)

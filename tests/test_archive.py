@@ -96,6 +96,7 @@ def ids(root: Path, name: str, cache: dict[str, set[str]]) -> set[str]:
 # --- stable pages, O(1) builds ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_old_archive_pages_keep_url_and_bytes_after_100_more_issues(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, ("en",))
     publish(settings, [small_issue(k) for k in range(12)])
@@ -117,6 +118,7 @@ def test_old_archive_pages_keep_url_and_bytes_after_100_more_issues(tmp_path: Pa
     assert (root / "archive/page-22.html").read_bytes() == after["archive/page-22.html"][0]
 
 
+@pytest.mark.slow
 def test_each_build_equals_a_full_rebuild(tmp_path: Path) -> None:
     """Whatever happens (issues in order, one dated before others, corrections that add,
     drop and move tags), the incremental site is exactly what a rebuild from scratch gives:
@@ -145,6 +147,7 @@ def test_each_build_equals_a_full_rebuild(tmp_path: Path) -> None:
     assert rebuild(settings) == []  # and rebuilding in place changes nothing
 
 
+@pytest.mark.slow
 def test_a_correction_rewrites_only_its_pages_and_the_pages_holding_it(tmp_path: Path) -> None:
     settings = newsletter(tmp_path)
     issues = [small_issue(k) for k in range(14)]
@@ -204,6 +207,7 @@ def archive_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, li
     return settings, issues
 
 
+@pytest.mark.slow
 def test_every_index_title_links_to_its_entry_in_the_issue_page(
     archive_site: tuple[Settings, list[Issue]],
 ) -> None:
@@ -392,6 +396,7 @@ def test_a_template_change_reaches_every_feed_item(tmp_path: Path) -> None:
     assert all("CHANGED" in (i.findtext(CONTENT) or "") for i in tag.findall("channel/item"))
 
 
+@pytest.mark.slow
 def test_the_item_cache_holds_about_what_the_feeds_show(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, ("en",))
     issues = [replace(i, entries=(replace(i.entries[0], tags=(f"t{k % 2}",)),))
@@ -410,6 +415,7 @@ def test_the_item_cache_holds_about_what_the_feeds_show(tmp_path: Path) -> None:
     assert cached <= tagged + 10  # a paper in several tag feeds is cached once
 
 
+@pytest.mark.slow
 def test_a_template_change_renders_every_page_once(tmp_path: Path) -> None:
     """Full pages are never rewritten by a build, so a changed template (or program, or
     setting) makes the next build render the whole site once; the one after is O(1) again."""
@@ -442,6 +448,7 @@ def test_a_tag_named_index_does_not_replace_the_tags_page(tmp_path: Path) -> Non
     assert hrefs == ["../tags/index_.html"]
 
 
+@pytest.mark.slow
 def test_planning_a_publish_inside_a_transaction_stores_nothing_of_the_issue(
     tmp_path: Path,
 ) -> None:

@@ -54,6 +54,7 @@ def everything(sample: bytes) -> Announcement:
     return parse_announcement(sample, DAY, ALL_TYPES)
 
 
+@pytest.mark.slow
 def test_the_real_feed_counts_by_announce_type(real_feed: bytes) -> None:
     """Counting needs no adapting: keep nothing, and every item is still counted."""
     counted = parse_announcement(real_feed, DAY, ())

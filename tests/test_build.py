@@ -76,6 +76,7 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     assert "compact layout" not in text  # the reference fits the full layout
 
 
+@pytest.mark.slow
 def test_build_says_when_and_why_it_switched_to_the_compact_layout(
     tmp_path: Path, http_server: RecordingServer
 ) -> None:
@@ -109,6 +110,7 @@ def test_build_says_when_and_why_it_switched_to_the_compact_layout(
     assert len(preview.encode("utf-8")) <= 40 * 1024
 
 
+@pytest.mark.slow
 def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]) -> None:
     settings, _ = built
     conn = store.connect(settings.db_path)
@@ -186,6 +188,7 @@ def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
         assert store.get_issue(conn, REFERENCE_DAY) is None
 
 
+@pytest.mark.slow
 def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]]) -> None:
     """Every file was written through a mkstemp temp file, so it kept its 0600 mode: site/
     copied to a web server (or served by one running as another user) was unreadable."""

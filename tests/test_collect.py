@@ -93,6 +93,7 @@ def expected_tags(item: Any) -> set[str]:
     return tags
 
 
+@pytest.mark.slow
 def test_collect_stores_what_the_real_feed_announces(
     tmp_path: Path, http_server: RecordingServer, clock: FakeClock, real_feed: bytes
 ) -> None:

@@ -210,6 +210,7 @@ def readers_mailed(settings: Settings) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
+@pytest.mark.slow
 def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     demo_newsletter: Path, http_server: RecordingServer, clock: FakeClock
 ) -> None:
@@ -237,6 +238,7 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     assert (settings.paths.site / "issues" / "2024-12-05.html").is_file()
 
 
+@pytest.mark.slow
 def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     demo_newsletter: Path, http_server: RecordingServer
 ) -> None:

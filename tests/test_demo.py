@@ -48,6 +48,7 @@ def reader_emails(target: Path) -> dict[str, bytes]:
             if not p.name.startswith("preview.")}
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_and_a_second_run_mails_nobody_again(
     tmp_path: Path, offline: list[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

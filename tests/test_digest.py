@@ -238,6 +238,7 @@ def _entries(draw: st.DrawFn) -> Entry:
     style=st.sampled_from(["ko", "iso", "en"]),
     final_newline=st.booleans(),
 )
+@pytest.mark.slow
 def test_write_parse_write_is_stable(
     entries: list[Entry], day: date, style: str, final_newline: bool
 ) -> None:

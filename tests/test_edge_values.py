@@ -66,6 +66,7 @@ def _with(tmp_path: Path, extra: str, transport: str = "outbox") -> Path:
         ('web.trusted_proxy = "proxy.local"', ["web.trusted_proxy", "expected the proxy's IP"]),
     ],
 )
+@pytest.mark.slow
 def test_bad_numbers_in_the_config(tmp_path: Path, setting: str, words: list[str]) -> None:
     one_line(digest(_with(tmp_path, setting), "subscribers", "list"), *words)
 
@@ -76,6 +77,7 @@ def test_serve_port_flag_out_of_range(tmp_path: Path, port: str) -> None:
     one_line(digest(config, "serve", "--port", port), "--port")
 
 
+@pytest.mark.slow
 def test_serve_with_a_host_that_does_not_resolve(tmp_path: Path) -> None:
     config = write_config(tmp_path, transport="outbox")
     one_line(digest(config, "serve", "--host", "no-such-host.invalid", "--port", "0"),
@@ -84,6 +86,7 @@ def test_serve_with_a_host_that_does_not_resolve(tmp_path: Path) -> None:
     one_line(digest(smtp, "serve", "--port", "0"), "smtp.host", "cannot resolve host")
 
 
+@pytest.mark.slow
 def test_send_to_a_mail_server_that_does_not_resolve(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace(

@@ -82,6 +82,7 @@ def cache(newsboat: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return home / "cache.db", issues
 
 
+@pytest.mark.slow
 def test_newsboat_lists_each_feed_under_its_own_title(cache: tuple[Path, list[Issue]]) -> None:
     db, _ = cache
     with closing(sqlite3.connect(db)) as conn:
@@ -91,6 +92,7 @@ def test_newsboat_lists_each_feed_under_its_own_title(cache: tuple[Path, list[Is
     assert len(set(titles.values())) == len(FEEDS)
 
 
+@pytest.mark.slow
 def test_newsboat_shows_each_issue_on_its_own_date(cache: tuple[Path, list[Issue]]) -> None:
     db, issues = cache
     with closing(sqlite3.connect(db)) as conn:

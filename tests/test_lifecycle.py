@@ -29,7 +29,7 @@ from pipeline.core.runtime import Runtime
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
 from pipeline.services import run
-from tests.deliver_support import PASSWORD, SECRET, USER, Sink, add_subscribers, make_cert, smtp_server
+from tests.deliver_support import USER, Sink, add_subscribers, smtp_server
 from tests.sample_day import REFERENCE, add_candidates, sample_papers
 
 DAY = date(2024, 12, 5)
@@ -133,18 +133,6 @@ def leftovers(root: Path) -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
-
-
 @pytest.fixture
 def sink(cert: tuple[Path, Path], env: None) -> Iterator[tuple[Sink, int]]:
     with smtp_server(*cert) as s:
@@ -179,6 +167,7 @@ def feed_items(settings: Settings, name: str = "feed.xml") -> dict[str, tuple[da
 # --- the publish gate ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -211,6 +200,7 @@ def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_auto_mode_publishes_when_it_sends(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     settings = newsletter(tmp_path, sink[1], approval=False)
     add_subscribers(settings, 2)
@@ -224,6 +214,7 @@ def test_auto_mode_publishes_when_it_sends(tmp_path: Path, sink: tuple[Sink, int
         assert store.get_issue_record(conn, DAY).state is lifecycle.State.SENT  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_digest_serve_follows_each_publish(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     """site/ is a symlink swapped per publish: the running server shows the new version."""
     import requests
@@ -264,6 +255,7 @@ def _killed(command: str, root: Path, crash_after: int) -> int:
 
 
 @pytest.mark.parametrize("command", ["build", "approve"])
+@pytest.mark.slow
 def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
     tmp_path: Path, env: None, command: str
 ) -> None:
@@ -301,6 +293,7 @@ def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
 # --- corrections after send ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -363,6 +356,7 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
 # --- test copies and dry runs before approval -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_test_copies_and_dry_run_before_approval_record_nothing(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -411,6 +405,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
 UNCOMMENTED = "Bare Candidate Paper\n(A. Author)\narXiv:2412.04425\nAn abstract.\n#reward-model\n"
 
 
+@pytest.mark.slow
 def test_approve_refuses_uncommented_entries_unless_allowed(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -442,6 +437,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed(
     assert "'Bare Candidate Paper': no commentary" in err
 
 
+@pytest.mark.slow
 def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -467,6 +463,7 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
 # --- digest status ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_status_shows_the_day_at_a_glance(
     tmp_path: Path, sink: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -508,6 +505,7 @@ def test_status_of_a_day_never_collected(tmp_path: Path, env: None) -> None:
 # --- the record --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_send_reads_the_tags_from_the_record_not_the_rendered_text(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -551,12 +549,14 @@ def test_store_timestamps_come_from_the_runtime_clock(tmp_path: Path) -> None:
         assert store.get_day(conn, DAY)["collected_at"] == "2030-01-02T03:04:05+00:00"
 
 
+@pytest.mark.slow
 def test_no_import_cycle_between_run_and_schedule() -> None:
     code = "import pipeline.services.run, sys; assert 'pipeline.services.schedule' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     assert "schedule" not in run.__dict__
 
 
+@pytest.mark.slow
 def test_record_round_trips_through_the_store(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     settings = newsletter(tmp_path, sink[1])
     record = run.build(settings, DAY, at(BUILT_AT))
@@ -597,6 +597,7 @@ def test_an_older_store_marks_its_archived_issues_published(tmp_path: Path) -> N
                       "2024-12-06": ("drafted", None)}
 
 
+@pytest.mark.slow
 def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:
@@ -609,6 +610,7 @@ def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
     assert tree(settings.paths.site) == public and sink[0].count == 0
 
 
+@pytest.mark.slow
 def test_auto_mode_approve_publishes_without_the_commentary_guard(
     tmp_path: Path, sink: tuple[Sink, int]
 ) -> None:

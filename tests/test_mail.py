@@ -28,7 +28,6 @@ from tests.deliver_support import (
     DAY,
     PASSWORD,
     USER,
-    make_cert,
     make_variants,
     newsletter,
     quiet_runtime,
@@ -144,11 +143,6 @@ def test_outbox_writes_one_file_per_recipient_atomically(tmp_path: Path,
     files = sorted((tmp_path / "outbox" / "2024-12-05").iterdir())
     assert [f.name for f in files] == ["ann@example.org.eml"]
     assert files[0].read_bytes() == out.data
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
 
 
 def _smtp(cert: Path, port: int, security: str, clock: FakeClock,

@@ -18,13 +18,12 @@ import requests
 from lxml import etree
 
 from pipeline import store
-from pipeline.core.config import parse_config
 from pipeline.core.digest_format import parse_digest, read_digest
 from pipeline.core.models import Candidate, Entry, Paper
 from pipeline.curate.merge import Lookups, Resolution, build_issue, merge_draft, resolve_entries
 from pipeline.services import run
 from tests.sample_day import DAY, METADATA, REFERENCE, add_candidates, paper, sample_papers
-from tests.support import FakeClock, RecordingServer, Reply
+from tests.support import FakeClock, RecordingServer, Reply, write_newsletter
 
 # Near-identical titles around the ten papers of the reference issue.
 DECOYS = [
@@ -210,10 +209,9 @@ def _records() -> list[dict[str, object]]:
 
 
 def _settings(tmp_path: Path, server: RecordingServer | None) -> run.Settings:
-    (tmp_path / "config").mkdir(exist_ok=True)
     url = server.url if server is not None else "http://127.0.0.1:9"  # None: nothing to ask
     text = f'[arxiv]\napi_url = "{url}/api/query"\ntimeout = 5\nretries = 0\n'
-    settings = parse_config(text, tmp_path / "config" / "digest.toml", tmp_path)
+    settings = write_newsletter(tmp_path, text)
     settings.paths.drafts.mkdir(parents=True)
     return settings
 

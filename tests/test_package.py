@@ -17,6 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = "2024-12-05"
+
+pytestmark = pytest.mark.slow  # subprocesses: a wheel build and install
+
 # what the wheel is built from: the files pyproject.toml names, nothing else of the checkout
 SOURCES = ("pyproject.toml", "README.md", "pipeline", "templates", "demo")
 

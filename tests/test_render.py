@@ -284,6 +284,7 @@ def test_reference_email_is_under_the_limit_and_not_compact(emails: dict) -> Non
         assert 'class="abstract-label"' in v.html
 
 
+@pytest.mark.slow
 def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
     issue = big_issue(60)
     issue = replace(issue, entries=tuple(
@@ -393,6 +394,7 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
+@pytest.mark.slow
 def test_feeds_parse_back_with_dates_guids_and_self_link(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings = replace(settings, newsletter=replace(settings.newsletter, feed_items=3))
@@ -428,6 +430,7 @@ def test_feeds_parse_back_with_dates_guids_and_self_link(tmp_path: Path) -> None
     assert (site_dir / "index.html").exists() and (site_dir / "tags/reward-model.html").exists()
 
 
+@pytest.mark.slow
 def test_each_feed_has_its_own_title_and_the_issue_date(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     issues = [archive_issue(k) for k in range(5)]  # Monday 2024-01-01 .. Friday 2024-01-05
@@ -472,6 +475,7 @@ def test_tag_feed_items_are_the_papers_with_the_commentary_first(renderer: Rende
     assert content.find_class("title")[0].text_content() == entry.title
 
 
+@pytest.mark.slow
 def test_rebuild_is_byte_identical_and_guids_stable(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     issues = [archive_issue(k) for k in range(3)]
@@ -492,6 +496,7 @@ def test_rebuild_is_byte_identical_and_guids_stable(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_new_issue_does_not_rewrite_old_issue_pages(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     publish(settings, [archive_issue(k) for k in range(3)])
@@ -509,6 +514,7 @@ def test_new_issue_does_not_rewrite_old_issue_pages(tmp_path: Path) -> None:
             assert after[name] == (data, mtime), name
 
 
+@pytest.mark.slow
 def test_changed_tags_update_and_vanish(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     issue = archive_issue(0)
@@ -602,6 +608,7 @@ def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
     note=st.text(max_size=120),
     url=st.one_of(st.none(), st.text(max_size=40), st.just("javascript:alert(1)")),
 )
+@pytest.mark.slow
 def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str | None) -> None:
     renderer = Renderer(make_settings(Path("newsletter")))
     entry = Entry(title=title, authors=(note,), abstract=note, commentary=(note,), tags=("t",), url=url)

@@ -78,6 +78,7 @@ def test_crontab_weekdays_mean_what_crontab_means() -> None:
         ("0 18 31 2 *", "never fires"),  # February 31st (the scheduler crashed on it)
     ],
 )
+@pytest.mark.slow
 def test_bad_cron_lines_name_the_key(expr: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         crontab_trigger(expr, SEOUL, "send")
@@ -133,6 +134,7 @@ def weekdays(first: date, last: date) -> list[date]:
         ("Europe/Berlin", "30 2 * * 2-6", "0 8 * * 1-5", (11, 6, 7), (11, 6, 9)),
     ],
 )
+@pytest.mark.slow
 def test_five_weeks_issue_exactly_on_announcement_days(
     tmp_path: Path, tz: str, collect: str, send: str,
     down_from: tuple[int, int, int], down_until: tuple[int, int, int],
@@ -331,6 +333,7 @@ def test_a_failed_run_is_retried_later_then_given_up(
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.slow
 def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:

@@ -3,7 +3,6 @@ unsubscribe link POSTed to the real `digest serve` (waitress)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,16 +17,13 @@ from pipeline.interfaces.cli import main
 from pipeline.services import run
 from tests.deliver_support import (
     DAY,
-    PASSWORD,
     SECRET,
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
     newsletter,
     quiet_runtime,
     serving,
-    smtp_server,
     store_build,
 )
 from tests.support import FakeClock
@@ -36,24 +32,10 @@ HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsub
            "List-Unsubscribe-Post")
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
+pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test server's certificate
-
-
-@pytest.fixture
-def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
-    with smtp_server(*cert) as s:
-        yield s
-
-
+@pytest.mark.slow
 def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:
@@ -120,6 +102,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     assert sink.count == 200
 
 
+@pytest.mark.slow
 def test_rerun_after_partial_send_sends_only_the_rest(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:
@@ -138,6 +121,7 @@ def test_rerun_after_partial_send_sends_only_the_rest(
     assert len(counts) == 15 and set(counts.values()) == {1}
 
 
+@pytest.mark.slow
 def test_faults_451_retried_550_failed_drop_reconnects(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:
@@ -176,6 +160,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     conn.close()
 
 
+@pytest.mark.slow
 def test_4xx_that_never_clears_is_deferred_and_retried_next_run(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:
@@ -192,6 +177,7 @@ def test_4xx_that_never_clears_is_deferred_and_retried_next_run(
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
+@pytest.mark.slow
 def test_a_deferred_reader_who_unsubscribes_no_longer_holds_the_issue_back(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:
@@ -279,6 +265,7 @@ def test_changed_rendering_after_approval_is_refused(
     assert sink.count == 0
 
 
+@pytest.mark.slow
 def test_preview_to_one_address_records_nothing(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -306,6 +293,7 @@ def test_preview_to_one_address_records_nothing(
     assert len(real) == 1 and real[0].parsed()["Message-ID"] != first["Message-ID"]
 
 
+@pytest.mark.slow
 def test_dry_run_writes_outbox_only(tmp_path: Path, server: tuple[Sink, int]) -> None:
     sink, port = server
     settings = newsletter(tmp_path, port=port)
@@ -320,6 +308,7 @@ def test_dry_run_writes_outbox_only(tmp_path: Path, server: tuple[Sink, int]) ->
     conn.close()
 
 
+@pytest.mark.slow
 def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, transport="outbox")
     build_issue(settings)
@@ -332,6 +321,7 @@ def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, transport="outbox")
     build_issue(settings)
@@ -348,6 +338,7 @@ def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -
     assert lines[-1] == f"issue {DAY}: sent 2, failed 0, skipped 1"
 
 
+@pytest.mark.slow
 def test_second_send_at_once_is_refused(tmp_path: Path) -> None:
     from pipeline.deliver.dispatch import issue_lock
 
@@ -369,6 +360,7 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]
 
 
+@pytest.mark.slow
 def test_refused_sender_stops_the_send_and_records_no_failures(
     tmp_path: Path, server: tuple[Sink, int], clock: FakeClock
 ) -> None:

@@ -24,15 +24,11 @@ from pipeline.core.errors import ConfigError
 from pipeline.services import run
 from tests.deliver_support import (
     DAY,
-    PASSWORD,
-    SECRET,
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
     newsletter,
     quiet_runtime,
-    smtp_server,
     write_config,
 )
 
@@ -55,24 +51,10 @@ class FastClock:
         time.sleep(seconds / self.scale)
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
+pytestmark = pytest.mark.usefixtures("env")  # tests/conftest.py
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
-
-
-@pytest.fixture
-def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
-    with smtp_server(*cert) as s:
-        yield s
-
-
+@pytest.mark.slow
 def test_rate_limit_is_global_across_connections(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -96,6 +78,7 @@ def test_rate_limit_is_global_across_connections(
     assert lines[-1] == f"issue {DAY}: sent 40, failed 0, skipped 0"
 
 
+@pytest.mark.slow
 def test_a_deferring_connection_does_not_stall_the_others(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -142,6 +125,7 @@ def test_one_connection_serves_a_deferred_reader_only_after_its_backoff(
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
+@pytest.mark.slow
 def test_5xx_on_any_connection_is_recorded_failed_and_counted(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:
@@ -220,6 +204,7 @@ def capped_relay(port: int, allowed: int) -> Iterator[int]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_a_relay_capping_connections_gets_a_warning_and_fewer_connections(
     tmp_path: Path, server: tuple[Sink, int]
 ) -> None:

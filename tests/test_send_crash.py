@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,28 +21,13 @@ from tests.deliver_support import (
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
-    smtp_server,
     write_config,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-
-
-@pytest.fixture
-def server(cert: tuple[Path, Path]) -> Iterator[tuple[Sink, int]]:
-    with smtp_server(*cert) as s:
-        yield s
+pytestmark = [pytest.mark.usefixtures("digest_secret"), pytest.mark.slow]  # fixtures: tests/conftest.py
 
 
 def _send(config: Path, cert: Path) -> subprocess.Popen[bytes]:

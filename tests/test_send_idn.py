@@ -18,12 +18,9 @@ from pipeline.core.models import Subscriber
 from pipeline.services import run
 from tests.deliver_support import (
     DAY,
-    PASSWORD,
-    SECRET,
     Sink,
     add_subscribers,
     build_issue,
-    make_cert,
     newsletter,
     quiet_runtime,
     smtp_server,
@@ -35,16 +32,7 @@ IDN_WIRE = "reader@xn--exmple-cua.org"
 UTF8 = "üser@example.org"  # a non-ASCII local part: only SMTPUTF8 carries it
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+pytestmark = [pytest.mark.usefixtures("env"), pytest.mark.slow]  # fixtures: tests/conftest.py
 
 
 def _readers(settings: Settings) -> list[Subscriber]:

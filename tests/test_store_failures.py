@@ -47,6 +47,7 @@ def one_line_error(done: subprocess.CompletedProcess[str], code: int, *words: st
     return err
 
 
+@pytest.mark.slow
 def test_a_new_newsletter_needs_no_extra_command(settings: Settings) -> None:
     assert not settings.db_path.exists()
     done = digest(settings, "subscribers", "list")
@@ -54,6 +55,7 @@ def test_a_new_newsletter_needs_no_extra_command(settings: Settings) -> None:
     assert settings.db_path.exists() and store.marker_path(settings.db_path).exists()
 
 
+@pytest.mark.slow
 def test_a_deleted_database_is_an_error_not_a_fresh_start(settings: Settings) -> None:
     assert digest(settings, "subscribers", "add", "a@example.org").returncode == 0
     assert digest(settings, "subscribers", "remove", "a@example.org").returncode == 0
@@ -70,6 +72,7 @@ def test_a_deleted_database_is_an_error_not_a_fresh_start(settings: Settings) ->
     assert digest(settings, "subscribers", "list").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_read_only_database_file(settings: Settings) -> None:
     build_issue(settings)
     assert digest(settings, "subscribers", "add", "a@example.org").returncode == 0
@@ -90,6 +93,7 @@ def test_a_read_only_database_file(settings: Settings) -> None:
     assert listed.stdout == "a@example.org\tall\t\tactive\n"
 
 
+@pytest.mark.slow
 def test_a_read_only_data_folder(settings: Settings) -> None:
     assert digest(settings, "subscribers", "add", "a@example.org").returncode == 0
     folder = settings.db_path.parent
@@ -103,6 +107,7 @@ def test_a_read_only_data_folder(settings: Settings) -> None:
     one_line_error(done, 1, str(settings.db_path))
 
 
+@pytest.mark.slow
 def test_a_corrupt_database(settings: Settings) -> None:
     assert digest(settings, "subscribers", "add", "a@example.org").returncode == 0
     for f in settings.db_path.parent.glob("digest.db-*"):

@@ -109,6 +109,7 @@ def test_a_post_without_the_csrf_token_or_from_another_site_is_403_and_changes_n
     assert ok.status_code == 303 and draft_bytes(day) != before
 
 
+@pytest.mark.slow
 def test_security_headers_and_a_foreign_host_name(running: Running) -> None:
     sess = login(running)
     page = sess.get(running.url + "/")
@@ -126,6 +127,7 @@ def test_security_headers_and_a_foreign_host_name(running: Running) -> None:
     assert sess.get(running.url + "/", headers={"Host": "evil.example"}).status_code == 403
 
 
+@pytest.mark.slow
 def test_the_printed_url_logs_in_once_on_the_real_server(day: Settings) -> None:
     from tests.studio_support import running as run_server
 
@@ -156,6 +158,7 @@ def test_another_host_than_loopback_needs_a_password(
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.slow
 def test_arxiv_and_note_text_is_escaped(running: Running, day: Settings) -> None:
     hostile = sample_papers()[0]
     from dataclasses import replace
@@ -186,6 +189,7 @@ def test_arxiv_and_note_text_is_escaped(running: Running, day: Settings) -> None
 # --- the day's papers -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_candidates_are_the_papers_not_in_the_issue_best_first_with_why_and_notes(
     running: Running, day: Settings
 ) -> None:
@@ -330,6 +334,7 @@ def test_undo_brings_back_the_last_removed_entry_with_its_commentary(
 # --- the issue's lifecycle --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_changed(
     running: Running, day: Settings
 ) -> None:
@@ -356,6 +361,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
     assert "approval: not approved" in page
 
 
+@pytest.mark.slow
 def test_a_test_copy_of_each_variant_goes_to_the_curator(running: Running, day: Settings) -> None:
     sess = login(running)
     t = tokens(sess.get(running.url + "/").text)

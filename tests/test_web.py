@@ -37,9 +37,7 @@ from tests.deliver_support import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 @pytest.fixture
@@ -66,6 +64,7 @@ def _token(sub: Subscriber, secret: str = SECRET, purpose: str = "unsubscribe") 
     return tokens.sign(secret.encode(), purpose, sub.id, sub.email)
 
 
+@pytest.mark.slow
 def test_get_shows_a_confirm_form_and_never_unsubscribes(settings: Settings, base: str) -> None:
     sub = add_subscribers(settings, 2)[0]
     url = f"{base}/unsubscribe/{_token(sub)}"
@@ -80,6 +79,7 @@ def test_get_shows_a_confirm_form_and_never_unsubscribes(settings: Settings, bas
     assert _statuses(settings)[sub.email] == "unsubscribed"
 
 
+@pytest.mark.slow
 def test_one_click_post_is_200_without_redirect_and_idempotent(
     settings: Settings, base: str
 ) -> None:
@@ -96,6 +96,7 @@ def test_one_click_post_is_200_without_redirect_and_idempotent(
     }
 
 
+@pytest.mark.slow
 def test_bad_tokens_unsubscribe_nobody(settings: Settings, base: str) -> None:
     a, b = add_subscribers(settings, 2)
     good = _token(a)
@@ -155,6 +156,7 @@ def _confirm_link(eml: Path) -> str:
     return found.group(1)
 
 
+@pytest.mark.slow
 def test_subscribe_is_double_opt_in(settings: Settings, base: str) -> None:
     form = requests.get(f"{base}/subscribe", timeout=10)
     assert form.status_code == 200 and 'name="email"' in form.text
@@ -199,6 +201,7 @@ def test_subscribe_rejects_bad_input(settings: Settings, base: str) -> None:
     assert _statuses(settings) == {}
 
 
+@pytest.mark.slow
 def test_confirmation_goes_through_the_smtp_transport(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cert, key = make_cert(tmp_path)
@@ -235,6 +238,7 @@ def test_serves_site_files(settings: Settings, base: str) -> None:
     assert requests.get(f"{base}/%2e%2e/secret.txt", timeout=10).status_code == 404
 
 
+@pytest.mark.slow
 def test_digest_serve_is_waitress(settings: Settings, base: str) -> None:
     settings.paths.site.mkdir(parents=True)
     (settings.paths.site / "index.html").write_text("hello", encoding="utf-8")
@@ -252,6 +256,7 @@ def test_digest_serve_is_waitress(settings: Settings, base: str) -> None:
         ("hunter2", "DIGEST_SECRET is too short (7 characters)"),
     ],
 )
+@pytest.mark.slow
 def test_serve_refuses_to_start_without_a_good_secret(
     settings: Settings, secret: str | None, message: str
 ) -> None:
@@ -269,6 +274,7 @@ def test_serve_refuses_to_start_without_a_good_secret(
     assert done.stderr.decode().count("\n") == 1
 
 
+@pytest.mark.slow
 def test_port_0_is_a_free_port_even_when_web_port_is_taken(tmp_path: Path) -> None:
     """`--port 0` was read as "no --port" (falsy), so serve tried web.port and failed with
     'Address already in use' whenever something else listened there."""

@@ -23,9 +23,7 @@ from tests.test_render_browser import ARTIFACTS, CONTRAST_JS, browser  # noqa: F
 HANGUL = re.compile(r"[가-힣]")
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 def _newsletter(root: Path, lang: str) -> Settings:

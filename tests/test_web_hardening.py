@@ -33,10 +33,7 @@ from tests.deliver_support import (
     wait_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 @pytest.fixture
@@ -66,6 +63,7 @@ def _unsubscribe_token(sub: Subscriber) -> str:
 # --- 2. rate limits ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_subscribes_send_one_confirmation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +95,7 @@ def test_fifty_concurrent_subscribes_send_one_confirmation(
     assert counts == {"sent": 1}
 
 
+@pytest.mark.slow
 def test_the_per_client_limit_survives_a_restart(settings: Settings) -> None:
     with serving(settings) as base:
         for i in range(CLIENT_LIMIT):
@@ -114,6 +113,7 @@ def test_the_per_client_limit_survives_a_restart(settings: Settings) -> None:
 # --- 3. no membership oracle ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subscribe_answers_alike_for_every_address_even_with_smtp_down(tmp_path: Path) -> None:
     """The answer used to be 200 for a subscribed address and 503 for the others when the
     mail server was down. The mail is queued now: same status, same page."""
@@ -182,6 +182,7 @@ def _raw(base: str, request: bytes, timeout: float = 10) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow
 def test_a_huge_post_is_refused_unread_and_never_echoed(base: str) -> None:
     marker = b"<ECHO-ME>"
     head = (
@@ -233,6 +234,7 @@ def test_a_hundred_idle_sockets_do_not_starve_one_click_unsubscribe(
 # --- 6. headers, logs, site/ ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_response_carries_the_security_headers(settings: Settings, base: str) -> None:
     site = settings.paths.site
     site.mkdir(parents=True)
@@ -254,6 +256,7 @@ def test_every_response_carries_the_security_headers(settings: Settings, base: s
     assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]
 
 
+@pytest.mark.slow
 def test_the_log_never_holds_a_token(settings: Settings) -> None:
     sub = add_subscribers(settings, 1)[0]
     token = _unsubscribe_token(sub)
@@ -318,6 +321,7 @@ def test_sqlite_errors_name_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("proxied", [False, True], ids=["direct", "behind-proxy"])
+@pytest.mark.slow
 def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
     tmp_path: Path, proxied: bool
 ) -> None:
@@ -345,6 +349,7 @@ def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
         assert same == [429] * (CLIENT_LIMIT + 1)
 
 
+@pytest.mark.slow
 def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
     settings: Settings, base: str
 ) -> None:

@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.issue_codec import issue_json
 from pipeline.core.models import EmailVariant, Entry, Issue
 
 if TYPE_CHECKING:
@@ -228,8 +229,7 @@ def with_correction(previous: Issue | None, issue: Issue, now: datetime) -> Issu
 
 
 def _same_content(a: Issue, b: Issue) -> bool:
-    from pipeline.store import issue_json  # the archive's own notion of what is shown
-
+    # the archive's own notion of what is shown: the JSON the store keeps
     return issue_json(replace(a, corrected=None)) == issue_json(replace(b, corrected=None))
 
 

@@ -332,14 +332,15 @@ def schedule(ctx: Context) -> None:
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve unsubscribe/subscribe and site/ over HTTP."""
     from pipeline.interfaces import serve as web
+    from pipeline.interfaces.guard import check_host
 
     settings = ctx.settings
     settings.secret  # noqa: B018 - fail now, not on the first unsubscribe, if it is unset
     # A name that does not resolve fails now, in one line, not as a traceback (or, for the
     # mail server, only in the log of the first confirmation mail).
-    web.check_host(host or settings.web.host, "--host" if host else "web.host")
+    check_host(host or settings.web.host, "--host" if host else "web.host")
     if settings.delivery.transport == "smtp":
-        web.check_host(settings.smtp.host, "smtp.host")
+        check_host(settings.smtp.host, "smtp.host")
     server = web.make_server(  # --port 0: a free port chosen by the OS, not web.port
         settings, host or settings.web.host, settings.web.port if port is None else port,
         ctx.runtime(),

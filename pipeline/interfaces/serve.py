@@ -14,7 +14,6 @@ import contextlib
 import ipaddress
 import logging
 import re
-import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -28,12 +27,13 @@ from werkzeug.exceptions import HTTPException
 
 from pipeline import store
 from pipeline.core.config import Settings
-from pipeline.core.errors import DeliveryError, InputError, StoreError
+from pipeline.core.errors import DeliveryError, StoreError
 from pipeline.core.models import Subscriber
 from pipeline.core.runtime import Runtime
 from pipeline.deliver import tokens
 from pipeline.deliver.mail import RecipientError, Transport, make_transport, message_id, simple_message
 from pipeline.deliver.subscribers import AddressError, normalize_email
+from pipeline.interfaces import guard
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +64,13 @@ QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
 # strangers must not get the curator's SMTP account blocklisted; the rest waits its turn.
 QUEUE_HOURLY = 100
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
+SECURITY_HEADERS = guard.security_headers(
     # No scripts anywhere; the pages' CSS is in <style> and style attributes (the email's).
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP 2
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     # Unsubscribe and confirm URLs carry tokens: never hand them to another site.
-    "Referrer-Policy": "no-referrer",
-}
+    referrer="no-referrer",
+)
 
 # The words of these pages; the archive's words (render.UI) are reused for the rest.
 WEB_UI: dict[str, dict[str, str]] = {
@@ -439,8 +435,7 @@ def create_app(
 
     @app.after_request
     def headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        guard.apply_headers(response, SECURITY_HEADERS, override=False)
         log.info('%s "%s %s" %s', request.remote_addr, request.method,
                  redact(request.path), response.status_code)
         return response
@@ -599,14 +594,6 @@ def site_file(site: Path, path: str) -> Path | None:
     except (OSError, ValueError, RuntimeError):  # too long, NUL byte, symlink loop
         return None
     return target
-
-
-def check_host(host: str, key: str) -> None:
-    """Refuse a host name that does not resolve (one line, exit 2) before serving."""
-    try:
-        socket.getaddrinfo(host, None)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise InputError(f"cannot resolve host {host!r}: {exc}", key=key) from exc
 
 
 def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = None) -> Any:

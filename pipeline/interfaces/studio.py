@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
 import sqlite3
@@ -56,13 +55,19 @@ from pipeline.core.models import (
 from pipeline.core.runtime import Runtime
 from pipeline.curate import lint, merge, notes
 from pipeline.curate.draft import candidate_entry, noted_entry
+from pipeline.interfaces.guard import (
+    LOOPBACK_NAMES,
+    apply_headers,
+    host_allowed,
+    is_loopback,
+    security_headers,
+)
 from pipeline.publish import render, site
 from pipeline.services import run
 
 PASSWORD_ENV = "DIGEST_STUDIO_PASSWORD"
 TEMPLATES = render.BUNDLED_TEMPLATES / "studio"
 STATIC_FILES = {"studio.css": "text/css", "studio.js": "text/javascript"}
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 PREVIEW_CACHE = 16  # rendered (sha, variant) pairs kept; a save makes a new sha
 KEPT_CONFLICTS = 20  # refused saves whose page can still be opened
 WRONG_PASSWORD_PAUSE = 1.0  # seconds: guessing the password over the network stays slow
@@ -574,16 +579,6 @@ class Studio:
 # --- the web app ------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only."""
-    if host.strip("[]") in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def create_app(
     settings: Settings, day: date, rt: Runtime | None = None, *, token: str | None = None,
     password: str | None = None, to: str | None = None,
@@ -625,10 +620,8 @@ def create_app(
 
     @app.before_request
     def guard() -> AnyResponse | None:
-        if studio.allowed_hosts is not None:
-            host = urlsplit("//" + request.host).hostname or ""
-            if host not in studio.allowed_hosts:  # a DNS-rebinding page on another name
-                return forbidden("unknown Host header")
+        if not host_allowed(request.host, studio.allowed_hosts):
+            return forbidden("unknown Host header")
         if request.endpoint in ("login", "static_file", "favicon"):
             return None
         sess = studio.session()
@@ -648,10 +641,10 @@ def create_app(
     @app.after_request
     def headers(resp: Response) -> AnyResponse:
         preview = request.endpoint == "preview"
-        resp.headers["Content-Security-Policy"] = PREVIEW_CSP if preview else PAGE_CSP
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["X-Frame-Options"] = "SAMEORIGIN" if preview else "DENY"
-        resp.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
+        apply_headers(resp, security_headers(
+            PREVIEW_CSP if preview else PAGE_CSP, frame="SAMEORIGIN" if preview else "DENY",
+            referrer="same-origin",  # "no-referrer" makes Origin null
+        ))
         resp.headers["Cache-Control"] = "no-store"
         return resp
 

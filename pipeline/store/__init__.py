@@ -1,5 +1,6 @@
 """The newsletter's SQLite store, one module per concern; callers use this package's names."""
 
+from pipeline.core.issue_codec import issue_from_json, issue_json  # the stored JSON, re-exported
 from pipeline.store.archive import (
     RenderCache,
     among_newest_tagged,
@@ -50,8 +51,6 @@ from pipeline.store.issues import (
     approve_issue,
     get_issue,
     get_issue_record,
-    issue_from_json,
-    issue_json,
     issues_in_state,
     load_built_content,
     load_built_issue,

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
 
+from pipeline.core.issue_codec import entry_dict, entry_from_dict, issue_from_json, issue_json
 from pipeline.core.models import (
     ArchivedEntry,
     Entry,
@@ -14,7 +15,6 @@ from pipeline.core.models import (
     archived_entries,
 )
 from pipeline.store.db import _ARCHIVE_INDEX, DATA_MIGRATIONS
-from pipeline.store.issues import _entry_dict, _entry_from_dict, issue_from_json, issue_json
 
 
 def save_archived_issue(conn: sqlite3.Connection, issue: Issue) -> None:
@@ -40,7 +40,7 @@ def _index_archived(conn: sqlite3.Connection, issue: Issue) -> None:
             "INSERT INTO archive_entries (date, number, title, arxiv_id, tags, entry)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (day, row.number, row.title, row.arxiv_id, json.dumps(list(row.tags)),
-             json.dumps(_entry_dict(e), ensure_ascii=False, sort_keys=True)),
+             json.dumps(entry_dict(e), ensure_ascii=False, sort_keys=True)),
         )
         conn.executemany(
             "INSERT OR IGNORE INTO archive_tags (tag, date, number) VALUES (?, ?, ?)",
@@ -259,7 +259,7 @@ def tagged_entries(
         (tag, limit, offset),
     )
     return [
-        (date.fromisoformat(r[0]), r[1], r[2], _entry_from_dict(json.loads(r[3]))) for r in rows
+        (date.fromisoformat(r[0]), r[1], r[2], entry_from_dict(json.loads(r[3]))) for r in rows
     ]
 
 

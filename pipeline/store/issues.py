@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
+from pipeline.core.issue_codec import issue_from_json, issue_json
 from pipeline.core.lifecycle import BuildSummary, IssueRecord, State, record_from_row
 from pipeline.core.models import (
     EmailVariant,
-    Entry,
     Issue,
-    Paper,
 )
 from pipeline.store.db import _now, transaction
 
@@ -118,58 +115,6 @@ def mark_published(conn: sqlite3.Connection, day: date, built_hash: str, state: 
     conn.execute(
         "UPDATE issues SET published_hash = ?, published_at = ?, state = ? WHERE date = ?",
         (built_hash, _now(conn), State(state).value, day.isoformat()),
-    )
-
-
-def _entry_dict(e: Entry) -> dict[str, object]:
-    return {
-        "title": e.title, "authors": list(e.authors), "abstract": e.abstract,
-        "commentary": list(e.commentary), "tags": list(e.tags), "arxiv_id": e.arxiv_id,
-        "version": e.version, "url": e.url,
-    }
-
-
-def _entry_from_dict(e: dict[str, Any]) -> Entry:
-    return Entry(
-        title=e["title"], authors=tuple(e["authors"]), abstract=e["abstract"],
-        commentary=tuple(e["commentary"]), tags=tuple(e["tags"]),
-        arxiv_id=e["arxiv_id"], version=e["version"], url=e["url"],
-    )
-
-
-def issue_json(issue: Issue) -> str:
-    """An Issue as stable JSON (what the archive pages and feeds need)."""
-
-    def paper(p: Paper) -> dict[str, object]:
-        return {
-            "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title,
-            "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
-        }
-
-    data: dict[str, object] = {
-        "date": issue.date.isoformat(), "title": issue.title,
-        "entries": [_entry_dict(e) for e in issue.entries],
-        "more_papers": [paper(p) for p in issue.more_papers],
-    }
-    if issue.corrected is not None:
-        data["corrected"] = issue.corrected.isoformat()
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
-
-
-def issue_from_json(text: str) -> Issue:
-    """Rebuild an Issue stored by issue_json."""
-    data = json.loads(text)
-    return Issue(
-        date=date.fromisoformat(data["date"]),
-        title=data["title"],
-        entries=tuple(_entry_from_dict(e) for e in data["entries"]),
-        more_papers=tuple(
-            Paper(arxiv_id=p["arxiv_id"], version=p["version"], title=p["title"],
-                  authors=tuple(p["authors"]), abstract=p["abstract"],
-                  categories=tuple(p["categories"]))
-            for p in data["more_papers"]
-        ),
-        corrected=datetime.fromisoformat(data["corrected"]) if data.get("corrected") else None,
     )
 
 
