@@ -623,3 +623,17 @@ def send_late(
 def _outcome(rt: Runtime, line: str) -> str:
     rt.echo(line)
     return line
+
+
+def lookup_paper(settings: Settings, day: date, rt: Runtime, arxiv_id: str) -> Paper | None:
+    """A paper by id: from the store, else from the arXiv API (then stored, seen on `day`);
+    None when arXiv has no such paper. For a paper no tag matched, added by hand."""
+    with closing(open_store(settings, rt)) as conn:
+        found = store.get_papers(conn, [arxiv_id]).get(arxiv_id)
+        if found is not None:
+            return found
+        paper = arxiv_api.ArxivApi(settings, rt).fetch_ids([arxiv_id]).get(arxiv_id)
+        if paper is not None:
+            with store.transaction(conn):
+                store.upsert_paper(conn, paper, day)
+        return paper

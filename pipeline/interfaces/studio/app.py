@@ -18,7 +18,7 @@ from werkzeug.wrappers.response import Response as AnyResponse
 from pipeline.core.config import Settings
 from pipeline.core.errors import InputError
 from pipeline.core.runtime import Runtime
-from pipeline.interfaces.studio import edits, finish, views
+from pipeline.interfaces.studio import edits, finish, triage, views
 from pipeline.interfaces.studio.model import entry_key
 from pipeline.interfaces.studio.state import Studio
 from pipeline.interfaces.studio.web import Web
@@ -135,6 +135,7 @@ def create_app(
 
     views.register(app, web)
     edits.register(app, web)
+    triage.register(app, web)
     finish.register(app, web)
 
     @app.post("/logout")

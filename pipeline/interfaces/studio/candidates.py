@@ -3,7 +3,8 @@ with why each matched (highlighted) and the curator's note beside it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -11,8 +12,9 @@ from markupsafe import Markup, escape
 from pipeline.collect import tags
 from pipeline.core.config import Settings
 from pipeline.core.latex import title_key
-from pipeline.core.models import Candidate, Entry, normalize_tag
+from pipeline.core.models import ARXIV_ID_RE, Candidate, Entry, normalize_tag, split_arxiv_id
 from pipeline.curate import notes
+from pipeline.curate.order import Score, candidate_order
 
 # --- candidates -------------------------------------------------------------------------------
 
@@ -42,27 +44,70 @@ def highlight(text: str, spans: Sequence[tags.Span]) -> Markup:
     return Markup("".join(out))
 
 
-def candidate_views(
+# What the search box takes as one paper: an id (with vN or arXiv:), or an abs/pdf/html URL.
+_PAPER_REF_RE = re.compile(
+    r"\s*(?:arXiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/)?"
+    rf"(?P<ref>{ARXIV_ID_RE.pattern})(?:\.pdf)?/?\s*", re.IGNORECASE)
+PAGE_SIZE = 40  # candidates a page shows: ~2.5 KB each, so a page stays well under 150 KB
+
+
+def paper_ref(text: str) -> str | None:
+    """The arXiv id (no version) `text` names, if it is an id or an arXiv URL alone."""
+    m = _PAPER_REF_RE.fullmatch(text)
+    return split_arxiv_id(m.group("ref"))[0] if m else None
+
+
+@dataclass(frozen=True)
+class CandidatePage:
+    """One page of the triage list and where it sits in the whole."""
+
+    views: list[CandidateView]
+    matching: int  # candidates the filter keeps
+    page: int  # from 1
+    pages: int
+    states: dict[str, str]  # arXiv id -> seen, picked, dismissed
+
+
+def candidate_page(
     settings: Settings, candidates: Sequence[Candidate], in_issue: Sequence[Entry],
-    shelf: notes.Notes, tag: str = "", query: str = "",
-) -> list[CandidateView]:
-    """The day's candidates not in the issue, best first, filtered by tag and text."""
+    shelf: notes.Notes, states: Mapping[str, str], *, tag: str = "", query: str = "",
+    show: str = "open", page: int = 1, sent: Collection[str] = (), score: Score | None = None,
+) -> CandidatePage:
+    """The day's candidates not in the issue (nor sent before), in `candidate_order`,
+    filtered by tag, text (or a pasted id/URL) and triage state (`show`: "open" hides
+    dismissed ones, "dismissed" shows only those, "all"), one page of them with why each
+    matched."""
     ids = {e.arxiv_id for e in in_issue if e.arxiv_id is not None}
     titles = {title_key(e.title) for e in in_issue}
-    rules = tags.compile_rules(settings.tags)
-    by_id = shelf.by_id()
     wanted_tag = normalize_tag(tag) if tag.strip() else None
-    words = query.casefold().split()
-    views = []
-    for c in candidates:
+    ref = paper_ref(query)
+    words = [] if ref else query.casefold().split()
+    kept = []
+    for c in candidate_order(candidates, score):
         p = c.paper
-        if p.arxiv_id in ids or title_key(p.title) in titles:
+        if p.arxiv_id in ids or p.arxiv_id in sent or title_key(p.title) in titles:
+            continue
+        if ref is not None and p.arxiv_id != ref:
+            continue
+        state = states.get(p.arxiv_id)
+        if (show == "open" and state == "dismissed") or (show == "dismissed"
+                                                           and state != "dismissed"):
             continue
         if wanted_tag is not None and wanted_tag not in {normalize_tag(t) for t in c.tags}:
             continue
-        haystack = " ".join((p.title, p.abstract, " ".join(p.authors), p.arxiv_id)).casefold()
-        if any(w not in haystack for w in words):
-            continue
+        if words:
+            haystack = " ".join((p.title, p.abstract, " ".join(p.authors),
+                                 p.arxiv_id)).casefold()
+            if any(w not in haystack for w in words):
+                continue
+        kept.append(c)
+    pages = max(1, -(-len(kept) // PAGE_SIZE))
+    page = max(1, min(page, pages))
+    rules = tags.compile_rules(settings.tags)
+    by_id = shelf.by_id()
+    views = []
+    for c in kept[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:  # only these are explained
+        p = c.paper
         hits = tags.explain_match(p, rules)
         views.append(CandidateView(
             c, hits,
@@ -70,5 +115,4 @@ def candidate_views(
             highlight(p.abstract, [s for h in hits for s in h.abstract_spans]),
             by_id.get(p.arxiv_id),
         ))
-    return views
-
+    return CandidatePage(views, len(kept), page, pages, dict(states))

@@ -233,3 +233,48 @@ def disk_entry(disk: bytes, key: str) -> str:
                                 " ".join("#" + t for t in e.tags))
     return "(this entry is not in the draft on disk any more)"
 
+
+
+# --- per-entry identity: a conflict with a text editor is about one entry, not the file ------
+
+
+def entry_fingerprint(entry: Entry) -> str:
+    """A short hash of what an entry says (not where it is): a page sends it back with an
+    edit, and the edit applies only while the entry on disk still says the same."""
+    said = "\0".join((entry.title, "\x1f".join(entry.authors), entry.abstract,
+                      "\x1f".join(entry.commentary), "\x1f".join(entry.tags),
+                      entry.arxiv_id or "", entry.url or ""))
+    return hashlib.sha256(said.encode("utf-8")).hexdigest()[:20]
+
+
+def find_entry(d: Digest, key: str) -> int | None:
+    """The index of the entry whose `entry_key` is `key`, if the draft has it."""
+    for i, e in enumerate(d.entries):
+        if entry_key(e) == key:
+            return i
+    return None
+
+
+def move_to(d: Digest, index: int, target: int) -> Digest:
+    """The digest with entry `index` moved to position `target` (clamped at the ends)."""
+    return move_entry(d, index, target - index)
+
+
+def merge_note(entry: Entry, note: Entry) -> Entry:
+    """The entry with what a note says that the entry does not yet: its commentary lines
+    (Korean after the entry's Korean, English after its English) and its tags."""
+    have = set(entry.commentary)
+    new = [line for line in note.commentary if line not in have]
+    # Korean first, then the rest (English and link paragraphs), as the format reads them.
+    ko = [p for p in (*entry.commentary, *new) if has_hangul(p)]
+    rest = [p for p in (*entry.commentary, *new) if not has_hangul(p)]
+    tags: dict[str, str] = {}
+    for tag in (*entry.tags, *note.tags):
+        tags.setdefault(normalize_tag(tag), tag)
+    return replace(entry, commentary=(*ko, *rest), tags=tuple(tags.values()))
+
+
+def note_adds(entry: Entry, note: Entry) -> bool:
+    """Whether merging the note would add something to the entry."""
+    return any(line not in entry.commentary for line in note.commentary) or any(
+        normalize_tag(t) not in entry.tag_keys for t in note.tags)

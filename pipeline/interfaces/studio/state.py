@@ -16,7 +16,6 @@ from datetime import date
 from flask import request
 
 from pipeline.core.config import Settings
-from pipeline.core.models import Entry
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces.studio.model import Conflict
 from pipeline.interfaces.studio.preview import Previewer
@@ -30,11 +29,13 @@ class Session:
     """One logged-in browser: its CSRF token and messages waiting for the next page."""
 
     csrf: str
-    messages: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
+    # (level, text, where): `where` is the id of what was clicked ("" = the top of the page)
+    messages: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Studio:
-    """The studio's state: settings, the day, logins, the preview cache, the undo slot."""
+    """The studio's state: settings, the day, logins, the preview cache, kept conflicts (the
+    undo history is in the store)."""
 
     def __init__(
         self, settings: Settings, day: date, rt: Runtime, *, token: str | None = None,
@@ -51,7 +52,6 @@ class Studio:
         self.cookie = "digest_studio_" + secrets.token_hex(4)  # two studios, two cookies
         self.sessions: dict[str, Session] = {}
         self.previewer = Previewer(settings)
-        self.removed: tuple[Entry, int] | None = None  # the last removal, for undo
         self.conflicts: OrderedDict[str, Conflict] = OrderedDict()
         self.lock = threading.Lock()
 

@@ -9,7 +9,7 @@ from datetime import date
 
 from pipeline import store
 from pipeline.core.config import Settings
-from pipeline.core.models import Digest
+from pipeline.core.models import Digest, Paper
 from pipeline.core.runtime import Runtime
 from pipeline.services import run
 
@@ -25,6 +25,8 @@ class Status:
     state: str | None
     built_current: bool
     approved_current: bool
+    sent_at: str | None = None
+    next_scheduled: str | None = None  # when the scheduler sends next, as `digest status` says
 
 
 def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
@@ -57,7 +59,8 @@ def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
         lines.append(f"next scheduled: {s.next_scheduled}")
     lines += [f"warning: {w}" for w in s.warnings]
     return Status(tuple(lines), s.next_step, s.state, d.built_from_it,
-                  s.approved and d.built_from_it)
+                  s.approved and d.built_from_it, s.sent_at or None,
+                  str(s.next_scheduled) if s.next_scheduled else None)
 
 
 def last_approved(settings: Settings, day: date) -> Digest | None:
@@ -97,3 +100,13 @@ def draft(settings: Settings, day: date, rt: Runtime) -> None:
     """`digest draft`."""
     run.draft(settings, day, rt)
 
+
+
+def lookup_paper(settings: Settings, day: date, rt: Runtime, arxiv_id: str) -> Paper | None:
+    """A paper by id from the store, else the arXiv API (a paper no tag matched)."""
+    return run.lookup_paper(settings, day, rt, arxiv_id)
+
+
+def send(settings: Settings, day: date, rt: Runtime) -> None:
+    """`digest send`: the approved issue to every subscriber, now."""
+    run.send(settings, day, rt)

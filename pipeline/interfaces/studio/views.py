@@ -5,10 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, abort, request
 from werkzeug.wrappers.response import Response as AnyResponse
 
-from pipeline import store
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER
-from pipeline.curate import notes
-from pipeline.interfaces.studio.candidates import candidate_views
 from pipeline.interfaces.studio.model import load_draft
 from pipeline.interfaces.studio.web import Web
 from pipeline.publish import site
@@ -25,18 +22,6 @@ def register(app: Flask, web: Web) -> None:
         if variant not in variants or part not in ("html", "txt"):
             abort(404)
         return web.day_page(variant=variant, part=part)
-
-    @app.get("/candidates")
-    def candidates() -> AnyResponse:
-        tag = request.args.get("tag", "")
-        query = request.args.get("q", "")
-        loaded = load_draft(settings, day)
-        with studio.db() as conn:
-            found = store.load_candidates(conn, day)
-        views = candidate_views(settings, found, loaded.entries,
-                                notes.read_notes(settings.paths.notes), tag, query)
-        return web.page("candidates.html", loaded=loaded, views=views, tag=tag, q=query,
-                        tag_options=[t.name for t in settings.tags], total=len(found))
 
     @app.get("/preview/<variant>.<part>")
     def preview(variant: str, part: str) -> AnyResponse:

@@ -14,12 +14,20 @@ from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline import store
 from pipeline.core.config import Settings
-from pipeline.curate import lint
+from pipeline.curate import lint, notes
 from pipeline.interfaces.studio import steps
-from pipeline.interfaces.studio.model import Conflict, Loaded, entry_changes, load_draft
+from pipeline.interfaces.studio.model import (
+    Conflict,
+    Loaded,
+    entry_changes,
+    entry_fingerprint,
+    load_draft,
+    note_adds,
+)
 from pipeline.interfaces.studio.state import Studio
 
 KEPT_CONFLICTS = 20  # refused saves whose page can still be opened
+UNDO_SHOWN = 5  # removed entries the undo bar offers to bring back (the store keeps more)
 
 
 class Web:
@@ -49,12 +57,13 @@ class Web:
         """403 with the reason."""
         return self.page("message.html", 403, heading="Forbidden", text=reason, show_nav=False)
 
-    def flash(self, level: str, text: str) -> None:
-        """A message for the session's next page."""
+    def flash(self, level: str, text: str, where: str = "") -> None:
+        """A message for the session's next page, shown beside `where` (an element id of the
+        day page: "actions", "entries", "e3"), else at the top."""
         sess = self.studio.session()
         if sess is not None:
             with self.studio.lock:
-                sess.messages.append((level, text))
+                sess.messages.append((level, text, where))
 
     @staticmethod
     def wants_json() -> bool:
@@ -92,6 +101,33 @@ class Web:
         return {str(i): [{"level": f.level, "message": f.message} for f in fs]
                 for i, fs in found.items()}
 
+    def entries_context(self, conn: sqlite3.Connection, loaded: Loaded) -> dict[str, Any]:
+        """What the entries part of the day page shows (also sent alone to studio.js)."""
+        assert loaded.digest is not None
+        made = self.studio.previewer.preview(conn, self.day, loaded)
+        by_id = notes.read_notes(self.settings.paths.notes).by_id()
+        mergeable = {
+            i for i, e in enumerate(loaded.entries)
+            if e.arxiv_id is not None and e.arxiv_id in by_id
+            and note_adds(e, by_id[e.arxiv_id].entry)
+        }
+        sent = store.sent_papers(conn, self.day)
+        return {
+            "loaded": loaded, "lint": self.lint_by_entry(conn, loaded),
+            "unresolved": dict(zip(made.merged.issue.unresolved, made.merged.problems,
+                                   strict=True)),
+            "undo": store.removed_entries(conn, self.day, UNDO_SHOWN), "mergeable": mergeable,
+            "sent": {i: sent[e.arxiv_id] for i, e in enumerate(loaded.entries)
+                     if e.arxiv_id in sent},
+            "fingerprint": entry_fingerprint, "overrides": {}, "refused": {},
+        }
+
+    def entries_html(self, conn: sqlite3.Connection, loaded: Loaded) -> str:
+        """The entries part of the day page alone, for studio.js to put in place."""
+        sess = self.studio.session()
+        return render_template("_entries.html", day=self.day, csrf=sess.csrf if sess else "",
+                               messages=[], **self.entries_context(conn, loaded))
+
     def day_page(self, code: int = 200, variant: str | None = None, part: str = "html",
                  overrides: dict[int, tuple[str, str, str]] | None = None,
                  refused: dict[int, str] | None = None) -> AnyResponse:
@@ -104,16 +140,13 @@ class Web:
             return self.page("nodraft.html", code, loaded=loaded, status=status,
                              text=loaded.data.decode("utf-8", "replace"))
         with studio.db() as conn:
-            made = studio.previewer.preview(conn, day, loaded)
-            found = self.lint_by_entry(conn, loaded)
+            ctx = self.entries_context(conn, loaded)
+        ctx.update(overrides=overrides or {}, refused=refused or {})
         return self.page(
-            "day.html", code, loaded=loaded, status=status, lint=found,
-            unresolved=dict(zip(made.merged.issue.unresolved, made.merged.problems,
-                                strict=True)),
-            variant=variant or self.variants[-1], part=part,
+            "day.html", code, status=status, variant=variant or self.variants[-1], part=part,
             changes=entry_changes(steps.last_approved(settings, day), loaded.digest),
-            to=studio.to, undo=studio.removed, tag_options=[t.name for t in settings.tags],
-            overrides=overrides or {}, refused=refused or {},
+            to=studio.to, tag_options=[t.name for t in settings.tags], placed=True,
+            **ctx,
         )
 
     def conflict_response(self, found: Conflict, status: int) -> AnyResponse:
