@@ -36,6 +36,7 @@ from pipeline.interfaces.studio.model import (
     move_to,
     remove_entry,
     save_draft,
+    sha256,
 )
 from pipeline.interfaces.studio.web import Web
 from pipeline.store.triage import Removed
@@ -122,6 +123,19 @@ def register(app: Flask, web: Web) -> None:
         anchor = f"#{where}" if where.startswith("e") and where[1:].isdigit() else "#entries"
         return reply(sha, said, where, anchor)
 
+    def already_there(ko: str, en: str, tags_text: str) -> int | None:
+        """The entry's index when the draft on disk already says exactly this edit."""
+        loaded = load_draft(settings, day)
+        key = request.form.get("key", "")
+        i = find_entry(loaded.digest, key) if loaded.digest is not None and key else None
+        if i is None or loaded.digest is None:
+            return None
+        try:
+            same = edit_entry(loaded.digest, i, ko, en, tags_text) == loaded.digest
+        except DigestError:
+            return None
+        return i if same else None
+
     @app.post("/entry/save")
     def save_entry() -> AnyResponse:
         ko = request.form.get("ko", "")
@@ -135,8 +149,11 @@ def register(app: Flask, web: Web) -> None:
             new = edit_entry(loaded.digest, i, ko, en, tags_text)
             sha = save_draft(settings, day, loaded.sha, new)
         except DraftConflict as exc:
-            return web.conflict_reply(exc.disk, entry_fields(ko, en, tags_text),
-                                      disk_entry(exc.disk, request.form.get("key", "")))
+            landed = already_there(ko, en, tags_text)
+            if landed is None:
+                return web.conflict_reply(exc.disk, entry_fields(ko, en, tags_text),
+                                          disk_entry(exc.disk, request.form.get("key", "")))
+            i, sha = landed, sha256(exc.disk)  # the same edit landed already (sent as the page was left)
         except DigestError as exc:
             if web.wants_json():
                 return web.json_reply(422, error=f"not saved: {exc.message}")
