@@ -58,13 +58,14 @@ def register(app: Flask, web: Web) -> None:
     """Add the routes that change the draft to `app`."""
     settings, day, studio = web.settings, web.day, web.studio
 
-    def current() -> Loaded:
-        """The draft now; a form without entry keys must carry the file's sha256."""
+    def current(whole_file: bool = True) -> Loaded:
+        """The draft now; a form naming an entry by its index (no key) must carry the
+        file's sha256 (`whole_file`: the change is about entries at places)."""
         loaded = load_draft(settings, day)
         if loaded.digest is None:
             raise InputError(f"the draft cannot be edited here: {loaded.error}")
         per_entry = request.form.get("key") or request.form.getlist("keys")
-        if not per_entry and loaded.sha != request.form.get("sha", ""):
+        if whole_file and not per_entry and loaded.sha != request.form.get("sha", ""):
             raise DraftConflict(loaded.path, loaded.data, "")
         return loaded
 
@@ -101,12 +102,13 @@ def register(app: Flask, web: Web) -> None:
         web.flash("error", message, where)
         return redirect("/" + anchor, 303)
 
-    def apply(change: Change, after: Callable[[], None] = lambda: None) -> AnyResponse:
+    def apply(change: Change, after: Callable[[], None] = lambda: None,
+              whole_file: bool = True) -> AnyResponse:
         """Run one change on the draft as it is now, write it (atomically, only if the file
         did not change meanwhile); `after` runs once it is on disk."""
         mine = ""
         try:
-            loaded = current()
+            loaded = current(whole_file)
             new, said, where = change(loaded)
             mine = digest.write_digest(new)
             assert loaded.sha is not None
@@ -219,7 +221,9 @@ def register(app: Flask, web: Web) -> None:
 
         def after() -> None:
             with studio.db() as conn, store.transaction(conn):
-                for i, gone in reversed(gone_log):  # the first removed on top: undo in order
+                # Pushed from the last place up: undo brings them back from the first place
+                # down, so each goes back where it was.
+                for i, gone in gone_log:
                     store.push_removed(conn, day, i, gone)
                 # Taken out of the issue: the ranking learner's feedback, as a dismissal.
                 store.set_triage(conn, day, [g.arxiv_id for _, g in gone_log if g.arxiv_id],
@@ -251,7 +255,8 @@ def register(app: Flask, web: Web) -> None:
                 store.drop_removed(conn, day, brought[-1].id)
                 if brought[-1].entry.arxiv_id:
                     store.set_triage(conn, day, [brought[-1].entry.arxiv_id], "picked")
-        return apply(change, after)
+        # Bringing an entry back writes over nothing: no need for the page's version.
+        return apply(change, after, whole_file=False)
 
     @app.post("/entry/merge-note")
     def merge_note_action() -> AnyResponse:
