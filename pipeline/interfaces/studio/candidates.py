@@ -4,7 +4,7 @@ with why each matched (highlighted) and the curator's note beside it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -48,6 +48,7 @@ def highlight(text: str, spans: Sequence[tags.Span]) -> Markup:
 _PAPER_REF_RE = re.compile(
     r"\s*(?:arXiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/)?"
     rf"(?P<ref>{ARXIV_ID_RE.pattern})(?:\.pdf)?/?\s*", re.IGNORECASE)
+Explained = tuple[tuple[tags.RuleHit, ...], Markup, Markup]  # hits, title, abstract
 PAGE_SIZE = 40  # candidates a page shows: ~2.5 KB each, so a page stays well under 150 KB
 
 
@@ -72,6 +73,7 @@ def candidate_page(
     settings: Settings, candidates: Sequence[Candidate], in_issue: Sequence[Entry],
     shelf: notes.Notes, states: Mapping[str, str], *, tag: str = "", query: str = "",
     show: str = "open", page: int = 1, sent: Collection[str] = (), score: Score | None = None,
+    explained: MutableMapping[tuple[str, int], Explained] | None = None,
 ) -> CandidatePage:
     """The day's candidates not in the issue (nor sent before), in `candidate_order`,
     filtered by tag, text (or a pasted id/URL) and triage state (`show`: "open" hides
@@ -106,13 +108,14 @@ def candidate_page(
     rules = tags.compile_rules(settings.tags)
     by_id = shelf.by_id()
     views = []
+    cache = explained if explained is not None else {}
     for c in kept[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:  # only these are explained
         p = c.paper
-        hits = tags.explain_match(p, rules)
-        views.append(CandidateView(
-            c, hits,
-            highlight(p.title, [s for h in hits for s in h.title_spans]),
-            highlight(p.abstract, [s for h in hits for s in h.abstract_spans]),
-            by_id.get(p.arxiv_id),
-        ))
+        done = cache.get((p.arxiv_id, p.version))
+        if done is None:  # the same paper and rules explain the same: once per studio
+            hits = tags.explain_match(p, rules)
+            done = cache[(p.arxiv_id, p.version)] = (
+                hits, highlight(p.title, [s for h in hits for s in h.title_spans]),
+                highlight(p.abstract, [s for h in hits for s in h.abstract_spans]))
+        views.append(CandidateView(c, *done, by_id.get(p.arxiv_id)))
     return CandidatePage(views, len(kept), page, pages, dict(states))

@@ -17,6 +17,7 @@ from flask import request
 
 from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
+from pipeline.interfaces.studio.candidates import Explained
 from pipeline.interfaces.studio.model import Conflict
 from pipeline.interfaces.studio.preview import Previewer
 from pipeline.services import run
@@ -53,6 +54,8 @@ class Studio:
         self.sessions: dict[str, Session] = {}
         self.previewer = Previewer(settings)
         self.conflicts: OrderedDict[str, Conflict] = OrderedDict()
+        # Why each candidate matched, highlighted: the same for the studio's whole life.
+        self.explained: dict[tuple[str, int], Explained] = {}
         self.lock = threading.Lock()
 
     def use_token(self, given: str) -> bool:

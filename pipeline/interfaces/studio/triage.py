@@ -50,7 +50,8 @@ def register(app: Flask, web: Web) -> None:
             sent = store.sent_papers(conn, day)
         shelf = notes.read_notes(settings.paths.notes)
         made = candidate_page(settings, found, loaded.entries, shelf, states, tag=tag,
-                              query=query, show=show, page=number, sent=sent)
+                              query=query, show=show, page=number, sent=sent,
+                              explained=studio.explained)
         shown = [v.candidate.paper.arxiv_id for v in made.views]
         with studio.db() as conn, store.transaction(conn):  # shown now: seen
             store.set_triage(conn, day, shown, "seen", only_unseen=True)
