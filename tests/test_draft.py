@@ -357,3 +357,32 @@ def test_what_the_notes_reader_repaired_is_a_warning_of_the_draft(tmp_path: Path
         f"warning: {note}:8: 'oops' in the #tags line is not a tag: ignored (write #oops to "
         "make it one)",
     ]
+
+
+def test_candidates_are_ordered_in_one_place_with_stable_ties_and_a_hook_for_a_model() -> None:
+    from pipeline.curate.order import candidate_order
+
+    papers = [paper(f"2412.0{n:04d}", f"Paper {n}") for n in range(6)]
+    found = [Candidate(p, (), s) for p, s in zip(papers, (1.0, 3.0, 1.0, 2.0, 3.0, 0.5),
+                                                    strict=True)]
+    ids = [c.paper.arxiv_id for c in candidate_order(reversed(found))]
+    assert ids == ["2412.00001", "2412.00004", "2412.00003", "2412.00000", "2412.00002",
+                   "2412.00005"]  # best first; equal scores by id, whatever the input order
+    learned = {"2412.00005": 9.0}  # a learned score replaces the tag rules' through `score`
+    by_model = candidate_order(found, score=lambda c: learned.get(c.paper.arxiv_id, 0.0))
+    assert by_model[0].paper.arxiv_id == "2412.00005"
+
+
+def test_by_default_the_draft_holds_the_noted_papers_and_never_one_already_sent() -> None:
+    from pipeline.core.config import DraftSettings
+
+    noted, plain, sent = paper("2412.09001", "Noted"), paper("2412.09002", "Plain"), paper(
+        "2412.09003", "Sent before")
+    notes = {p.arxiv_id: Entry(p.title, (), "", ("한국어 논평.",), arxiv_id=p.arxiv_id)
+             for p in (noted, sent)}
+    candidates = [Candidate(p, (), 1.0) for p in (noted, plain, sent)]
+    offer = build_offer(candidates, notes, {}, DraftSettings().max_candidates, (),
+                                 {sent.arxiv_id})
+    assert [e.arxiv_id for e in offer] == [noted.arxiv_id]
+    offer = build_offer(candidates, notes, {}, 5, (), {sent.arxiv_id})
+    assert [e.arxiv_id for e in offer] == [noted.arxiv_id, plain.arxiv_id]
