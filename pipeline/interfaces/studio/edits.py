@@ -17,7 +17,6 @@ from pipeline import store
 from pipeline.core import digest_format as digest
 from pipeline.core.errors import DigestError, InputError
 from pipeline.core.models import Digest, Entry
-from pipeline.curate import notes
 from pipeline.interfaces.studio import steps
 from pipeline.interfaces.studio.model import (
     DraftConflict,
@@ -264,7 +263,7 @@ def register(app: Flask, web: Web) -> None:
             assert loaded.digest is not None
             i = target(loaded)
             entry = loaded.entries[i]
-            note = (notes.read_notes(settings.paths.notes).by_id().get(entry.arxiv_id)
+            note = (studio.shelf().by_id().get(entry.arxiv_id)
                     if entry.arxiv_id else None)
             if note is None:
                 raise InputError(f"no note for {entry.title!r}")

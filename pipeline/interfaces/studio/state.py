@@ -4,6 +4,7 @@ conflicts kept for their pages; one store connection per request."""
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import sqlite3
 import threading
@@ -12,11 +13,13 @@ from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 
 from flask import request
 
 from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
+from pipeline.curate import notes
 from pipeline.interfaces.studio.candidates import Explained
 from pipeline.interfaces.studio.model import Conflict
 from pipeline.interfaces.studio.preview import Previewer
@@ -32,6 +35,20 @@ class Session:
     csrf: str
     # (level, text, where): `where` is the id of what was clicked ("" = the top of the page)
     messages: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _files_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under `folder` with its mtime and size: changes when any file does."""
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except OSError:  # removed meanwhile: the next view sees it gone
+                continue
+            found.append((path, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(found))
 
 
 class Studio:
@@ -54,6 +71,7 @@ class Studio:
         self.sessions: dict[str, Session] = {}
         self.previewer = Previewer(settings)
         self.conflicts: OrderedDict[str, Conflict] = OrderedDict()
+        self._shelf: tuple[tuple[tuple[str, int, int], ...], notes.Notes] | None = None
         # Why each candidate matched, highlighted: the same for the studio's whole life.
         self.explained: dict[tuple[str, int], Explained] = {}
         self.lock = threading.Lock()
@@ -82,6 +100,19 @@ class Studio:
                 if hmac.compare_digest(known.encode(), sid.encode()):
                     return sess
         return None
+
+    def shelf(self) -> notes.Notes:
+        """The notes, read again only when a note file was added, removed or saved (a
+        curator's archive holds thousands; every page of the day shows them)."""
+        folder = self.settings.paths.notes
+        signature = _files_signature(folder)
+        with self.lock:
+            if self._shelf is not None and self._shelf[0] == signature:
+                return self._shelf[1]
+        found = notes.read_notes(folder)
+        with self.lock:
+            self._shelf = (signature, found)
+        return found
 
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:

@@ -4,16 +4,12 @@ arXiv URL, even one no tag matched (looked up on the arXiv API when the store la
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from flask import Flask, jsonify, redirect, request
 from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline import store
-from pipeline.core import digest_format as digest
 from pipeline.core.errors import DigestError, InputError
 from pipeline.core.models import Candidate, Entry
-from pipeline.curate import notes
 from pipeline.curate.draft import candidate_entry, noted_entry
 from pipeline.interfaces.studio import steps
 from pipeline.interfaces.studio.candidates import candidate_page, paper_ref
@@ -48,7 +44,7 @@ def register(app: Flask, web: Web) -> None:
             found = store.load_candidates(conn, day)
             states = store.triage_states(conn, day)
             sent = store.sent_papers(conn, day)
-        shelf = notes.read_notes(settings.paths.notes)
+        shelf = studio.shelf()
         made = candidate_page(settings, found, loaded.entries, shelf, states, tag=tag,
                               query=query, show=show, page=number, sent=sent,
                               explained=studio.explained)
@@ -73,7 +69,7 @@ def register(app: Flask, web: Web) -> None:
             if paper is None:
                 raise InputError(f"arXiv:{arxiv_id}: no such paper on arXiv")
             cand = Candidate(paper, (), 0.0)
-        note = notes.read_notes(settings.paths.notes).by_id().get(arxiv_id)
+        note = studio.shelf().by_id().get(arxiv_id)
         if note is not None:
             return noted_entry(note.entry, cand.paper, cand.tags), True
         return candidate_entry(cand), False
@@ -99,8 +95,7 @@ def register(app: Flask, web: Web) -> None:
             titles.append(repr(entry.title) + (" with its note" if with_note else ""))
         if not added:
             raise InputError("nothing to add")
-        digest.write_digest(new)
-        sha = save_draft(settings, day, loaded.sha, replace(new))
+        sha = save_draft(settings, day, loaded.sha, new)
         with studio.db() as conn, store.transaction(conn):
             store.set_triage(conn, day, added, "picked")
         said = f"added {titles[0]}" if len(titles) == 1 else f"added {len(titles)} papers"

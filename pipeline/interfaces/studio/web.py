@@ -14,7 +14,7 @@ from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline import store
 from pipeline.core.config import Settings
-from pipeline.curate import lint, notes
+from pipeline.curate import lint
 from pipeline.interfaces.studio import steps
 from pipeline.interfaces.studio.model import (
     Conflict,
@@ -105,7 +105,7 @@ class Web:
         """What the entries part of the day page shows (also sent alone to studio.js)."""
         assert loaded.digest is not None
         made = self.studio.previewer.preview(conn, self.day, loaded)
-        by_id = notes.read_notes(self.settings.paths.notes).by_id()
+        by_id = self.studio.shelf().by_id()
         mergeable = {
             i for i, e in enumerate(loaded.entries)
             if e.arxiv_id is not None and e.arxiv_id in by_id
