@@ -26,7 +26,7 @@ class Status:
     built_current: bool
     approved_current: bool
     sent_at: str | None = None
-    next_scheduled: str | None = None  # when the scheduler sends next, as `digest status` says
+    next_scheduled: str | None = None  # when the scheduled send runs next
 
 
 def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
@@ -60,7 +60,17 @@ def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
     lines += [f"warning: {w}" for w in s.warnings]
     return Status(tuple(lines), s.next_step, s.state, d.built_from_it,
                   s.approved and d.built_from_it, s.sent_at or None,
-                  str(s.next_scheduled) if s.next_scheduled else None)
+                  next_send(settings, rt))
+
+
+def next_send(settings: Settings, rt: Runtime) -> str | None:
+    """When the scheduled send (`[schedule] send`) runs next, in newsletter time."""
+    from pipeline.services.schedule import triggers_for
+
+    trigger = triggers_for(settings).get("send")
+    fire = (trigger.get_next_fire_time(None, rt.now().astimezone(settings.tzinfo))
+            if trigger is not None else None)
+    return fire.strftime("%Y-%m-%d %H:%M %Z") if fire is not None else None
 
 
 def last_approved(settings: Settings, day: date) -> Digest | None:
