@@ -1,6 +1,8 @@
 """`make bench` figures for the studio: save-to-preview on the reference issue (a commentary
 saved through the app, then the preview of the widest variant fetched), median of 20, beside
-a bare render of the same merged issue in the same run."""
+a bare render of the same merged issue in the same run; and on a real-sized day (the real
+feed of 2024-11-28, 1,504 items), the server time of each triage and editing action and the
+weight of the candidates' first page, beside a bare read and atomic write of the draft."""
 
 from __future__ import annotations
 
@@ -81,6 +83,91 @@ def main() -> None:
               f"  ({total / bare:.2f}x the bare render; aim <= 2x and < 300 ms)")
         print(f"preview again, same draft (cached)                 {again:8.1f} ms"
               f"  ({again / bare:.2f}x)")
+    real_day_figures()
+
+
+def real_day_figures() -> None:
+    """Server time of each action on a real-sized day (median of RUNS), and page weights."""
+    from tests.studio_support import REAL_DAY, real_sized_day
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = real_sized_day(Path(tmp) / "news")
+        with closing(store.connect(settings.db_path)) as conn:
+            ranked = [c.paper.arxiv_id for c in store.load_candidates(conn, REAL_DAY)]
+        app = studio.create_app(settings, REAL_DAY, runtime(), token="bench")
+        client = app.test_client()
+        client.get("/login?token=bench")
+        first = client.get("/candidates")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', first.text)[1]  # type: ignore[index]
+        json_ = {"X-Requested-With": "studio"}
+        for arxiv_id in ranked[:10]:  # an issue of ten to edit
+            client.post("/add", headers=json_, data={"csrf": csrf, "arxiv_id": arxiv_id})
+        day_page = client.get("/")
+        spare = iter(ranked[10:])
+
+        def entries() -> list[tuple[str, str]]:
+            return re.findall(r'data-key="([^"]+)" data-fp="([^"]+)"', client.get("/").text)
+
+        def post(path: str, **data: str | list[str]) -> dict[str, str]:
+            resp = client.post(path, headers=json_, data={"csrf": csrf, **data})
+            assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
+            return resp.json  # type: ignore[return-value]
+
+        keys = entries()
+
+        def save(k: int) -> None:
+            key, fp = keys[k % 3]
+            resp = client.post("/entry/save", headers=json_, data={
+                "csrf": csrf, "key": key, "fp": fp, "ko": f"한국어 논평 {k}.",
+                "en": f"English {k}.", "tags": "#llm"})
+            assert resp.status_code == 200, resp.text[:200]
+            keys[k % 3] = (key, resp.json["fp"])  # type: ignore[index]
+
+        def move(k: int) -> None:
+            key, fp = keys[0]
+            post("/entry/move", key=key, fp=fp, to=str(1 + k % 9))
+
+        def remove(_k: int) -> None:
+            key, fp = re.findall(r'data-key="([^"]+)" data-fp="([^"]+)"', state["html"])[-1]
+            state["html"] = post("/entry/remove", key=key, fp=fp)["html"]
+
+        def undo(_k: int) -> None:
+            state["html"] = post("/undo")["html"]
+
+        state = {"html": client.get("/").text}
+
+        path = run.draft_path(settings, REAL_DAY)
+
+        def bare(_k: int) -> None:  # the floor of any change: read, parse, write atomically
+            loaded = studio.load_draft(settings, REAL_DAY)
+            assert loaded.digest is not None and loaded.sha is not None
+            studio.save_draft(settings, REAL_DAY, loaded.sha, loaded.digest)
+
+        timed = {
+            "bare read + parse + atomic write of the draft": bare,
+            "candidates page (first page)": lambda _k: client.get("/candidates"),
+            "pick (add to the issue)": lambda _k: post("/triage", state="picked",
+                                                       arxiv_id=next(spare)),
+            "dismiss": lambda _k: post("/triage", state="dismissed", arxiv_id=next(spare)),
+            "autosave commentary": save,
+            "move to a position": move,
+            "remove": remove,
+            "undo (brings it back)": undo,
+            "day page": lambda _k: client.get("/"),
+        }
+        figures = interleaved_ms(*timed.values(), runs=RUNS)
+        floor = figures[0]
+        print(f"real-sized day {REAL_DAY}: {len(ranked)} candidates, "
+              f"{len(studio.load_draft(settings, REAL_DAY).entries)} entries at the end; "
+              f"median of {RUNS}, server time (WSGI, no network)")
+        for (label, _fn), ms in zip(timed.items(), figures, strict=True):
+            print(f"  {label:<48} {ms:8.1f} ms  ({ms / floor:5.1f}x the bare draft write;"
+                  " aim < 100 ms)" if label != next(iter(timed)) else
+                  f"  {label:<48} {ms:8.1f} ms")
+        print(f"  candidates first page weight   {len(first.data) / 1000:8.1f} KB  "
+              f"(aim < 150 KB; {first.text.count('<article')} cards)")
+        print(f"  day page weight ({len(keys)} entries)   {len(day_page.data) / 1000:8.1f} KB")
+        del path
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,40 @@ class Running:
         return f"{self.url}/login?token={TOKEN}"
 
 
+REAL_DAY = date(2024, 11, 28)  # the real feed fixture's announcement (1,504 items)
+# With the collect tests' tags, a curator's day: about as many candidates as issue #20's.
+MORE_TAGS = """
+[tags.diffusion]
+keywords = ["diffusion model", "diffusion models"]
+
+[tags.graphs]
+keywords = ["graph neural network", "graph neural networks", "GNN"]
+"""
+
+
+def real_sized_day(target: Path) -> Settings:
+    """A newsletter in `target` that collected the real feed of 2024-11-28 (1,504 items, a
+    few hundred candidates for its tags) from the recorded feed on loopback, and drafted it."""
+    from tests.arxiv_support import REAL_FEED, RSS_PATH, TAGS_TOML, runtime_for, settings_for
+    from tests.support import FakeClock, Reply, recording_server
+
+    with recording_server() as server:
+        server.route(RSS_PATH, Reply(REAL_FEED.read_bytes()))
+        settings = settings_for(target, server.url, tags=TAGS_TOML + MORE_TAGS,
+                                extra="[approval]\nrequired = true\n")
+        settings.paths.notes.mkdir(parents=True, exist_ok=True)
+        rt = runtime_for(FakeClock())
+        run.collect(settings, REAL_DAY, rt)
+        run.draft(settings, REAL_DAY, rt)
+    return settings
+
+
 @contextmanager
-def serving(settings: Settings, messages: list[str] | None = None) -> Iterator[Running]:
-    """The studio for the sample day on a free loopback port, for the block."""
+def serving(settings: Settings, messages: list[str] | None = None,
+            day: date = DAY) -> Iterator[Running]:
+    """The studio for the sample day (or `day`) on a free loopback port, for the block."""
     with demo.demo_secret():
-        app = create_app(settings, DAY, runtime(messages), token=TOKEN,
+        app = create_app(settings, day, runtime(messages), token=TOKEN,
                          to="curator@example.org", allowed_hosts=LOOPBACK_NAMES)
         server = create_server(app, host="127.0.0.1", port=0, threads=4)
         with running(server):

@@ -101,7 +101,10 @@ def test_a_rebuild_or_a_draft_rerun_that_changes_nothing_keeps_the_approval(
 
 
 def test_a_draft_rerun_that_adds_papers_voids_the_approval(drafted: Settings) -> None:
-    settings = drafted
+    from dataclasses import replace
+
+    # Drafting candidates too (draft.max_candidates), so that a rerun adds the new one.
+    settings = replace(drafted, draft=replace(drafted.draft, max_candidates=40))
     _build(settings)
     run.approve(settings, DAY, runtime())
     with closing(store.connect(settings.db_path)) as conn:

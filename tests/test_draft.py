@@ -106,7 +106,7 @@ def test_a_note_the_draft_could_not_hold_is_skipped_and_the_draft_reads_back(
 ) -> None:
     """An English line then '(…)' in a note once made `digest draft` write a draft that its
     own reader refused; a Korean abstract stopped the whole draft with a '<digest>' error."""
-    settings = newsletter(tmp_path)
+    settings = newsletter(tmp_path, max_candidates=40)
     p1, p2 = paper("2412.09001", "First"), paper("2412.09002", "Second")
     (settings.paths.notes / "241205 First.md").write_text(
         "https://arxiv.org/abs/2412.09001\n한국어 코멘트\nEnglish first.\n"
@@ -134,7 +134,7 @@ def _edit(path: Path, edit: object) -> None:
 
 
 def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Path) -> None:
-    settings = newsletter(tmp_path, REFERENCE_NOTES[:1])
+    settings = newsletter(tmp_path, REFERENCE_NOTES[:1], max_candidates=40)
     papers = {p.arxiv_id: p for p in sample_papers()}
     first = [paper(f"2412.0800{i}", f"First batch paper {i}") for i in range(4)]
     with closing(store.connect(settings.db_path)) as conn:
@@ -187,7 +187,7 @@ def test_a_rerun_with_nothing_new_keeps_the_curators_layout(tmp_path: Path) -> N
     """Blank lines between entries and CRLF line ends (an editor's) were rewritten into the
     canonical form by a rerun that added nothing ("updated …; 0 added"), which also voided
     an approval of the unchanged text."""
-    settings = newsletter(tmp_path)
+    settings = newsletter(tmp_path, max_candidates=40)
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper(f"2412.0700{i}", f"P {i}"), (), 1.0) for i in range(2)])
     path = run.draft(settings, DAY, runtime())
@@ -200,7 +200,7 @@ def test_a_rerun_with_nothing_new_keeps_the_curators_layout(tmp_path: Path) -> N
 
 
 def test_a_note_written_later_fills_a_kept_entry_without_commentary(tmp_path: Path) -> None:
-    settings = newsletter(tmp_path)
+    settings = newsletter(tmp_path, max_candidates=40)
     papers = {p.arxiv_id: p for p in sample_papers()}
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(papers["2412.03572"], ("robotics",), 1.0)])
@@ -312,7 +312,7 @@ def test_a_save_by_the_curator_while_drafting_is_never_written_over(
 ) -> None:
     """The draft is read, merged with the day's papers, then written: a save by the curator
     in between must survive (the run stops and says to run again)."""
-    settings = newsletter(tmp_path)
+    settings = newsletter(tmp_path, max_candidates=40)
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper("2412.07001", "P 1"), (), 1.0)])
     path = run.draft(settings, DAY, runtime())
@@ -357,3 +357,32 @@ def test_what_the_notes_reader_repaired_is_a_warning_of_the_draft(tmp_path: Path
         f"warning: {note}:8: 'oops' in the #tags line is not a tag: ignored (write #oops to "
         "make it one)",
     ]
+
+
+def test_candidates_are_ordered_in_one_place_with_stable_ties_and_a_hook_for_a_model() -> None:
+    from pipeline.curate.order import candidate_order
+
+    papers = [paper(f"2412.0{n:04d}", f"Paper {n}") for n in range(6)]
+    found = [Candidate(p, (), s) for p, s in zip(papers, (1.0, 3.0, 1.0, 2.0, 3.0, 0.5),
+                                                    strict=True)]
+    ids = [c.paper.arxiv_id for c in candidate_order(reversed(found))]
+    assert ids == ["2412.00001", "2412.00004", "2412.00003", "2412.00000", "2412.00002",
+                   "2412.00005"]  # best first; equal scores by id, whatever the input order
+    learned = {"2412.00005": 9.0}  # a learned score replaces the tag rules' through `score`
+    by_model = candidate_order(found, score=lambda c: learned.get(c.paper.arxiv_id, 0.0))
+    assert by_model[0].paper.arxiv_id == "2412.00005"
+
+
+def test_by_default_the_draft_holds_the_noted_papers_and_never_one_already_sent() -> None:
+    from pipeline.core.config import DraftSettings
+
+    noted, plain, sent = paper("2412.09001", "Noted"), paper("2412.09002", "Plain"), paper(
+        "2412.09003", "Sent before")
+    notes = {p.arxiv_id: Entry(p.title, (), "", ("한국어 논평.",), arxiv_id=p.arxiv_id)
+             for p in (noted, sent)}
+    candidates = [Candidate(p, (), 1.0) for p in (noted, plain, sent)]
+    offer = build_offer(candidates, notes, {}, DraftSettings().max_candidates, (),
+                                 {sent.arxiv_id})
+    assert [e.arxiv_id for e in offer] == [noted.arxiv_id]
+    offer = build_offer(candidates, notes, {}, 5, (), {sent.arxiv_id})
+    assert [e.arxiv_id for e in offer] == [noted.arxiv_id, plain.arxiv_id]

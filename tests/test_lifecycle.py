@@ -377,7 +377,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
     run.send(settings, DAY, at(BUILT_AT, lines), to=subs[0].email, variant="all")
     assert [m.recipients for m in sink[0].messages] == [["curator@example.org"], [subs[0].email]]
     first, second = (m.parsed() for m in sink[0].messages)
-    assert first["Subject"].startswith("[TEST] ML Papers Digest")
+    assert first["Subject"].startswith("[TEST] [en] ML Papers Digest")
     assert second["Subject"].startswith("[TEST] ")
     en = first.get_body(("plain",)).get_content()
     assert "NVIDIA" not in en or "Nemotron" in en  # the en variant: English commentary only

@@ -346,9 +346,19 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
     arxiv_id = re.search(r'name="arxiv_id" value="([^"]+)"', bare)[1]  # type: ignore[index]
     sess.post(running.url + "/add", data={**t, "arxiv_id": arxiv_id})
     t = tokens(sess.get(running.url + "/").text)
-    refused = sess.post(running.url + "/approve", data=t).text
+    # Approving publishes: a plain POST only shows what would be published, to confirm.
+    confirm = sess.post(running.url + "/approve", data=t).text
+    assert "Approve the issue of" in confirm and "Approve and publish" in confirm
+    assert "(no commentary)" in confirm and 'name="confirm" value="1"' in confirm
+    with closing(store.connect(day.db_path)) as conn:
+        assert store.get_issue(conn, DAY)["approved_hash"] is None  # type: ignore[index]
+    refused = sess.post(running.url + "/approve", data={**t, "confirm": "1"}).text
     assert "has no commentary" in refused and "approval: not approved" in refused
-    approved = sess.post(running.url + "/approve", data={**t, "allow_uncommented": "1"}).text
+    # The refusal points to the checkbox, not to the command line's flag.
+    assert "tick “allow entries without commentary”" in refused
+    assert "--allow-uncommented" not in refused.split('id="approve-msg"')[1].split("</div>")[0]
+    approved = sess.post(running.url + "/approve",
+                         data={**t, "confirm": "1", "allow_uncommented": "1"}).text
     assert "approval: current" in approved and "no change to the entries" in approved
     with closing(store.connect(day.db_path)) as conn:
         assert len(run.approved_variants(conn, day, DAY)) == 3

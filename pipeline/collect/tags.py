@@ -127,6 +127,8 @@ class RuleHit:
 def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
     """`text` folded character by character, and for each folded character the offset of the
     original character it came from (folding may lengthen text: 'ß' → 'ss'), then len(text)."""
+    if text.isascii():  # most titles and abstracts: NFKC keeps ASCII, casefold is lower()
+        return text.lower(), list(range(len(text) + 1))
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):

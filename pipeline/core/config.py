@@ -71,7 +71,7 @@ class TagRule:
 
 @dataclass(frozen=True)
 class DraftSettings:
-    max_candidates: int = 40
+    max_candidates: int = 0
     more_papers: int = 20
 
 

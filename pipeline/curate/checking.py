@@ -8,8 +8,9 @@ The config and store, when given, are opened once for all the files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +85,8 @@ class Context:
     # Findings about the notes folder (waiting and unusable notes), with the first digest.
     notes_findings: Callable[[], Sequence[Finding]] | None = None
     flowed: bool = False  # digests are format=flowed text: join their wrapped lines first
+    # The papers issues sent on other days than the one given carried, with that day.
+    sent_papers: Callable[[date], Mapping[str, date]] | None = None
 
 
 def check_file(path: Path, ctx: Context) -> FileReport:
@@ -117,6 +120,13 @@ def check_file(path: Path, ctx: Context) -> FileReport:
         require_commentary=not is_note,
     )
     messages.extend(findings)
+    if not is_note and parsed.date is not None and ctx.sent_papers is not None:
+        sent = ctx.sent_papers(parsed.date)
+        messages.extend(
+            Finding("warning", f"arXiv:{e.arxiv_id} was already sent in the issue of "
+                    f"{sent[e.arxiv_id]}", e.line)
+            for e in parsed.entries if e.arxiv_id is not None and e.arxiv_id in sent
+        )
     if not is_note and ctx.notes_findings is not None:
         messages.extend(ctx.notes_findings())
     return FileReport(path, kind, digest.digest_to_json(parsed), len(parsed.entries),

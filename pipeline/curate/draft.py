@@ -1,7 +1,9 @@
 """Build the day's draft digest, or update it without losing anything the curator wrote (pure).
 
-The offer for a day is: the papers that have notes (first), then the other candidates ranked
-by tag score, at most `max_candidates` of them. Updating an existing draft keeps its entries
+The offer for a day is: the papers that have notes (first), then the other candidates in
+`candidate_order`, at most `max_candidates` of them (default 0: the draft is what the
+curator wrote about; the studio's triage offers the rest). A paper an earlier issue already
+sent is never offered. Updating an existing draft keeps its entries
 exactly, in their order (deleted entries stay deleted: the caller passes every id offered
 before, and those are never offered again); it fills in the commentary of a kept entry whose
 note was written since, and adds only papers never offered: new noted papers after the last
@@ -17,6 +19,7 @@ from datetime import date
 from pipeline.core.latex import title_key
 from pipeline.core.models import Candidate, DateStyle, Digest, Entry, Paper, normalize_tag
 from pipeline.curate.merge import merge_entry
+from pipeline.curate.order import candidate_order
 
 
 def _key(entry: Entry) -> str:
@@ -49,27 +52,29 @@ def build_offer(
     noted_papers: Mapping[str, Paper],
     max_candidates: int,
     offered_before: Collection[str] = (),
+    already_sent: Collection[str] = (),
 ) -> list[Entry]:
     """What the draft offers: noted papers (in notes order), then the best other candidates.
 
     `notes` maps arXiv ids to note entries; `noted_papers` holds the papers of the notes that
     belong in this draft besides the day's candidates (earlier papers noted since). Candidates
-    offered before count against `max_candidates` and are not offered again.
+    offered before count against `max_candidates` and are not offered again; papers in
+    `already_sent` (sent in an earlier issue) are never offered.
     """
     by_id = {c.paper.arxiv_id: c for c in candidates}
     offer = []
     for arxiv_id, note in notes.items():
+        if arxiv_id in already_sent:
+            continue
         candidate = by_id.get(arxiv_id)
         paper = candidate.paper if candidate is not None else noted_papers.get(arxiv_id)
         if paper is not None:
             offer.append(noted_entry(note, paper, candidate.tags if candidate else ()))
     noted = {e.arxiv_id for e in offer}
-    plain = [c for c in candidates if c.paper.arxiv_id not in noted]
+    plain = [c for c in candidates
+             if c.paper.arxiv_id not in noted and c.paper.arxiv_id not in already_sent]
     room = max_candidates - sum(1 for c in plain if c.paper.arxiv_id in offered_before)
-    ranked = sorted(
-        (c for c in plain if c.paper.arxiv_id not in offered_before),
-        key=lambda c: (-c.score, c.paper.arxiv_id),
-    )
+    ranked = candidate_order(c for c in plain if c.paper.arxiv_id not in offered_before)
     offer.extend(candidate_entry(c) for c in ranked[: max(room, 0)])
     return offer
 

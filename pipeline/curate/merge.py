@@ -16,6 +16,7 @@ from difflib import SequenceMatcher
 from pipeline.core.errors import DigestError
 from pipeline.core.latex import title_key
 from pipeline.core.models import Candidate, Entry, Issue, Paper
+from pipeline.curate.order import candidate_order
 
 FetchIds = Callable[[Sequence[str]], Mapping[str, Paper]]
 FindTitle = Callable[[str], Sequence[Paper]]
@@ -167,7 +168,7 @@ def build_issue(
     in_issue = {e.arxiv_id for e in merged if e.arxiv_id is not None}
     in_issue_titles = {title_key(merged[i].title) for i in unresolved}
     extra = [
-        c.paper for c in candidates
+        c.paper for c in candidate_order(candidates)
         if c.paper.arxiv_id not in in_issue and title_key(c.paper.title) not in in_issue_titles
     ][: max(more_papers, 0)]
     issue = Issue(day, title, tuple(merged), tuple(extra), tuple(unresolved))

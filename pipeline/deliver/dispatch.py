@@ -16,6 +16,7 @@ One RateLimiter paces them all; a 4xx backoff sleeps only the connection that go
 from __future__ import annotations
 
 import queue
+import secrets
 import sqlite3
 import sys
 import threading
@@ -364,14 +365,18 @@ def send_preview(
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
     url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
-    # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
-    builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
     folder = settings.paths.outbox / day.isoformat() / "test"
     done: list[str] = []
+    sent_at = rt.now()
     for name in chosen:
+        # Its own Message-ID, new for every copy: a receiver must not drop the real issue, or
+        # the second test copy, as a duplicate. The subject names the variant.
+        builder = MessageBuilder(
+            settings, day, variants, subject_prefix=f"{TEST_PREFIX}[{name}] ",
+            salt=f"{TEST_PREFIX}{name}\0{sent_at.isoformat()}\0{secrets.token_hex(8)}")
         # With the outbox, each variant's copy gets its own folder (one file per recipient).
         one = transport if transport is not None else make_transport(settings, rt, folder / name)
-        message = builder.build(name, addr, url, mailto, rt.now())
+        message = builder.build(name, addr, url, mailto, sent_at)
         one.open()
         try:
             one.send(message)

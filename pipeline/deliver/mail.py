@@ -188,11 +188,12 @@ class MessageBuilder:
     encoded once, and per recipient only the address, ids and unsubscribe URL change."""
 
     def __init__(
-        self, settings: Settings, day: date, variants: list[EmailVariant], subject_prefix: str = ""
+        self, settings: Settings, day: date, variants: list[EmailVariant], subject_prefix: str = "",
+        salt: str | None = None,
     ) -> None:
         self.settings = settings
         self.day = day
-        self.salt = subject_prefix
+        self.salt = subject_prefix if salt is None else salt
         self.domain = sender_domain(settings)
         self.sender = parseaddr(settings.newsletter.from_)[1]
         if not self.sender:

@@ -218,6 +218,7 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
             ]
 
         yield replace(base, stored_ids=lambda ids: set(store.get_papers(conn, ids)),
+                      sent_papers=lambda day: store.sent_papers(conn, day),
                       notes_findings=notes_findings)
 
 

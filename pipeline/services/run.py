@@ -186,9 +186,10 @@ def draft(settings: Settings, day: date, rt: Runtime) -> Path:
             with store.transaction(conn):
                 store.forget_offered(conn, day)  # the file was removed: start afresh
         offered = store.offered_keys(conn, day)
+        sent = store.sent_papers(conn, day)
         offer = drafting.build_offer(
             candidates, noted, {i: p for i, p in recent.items() if i not in elsewhere},
-            settings.draft.max_candidates, offered,
+            settings.draft.max_candidates, offered, sent,
         )
         update = drafting.update_draft(day, existing, offer, offered, noted, _date_style(settings))
         # Nothing added or filled: the file stays as the curator laid it out (blank lines, CRLF)
@@ -381,6 +382,12 @@ def build(settings: Settings, day: date, rt: Runtime) -> IssueRecord:
     for finding in findings:
         if finding.kind != lint.UNKNOWN_TAG:  # a new tag is the curator's to add; a typo is not
             rt.echo(f"warning: {path.name}:{finding.line}: {finding.message}")
+    with closing(open_store(settings, rt)) as conn:
+        sent = store.sent_papers(conn, day)
+    for e in parsed.entries:
+        if e.arxiv_id is not None and e.arxiv_id in sent:
+            rt.echo(f"warning: {path.name}:{e.line}: arXiv:{e.arxiv_id} was already sent in "
+                    f"the issue of {sent[e.arxiv_id]}")
     issue = merged_issue(settings, day, rt, parsed)
     renderer = render.Renderer(settings)
     variants = renderer.emails(issue)
@@ -616,3 +623,17 @@ def send_late(
 def _outcome(rt: Runtime, line: str) -> str:
     rt.echo(line)
     return line
+
+
+def lookup_paper(settings: Settings, day: date, rt: Runtime, arxiv_id: str) -> Paper | None:
+    """A paper by id: from the store, else from the arXiv API (then stored, seen on `day`);
+    None when arXiv has no such paper. For a paper no tag matched, added by hand."""
+    with closing(open_store(settings, rt)) as conn:
+        found = store.get_papers(conn, [arxiv_id]).get(arxiv_id)
+        if found is not None:
+            return found
+        paper = arxiv_api.ArxivApi(settings, rt).fetch_ids([arxiv_id]).get(arxiv_id)
+        if paper is not None:
+            with store.transaction(conn):
+                store.upsert_paper(conn, paper, day)
+        return paper

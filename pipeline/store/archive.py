@@ -264,3 +264,15 @@ def tagged_entries(
 
 
 # --- subscribers and deliveries (deliver) ----------------------------------------------------
+
+
+def sent_papers(conn: sqlite3.Connection, day: date) -> dict[str, date]:
+    """The arXiv ids that an issue already sent on another day than `day` carried, with the
+    first such day (a paper sent once is never offered again)."""
+    rows = conn.execute(
+        "SELECT e.arxiv_id, MIN(e.date) FROM archive_entries e JOIN issues i ON i.date = e.date"
+        " WHERE e.arxiv_id IS NOT NULL AND e.date != ?"
+        " AND (i.sent_at IS NOT NULL OR i.state = 'sent') GROUP BY e.arxiv_id",
+        (day.isoformat(),),
+    ).fetchall()
+    return {arxiv_id: date.fromisoformat(first) for arxiv_id, first in rows}

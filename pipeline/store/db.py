@@ -177,6 +177,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX rate_events_key ON rate_events(key, at);
     CREATE INDEX rate_events_at ON rate_events(at);
     """,
+    # v5: the studio's triage (picked, dismissed, seen: the ranking learner's feedback too)
+    # and its undo history
+    """
+    CREATE TABLE triage (                    -- what the curator did with a day's candidate
+        date          TEXT NOT NULL,
+        arxiv_id      TEXT NOT NULL,
+        state         TEXT NOT NULL,         -- 'seen', 'picked', 'dismissed'
+        at            TEXT NOT NULL,         -- when it was last set
+        PRIMARY KEY (date, arxiv_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE studio_undo (               -- entries the studio removed, newest last
+        id            INTEGER PRIMARY KEY,
+        date          TEXT NOT NULL,
+        position      INTEGER NOT NULL,      -- its index in the draft when removed
+        entry         TEXT NOT NULL,         -- JSON of the Entry
+        at            TEXT NOT NULL
+    );
+    CREATE INDEX studio_undo_date ON studio_undo(date, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
