@@ -1,6 +1,6 @@
 """`make bench` figures for the studio: save-to-preview on the reference issue (a commentary
 saved through the app, then the preview of the widest variant fetched), median of 20, beside
-a bare render of the same merged issue in the same run."""
+a bare render of the same merged issue in the same services."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.interfaces import studio
 from pipeline.publish.render import Renderer
-from pipeline.services import run
 from tests.render_support import REFERENCE, make_settings
 from tests.sample_day import DAY, add_candidates, runtime, sample_papers
 
@@ -41,7 +40,7 @@ def main() -> None:
         settings = make_settings(Path(tmp))
         with closing(store.connect(settings.db_path)) as conn:
             add_candidates(conn, DAY, [(p, (), 1.0) for p in sample_papers()])
-        path = run.draft_path(settings, DAY)
+        path = services.draft_path(settings, DAY)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REFERENCE, path)
 

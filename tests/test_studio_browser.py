@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from pipeline import services
 from pipeline.core.config import Settings
 from pipeline.core.digest_format import read_digest
 from pipeline.interfaces import cli
-from pipeline.services import run
 from tests.studio_support import DAY, collected_day, serving
 from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS, CONTRAST_JS
 
@@ -59,7 +59,7 @@ def shown_entries(page: Any) -> list[dict[str, Any]]:
 
 
 def on_disk(settings: Settings) -> list[dict[str, Any]]:
-    parsed = read_digest(run.draft_path(settings, DAY))
+    parsed = read_digest(services.draft_path(settings, DAY))
     return [{"title": e.title, "ko": "\n".join(e.notes_ko), "en": "\n".join(e.notes_en),
              "tags": " ".join("#" + t for t in e.tags)} for e in parsed.entries]
 
@@ -144,7 +144,7 @@ def test_the_curators_day_add_write_preview_reorder_remove_undo_approve(
     assert shown[7]["ko"] == ko and shown[7]["en"] == en and shown[7]["tags"] == "#world-models"
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--config", str(settings.root / "config" / "digest.toml"), "check",
-                  str(run.draft_path(settings, DAY))])
+                  str(services.draft_path(settings, DAY))])
     assert exit_info.value.code == 0
 
 
@@ -154,7 +154,7 @@ def test_an_edit_saved_in_a_text_editor_meanwhile_is_a_conflict_not_a_lost_edit(
     from playwright.sync_api import expect
 
     settings = day
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     with serving(settings) as studio:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
@@ -182,7 +182,7 @@ def test_every_action_works_with_javascript_off(browser: Any, day: Settings) -> 
     from playwright.sync_api import expect
 
     settings = day
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     with serving(settings) as studio:
         context = browser.new_context(java_script_enabled=False,
                                       viewport={"width": 1200, "height": 900})

@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from pipeline import store
-from pipeline.core import locks
+from pipeline.core import layout, locks
 from pipeline.core.config import Settings
 from pipeline.core.errors import DeliveryError, InputError
 from pipeline.core.models import EmailVariant, Subscriber, normalize_tag
@@ -80,7 +80,7 @@ def wants(sub: Subscriber, tags: Collection[str]) -> bool:
 def issue_lock(settings: Settings, day: date) -> Iterator[None]:
     """Hold the send lock of one issue; raise LockedError at once if another send has it."""
     with locks.hold_lock(
-        settings.paths.data / f"send-{day.isoformat()}.lock",
+        layout.issue_lock(settings, day),
         "another `digest send`",
         busy=f"another `digest send` of the issue of {day} is running; "
         "this one sent nothing (wait for it to finish)",
@@ -134,7 +134,7 @@ def send_issue(
     builder = MessageBuilder(settings, day, variants)
     tags = frozenset(normalize_tag(t) for t in tags)
     secret = settings.secret
-    outbox = settings.paths.outbox / day.isoformat()
+    outbox = layout.dry_run_folder(settings, day)
     active = store.count_subscribers(conn, "active")
     if transport is not None:
         transports = [transport]
@@ -366,7 +366,7 @@ def send_preview(
     url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
     # Its own Message-ID: a test copy must not make a receiver drop the real issue as a copy.
     builder = MessageBuilder(settings, day, variants, subject_prefix=TEST_PREFIX)
-    folder = settings.paths.outbox / day.isoformat() / "test"
+    folder = layout.test_copies(settings, day)
     done: list[str] = []
     for name in chosen:
         # With the outbox, each variant's copy gets its own folder (one file per recipient).

@@ -27,6 +27,7 @@ from waitress.server import create_server
 from werkzeug.exceptions import HTTPException
 
 from pipeline import store
+from pipeline.core import layout
 from pipeline.core.config import Settings
 from pipeline.core.errors import DeliveryError, InputError, StoreError
 from pipeline.core.models import Subscriber
@@ -400,7 +401,7 @@ def create_app(
     `app.extensions["mail_queue"]`, started by `make_server`."""
     runtime = rt or Runtime()
     make = transport or (
-        lambda: make_transport(settings, runtime, settings.paths.outbox / "subscribe")
+        lambda: make_transport(settings, runtime, layout.subscribe_outbox(settings))
     )
     pages = Pages(settings)
     queue = MailQueue(settings, runtime, make, pages)

@@ -36,9 +36,10 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template, re
 from markupsafe import Markup, escape
 from werkzeug.wrappers.response import Response as AnyResponse
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.collect import tags
 from pipeline.core import digest_format as digest
+from pipeline.core import layout
 from pipeline.core.config import Settings
 from pipeline.core.errors import DigestError, FormatError, InputError
 from pipeline.core.files import write_atomic
@@ -56,8 +57,8 @@ from pipeline.core.models import (
 from pipeline.core.runtime import Runtime
 from pipeline.curate import lint, merge, notes
 from pipeline.curate.draft import candidate_entry, noted_entry
+from pipeline.interfaces import present
 from pipeline.publish import render, site
-from pipeline.services import run
 
 PASSWORD_ENV = "DIGEST_STUDIO_PASSWORD"
 TEMPLATES = render.BUNDLED_TEMPLATES / "studio"
@@ -113,7 +114,7 @@ def sha256(data: bytes) -> str:
 
 def load_draft(settings: Settings, day: date) -> Loaded:
     """drafts/D.txt read and parsed now (a parse error is kept as text, not raised)."""
-    path = run.draft_path(settings, day)
+    path = layout.draft_path(settings, day)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -157,7 +158,7 @@ def save_draft(settings: Settings, day: date, expected_sha: str, new: Digest) ->
     """Write `new` to drafts/D.txt atomically if the file still has `expected_sha`; returns
     the new sha. Raises FormatError (nothing written) or DraftConflict (nothing written)."""
     text = draft_text(new)
-    path = run.draft_path(settings, day)
+    path = layout.draft_path(settings, day)
     with _save_lock:  # two browser tabs: one wins, the other gets the conflict page
         try:
             disk = path.read_bytes()
@@ -384,7 +385,7 @@ class Previewer:
         return done
 
 
-# --- the issue's lifecycle: the one adapter over pipeline.core.lifecycle and run ------------------
+# --- the issue's lifecycle: the one adapter over the services ------------------------------------
 
 
 @dataclass(frozen=True)
@@ -399,74 +400,50 @@ class Status:
 
 
 def day_status(settings: Settings, day: date, rt: Runtime) -> Status:
-    """The day at a glance, from `lifecycle.status` (what `digest status` prints)."""
-    from pipeline.core import lifecycle
-
-    s = lifecycle.status(settings, day, rt)
+    """The day at a glance, from `services.status`, worded as `digest status` words it."""
+    s = services.status(settings, day, rt)
     d = s.draft
-    lines = [
-        f"state: {s.state or 'nothing collected yet'}",
-        f"collected: {s.collected or 'not yet'}"
-        + (f" ({s.kept} kept of {s.announced} announced; {s.candidates} candidates)"
-           if s.collected == "collected" else ""),
-        ("draft: " + (f"{d.entries} entries, {d.commented} with commentary" if d.exists and
-                      d.error is None else d.error or "none yet")),
-        "build: " + ((f"current ({s.built.at})" if d.built_from_it else
-                      "stale: the draft changed since (build to refresh)")
-                     if s.built is not None else "none yet"),
-        "approval: " + (f"current ({s.approved_at})" if s.approved and d.built_from_it
-                        else "not approved for this draft" if s.approval_required
-                        else "not required (auto mode)"),
-        "published: " + ("yes" if s.published else "no")
-        + (" — a correction is waiting for approval" if s.correction_pending else ""),
-    ]
-    if s.sent_at:
-        lines.append(f"sent: {s.sent_at} ({', '.join(f'{n} {k}' for k, n in sorted(s.deliveries.items()))})")
-    elif s.pending:
-        lines.append(f"readers waiting for it: {s.pending}")
-    if s.next_scheduled:
-        lines.append(f"next scheduled: {s.next_scheduled}")
-    lines += [f"warning: {w}" for w in s.warnings]
-    return Status(tuple(lines), s.next_step, s.state, d.built_from_it,
+    return Status(tuple(present.status_web_lines(s)), s.next_step, s.state, d.built_from_it,
                   s.approved and d.built_from_it)
 
 
 def last_approved(settings: Settings, day: date) -> Digest | None:
     """The issue as last approved (approval publishes it: the archive's copy), if any."""
-    with closing(run.open_store(settings)) as conn:
+    with closing(services.open_store(settings)) as conn:
         published = store.archived_issue(conn, day)
     return None if published is None else Digest(day, published.entries)
 
 
-def _build_if_stale(settings: Settings, day: date, rt: Runtime) -> None:
-    with closing(run.open_store(settings, rt)) as conn:
-        current = run.progress(conn, settings, day).built_current
-    if not current:
-        run.build(settings, day, rt)
+def _build_if_stale(settings: Settings, day: date, rt: Runtime) -> list[object]:
+    with closing(services.open_store(settings, rt)) as conn:
+        current = services.progress(conn, settings, day).built_current
+    return [] if current else [services.build(settings, day, rt)]
 
 
-def build(settings: Settings, day: date, rt: Runtime) -> None:
-    """`digest build` (may look unresolved entries up on arXiv)."""
-    run.build(settings, day, rt)
+def build(settings: Settings, day: date, rt: Runtime) -> list[object]:
+    """`digest build` (may look unresolved entries up on arXiv); its report."""
+    return [services.build(settings, day, rt)]
 
 
-def approve(settings: Settings, day: date, rt: Runtime, allow_uncommented: bool) -> None:
+def approve(settings: Settings, day: date, rt: Runtime, allow_uncommented: bool) -> list[object]:
     """Build if the draft changed since the last build, then `digest approve`
-    [--allow-uncommented] (which publishes the issue)."""
-    _build_if_stale(settings, day, rt)
-    run.approve(settings, day, rt, allow_uncommented=allow_uncommented)
+    [--allow-uncommented] (which publishes the issue); their reports."""
+    built = _build_if_stale(settings, day, rt)
+    return [*built, services.approve(settings, day, rt, allow_uncommented=allow_uncommented)]
 
 
-def send_test_copy(settings: Settings, day: date, rt: Runtime, to: str, variant: str) -> None:
+def send_test_copy(
+    settings: Settings, day: date, rt: Runtime, to: str, variant: str
+) -> list[object]:
     """`digest send --to ADDR --variant V`, built first if the draft changed (the copy is
     what the preview shows); records nothing."""
-    _build_if_stale(settings, day, rt)
-    run.send(settings, day, rt, to=to, variant=variant)
+    built = _build_if_stale(settings, day, rt)
+    return [*built, services.send(settings, day, rt, to=to, variant=variant)]
 
 
-def draft(settings: Settings, day: date, rt: Runtime) -> None:
-    """`digest draft`."""
-    run.draft(settings, day, rt)
+def draft(settings: Settings, day: date, rt: Runtime) -> list[object]:
+    """`digest draft`; its report."""
+    return [services.draft(settings, day, rt)]
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -557,18 +534,8 @@ class Studio:
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
         """One connection per request (waitress serves from threads)."""
-        with closing(run.open_store(self.settings)) as conn:
+        with closing(services.open_store(self.settings)) as conn:
             yield conn
-
-    def capture(self) -> tuple[Runtime, list[str]]:
-        """A runtime whose messages are kept for the page (and echoed as usual)."""
-        said: list[str] = []
-
-        def echo(message: str) -> None:
-            said.append(message)
-            self.rt.echo(message)
-
-        return replace(self.rt, echo=echo, progress=False), said
 
 
 # --- the web app ------------------------------------------------------------------------------
@@ -952,19 +919,20 @@ def create_app(
 
     # -- the issue's lifecycle --
 
-    def action(run_it: Callable[[Runtime], None], done: str) -> AnyResponse:
-        rt_, said = studio.capture()
+    def action(run_it: Callable[[Runtime], list[object]], done: str) -> AnyResponse:
+        # The messages are the reports' lines, worded as the CLI words them.
         try:
-            run_it(rt_)
+            reports = run_it(studio.rt)
         except DigestError as exc:
             studio.previewer.forget()
-            for line in said:
+            for line in present.error_lines(exc):
                 flash("info", line)
             flash("error", str(exc))
             return redirect("/#actions", 303)
         studio.previewer.forget()  # papers a build fetched resolve in the preview now
-        for line in said:
-            flash("info", line)
+        for report in reports:
+            for line in present.lines(report):
+                flash("info", line)
         flash("ok", done)
         return redirect("/#actions", 303)
 

@@ -29,19 +29,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.core import calendar as arxiv_calendar
-from pipeline.core import locks
+from pipeline.core import layout, locks
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError, DigestError, StoreError
 from pipeline.core.files import write_atomic
 from pipeline.core.runtime import Runtime
-from pipeline.services import run
+from pipeline.services import daily as run
 
 log = logging.getLogger("pipeline.services.schedule")
 
 JOBS = ("collect", "send")
 RETRY_DELAYS = (600.0, 1800.0, 3600.0)  # seconds before each retry of a run that failed
-STATE_FILE = "schedule-state.json"
-LOCK_FILE = "schedule.lock"
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
@@ -184,13 +182,15 @@ class JobRunner:
         steps: run.Steps | None = None,
         stop: threading.Event | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        describe: Callable[[object], list[str]] = lambda _report: [],
     ) -> None:
         self.settings = settings
         self.rt = replace(rt, echo=log.info)
         self.steps = steps
+        self.describe = describe  # a report as log lines (the interface's presenter)
         self.stop = stop if stop is not None else threading.Event()
         self.triggers = triggers_for(settings)
-        self.state_path = settings.paths.data / STATE_FILE
+        self.state_path = layout.schedule_state(settings)
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, datetime], int] = {}
         # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
@@ -213,11 +213,11 @@ class JobRunner:
             try:
                 outcome = run.daily(
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
-                    should_stop=self.stop.is_set,
-                )
+                    should_stop=self.stop.is_set, on_event=self._log,
+                ).outcome
                 if job == "send":
                     run.send_late(self.settings, day, self.rt, steps=self.steps,
-                                  should_stop=self.stop.is_set)
+                                  should_stop=self.stop.is_set, on_event=self._log)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
             except Exception as exc:  # the scheduler must outlive a bug in one run
@@ -237,6 +237,10 @@ class JobRunner:
             if failed and not stopped:
                 self._schedule_retry(job, fire)
             return outcome
+
+    def _log(self, report: object) -> None:
+        for line in self.describe(report):
+            log.info("%s", line)
 
     def _schedule_retry(self, job: str, fire: datetime) -> None:
         """Run a failed run again later (network, SMTP and the like recover), a few times."""
@@ -273,6 +277,7 @@ def run_scheduler(
     *,
     stop: threading.Event | None = None,
     steps: run.Steps | None = None,
+    describe: Callable[[object], list[str]] = lambda _report: [],
     install_signals: bool = True,
     on_started: Callable[[BackgroundScheduler], None] | None = None,
     retry_delays: tuple[float, ...] = RETRY_DELAYS,
@@ -280,9 +285,10 @@ def run_scheduler(
     """Run the jobs until `stop` is set (SIGTERM/SIGINT set it), then finish the current step
     and return. A second scheduler for the same newsletter raises LockedError."""
     stop = stop if stop is not None else threading.Event()
-    lock_path = settings.paths.data / LOCK_FILE
+    lock_path = layout.schedule_lock(settings)
     with locks.hold_lock(lock_path, "another `digest schedule`"):
-        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays)
+        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays,
+                           describe=describe)
         if install_signals:
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
                 log.info("%s received: stopping after the current step",
@@ -331,8 +337,11 @@ def run_scheduler(
         log.info("scheduler stopped")
 
 
-def main(settings: Settings, rt: Runtime) -> None:
-    """`digest schedule`: log to stderr, then run the scheduler until SIGTERM/SIGINT."""
+def main(
+    settings: Settings, rt: Runtime, describe: Callable[[object], list[str]] = lambda _r: []
+) -> None:
+    """`digest schedule`: log to stderr (each report as `describe` words it), then run the
+    scheduler until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
-    run_scheduler(settings, rt)
+    run_scheduler(settings, rt, describe=describe)

@@ -61,6 +61,7 @@ from pipeline.store.issues import (
     variants_hash,
 )
 from pipeline.store.papers import (
+    DayRecord,
     count_candidates,
     find_papers_by_title,
     first_seen,
@@ -98,6 +99,7 @@ __all__ = [
     "EVENT_RETENTION",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "DayRecord",
     "RenderCache",
     "among_newest_tagged",
     "approve_issue",
