@@ -12,6 +12,7 @@ from pipeline.core import lifecycle
 from pipeline.core.config import Settings
 from pipeline.core.errors import ApprovalError
 from pipeline.core.models import EmailVariant, Issue
+from pipeline.interfaces import present
 from tests.sample_day import DAY, REFERENCE_NOTES, add_candidates, newsletter, runtime, sample_papers
 
 
@@ -62,8 +63,7 @@ def test_approve_then_edit_voids_then_approve_again(drafted: Settings) -> None:
     built = _build(settings)
     with pytest.raises(ApprovalError, match="is not approved"):
         _approved(settings)
-    messages: list[str] = []
-    services.approve(settings, DAY, runtime(messages))
+    messages = present.lines(services.approve(settings, DAY, runtime()))
     assert _approved(settings) == built and _state(settings) == "published"
     assert any(m.startswith(f"approved the issue of {DAY} (") for m in messages)
 

@@ -10,6 +10,7 @@ import stat
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -17,7 +18,9 @@ import pytest
 from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.errors import ApprovalError, FormatError, InputError
+from pipeline.interfaces import present
 from pipeline.publish import site
+from pipeline.services import building
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -34,7 +37,7 @@ def built(tmp_path: Path, http_server: RecordingServer) -> tuple[Settings, list[
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     lines: list[str] = []
-    services.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     assert http_server.count() == 0
     return settings, lines
 
@@ -89,7 +92,7 @@ def test_build_says_when_and_why_it_switched_to_the_compact_layout(
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     lines: list[str] = []
-    services.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     [note] = [line for line in lines if line.startswith("compact layout: ")]
     for variant in ("ko", "en", "all"):
         assert re.search(rf"\b{variant}: the full layout is \d+ KB, over "
@@ -119,7 +122,7 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns)
              for p in settings.paths.site.rglob("*") if p.is_file()}
     lines: list[str] = []
-    services.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     assert "(0 files will change in" in "\n".join(lines)
     services.approve(settings, REFERENCE_DAY, runtime())  # nothing to publish again
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns)
@@ -134,7 +137,7 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
 
 
 def test_build_records_the_sha_of_the_draft_it_rendered(
-    tmp_path: Path, http_server: RecordingServer
+    tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A draft saved again while the build runs (here: while it warns about an entry arXiv
     does not know) is not taken as built, so approving cannot pass text the issue lacks."""
@@ -149,14 +152,16 @@ def test_build_records_the_sha_of_the_draft_it_rendered(
     path.write_text(built_text, encoding="utf-8")
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
-    lines: list[str] = []
+    original = building.merged_issue
 
-    def echo(line: str) -> None:
-        if line.startswith("warning:") and path.read_text(encoding="utf-8") == built_text:
+    def merge_then_edit(*args: Any, **kwargs: Any) -> building.Merged:
+        merged = original(*args, **kwargs)
+        if merged.warnings and path.read_text(encoding="utf-8") == built_text:
             path.write_text(built_text.replace("An abstract.", "Edited meanwhile."), "utf-8")
-        lines.append(line)
+        return merged
 
-    services.build(settings, REFERENCE_DAY, replace(runtime(), echo=echo))
+    monkeypatch.setattr(building, "merged_issue", merge_then_edit)
+    services.build(settings, REFERENCE_DAY, runtime())
     assert "Edited meanwhile." in path.read_text(encoding="utf-8")  # the edit did happen
     with closing(store.connect(settings.db_path)) as conn:
         row = store.get_issue(conn, REFERENCE_DAY)
@@ -219,8 +224,7 @@ def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -
         "\n".join(lines[:5] + lines[6:]), encoding="utf-8")
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
-    messages: list[str] = []
-    services.build(settings, REFERENCE_DAY, runtime(messages))
+    messages = present.lines(services.build(settings, REFERENCE_DAY, runtime()))
     assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
     with closing(store.connect(settings.db_path)) as conn:
         assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"

@@ -19,7 +19,7 @@ from pipeline.core.config import Settings
 from pipeline.core.errors import FeedError, FetchError
 from pipeline.core.models import Paper
 from pipeline.core.runtime import Runtime
-from pipeline.interfaces import cli
+from pipeline.interfaces import cli, present
 from tests.arxiv_support import (
     API_2026,
     CONTACT,
@@ -98,7 +98,7 @@ def test_collect_stores_what_the_real_feed_announces(
     http_server.route(RSS_PATH, Reply(real_feed))
     settings = settings_for(tmp_path, http_server.url)
     messages: list[str] = []
-    services.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
 
     # One request for all categories, with our User-Agent.
     assert http_server.count() == 1
@@ -180,7 +180,7 @@ def test_the_empty_feed_is_a_day_without_announcement(
     http_server.route(RSS_PATH, Reply(EMPTY_FEED.read_bytes()))
     settings = settings_for(tmp_path, http_server.url)
     messages: list[str] = []
-    services.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
     state = dump(settings)
     assert state["papers"] == state["candidates"] == state["issues"] == []
     assert state["days"] == [("2024-11-28", "empty", 0, 0)]
@@ -385,7 +385,7 @@ def test_api_search_adds_papers_of_the_submission_window(
     tags = '[tags.testing]\nkeywords = ["testing"]\napi_search = true'
     settings = settings_for(tmp_path, http_server.url, tags=tags)
     messages: list[str] = []
-    services.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
 
     assert (http_server.count("/rss/"), http_server.count("/api/query")) == (1, 1)
     query = http_server.requests[1].query

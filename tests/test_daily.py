@@ -16,6 +16,7 @@ from pipeline.core import locks
 from pipeline.core.config import Settings
 from pipeline.core.errors import InputError, LockedError
 from pipeline.core.runtime import Runtime
+from pipeline.interfaces import present
 from tests.daily_support import Clock, FakeArxiv, make_settings
 from tests.support import FakeClock, RecordingServer, Reply
 
@@ -39,7 +40,8 @@ def run_daily(
 ) -> str:
     rt = Runtime(now=fa.clock, echo=echoed.append)
     return services.daily(fa.settings, day, rt, steps=fa.steps(), send_issue=send_issue,
-                     should_stop=should_stop)
+                          should_stop=should_stop,
+                          on_event=lambda e: echoed.extend(present.lines(e))).outcome
 
 
 def issue_state(fa: FakeArxiv, day: date = THU) -> str | None:
@@ -110,7 +112,7 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
     run_daily(fa, echoed)  # still not approved: nothing runs, same advice
     assert len(fa.calls) == 3
 
-    services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
+    echoed += present.lines(services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append)))
     run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "send"]
 
@@ -118,7 +120,7 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
 def test_an_edited_draft_is_rebuilt_and_needs_approval_again(tmp_path: Path) -> None:
     fa, echoed = arxiv(tmp_path, approval=True)
     run_daily(fa, echoed)
-    services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
+    echoed += present.lines(services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append)))
     with services.draft_path(fa.settings, THU).open("a", encoding="utf-8") as fh:
         fh.write("one more line by the curator\n")
     outcome = run_daily(fa, echoed)
@@ -226,9 +228,9 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     assert "503" in str(info.value)
     assert not services.draft_path(settings, THU).exists()
 
-    outcome = services.daily(settings, THU, rt)
+    outcome = services.daily(settings, THU, rt).outcome
     assert outcome == f"{THU}: collect, draft, build, send done; the issue is sent"
-    assert services.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
     assert http_server.count("/rss/") == 2  # the failure and the retry, nothing after
     assert readers_mailed(settings) == [("both.reader@example.org", 1),
                                         ("en.reader@example.org", 1),
@@ -250,11 +252,11 @@ def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     echoed: list[str] = []
     rt = Runtime(echo=echoed.append)
 
-    waiting = services.daily(settings, THU, rt)
+    waiting = services.daily(settings, THU, rt).outcome
     assert "waiting for approval" in waiting
     assert (settings.paths.outbox / str(THU) / "preview.all.html").is_file()
     assert readers_mailed(settings) == []
     services.approve(settings, THU, rt)
-    assert services.daily(settings, THU, rt) == f"{THU}: send done; the issue is sent"
-    assert services.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: send done; the issue is sent"
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
     assert [n for _, n in readers_mailed(settings)] == [1, 1, 1]

@@ -26,6 +26,7 @@ from pipeline.core.config import Settings, load_config
 from pipeline.core.errors import ApprovalError
 from pipeline.core.files import CRASH_AFTER_ENV
 from pipeline.core.runtime import Runtime
+from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
 from tests.deliver_support import PASSWORD, SECRET, USER, Sink, add_subscribers, make_cert, smtp_server
@@ -185,7 +186,7 @@ def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     before = tree(settings.paths.site)
     assert "issues/2024-12-04.html" in before
     lines: list[str] = []
-    services.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     assert tree(settings.paths.site) == before  # byte-identical: nothing of D is public
     for name in before:
         if name.endswith((".xml", ".html")):
@@ -323,10 +324,10 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     later = datetime(2024, 12, 7, 3, 0, tzinfo=UTC)
     published = tree(settings.paths.site)
     lines: list[str] = []
-    services.build(settings, DAY, at(later, lines))
+    lines += present.lines(services.build(settings, DAY, at(later, lines)))
     assert "this build is a correction" in "\n".join(lines)
     assert tree(settings.paths.site) == published  # still nothing public before approval
-    services.approve(settings, DAY, at(later, lines))
+    lines += present.lines(services.approve(settings, DAY, at(later, lines)))
 
     html = page.read_text("utf-8")
     assert "NVIDIA가 만든" in html and "2024년 12월 7일에 수정됨" in html
@@ -379,7 +380,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
     err = capsys.readouterr().err
     assert "[TEST] copy (en)" in err and "curator@example.org" in err and "recorded nothing" in err
     lines: list[str] = []
-    services.send(settings, DAY, at(BUILT_AT, lines), to=subs[0].email, variant="all")
+    lines += present.lines(services.send(settings, DAY, at(BUILT_AT, lines), to=subs[0].email, variant="all"))
     assert [m.recipients for m in sink[0].messages] == [["curator@example.org"], [subs[0].email]]
     first, second = (m.parsed() for m in sink[0].messages)
     assert first["Subject"].startswith("[TEST] ML Papers Digest")
@@ -416,7 +417,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed(
     settings = newsletter(tmp_path, sink[1])
     draft = write_draft(settings, DAY, [*day_entries()[:2], UNCOMMENTED])
     lines: list[str] = []
-    services.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     said = "\n".join(lines)
     assert "no commentary" in said and "1 of 3 entries have no commentary" in said
     public = tree(settings.paths.site)
@@ -458,7 +459,7 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     other = day_entries()[1].rsplit("#", 1)[0] + "#brand-new-topic\n"
     write_draft(settings, DAY, [blocks[0], other])
     lines: list[str] = []
-    services.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     said = "\n".join(lines)
     assert "did you mean #pretraining?" in said and "brand-new-topic" not in said
 

@@ -152,7 +152,9 @@ def test_run_merged_issue_uses_the_store_and_never_the_network(
         add_candidates(conn, DAY, [(p, (), 1.0) for p in sample_papers() + DECOYS])
         add_candidates(conn, DAY, [(extra, ("vq",), 9.0)])
     messages: list[str] = []
-    issue = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    merged = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
     ids = _reference_ids()
     assert [e.arxiv_id for e in issue.entries] == [ids[e.title] for e in issue.entries]
     assert issue.unresolved == () and messages == [] and http_server.count() == 0
@@ -248,7 +250,9 @@ def test_against_an_empty_store_the_api_title_search_resolves_them(
         for e in reference.entries
     ])
     clock, messages, times = FakeClock(), [], []
-    issue = services.merged_issue(settings, DAY, _runtime(clock, messages, times))
+    merged = services.merged_issue(settings, DAY, _runtime(clock, messages, times))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
 
     ids = _reference_ids()
     assert [e.arxiv_id for e in issue.entries] == [ids[e.title] for e in reference.entries]
@@ -282,7 +286,7 @@ def test_ids_missing_from_the_store_are_fetched_in_one_batch(
                   f"arXiv:{r['arxiv_id']}", "한국어", "English", "#t"]
     _draft(settings).write_text("\n".join(lines) + "\n", encoding="utf-8")
     http_server.route("/api/query", Reply(atom_feed(records)))
-    issue = services.merged_issue(settings, DAY, _runtime(FakeClock(), []))
+    issue = services.merged_issue(settings, DAY, _runtime(FakeClock(), [])).issue
     assert [e.arxiv_id for e in issue.entries] == [r["arxiv_id"] for r in records]
     assert issue.entries[0].abstract.startswith("Different from its counterpart")
     (request,) = http_server.requests
@@ -297,7 +301,9 @@ def test_an_api_failure_leaves_entries_unresolved_but_published(
                                 "Other title\n(B)\nAbs.\n메모\nmemo\n#t\n", encoding="utf-8")
     http_server.route("/api/query", Reply(b"busy", 503))
     messages: list[str] = []
-    issue = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    merged = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
     assert issue.entries == parse_digest(_draft(settings).read_text(encoding="utf-8"),
                                          _draft(settings)).entries
     assert issue.unresolved == (0, 1)

@@ -14,6 +14,7 @@ from pipeline import services, store
 from pipeline.core.errors import ApprovalError, DeliveryError, LockedError
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
 from pipeline.deliver import tokens
+from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
 from tests.deliver_support import (
     DAY,
@@ -340,7 +341,7 @@ def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -
         store.save_subscriber(conn, Subscriber(email, "all", tags, "active"))
     conn.close()
     lines: list[str] = []
-    services.send(settings, DAY, quiet_runtime(echo=lines.append))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     folder = settings.paths.outbox / DAY.isoformat()
     names = sorted(p.name for p in folder.glob("*.eml"))
     assert names == ["a@example.org.eml", "c@example.org.eml"]
@@ -363,7 +364,7 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     build_issue(settings)
     add_subscribers(settings, 3)
     lines: list[str] = []
-    services.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True)))
     assert "sending" in capsys.readouterr().err
     assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]
 

@@ -21,6 +21,7 @@ import pytest
 from pipeline import services, store
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError
+from pipeline.interfaces import present
 from tests.deliver_support import (
     DAY,
     PASSWORD,
@@ -152,7 +153,7 @@ def test_5xx_on_any_connection_is_recorded_failed_and_counted(
     for addr in rejected:
         sink.reject[addr] = "550 5.1.1 No such user here"
     lines: list[str] = []
-    services.send(settings, DAY, quiet_runtime(echo=lines.append))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     assert set(sink.by_recipient()) == {s.email for s in subs} - rejected
     assert lines[-1] == f"issue {DAY}: sent 25, failed 5, skipped 0"
     assert sorted(ln for ln in lines if ln.startswith("failed: ")) == sorted(
@@ -228,7 +229,7 @@ def test_a_relay_capping_connections_gets_a_warning_and_fewer_connections(
         build_issue(settings)
         subs = add_subscribers(settings, 20)
         lines: list[str] = []
-        services.send(settings, DAY, quiet_runtime(echo=lines.append))
+        lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
     assert len(sink.per_session) == 2
     assert lines[0].startswith("warning: sending over 2 of 4 connections: cannot connect to "

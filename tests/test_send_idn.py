@@ -15,6 +15,7 @@ import pytest
 from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.models import Subscriber
+from pipeline.interfaces import present
 from tests.deliver_support import (
     DAY,
     PASSWORD,
@@ -68,7 +69,7 @@ def test_a_send_to_200_readers_with_international_addresses_in_the_middle(
         build_issue(settings)
         readers = _readers(settings)
         lines: list[str] = []
-        services.send(settings, DAY, quiet_runtime(echo=lines.append))
+        lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
         services.send(settings, DAY, quiet_runtime())  # a rerun sends nothing more
     got = sink.by_recipient()
     ascii_readers = [r.email for r in readers if r.email.isascii()]
