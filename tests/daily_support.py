@@ -91,7 +91,7 @@ class FakeArxiv:
         write_atomic(services.draft_path(self.settings, day), f"{day}\nentries\n")
         with closing(services.open_store(self.settings)) as conn, store.transaction(conn):
             row = store.get_issue(conn, day)
-            if row is None or row["state"] == "collected":
+            if row is None or row.state == "collected":
                 store.set_issue_state(conn, day, "drafted")
 
     def _build(self, day: date) -> None:

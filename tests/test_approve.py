@@ -42,7 +42,7 @@ def _state(settings: Settings) -> str:
     with closing(store.connect(settings.db_path)) as conn:
         row = store.get_issue(conn, DAY)
         assert row is not None
-        return str(row["state"])
+        return str(row.state)
 
 
 @pytest.fixture

@@ -66,8 +66,8 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     conn = store.connect(settings.db_path)
     try:
         row = store.get_issue(conn, REFERENCE_DAY)
-        assert row["state"] == "built"
-        assert row["draft_sha"] == services.file_sha(services.draft_path(settings, REFERENCE_DAY))
+        assert row.state == "built"
+        assert row.draft_sha == services.file_sha(services.draft_path(settings, REFERENCE_DAY))
         variants = store.load_built_issue(conn, REFERENCE_DAY)
         assert [v.variant for v in variants] == ["all", "en", "ko"]
     finally:
@@ -115,7 +115,7 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
     settings, _ = built
     conn = store.connect(settings.db_path)
     try:
-        first = store.get_issue(conn, REFERENCE_DAY)["built_hash"]
+        first = store.get_issue(conn, REFERENCE_DAY).built_hash
     finally:
         conn.close()
     services.approve(settings, REFERENCE_DAY, runtime())
@@ -130,8 +130,8 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
     conn = store.connect(settings.db_path)
     try:
         row = store.get_issue(conn, REFERENCE_DAY)
-        assert row["built_hash"] == first and row["state"] == "published"
-        assert row["approved_hash"] == first == row["published_hash"]
+        assert row.built_hash == first and row.state == "published"
+        assert row.approved_hash == first == row.published_hash
     finally:
         conn.close()
 
@@ -165,7 +165,7 @@ def test_build_records_the_sha_of_the_draft_it_rendered(
     assert "Edited meanwhile." in path.read_text(encoding="utf-8")  # the edit did happen
     with closing(store.connect(settings.db_path)) as conn:
         row = store.get_issue(conn, REFERENCE_DAY)
-    assert row["draft_sha"] == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
+    assert row.draft_sha == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
     with pytest.raises(ApprovalError, match="changed since the issue was built"):
         services.approve(settings, REFERENCE_DAY, runtime())
 
@@ -227,7 +227,7 @@ def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -
     messages = present.lines(services.build(settings, REFERENCE_DAY, runtime()))
     assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
     with closing(store.connect(settings.db_path)) as conn:
-        assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"
+        assert store.get_issue(conn, REFERENCE_DAY).state == "built"
 
 
 def test_build_refuses_an_empty_draft(tmp_path: Path) -> None:

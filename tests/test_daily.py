@@ -47,7 +47,7 @@ def run_daily(
 def issue_state(fa: FakeArxiv, day: date = THU) -> str | None:
     with closing(services.open_store(fa.settings)) as conn:
         row = store.get_issue(conn, day)
-    return None if row is None else str(row["state"])
+    return None if row is None else str(row.state)
 
 
 def test_a_fresh_day_runs_every_step_in_order_then_a_rerun_runs_none(tmp_path: Path) -> None:

@@ -538,7 +538,7 @@ def test_states_are_ordered_and_stored_as_their_names(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "d.db")
     with closing(conn):
         store.set_issue_state(conn, DAY, lifecycle.State.DRAFTED)
-        assert store.get_issue(conn, DAY)["state"] == "drafted"
+        assert store.get_issue(conn, DAY).state == "drafted"
         with pytest.raises(ValueError):
             store.set_issue_state(conn, DAY, "mailed")  # type: ignore[arg-type]
 

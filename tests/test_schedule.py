@@ -385,8 +385,8 @@ def test_an_issue_approved_after_its_send_goes_out_at_the_next_send(tmp_path: Pa
     runner.run("send", clock.now)
     assert fa.sent() == [monday]  # Tuesday's own issue still waits for its approval
     with closing(services.open_store(settings)) as conn:
-        assert store.get_issue(conn, monday)["state"] == "sent"
-        assert store.get_issue(conn, tuesday)["state"] == "built"
+        assert store.get_issue(conn, monday).state == "sent"
+        assert store.get_issue(conn, tuesday).state == "built"
     clock.now = datetime(2024, 12, 4, 18, 0, 2, tzinfo=zone)
     runner.run("send", clock.now)
     assert fa.sent() == [monday]  # never twice

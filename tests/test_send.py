@@ -98,7 +98,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     assert len(message_ids) == 200
 
     conn = services.open_store(settings)
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     assert store.delivery_counts(conn, DAY) == {"sent": 200}
 
     # The List-Unsubscribe URL of one reader, POSTed as RFC 8058 says, unsubscribes only them.
@@ -172,7 +172,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     assert sorted((r[0], r[1], r[2]) for r in rows) == [
         (addr, "failed", "550 5.1.1 No such user here") for addr in sorted(rejected)
     ]
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
 
 
@@ -209,7 +209,7 @@ def test_a_deferred_reader_who_unsubscribes_no_longer_holds_the_issue_back(
     conn.close()
     services.send(settings, DAY, rt)  # nobody left to retry: the issue is done
     conn = services.open_store(settings)
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
     assert sorted(sink.by_recipient()) == sorted([subs[0].email, subs[2].email])
 
@@ -298,7 +298,7 @@ def test_preview_to_one_address_records_nothing(
     assert stranger["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/preview>")
     conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
-    assert store.get_issue(conn, DAY)["state"] == "published"
+    assert store.get_issue(conn, DAY).state == "published"
     conn.close()
     # the real send still reaches the previewed subscriber, under another Message-ID
     services.send(settings, DAY, quiet_runtime())

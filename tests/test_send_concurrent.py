@@ -119,7 +119,7 @@ def test_a_deferring_connection_does_not_stall_the_others(
     assert lines[-1] == f"issue {DAY}: sent 40, failed 0, skipped 0"
     conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {"sent": 40}
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
 
 

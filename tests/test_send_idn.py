@@ -83,7 +83,7 @@ def test_a_send_to_200_readers_with_international_addresses_in_the_middle(
         rows = {r["email"]: (r["status"], r["response"]) for r in conn.execute(
             "SELECT s.email, d.status, d.response FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id")}
-        state = store.get_issue(conn, DAY)["state"]
+        state = store.get_issue(conn, DAY).state
     finally:
         conn.close()
     assert state == "sent"  # a failed address is final: it holds nothing back

@@ -365,7 +365,7 @@ def test_a_test_copy_of_each_variant_goes_to_the_curator(running: Running, day: 
         message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
         assert message["Subject"].startswith("[TEST] ") and date_text in message["Subject"]
     with closing(store.connect(day.db_path)) as conn:
-        assert store.get_issue(conn, DAY)["approved_hash"] is None  # type: ignore[index]
+        assert store.get_issue(conn, DAY).approved_hash is None  # type: ignore[union-attr]
 
 
 # --- pure parts -------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ place each step's refusals are written (pure functions of the record). The day a
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
@@ -160,27 +159,6 @@ class IssueRecord:
     def tags(self) -> frozenset[str]:
         """The issue's tags (who gets it), as the build recorded them."""
         return frozenset(self.build.tags) if self.build is not None else frozenset()
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def record_from_row(row: sqlite3.Row) -> IssueRecord:
-    """An IssueRecord from a store `issues` row (`SELECT *`)."""
-    return IssueRecord(
-        day=date.fromisoformat(row["date"]),
-        state=State(row["state"]),
-        draft_sha=row["draft_sha"],
-        built_hash=row["built_hash"],
-        approved_hash=row["approved_hash"],
-        published_hash=row["published_hash"],
-        build=BuildSummary.from_json(row["build"]) if row["build"] else None,
-        built_at=_when(row["built_at"]),
-        approved_at=_when(row["approved_at"]),
-        published_at=_when(row["published_at"]),
-        sent_at=_when(row["sent_at"]),
-    )
 
 
 # --- transitions (pure) ----------------------------------------------------------------------

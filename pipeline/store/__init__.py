@@ -35,6 +35,7 @@ from pipeline.store.db import (
 )
 from pipeline.store.events import (
     EVENT_RETENTION,
+    QueuedMail,
     claim_mail,
     count_events,
     finish_mail,
@@ -100,6 +101,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "DayRecord",
+    "QueuedMail",
     "RenderCache",
     "among_newest_tagged",
     "approve_issue",
