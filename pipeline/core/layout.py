@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 
 def store_path(settings: Settings) -> Path:
-    """The SQLite database file."""
-    return settings.db_path
+    """data/digest.db: the SQLite store."""
+    return settings.paths.data / "digest.db"
 
 
 def draft_path(settings: Settings, day: date) -> Path:

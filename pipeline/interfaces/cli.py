@@ -171,6 +171,7 @@ def _where(finding: Finding, path: Path) -> str:
 @contextmanager
 def _check_context(ctx: Context) -> Iterator[CheckContext]:
     """What the config and the store add to `digest check` (opened once for all files)."""
+    from pipeline.core import layout
     from pipeline.curate import checking
 
     settings = ctx.settings if ctx.config.exists() else None
@@ -179,13 +180,13 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
         return
     base = checking.Context(languages=settings.newsletter.languages,
                             known_tags=[t.name for t in settings.tags])
-    if not settings.db_path.exists():
+    if not layout.store_path(settings).exists():
         yield base
         return
     from pipeline import store
     from pipeline.curate import lint, notes
 
-    with closing(store.connect(settings.db_path)) as conn:
+    with closing(store.connect(layout.store_path(settings))) as conn:
         reported = False
 
         def notes_findings() -> list[lint.Finding]:
