@@ -10,6 +10,10 @@ dataclass) and prints nothing: pipeline.interfaces.present words the reports.
     daily       daily    -> DailyReport      (send_late; StepEvent as it goes)
     status      status   -> DayStatus
     schedule    the scheduler (APScheduler; imported only by `digest schedule`)
+
+The facade's `daily` and `status` are the functions (they shadow their modules' names as
+attributes of this package): import from the module itself, `from pipeline.services.daily
+import Steps`, when you want the module's other names.
 """
 
 from pipeline.core.layout import draft_path

@@ -34,7 +34,7 @@ from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError, DigestError, StoreError
 from pipeline.core.files import write_atomic
 from pipeline.core.runtime import Runtime
-from pipeline.services import daily as run
+from pipeline.services.daily import Steps, daily, send_late
 
 log = logging.getLogger("pipeline.services.schedule")
 
@@ -179,7 +179,7 @@ class JobRunner:
         settings: Settings,
         rt: Runtime,
         *,
-        steps: run.Steps | None = None,
+        steps: Steps | None = None,
         stop: threading.Event | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         describe: Callable[[object], list[str]] = lambda _report: [],
@@ -211,12 +211,12 @@ class JobRunner:
             day = arxiv_calendar.announcement_for(fire)
             log.info("%s run of %s: announcement %s", job, fire.isoformat(), day)
             try:
-                outcome = run.daily(
+                outcome = daily(
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
                     should_stop=self.stop.is_set, on_event=self._log,
                 ).outcome
                 if job == "send":
-                    run.send_late(self.settings, day, self.rt, steps=self.steps,
+                    send_late(self.settings, day, self.rt, steps=self.steps,
                                   should_stop=self.stop.is_set, on_event=self._log)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
@@ -276,7 +276,7 @@ def run_scheduler(
     rt: Runtime,
     *,
     stop: threading.Event | None = None,
-    steps: run.Steps | None = None,
+    steps: Steps | None = None,
     describe: Callable[[object], list[str]] = lambda _report: [],
     install_signals: bool = True,
     on_started: Callable[[BackgroundScheduler], None] | None = None,
