@@ -1,6 +1,6 @@
 """`make bench`: collect+tag time and peak memory for the real 1,504-item feed and generated
 3,000- and 10,000-item ones, beside a bare `feedparser.parse` (and a bare lxml parse) of the
-same bytes measured in the same run. collect ÷ feedparser is the figure to watch (aim ≤ 1.2):
+same bytes measured in the same services. collect ÷ feedparser is the figure to watch (aim ≤ 1.2):
 feedparser is the floor of any collect that reads the feed with it."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
+from pipeline import services
 from pipeline.collect.feed import parse_announcement
 from pipeline.collect.tags import compile_rules, match_paper
-from pipeline.services import run
 from tests.arxiv_support import REAL_FEED, RSS_PATH, rewrite_feed, runtime_for, settings_for
 from tests.support import FakeClock, Reply, best_time, recording_server
 
@@ -46,7 +46,7 @@ def child(mode: str, feed: Path) -> None:
     elif mode == "collect":
         with tempfile.TemporaryDirectory() as tmp, recording_server() as server:
             server.route(RSS_PATH, Reply(data))
-            run.collect(settings_for(Path(tmp), server.url), DAY, runtime_for(FakeClock()))
+            services.collect(settings_for(Path(tmp), server.url), DAY, runtime_for(FakeClock()))
     print(high_water_kib())
 
 
@@ -72,7 +72,7 @@ def bench_feed(label: str, data: bytes, repeats: int = REPEATS) -> None:
 
         def collect() -> None:  # into a new, empty store each time
             with tempfile.TemporaryDirectory() as fresh:
-                run.collect(settings_for(Path(fresh), server.url), DAY, runtime_for(FakeClock()))
+                services.collect(settings_for(Path(fresh), server.url), DAY, runtime_for(FakeClock()))
 
         def adapt() -> None:
             parse_announcement(data, DAY, keep)

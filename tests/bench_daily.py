@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pipeline.interfaces import demo
-from pipeline.services.schedule import crontab_trigger, fires_between, latest_fire
+from pipeline.services.timetable import crontab_trigger, fires_between, latest_fire
 from tests.support import best_time
 
 

@@ -22,9 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.deliver.mail import MessageBuilder, unsubscribe_mailto
-from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     PASSWORD,
@@ -94,7 +93,7 @@ def bare_loop(port: int, cert: Path, data: bytes, count: int, connections: int =
 
 def digest_send(root: Path, port: int, count: int, trace: bool = False,
                 connections: int = CONNECTIONS) -> tuple[float, int]:
-    """Messages per second of `run.send` to `count` subscribers, and its traced peak bytes."""
+    """Messages per second of `services.send` to `count` subscribers, and its traced peak bytes."""
     settings = newsletter(root, port=port, rate=0, connections=connections)
     build_issue(settings)
     add_subscribers(settings, count)
@@ -102,7 +101,7 @@ def digest_send(root: Path, port: int, count: int, trace: bool = False,
         gc.collect()
         tracemalloc.start()
     start = time.perf_counter()
-    run.send(settings, DAY, quiet_runtime())
+    services.send(settings, DAY, quiet_runtime())
     elapsed = time.perf_counter() - start
     peak = 0
     if trace:

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.interfaces import studio
 from pipeline.publish.render import Renderer
-from pipeline.services import run
 from tests.render_support import REFERENCE, make_settings
 from tests.sample_day import DAY, add_candidates, runtime, sample_papers
 
@@ -43,7 +42,7 @@ def main() -> None:
         settings = make_settings(Path(tmp))
         with closing(store.connect(settings.db_path)) as conn:
             add_candidates(conn, DAY, [(p, (), 1.0) for p in sample_papers()])
-        path = run.draft_path(settings, DAY)
+        path = services.draft_path(settings, DAY)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REFERENCE, path)
 
@@ -136,7 +135,7 @@ def real_day_figures() -> None:
 
         state = {"html": client.get("/").text}
 
-        path = run.draft_path(settings, REAL_DAY)
+        path = services.draft_path(settings, REAL_DAY)
 
         def bare(_k: int) -> None:  # the floor of any change: read, parse, write atomically
             loaded = studio.load_draft(settings, REAL_DAY)

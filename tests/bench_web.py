@@ -11,11 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.models import Subscriber
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces.serve import create_app
-from pipeline.services import run
 from tests.deliver_support import SECRET, newsletter
 
 ROUNDS = int(os.environ.get("BENCH_WEB_ROUNDS", "300"))
@@ -27,7 +26,7 @@ def main() -> None:
     os.environ.setdefault("DIGEST_SECRET", SECRET)
     with tempfile.TemporaryDirectory() as tmp:
         settings = newsletter(Path(tmp), port=1)  # nothing listens on port 1
-        conn = run.open_store(settings)
+        conn = services.open_store(settings)
         with store.transaction(conn):
             for kind, status in KINDS.items():
                 for i in range(ROUNDS if status else 0):

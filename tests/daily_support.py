@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core import lifecycle
 from pipeline.core.calendar import announcement_for
 from pipeline.core.config import Settings
@@ -17,7 +17,6 @@ from pipeline.core.errors import FeedError
 from pipeline.core.files import write_atomic
 from pipeline.core.models import EmailVariant, Issue
 from pipeline.core.runtime import Runtime
-from pipeline.services import run
 from tests.support import write_newsletter
 
 
@@ -48,8 +47,8 @@ class FakeArxiv:
     calls: list[tuple[str, date]] = field(default_factory=list)
     on_call: Callable[[str, date], None] | None = None
 
-    def steps(self) -> run.Steps:
-        return run.Steps(
+    def steps(self) -> services.Steps:
+        return services.Steps(
             collect=self._step("collect", self._collect),
             draft=self._step("draft", self._draft),
             build=self._step("build", self._build),
@@ -75,7 +74,7 @@ class FakeArxiv:
 
     def _collect(self, day: date) -> None:
         latest = announcement_for(self.clock())
-        with closing(run.open_store(self.settings)) as conn, store.transaction(conn):
+        with closing(services.open_store(self.settings)) as conn, store.transaction(conn):
             if day in self.holidays and latest == day:
                 store.save_day(conn, day, "empty", 0, 0)
                 return
@@ -86,26 +85,26 @@ class FakeArxiv:
                 store.set_issue_state(conn, day, "collected")
 
     def _draft(self, day: date) -> None:
-        write_atomic(run.draft_path(self.settings, day), f"{day}\nentries\n")
-        with closing(run.open_store(self.settings)) as conn, store.transaction(conn):
+        write_atomic(services.draft_path(self.settings, day), f"{day}\nentries\n")
+        with closing(services.open_store(self.settings)) as conn, store.transaction(conn):
             row = store.get_issue(conn, day)
-            if row is None or row["state"] == "collected":
+            if row is None or row.state == "collected":
                 store.set_issue_state(conn, day, "drafted")
 
     def _build(self, day: date) -> None:
-        sha = run.file_sha(run.draft_path(self.settings, day))
+        sha = services.file_sha(services.draft_path(self.settings, day))
         assert sha is not None
         variants = [EmailVariant(v, f"digest {day}", f"<p>{day}</p>", f"{day}\n")
                     for v in self.settings.variants]
         issue = Issue(day, "digest", ())
         built = store.variants_hash(sha, variants)
-        with closing(run.open_store(self.settings)) as conn:
+        with closing(services.open_store(self.settings)) as conn:
             state = lifecycle.state_after_build(store.get_issue_record(conn, day), built)
             store.save_built_issue(conn, day, state, sha, built, variants,
                                    lifecycle.summarize_build(issue, variants), issue)
 
     def _send(self, day: date) -> None:
-        with closing(run.open_store(self.settings)) as conn:
-            run.approved_variants(conn, self.settings, day)  # refuses what the real send refuses
+        with closing(services.open_store(self.settings)) as conn:
+            services.approved_variants(conn, self.settings, day)  # refuses what the real send refuses
             with store.transaction(conn):
                 store.set_issue_state(conn, day, "sent")

@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core import lifecycle
 from pipeline.core.config import Settings
 from pipeline.core.digest_format import parse_digest
@@ -33,7 +33,6 @@ from pipeline.core.models import (
     Subscriber,
     has_hangul,
 )
-from pipeline.services import run
 from tests.support import FIXTURES, write_newsletter
 
 DAY = date(2024, 12, 5)
@@ -291,19 +290,19 @@ def store_build(
 
 def build_issue(settings: Settings, day: date = DAY, approve: bool = True) -> list[EmailVariant]:
     """Simulate `digest build` (+ `digest approve`): a draft file and stored variants."""
-    draft = run.draft_path(settings, day)
+    draft = services.draft_path(settings, day)
     draft.parent.mkdir(parents=True, exist_ok=True)
     draft.write_bytes((FIXTURES / "digest" / "2024-12-05.txt").read_bytes())
     variants = make_variants()
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
-        sha = run.file_sha(draft)
+        sha = services.file_sha(draft)
         assert sha is not None
         store_build(conn, day, sha, variants)
     finally:
         conn.close()
     if approve:
-        run.approve(settings, day, quiet_runtime())
+        services.approve(settings, day, quiet_runtime())
     return variants
 
 
@@ -314,7 +313,7 @@ def add_subscribers(settings: Settings, count: int, start: int = 0) -> list[Subs
         Subscriber(f"reader{i:05d}@example.org", langs[i % len(langs)], (), "active")
         for i in range(start, start + count)
     ]
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         with store.transaction(conn):
             saved = [store.save_subscriber(conn, s)[1] for s in subs]

@@ -15,11 +15,11 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
+from pipeline import services
 from pipeline.core.config import Settings, load_config
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces import demo
 from pipeline.interfaces.studio import LOOPBACK_NAMES, create_app
-from pipeline.services import run
 
 DAY = demo.DEMO_DAY
 TOKEN = "test-login-token-0123456789abcdef"
@@ -46,8 +46,8 @@ def collected_day(target: Path, noted: int = 8) -> Settings:
             extra.rename(extra.with_suffix(".later"))
         settings = load_config(config)
         rt = runtime()
-        run.collect(settings, DAY, rt)
-        run.draft(settings, DAY, rt)
+        services.collect(settings, DAY, rt)
+        services.draft(settings, DAY, rt)
         for extra in notes[noted:]:
             extra.with_suffix(".later").rename(extra)
     return settings
@@ -90,8 +90,8 @@ def real_sized_day(target: Path) -> Settings:
                                 extra="[approval]\nrequired = true\n")
         settings.paths.notes.mkdir(parents=True, exist_ok=True)
         rt = runtime_for(FakeClock())
-        run.collect(settings, REAL_DAY, rt)
-        run.draft(settings, REAL_DAY, rt)
+        services.collect(settings, REAL_DAY, rt)
+        services.draft(settings, REAL_DAY, rt)
     return settings
 
 

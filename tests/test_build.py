@@ -1,4 +1,4 @@
-"""`digest build`: merged issue -> store, site/ and previews (run.build end to end on disk)."""
+"""`digest build`: merged issue -> store, site/ and previews (services.build end to end on disk)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import stat
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.errors import ApprovalError, FormatError, InputError
+from pipeline.interfaces import present
 from pipeline.publish import site
-from pipeline.services import run
+from pipeline.services import building
 from tests.render_support import REFERENCE, REFERENCE_DAY
 from tests.sample_day import add_candidates, newsletter, runtime, sample_papers
 from tests.support import RecordingServer
@@ -31,11 +33,11 @@ def built(tmp_path: Path, http_server: RecordingServer) -> tuple[Settings, list[
     settings = newsletter(tmp_path)
     settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query"))
     settings.paths.drafts.mkdir(parents=True)
-    shutil.copy(REFERENCE, run.draft_path(settings, REFERENCE_DAY))
+    shutil.copy(REFERENCE, services.draft_path(settings, REFERENCE_DAY))
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     lines: list[str] = []
-    run.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     assert http_server.count() == 0
     return settings, lines
 
@@ -64,8 +66,8 @@ def test_build_writes_site_previews_and_store(built: tuple[Settings, list[str]])
     conn = store.connect(settings.db_path)
     try:
         row = store.get_issue(conn, REFERENCE_DAY)
-        assert row["state"] == "built"
-        assert row["draft_sha"] == run.file_sha(run.draft_path(settings, REFERENCE_DAY))
+        assert row.state == "built"
+        assert row.draft_sha == services.file_sha(services.draft_path(settings, REFERENCE_DAY))
         variants = store.load_built_issue(conn, REFERENCE_DAY)
         assert [v.variant for v in variants] == ["all", "en", "ko"]
     finally:
@@ -87,11 +89,11 @@ def test_build_says_when_and_why_it_switched_to_the_compact_layout(
         delivery=replace(settings.delivery, max_html_kb=40),
     )
     settings.paths.drafts.mkdir(parents=True)
-    shutil.copy(REFERENCE, run.draft_path(settings, REFERENCE_DAY))
+    shutil.copy(REFERENCE, services.draft_path(settings, REFERENCE_DAY))
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     lines: list[str] = []
-    run.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     [note] = [line for line in lines if line.startswith("compact layout: ")]
     for variant in ("ko", "en", "all"):
         assert re.search(rf"\b{variant}: the full layout is \d+ KB, over "
@@ -115,29 +117,29 @@ def test_rebuild_keeps_hash_files_and_approval(built: tuple[Settings, list[str]]
     settings, _ = built
     conn = store.connect(settings.db_path)
     try:
-        first = store.get_issue(conn, REFERENCE_DAY)["built_hash"]
+        first = store.get_issue(conn, REFERENCE_DAY).built_hash
     finally:
         conn.close()
-    run.approve(settings, REFERENCE_DAY, runtime())
+    services.approve(settings, REFERENCE_DAY, runtime())
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns)
              for p in settings.paths.site.rglob("*") if p.is_file()}
     lines: list[str] = []
-    run.build(settings, REFERENCE_DAY, runtime(lines))
+    lines += present.lines(services.build(settings, REFERENCE_DAY, runtime(lines)))
     assert "(0 files will change in" in "\n".join(lines)
-    run.approve(settings, REFERENCE_DAY, runtime())  # nothing to publish again
+    services.approve(settings, REFERENCE_DAY, runtime())  # nothing to publish again
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns)
             for p in settings.paths.site.rglob("*") if p.is_file()} == files
     conn = store.connect(settings.db_path)
     try:
         row = store.get_issue(conn, REFERENCE_DAY)
-        assert row["built_hash"] == first and row["state"] == "published"
-        assert row["approved_hash"] == first == row["published_hash"]
+        assert row.built_hash == first and row.state == "published"
+        assert row.approved_hash == first == row.published_hash
     finally:
         conn.close()
 
 
 def test_build_records_the_sha_of_the_draft_it_rendered(
-    tmp_path: Path, http_server: RecordingServer
+    tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A draft saved again while the build runs (here: while it warns about an entry arXiv
     does not know) is not taken as built, so approving cannot pass text the issue lacks."""
@@ -145,27 +147,29 @@ def test_build_records_the_sha_of_the_draft_it_rendered(
     settings = replace(settings, arxiv=replace(settings.arxiv, api_url=http_server.url + "/api/query",
                                                retries=0))
     settings.paths.drafts.mkdir(parents=True)
-    path = run.draft_path(settings, REFERENCE_DAY)
+    path = services.draft_path(settings, REFERENCE_DAY)
     built_text = REFERENCE.read_text(encoding="utf-8") + (
         "\nNot Yet Announced\n(Nobody)\narXiv:2412.99999\nAn abstract.\n#reward-model\n"
     )
     path.write_text(built_text, encoding="utf-8")
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
-    lines: list[str] = []
+    original = building.merged_issue
 
-    def echo(line: str) -> None:
-        if line.startswith("warning:") and path.read_text(encoding="utf-8") == built_text:
+    def merge_then_edit(*args: Any, **kwargs: Any) -> building.Merged:
+        merged = original(*args, **kwargs)
+        if merged.warnings and path.read_text(encoding="utf-8") == built_text:
             path.write_text(built_text.replace("An abstract.", "Edited meanwhile."), "utf-8")
-        lines.append(line)
+        return merged
 
-    run.build(settings, REFERENCE_DAY, replace(runtime(), echo=echo))
+    monkeypatch.setattr(building, "merged_issue", merge_then_edit)
+    services.build(settings, REFERENCE_DAY, runtime())
     assert "Edited meanwhile." in path.read_text(encoding="utf-8")  # the edit did happen
     with closing(store.connect(settings.db_path)) as conn:
         row = store.get_issue(conn, REFERENCE_DAY)
-    assert row["draft_sha"] == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
+    assert row.draft_sha == hashlib.sha256(built_text.encode("utf-8")).hexdigest()
     with pytest.raises(ApprovalError, match="changed since the issue was built"):
-        run.approve(settings, REFERENCE_DAY, runtime())
+        services.approve(settings, REFERENCE_DAY, runtime())
 
 
 def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
@@ -173,7 +177,7 @@ def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
     copies, two elements with one id) and it could be approved and sent."""
     settings = newsletter(tmp_path)
     settings.paths.drafts.mkdir(parents=True)
-    path = run.draft_path(settings, REFERENCE_DAY)
+    path = services.draft_path(settings, REFERENCE_DAY)
     lines = REFERENCE.read_text(encoding="utf-8").split("\n")
     first_entry = lines[1 : lines.index(next(x for x in lines if x.startswith("#"))) + 1]
     path.write_text("\n".join(lines + first_entry), encoding="utf-8")
@@ -181,7 +185,7 @@ def test_build_refuses_a_draft_that_check_calls_wrong(tmp_path: Path) -> None:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     with pytest.raises(FormatError, match=r"2024-12-05.txt:\d+: the same paper twice: "
                        r".+ is also the entry at line 2 \(`digest check ") as info:
-        run.build(settings, REFERENCE_DAY, runtime())
+        services.build(settings, REFERENCE_DAY, runtime())
     assert info.value.exit_code == 2
     assert not settings.paths.site.exists()
     with closing(store.connect(settings.db_path)) as conn:
@@ -193,7 +197,7 @@ def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]])
     """Every file was written through a mkstemp temp file, so it kept its 0600 mode: site/
     copied to a web server (or served by one running as another user) was unreadable."""
     settings, _ = built
-    run.approve(settings, REFERENCE_DAY, runtime())
+    services.approve(settings, REFERENCE_DAY, runtime())
     umask = os.umask(0)
     os.umask(umask)
     for path in (settings.paths.site / "index.html", settings.paths.site / "feed.xml",
@@ -202,12 +206,12 @@ def test_site_files_get_the_usual_permissions(built: tuple[Settings, list[str]])
     page = settings.paths.site / "issues/2024-12-05.html"
     page.chmod(0o640)  # a mode chosen by hand is kept when the file is published again
     before = page.read_text()
-    draft = run.draft_path(settings, REFERENCE_DAY)
+    draft = services.draft_path(settings, REFERENCE_DAY)
     lines = draft.read_text("utf-8").split("\n")
     lines[3] += " (edited)"  # the first entry's abstract: the curator's wins over arXiv's
     draft.write_text("\n".join(lines), "utf-8")
-    run.build(settings, REFERENCE_DAY, runtime())
-    run.approve(settings, REFERENCE_DAY, runtime())
+    services.build(settings, REFERENCE_DAY, runtime())
+    services.approve(settings, REFERENCE_DAY, runtime())
     assert stat.S_IMODE(page.stat().st_mode) == 0o640 and page.read_text() != before
 
 
@@ -219,15 +223,14 @@ def test_build_warns_of_a_missing_translation_and_still_builds(tmp_path: Path) -
     lines = REFERENCE.read_text(encoding="utf-8").split("\n")
     english = lines[5]  # the first entry's English paragraph
     assert english.startswith("This study shows")
-    run.draft_path(settings, REFERENCE_DAY).write_text(
+    services.draft_path(settings, REFERENCE_DAY).write_text(
         "\n".join(lines[:5] + lines[6:]), encoding="utf-8")
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, REFERENCE_DAY, [(p, ("reward-model",), 1.0) for p in sample_papers()])
-    messages: list[str] = []
-    run.build(settings, REFERENCE_DAY, runtime(messages))
+    messages = present.lines(services.build(settings, REFERENCE_DAY, runtime()))
     assert any(m.startswith("warning: 2024-12-05.txt:2: ") and "English" in m for m in messages)
     with closing(store.connect(settings.db_path)) as conn:
-        assert store.get_issue(conn, REFERENCE_DAY)["state"] == "built"
+        assert store.get_issue(conn, REFERENCE_DAY).state == "built"
 
 
 def test_build_refuses_an_empty_draft(tmp_path: Path) -> None:
@@ -235,8 +238,8 @@ def test_build_refuses_an_empty_draft(tmp_path: Path) -> None:
     would publish and send an empty issue."""
     settings = newsletter(tmp_path)
     settings.paths.drafts.mkdir(parents=True)
-    run.draft_path(settings, REFERENCE_DAY).write_text("2024년 12월 5일\n", encoding="utf-8")
+    services.draft_path(settings, REFERENCE_DAY).write_text("2024년 12월 5일\n", encoding="utf-8")
     with pytest.raises(InputError, match="no entries") as info:
-        run.build(settings, REFERENCE_DAY, runtime())
+        services.build(settings, REFERENCE_DAY, runtime())
     assert info.value.exit_code == 2
     assert not settings.paths.site.exists()

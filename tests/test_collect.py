@@ -1,4 +1,4 @@
-"""`run.collect` and `digest collect` against a local server serving real arXiv captures."""
+"""`services.collect` and `digest collect` against a local server serving real arXiv captures."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import pytest
 from lxml import etree
 from requests import Session
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.errors import FeedError, FetchError
 from pipeline.core.models import Paper
 from pipeline.core.runtime import Runtime
-from pipeline.interfaces import cli
-from pipeline.services import run
+from pipeline.interfaces import cli, present
 from tests.arxiv_support import (
     API_2026,
     CONTACT,
@@ -100,7 +99,7 @@ def test_collect_stores_what_the_real_feed_announces(
     http_server.route(RSS_PATH, Reply(real_feed))
     settings = settings_for(tmp_path, http_server.url)
     messages: list[str] = []
-    run.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
 
     # One request for all categories, with our User-Agent.
     assert http_server.count() == 1
@@ -117,7 +116,7 @@ def test_collect_stores_what_the_real_feed_announces(
         day = store.get_day(conn, DAY)
         assert day is not None
         candidates = store.load_candidates(conn, DAY)
-    assert (day["status"], day["announced"], day["kept"]) == ("collected", 1504, 935)
+    assert (day.status, day.announced, day.kept) == ("collected", 1504, 935)
     for arxiv_id, item in kept.items():
         paper = stored[arxiv_id]
         assert (paper.version, paper.categories, paper.doi, paper.journal_ref) == (
@@ -145,7 +144,7 @@ def test_collect_stores_what_the_real_feed_announces(
 
     # A second run fetches once more and changes nothing.
     before = dump(settings)
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     assert http_server.count() == 2
     assert dump(settings) == before
 
@@ -167,7 +166,7 @@ def test_a_new_version_updates_the_paper_and_is_no_new_candidate(
 
     feed = rewrite_feed(small_feed, edit=bump)
     http_server.route(RSS_PATH, Reply(feed))
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     with closing(store.connect(settings.db_path)) as conn:
         paper = store.get_papers(conn, [first.arxiv_id]).get(first.arxiv_id)
         candidates = {c.paper.arxiv_id for c in store.load_candidates(conn, DAY)}
@@ -182,7 +181,7 @@ def test_the_empty_feed_is_a_day_without_announcement(
     http_server.route(RSS_PATH, Reply(EMPTY_FEED.read_bytes()))
     settings = settings_for(tmp_path, http_server.url)
     messages: list[str] = []
-    run.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
     state = dump(settings)
     assert state["papers"] == state["candidates"] == state["issues"] == []
     assert state["days"] == [("2024-11-28", "empty", 0, 0)]
@@ -194,9 +193,9 @@ def test_an_empty_feed_later_keeps_a_collected_day(
 ) -> None:
     http_server.route(RSS_PATH, Reply(small_feed), Reply(EMPTY_FEED.read_bytes()))
     settings = settings_for(tmp_path, http_server.url)
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     before = dump(settings)
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     assert dump(settings) == before
     assert before["days"][0][1] == "collected"
 
@@ -246,7 +245,7 @@ def test_a_failed_fetch_stores_nothing(
     settings = settings_for(tmp_path, http_server.url)
     http_server.route(RSS_PATH, *replies(small_feed))
     with pytest.raises(error, match="^" + str(http_server.url)) as caught:
-        run.collect(settings, DAY, runtime_for(clock))
+        services.collect(settings, DAY, runtime_for(clock))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
     assert http_server.count() == requests
@@ -258,10 +257,10 @@ def test_a_failed_fetch_leaves_an_earlier_day_alone(
 ) -> None:
     settings = settings_for(tmp_path, http_server.url)
     http_server.route(RSS_PATH, Reply(small_feed), Reply(small_feed[:500]))
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     before = dump(settings)
     with pytest.raises(FeedError):
-        run.collect(settings, DAY, runtime_for(clock))
+        services.collect(settings, DAY, runtime_for(clock))
     assert dump(settings) == before
 
 
@@ -283,7 +282,7 @@ def test_transient_failures_are_retried(
 ) -> None:
     settings = settings_for(tmp_path, http_server.url)
     http_server.route(RSS_PATH, first, Reply(small_feed))
-    run.collect(settings, DAY, runtime_for(clock))
+    services.collect(settings, DAY, runtime_for(clock))
     assert http_server.count() == 2
     assert clock.sleeps == sleeps
     assert dump(settings)["days"] == [("2024-11-28", "collected", 44, 39)]
@@ -298,7 +297,7 @@ def test_a_feed_trickling_in_times_out_after_the_request_timeout(
     settings = replace(settings, arxiv=replace(settings.arxiv, timeout=0.5, retries=0))
     http_server.route(RSS_PATH, Reply(small_feed, trickle=0.1))
     with pytest.raises(FetchError, match=r"timed out after 0\.5 s .*gave up after 1 attempt"):
-        run.collect(settings, DAY, Runtime(echo=[].append, http=Session()))
+        services.collect(settings, DAY, Runtime(echo=[].append, http=Session()))
     assert stored_rows(settings) == 0
 
 
@@ -308,7 +307,7 @@ def test_backoff_doubles_until_it_gives_up(
     settings = settings_for(tmp_path, http_server.url)
     http_server.route(RSS_PATH, Reply(b"", 502))
     with pytest.raises(FetchError, match=r"HTTP 502 .*gave up after 5 attempts"):
-        run.collect(settings, DAY, runtime_for(clock))
+        services.collect(settings, DAY, runtime_for(clock))
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
 
 
@@ -387,7 +386,7 @@ def test_api_search_adds_papers_of_the_submission_window(
     tags = '[tags.testing]\nkeywords = ["testing"]\napi_search = true'
     settings = settings_for(tmp_path, http_server.url, tags=tags)
     messages: list[str] = []
-    run.collect(settings, DAY, runtime_for(clock, messages))
+    messages += present.lines(services.collect(settings, DAY, runtime_for(clock, messages)))
 
     assert (http_server.count("/rss/"), http_server.count("/api/query")) == (1, 1)
     query = http_server.requests[1].query

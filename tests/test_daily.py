@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core import locks
 from pipeline.core.config import Settings
 from pipeline.core.errors import InputError, LockedError
 from pipeline.core.runtime import Runtime
-from pipeline.services import run
+from pipeline.interfaces import present
 from tests.daily_support import Clock, FakeArxiv, make_settings
 from tests.support import FakeClock, RecordingServer, Reply
 
@@ -39,14 +39,15 @@ def run_daily(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
     rt = Runtime(now=fa.clock, echo=echoed.append)
-    return run.daily(fa.settings, day, rt, steps=fa.steps(), send_issue=send_issue,
-                     should_stop=should_stop)
+    return services.daily(fa.settings, day, rt, steps=fa.steps(), send_issue=send_issue,
+                          should_stop=should_stop,
+                          on_event=lambda e: echoed.extend(present.lines(e))).outcome
 
 
 def issue_state(fa: FakeArxiv, day: date = THU) -> str | None:
-    with closing(run.open_store(fa.settings)) as conn:
+    with closing(services.open_store(fa.settings)) as conn:
         row = store.get_issue(conn, day)
-    return None if row is None else str(row["state"])
+    return None if row is None else str(row.state)
 
 
 def test_a_fresh_day_runs_every_step_in_order_then_a_rerun_runs_none(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_without_a_date_the_latest_announcement_out_is_used(tmp_path: Path) -> N
 
 def test_a_failed_step_stops_and_the_rerun_resumes_without_repeats(tmp_path: Path) -> None:
     fa, echoed = arxiv(tmp_path, fail={"build": 1})
-    with pytest.raises(run.StepFailed) as info:
+    with pytest.raises(services.StepFailed) as info:
         run_daily(fa, echoed)
     message = str(info.value)
     assert message.startswith(f"{THU}: build failed: ")
@@ -89,7 +90,7 @@ def test_a_failed_step_stops_and_the_rerun_resumes_without_repeats(tmp_path: Pat
 
 def test_a_failed_send_is_retried_and_sends_once(tmp_path: Path) -> None:
     fa, echoed = arxiv(tmp_path, fail={"send": 1})
-    with pytest.raises(run.StepFailed, match="send failed"):
+    with pytest.raises(services.StepFailed, match="send failed"):
         run_daily(fa, echoed)
     run_daily(fa, echoed)
     run_daily(fa, echoed)
@@ -103,7 +104,7 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
     fa, echoed = arxiv(tmp_path, approval=True)
     outcome = run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build"]
-    assert str(run.draft_path(fa.settings, THU)) in outcome
+    assert str(services.draft_path(fa.settings, THU)) in outcome
     assert str(fa.settings.paths.outbox / str(THU) / "preview.all.html") in outcome
     assert f"`digest approve --date {THU}`" in outcome
     assert echoed[-1] == outcome
@@ -111,7 +112,7 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
     run_daily(fa, echoed)  # still not approved: nothing runs, same advice
     assert len(fa.calls) == 3
 
-    run.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
+    echoed += present.lines(services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append)))
     run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "send"]
 
@@ -119,8 +120,8 @@ def test_with_approval_required_it_tells_the_curator_and_sends_after_approve(
 def test_an_edited_draft_is_rebuilt_and_needs_approval_again(tmp_path: Path) -> None:
     fa, echoed = arxiv(tmp_path, approval=True)
     run_daily(fa, echoed)
-    run.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append))
-    with run.draft_path(fa.settings, THU).open("a", encoding="utf-8") as fh:
+    echoed += present.lines(services.approve(fa.settings, THU, Runtime(now=fa.clock, echo=echoed.append)))
+    with services.draft_path(fa.settings, THU).open("a", encoding="utf-8") as fh:
         fh.write("one more line by the curator\n")
     outcome = run_daily(fa, echoed)
     assert [s for s, _ in fa.calls] == ["collect", "draft", "build", "build"]
@@ -202,7 +203,7 @@ def demo_newsletter(tmp_path: Path, http_server: RecordingServer) -> Iterator[Pa
 
 
 def readers_mailed(settings: Settings) -> list[tuple[str, int]]:
-    with closing(run.open_store(settings)) as conn:
+    with closing(services.open_store(settings)) as conn:
         rows = conn.execute(
             "SELECT s.email, d.attempts FROM deliveries d JOIN subscribers s"
             " ON s.id = d.subscriber_id WHERE d.status = 'sent' ORDER BY s.email"
@@ -222,15 +223,15 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     echoed: list[str] = []
     rt = Runtime(sleep=clock.sleep, monotonic=clock.monotonic, echo=echoed.append)
 
-    with pytest.raises(run.StepFailed) as info:
-        run.daily(settings, THU, rt)
+    with pytest.raises(services.StepFailed) as info:
+        services.daily(settings, THU, rt)
     assert str(info.value).startswith(f"{THU}: collect failed: ")
     assert "503" in str(info.value)
-    assert not run.draft_path(settings, THU).exists()
+    assert not services.draft_path(settings, THU).exists()
 
-    outcome = run.daily(settings, THU, rt)
+    outcome = services.daily(settings, THU, rt).outcome
     assert outcome == f"{THU}: collect, draft, build, send done; the issue is sent"
-    assert run.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
     assert http_server.count("/rss/") == 2  # the failure and the retry, nothing after
     assert readers_mailed(settings) == [("both.reader@example.org", 1),
                                         ("en.reader@example.org", 1),
@@ -253,11 +254,11 @@ def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     echoed: list[str] = []
     rt = Runtime(echo=echoed.append)
 
-    waiting = run.daily(settings, THU, rt)
+    waiting = services.daily(settings, THU, rt).outcome
     assert "waiting for approval" in waiting
     assert (settings.paths.outbox / str(THU) / "preview.all.html").is_file()
     assert readers_mailed(settings) == []
-    run.approve(settings, THU, rt)
-    assert run.daily(settings, THU, rt) == f"{THU}: send done; the issue is sent"
-    assert run.daily(settings, THU, rt) == f"{THU}: already sent; nothing to do"
+    services.approve(settings, THU, rt)
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: send done; the issue is sent"
+    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
     assert [n for _, n in readers_mailed(settings)] == [1, 1, 1]

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from pipeline import services
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 from pipeline.interfaces import demo
-from pipeline.services import run
 
 ROOT = Path(__file__).resolve().parent.parent
 METADATA = ROOT / "tests" / "fixtures" / "digest" / "sample-day-2024-12-05.metadata.json"
@@ -83,7 +83,7 @@ def test_demo_runs_offline_and_a_second_run_mails_nobody_again(
     assert "already sent; nothing to do" in second.err
     assert reader_emails(target) == emails
     settings = load_config(target / "config" / "digest.toml")
-    with closing(run.open_store(settings)) as conn:
+    with closing(services.open_store(settings)) as conn:
         rows = conn.execute("SELECT status, attempts FROM deliveries").fetchall()
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 3
     assert offline == []

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import parse_digest, read_digest, write_digest
 from pipeline.core.errors import FormatError, InputError
 from pipeline.core.models import Candidate, Digest, Entry
 from pipeline.curate.draft import build_offer, update_draft
 from pipeline.curate.notes import read_notes
-from pipeline.services import run
+from pipeline.interfaces import present
 from tests.sample_day import (
     DAY,
     REFERENCE,
@@ -29,7 +30,7 @@ from tests.sample_day import (
 from tests.support import FIXTURES
 
 
-def _collect_sample_days(settings: run.Settings) -> None:
+def _collect_sample_days(settings: Settings) -> None:
     """Store the ten papers as candidates of the day each was announced (the evening after
     its submission date, the note's file-name prefix), like three days of `digest collect`."""
     announced = {  # arXiv id -> announcement date
@@ -48,7 +49,9 @@ def test_compiling_the_real_notes_gives_the_reference_issue(tmp_path: Path) -> N
     shutil.copytree(FIXTURES / "notes" / "2412", settings.paths.notes / "2412")
     _collect_sample_days(settings)
     messages: list[str] = []
-    path = run.draft(settings, DAY, runtime(messages))
+    report = services.draft(settings, DAY, runtime())
+    messages += present.lines(report)
+    path = report.path
 
     drafted = read_digest(path)
     reference = read_digest(REFERENCE)
@@ -93,7 +96,7 @@ def test_noted_papers_first_then_candidates_by_score_up_to_the_limit(tmp_path: P
             (extra[1], ("vq",), 3.0), (extra[2], ("llm",), 2.0), (extra[3], (), 0.2),
             (papers["2412.02674"], (), 0.0),
         ])
-    drafted = read_digest(run.draft(settings, DAY, runtime()))
+    drafted = read_digest(services.draft(settings, DAY, runtime()).path)
     assert [e.arxiv_id for e in drafted.entries] == [
         "2412.01981", "2412.02674",  # noted, in notes order, whatever their score
         "2412.09001", "2412.09002",  # then the two best other candidates
@@ -116,7 +119,9 @@ def test_a_note_the_draft_could_not_hold_is_skipped_and_the_draft_reads_back(
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(p1, (), 1.0), (p2, (), 1.0)])
     messages: list[str] = []
-    drafted = read_digest(run.draft(settings, DAY, runtime(messages)))
+    report = services.draft(settings, DAY, runtime())
+    messages += present.lines(report)
+    drafted = read_digest(report.path)
     assert [e.commentary for e in drafted.entries] == [(), ()]  # offered without the notes
     skipped = [m for m in messages if m.startswith("warning: note skipped:")]
     assert len(skipped) == 2
@@ -140,7 +145,7 @@ def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Pat
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(papers["2412.01981"], (), 1.0)]
                        + [(p, ("vq",), 1.0 - i / 10) for i, p in enumerate(first)])
-    path = run.draft(settings, DAY, runtime())
+    path = services.draft(settings, DAY, runtime()).path
     assert [e.arxiv_id for e in read_digest(path).entries] == [
         "2412.01981", "2412.08000", "2412.08001", "2412.08002", "2412.08003"]
 
@@ -159,7 +164,7 @@ def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Pat
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(second[0], ("llm",), 0.3), (second[1], (), 0.0)])
     messages: list[str] = []
-    run.draft(settings, DAY, runtime(messages))
+    messages += present.lines(services.draft(settings, DAY, runtime()))
 
     after = read_digest(path)
     assert [e.arxiv_id for e in after.entries] == [
@@ -178,7 +183,7 @@ def test_a_rerun_keeps_every_curator_edit_and_adds_only_new_papers(tmp_path: Pat
 
     # Nothing new: the file is not even rewritten.
     before = path.stat().st_mtime_ns, path.read_bytes()
-    run.draft(settings, DAY, runtime(messages))
+    messages += present.lines(services.draft(settings, DAY, runtime()))
     assert (path.stat().st_mtime_ns, path.read_bytes()) == before
     assert messages[-1] == f"unchanged: {path} (6 entries; 0 added)"
 
@@ -190,11 +195,11 @@ def test_a_rerun_with_nothing_new_keeps_the_curators_layout(tmp_path: Path) -> N
     settings = newsletter(tmp_path, max_candidates=40)
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper(f"2412.0700{i}", f"P {i}"), (), 1.0) for i in range(2)])
-    path = run.draft(settings, DAY, runtime())
+    path = services.draft(settings, DAY, runtime()).path
     laid_out = path.read_text(encoding="utf-8").replace("\n#\n", "\n#\n\n").replace("\n", "\r\n")
     path.write_bytes(laid_out.encode("utf-8"))
     messages: list[str] = []
-    run.draft(settings, DAY, runtime(messages))
+    messages += present.lines(services.draft(settings, DAY, runtime()))
     assert path.read_bytes() == laid_out.encode("utf-8")
     assert messages[-1] == f"unchanged: {path} (2 entries; 0 added)"
 
@@ -204,12 +209,12 @@ def test_a_note_written_later_fills_a_kept_entry_without_commentary(tmp_path: Pa
     papers = {p.arxiv_id: p for p in sample_papers()}
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(papers["2412.03572"], ("robotics",), 1.0)])
-    path = run.draft(settings, DAY, runtime())
+    path = services.draft(settings, DAY, runtime()).path
     assert read_digest(path).entries[0].commentary == ()
     shutil.copy(FIXTURES / "notes" / "2412" / "241204 Navigation World Models.md",
                 settings.paths.notes)
     messages: list[str] = []
-    run.draft(settings, DAY, runtime(messages))
+    messages += present.lines(services.draft(settings, DAY, runtime()))
     entry = read_digest(path).entries[0]
     assert entry.notes_ko[0].startswith("구글에 더해")
     assert entry.tags == ("world-models", "robotics")
@@ -220,12 +225,12 @@ def test_removing_the_draft_file_starts_afresh(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, max_candidates=5)
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper(f"2412.0700{i}", f"P {i}"), (), 1.0) for i in range(3)])
-    path = run.draft(settings, DAY, runtime())
+    path = services.draft(settings, DAY, runtime()).path
     _edit(path, lambda entries: entries.clear())
-    run.draft(settings, DAY, runtime())
+    services.draft(settings, DAY, runtime())
     assert read_digest(path).entries == ()  # all deleted: they stay deleted
     path.unlink()
-    run.draft(settings, DAY, runtime())
+    services.draft(settings, DAY, runtime())
     assert len(read_digest(path).entries) == 3
 
 
@@ -236,42 +241,42 @@ def test_notes_of_earlier_days_join_once(tmp_path: Path) -> None:
     papers = {p.arxiv_id: p for p in sample_papers()}
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, date(2024, 12, 3), [(papers["2412.01981"], (), 1.0)])
-        add_candidates(conn, DAY - timedelta(days=run.NOTE_LOOKBACK_DAYS + 1),
+        add_candidates(conn, DAY - timedelta(days=services.NOTE_LOOKBACK_DAYS + 1),
                        [(papers["2412.02674"], (), 1.0)])
         for day in (DAY, DAY + timedelta(days=1)):  # collected, no paper matched a tag
             add_candidates(conn, day, [])
-    first = read_digest(run.draft(settings, DAY, runtime()))
+    first = read_digest(services.draft(settings, DAY, runtime()).path)
     assert [e.arxiv_id for e in first.entries] == ["2412.01981"]
-    later = read_digest(run.draft(settings, DAY + timedelta(days=1), runtime()))
+    later = read_digest(services.draft(settings, DAY + timedelta(days=1), runtime()).path)
     assert later.entries == ()
 
 
 def test_a_broken_draft_is_reported_and_left_alone(tmp_path: Path) -> None:
     settings = newsletter(tmp_path)
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     path.parent.mkdir(parents=True)
     path.write_text("2024년 12월 5일\nA title\nno authors line\n", encoding="utf-8")
     with pytest.raises(FormatError, match=r"2024-12-05.txt:3: expected the authors line"):
-        run.draft(settings, DAY, runtime())
+        services.draft(settings, DAY, runtime())
     assert path.read_text(encoding="utf-8").endswith("no authors line\n")
     path.write_text("2024년 12월 6일\n", encoding="utf-8")
     with pytest.raises(FormatError, match="the draft is dated 2024-12-06, expected 2024-12-05"):
-        run.draft(settings, DAY, runtime())
+        services.draft(settings, DAY, runtime())
 
 
 def test_a_day_not_collected_or_without_announcement_gets_no_draft(tmp_path: Path) -> None:
     """Drafting a day before collecting it once wrote an empty draft, which then built into
     an issue of no papers, published in the archive and feeds."""
     settings = newsletter(tmp_path)
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     with pytest.raises(InputError, match=r"nothing collected for 2024-12-05: run `digest "
                        r"collect --date 2024-12-05` first") as info:
-        run.draft(settings, DAY, runtime())
+        services.draft(settings, DAY, runtime())
     assert info.value.exit_code == 2 and not path.exists()
     with closing(store.connect(settings.db_path)) as conn, store.transaction(conn):
         store.save_day(conn, DAY, "empty", 0, 0)
     with pytest.raises(InputError, match=r"no announcement on 2024-12-05"):
-        run.draft(settings, DAY, runtime())
+        services.draft(settings, DAY, runtime())
     assert not path.exists()
 
 
@@ -281,7 +286,9 @@ def test_a_sent_issue_keeps_its_draft(tmp_path: Path) -> None:
         add_candidates(conn, DAY, [(paper("2412.07001", "P"), (), 1.0)])
         store.set_issue_state(conn, DAY, "sent")
     messages: list[str] = []
-    path = run.draft(settings, DAY, runtime(messages))
+    report = services.draft(settings, DAY, runtime())
+    messages += present.lines(report)
+    path = report.path
     assert not path.exists() and "already sent" in messages[-1]
 
 
@@ -315,22 +322,22 @@ def test_a_save_by_the_curator_while_drafting_is_never_written_over(
     settings = newsletter(tmp_path, max_candidates=40)
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper("2412.07001", "P 1"), (), 1.0)])
-    path = run.draft(settings, DAY, runtime())
+    path = services.draft(settings, DAY, runtime()).path
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(paper("2412.07002", "P 2"), (), 1.0)])  # new: a write is due
     saved = path.read_text(encoding="utf-8").replace("#\n", "#curated\n")
-    original = run.drafting.update_draft
+    original = services.drafting.offers.update_draft
 
     def save_then_update(*args: object, **kwargs: object) -> object:
         path.write_text(saved, encoding="utf-8")  # the curator's editor saves now
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(run.drafting, "update_draft", save_then_update)
+    monkeypatch.setattr(services.drafting.offers, "update_draft", save_then_update)
     with pytest.raises(InputError, match="was saved while drafting; nothing was written"):
-        run.draft(settings, DAY, runtime())
+        services.draft(settings, DAY, runtime())
     assert path.read_text(encoding="utf-8") == saved
     monkeypatch.undo()
-    run.draft(settings, DAY, runtime())  # run again: the save is kept, the new paper added
+    services.draft(settings, DAY, runtime())  # run again: the save is kept, the new paper added
     entries = read_digest(path).entries
     assert [e.arxiv_id for e in entries] == ["2412.07001", "2412.07002"]
     assert entries[0].tags == ("curated",)
@@ -348,7 +355,9 @@ def test_what_the_notes_reader_repaired_is_a_warning_of_the_draft(tmp_path: Path
     with closing(store.connect(settings.db_path)) as conn:
         add_candidates(conn, DAY, [(p1, (), 1.0), (p2, (), 1.0)])
     messages: list[str] = []
-    drafted = read_digest(run.draft(settings, DAY, runtime(messages)))
+    report = services.draft(settings, DAY, runtime())
+    messages += present.lines(report)
+    drafted = read_digest(report.path)
     assert drafted.entries[0].commentary == ("한국어 코멘트", "English.")
     assert drafted.entries[0].tags == ("llm",)
     note = settings.paths.notes / "241205 First.md"

@@ -1,5 +1,5 @@
 """Edge values (issue #13): ports, timeouts, hosts, secrets, and CSV cells a spreadsheet would
-run. Each bad value is one line naming the key or flag, exit 2, no traceback."""
+services. Each bad value is one line naming the key or flag, exit 2, no traceback."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import load_config
 from pipeline.core.models import Subscriber
 from pipeline.deliver.subscribers import export_csv, import_csv, neutralize, unneutralize
-from pipeline.services import run
 from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +95,7 @@ def test_send_to_a_mail_server_that_does_not_resolve(tmp_path: Path) -> None:
     add_subscribers(settings, 2)
     one_line(digest(config, "send", "--date", DAY.isoformat()), "smtp.host",
              "cannot resolve host 'mail.no-such-host.invalid'")
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         assert store.delivery_counts(conn, DAY) == {}  # nothing claimed, nothing lost
     finally:
@@ -132,7 +131,7 @@ HOSTILE = ["=cmd|'/C'!A0@example.org", "+1@example.org", "-2@example.org",
 
 def test_export_neutralizes_formulas_and_import_takes_them_back(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, transport="outbox")
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         stored = []
         for addr in HOSTILE:
@@ -149,7 +148,7 @@ def test_export_neutralizes_formulas_and_import_takes_them_back(tmp_path: Path) 
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="utf-8")
     other = newsletter(tmp_path / "other", transport="outbox")
-    conn = run.open_store(other)
+    conn = services.open_store(other)
     try:
         report = import_csv(conn, other.variants, path)
         back = [s.email for s in store.iter_subscribers(conn)]

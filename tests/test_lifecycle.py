@@ -20,15 +20,15 @@ from pathlib import Path
 import lxml.etree
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core import lifecycle
 from pipeline.core.config import Settings, load_config
 from pipeline.core.errors import ApprovalError
 from pipeline.core.files import CRASH_AFTER_ENV
 from pipeline.core.runtime import Runtime
+from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
-from pipeline.services import run
 from tests.deliver_support import USER, Sink, add_subscribers, smtp_server
 from tests.sample_day import REFERENCE, add_candidates, sample_papers
 
@@ -102,7 +102,7 @@ def day_entries() -> list[str]:
 
 
 def write_draft(settings: Settings, day: date, blocks: list[str]) -> Path:
-    path = run.draft_path(settings, day)
+    path = services.draft_path(settings, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{day.isoformat()}\n" + "".join(blocks), "utf-8")
     return path
@@ -148,8 +148,8 @@ def newsletter(root: Path, port: int, *, approval: bool = True) -> Settings:
             add_candidates(conn, day, [(p, ("reward-model",), 1.0) for p in sample_papers()])
     blocks = reference_entries()
     write_draft(settings, EARLIER, [blocks[0], blocks[2], blocks[3]])
-    run.build(settings, EARLIER, at(BUILT_AT))
-    run.approve(settings, EARLIER, at(BUILT_AT))
+    services.build(settings, EARLIER, at(BUILT_AT))
+    services.approve(settings, EARLIER, at(BUILT_AT))
     write_draft(settings, DAY, day_entries())
     return settings
 
@@ -175,7 +175,7 @@ def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     before = tree(settings.paths.site)
     assert "issues/2024-12-04.html" in before
     lines: list[str] = []
-    run.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     assert tree(settings.paths.site) == before  # byte-identical: nothing of D is public
     for name in before:
         if name.endswith((".xml", ".html")):
@@ -186,10 +186,10 @@ def test_build_leaves_site_and_feeds_as_they_were_and_approve_publishes(
     assert (preview / "issues/2024-12-04.html").is_file()  # the whole site as it will be
     assert "nothing there changed yet" in "\n".join(lines)
     # a daily run stops before the send and still publishes nothing
-    assert "waiting for approval" in run.daily(settings, DAY, at(BUILT_AT))
+    assert "waiting for approval" in services.daily(settings, DAY, at(BUILT_AT)).outcome
     assert tree(settings.paths.site) == before
 
-    run.approve(settings, DAY, at(BUILT_AT))
+    services.approve(settings, DAY, at(BUILT_AT))
     after = tree(settings.paths.site)
     assert after == tree(preview)  # what was previewed is what is published
     assert "https://digest.example.org/issues/2024-12-05.html" in feed_items(settings)
@@ -205,9 +205,9 @@ def test_auto_mode_publishes_when_it_sends(tmp_path: Path, sink: tuple[Sink, int
     settings = newsletter(tmp_path, sink[1], approval=False)
     add_subscribers(settings, 2)
     before = tree(settings.paths.site)
-    run.build(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
     assert tree(settings.paths.site) == before
-    run.send(settings, DAY, at(BUILT_AT))
+    services.send(settings, DAY, at(BUILT_AT))
     assert "https://digest.example.org/issues/2024-12-05.html" in feed_items(settings)
     assert sink[0].count == 2
     with closing(store.connect(settings.db_path)) as conn:
@@ -223,11 +223,11 @@ def test_digest_serve_follows_each_publish(tmp_path: Path, sink: tuple[Sink, int
 
     settings = newsletter(tmp_path, sink[1])
     assert settings.paths.site.is_symlink()
-    run.build(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
     with serving(settings) as base:
         assert requests.get(f"{base}/issues/2024-12-05.html", timeout=10).status_code == 404
         assert requests.get(f"{base}/issues/2024-12-04.html", timeout=10).status_code == 200
-        run.approve(settings, DAY, at(BUILT_AT))
+        services.approve(settings, DAY, at(BUILT_AT))
         page = requests.get(f"{base}/issues/2024-12-05.html", timeout=10)
         assert page.status_code == 200 and "Nemotron-CC" in page.text
         assert "2024-12-05" in requests.get(f"{base}/feed.xml", timeout=10).text
@@ -246,7 +246,7 @@ def _killed(command: str, root: Path, crash_after: int) -> int:
         try:
             os.environ[CRASH_AFTER_ENV] = str(crash_after)
             settings = load_config(root / "config" / "digest.toml")
-            getattr(run, command)(settings, DAY, at(BUILT_AT))
+            getattr(services, command)(settings, DAY, at(BUILT_AT))
             code = 0
         finally:
             os._exit(code)
@@ -262,7 +262,7 @@ def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
     base = tmp_path / "base"
     settings = newsletter(base, 25)
     if command == "approve":
-        run.build(settings, DAY, at(BUILT_AT))
+        services.build(settings, DAY, at(BUILT_AT))
     before = tree(settings.paths.site)
     done = tmp_path / "done"
     shutil.copytree(base, done, symlinks=True)
@@ -283,7 +283,7 @@ def test_a_build_or_publish_killed_at_each_write_leaves_site_before_or_after(
         assert code == -9, f"write {n}: exit {code}"
         kills += 1
         # the next run completes the job and sweeps what the killed one left
-        getattr(run, command)(load_config(work / "config" / "digest.toml"), DAY, at(BUILT_AT))
+        getattr(services, command)(load_config(work / "config" / "digest.toml"), DAY, at(BUILT_AT))
         assert tree(work / "site") == after
         assert leftovers(work) == [], n
         shutil.rmtree(work)
@@ -299,9 +299,9 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
 ) -> None:
     settings = newsletter(tmp_path, sink[1])
     add_subscribers(settings, 3)
-    run.build(settings, DAY, at(BUILT_AT))
-    run.approve(settings, DAY, at(BUILT_AT))
-    run.send(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
+    services.approve(settings, DAY, at(BUILT_AT))
+    services.send(settings, DAY, at(BUILT_AT))
     assert sink[0].count == 3
     guid = "https://digest.example.org/issues/2024-12-05.html"
     first_date, first_content = feed_items(settings)[guid]
@@ -309,7 +309,7 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     assert "수정됨" not in page.read_text("utf-8")
 
     # The curator fixes a typo in the sent issue's commentary.
-    draft = run.draft_path(settings, DAY)
+    draft = services.draft_path(settings, DAY)
     text = draft.read_text("utf-8")
     fixed = text.replace("NVIDIA의", "NVIDIA가 만든", 1)
     assert fixed != text
@@ -317,10 +317,10 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     later = datetime(2024, 12, 7, 3, 0, tzinfo=UTC)
     published = tree(settings.paths.site)
     lines: list[str] = []
-    run.build(settings, DAY, at(later, lines))
+    lines += present.lines(services.build(settings, DAY, at(later, lines)))
     assert "this build is a correction" in "\n".join(lines)
     assert tree(settings.paths.site) == published  # still nothing public before approval
-    run.approve(settings, DAY, at(later, lines))
+    lines += present.lines(services.approve(settings, DAY, at(later, lines)))
 
     html = page.read_text("utf-8")
     assert "NVIDIA가 만든" in html and "2024년 12월 7일에 수정됨" in html
@@ -343,13 +343,13 @@ def test_a_correction_after_send_updates_page_and_feed_item_and_mails_nobody(
     assert info.value.code == 0
     err = capsys.readouterr().err
     assert "was already sent" in err and "digest approve" in err
-    run.daily(settings, DAY, at(later))
+    services.daily(settings, DAY, at(later))
     assert sink[0].count == 3
 
     # Republishing the same content keeps the correction's date (byte-identical site).
     snapshot = tree(settings.paths.site)
-    run.build(settings, DAY, at(datetime(2024, 12, 9, tzinfo=UTC)))
-    run.approve(settings, DAY, at(datetime(2024, 12, 9, tzinfo=UTC)))
+    services.build(settings, DAY, at(datetime(2024, 12, 9, tzinfo=UTC)))
+    services.approve(settings, DAY, at(datetime(2024, 12, 9, tzinfo=UTC)))
     assert tree(settings.paths.site) == snapshot
 
 
@@ -363,8 +363,8 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
     settings = newsletter(tmp_path, sink[1])
     subs = add_subscribers(settings, 2)
     with pytest.raises(ApprovalError, match="not built yet"):
-        run.send(settings, DAY, at(BUILT_AT), to="curator@example.org")
-    run.build(settings, DAY, at(BUILT_AT))
+        services.send(settings, DAY, at(BUILT_AT), to="curator@example.org")
+    services.build(settings, DAY, at(BUILT_AT))
     public = tree(settings.paths.site)
 
     with pytest.raises(SystemExit) as info:
@@ -374,7 +374,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
     err = capsys.readouterr().err
     assert "[TEST] copy (en)" in err and "curator@example.org" in err and "recorded nothing" in err
     lines: list[str] = []
-    run.send(settings, DAY, at(BUILT_AT, lines), to=subs[0].email, variant="all")
+    lines += present.lines(services.send(settings, DAY, at(BUILT_AT, lines), to=subs[0].email, variant="all"))
     assert [m.recipients for m in sink[0].messages] == [["curator@example.org"], [subs[0].email]]
     first, second = (m.parsed() for m in sink[0].messages)
     assert first["Subject"].startswith("[TEST] [en] ML Papers Digest")
@@ -388,7 +388,7 @@ def test_test_copies_and_dry_run_before_approval_record_nothing(
     assert info.value.code == 2
     assert "--variant" in capsys.readouterr().err
 
-    run.send(settings, DAY, at(BUILT_AT), dry_run=True)
+    services.send(settings, DAY, at(BUILT_AT), dry_run=True)
     outbox = settings.paths.outbox / DAY.isoformat()
     assert sorted(p.name for p in outbox.glob("*.eml") if not p.name.startswith("preview")) == \
         sorted(f"{s.email}.eml" for s in subs)
@@ -412,7 +412,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed(
     settings = newsletter(tmp_path, sink[1])
     draft = write_draft(settings, DAY, [*day_entries()[:2], UNCOMMENTED])
     lines: list[str] = []
-    run.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     said = "\n".join(lines)
     assert "no commentary" in said and "1 of 3 entries have no commentary" in said
     public = tree(settings.paths.site)
@@ -455,7 +455,7 @@ def test_an_unknown_tag_close_to_one_configured_tag_gets_a_suggestion(
     other = day_entries()[1].rsplit("#", 1)[0] + "#brand-new-topic\n"
     write_draft(settings, DAY, [blocks[0], other])
     lines: list[str] = []
-    run.build(settings, DAY, at(BUILT_AT, lines))
+    lines += present.lines(services.build(settings, DAY, at(BUILT_AT, lines)))
     said = "\n".join(lines)
     assert "did you mean #pretraining?" in said and "brand-new-topic" not in said
 
@@ -470,18 +470,18 @@ def test_status_shows_the_day_at_a_glance(
     settings = newsletter(tmp_path, sink[1])
     add_subscribers(settings, 3)
     write_draft(settings, DAY, [*day_entries()[:2], UNCOMMENTED])
-    st = lifecycle.status(settings, DAY, at(BUILT_AT))
+    st = services.status(settings, DAY, at(BUILT_AT))
     assert (st.state, st.built, st.candidates) == ("collected", None, len(sample_papers()))
     assert (st.draft.entries, st.draft.commented, len(st.draft.uncommented)) == (3, 2, 1)
     assert st.next_step.startswith("build:")
     assert st.next_scheduled == "send at 2024-12-05 18:00 KST"
-    run.build(settings, DAY, at(BUILT_AT))
-    st = lifecycle.status(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
+    st = services.status(settings, DAY, at(BUILT_AT))
     assert st.state == "built" and st.built is not None and not st.approved
     assert set(st.built.sizes) == {"ko", "en", "all"} and all(st.built.sizes.values())
     assert st.pending == 3 and "--allow-uncommented" in st.next_step
-    run.approve(settings, DAY, at(BUILT_AT), allow_uncommented=True)
-    run.send(settings, DAY, at(BUILT_AT))
+    services.approve(settings, DAY, at(BUILT_AT), allow_uncommented=True)
+    services.send(settings, DAY, at(BUILT_AT))
 
     with pytest.raises(SystemExit) as info:
         main(["--config", str(settings.source), "status", "--date", str(DAY), "--json"])
@@ -498,7 +498,7 @@ def test_status_shows_the_day_at_a_glance(
 
 def test_status_of_a_day_never_collected(tmp_path: Path, env: None) -> None:
     settings = load_config(write_config(tmp_path, port=25))
-    st = lifecycle.status(settings, DAY, at(BUILT_AT))
+    st = services.status(settings, DAY, at(BUILT_AT))
     assert st.state is None and st.collected is None and st.next_step.startswith("collect")
 
 
@@ -517,15 +517,15 @@ def test_send_reads_the_tags_from_the_record_not_the_rendered_text(
     blocks = day_entries()[:2]
     blocks[0] = blocks[0].replace("\n#", "\nsee also #pretraining-old in text\n#", 1)
     write_draft(settings, DAY, blocks)
-    run.build(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
     with closing(store.connect(settings.db_path)) as conn, store.transaction(conn):
         for email, tags in (("a@example.org", ("pretraining",)), ("b@example.org", ("vq",))):
             store.save_subscriber(conn, Subscriber(email, "all", tags, "active"))
         record = store.get_issue_record(conn, DAY)
     assert record is not None and record.build is not None
     assert "pretraining" in record.tags and "vq" not in record.tags
-    run.approve(settings, DAY, at(BUILT_AT))
-    run.send(settings, DAY, at(BUILT_AT))
+    services.approve(settings, DAY, at(BUILT_AT))
+    services.send(settings, DAY, at(BUILT_AT))
     assert [m.recipients for m in sink[0].messages] == [["a@example.org"]]
 
 
@@ -536,7 +536,7 @@ def test_states_are_ordered_and_stored_as_their_names(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "d.db")
     with closing(conn):
         store.set_issue_state(conn, DAY, lifecycle.State.DRAFTED)
-        assert store.get_issue(conn, DAY)["state"] == "drafted"
+        assert store.get_issue(conn, DAY).state == "drafted"
         with pytest.raises(ValueError):
             store.set_issue_state(conn, DAY, "mailed")  # type: ignore[arg-type]
 
@@ -546,20 +546,22 @@ def test_store_timestamps_come_from_the_runtime_clock(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "d.db", clock=lambda: when)
     with closing(conn):
         store.save_day(conn, DAY, "collected", 1, 1)
-        assert store.get_day(conn, DAY)["collected_at"] == "2030-01-02T03:04:05+00:00"
+        collected = store.get_day(conn, DAY)
+        assert collected is not None
+        assert collected.collected_at.isoformat() == "2030-01-02T03:04:05+00:00"
 
 
 @pytest.mark.slow
-def test_no_import_cycle_between_run_and_schedule() -> None:
-    code = "import pipeline.services.run, sys; assert 'pipeline.services.schedule' not in sys.modules"
+def test_no_import_cycle_between_the_services_and_schedule() -> None:
+    code = "import pipeline.services, sys; assert 'pipeline.services.schedule' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
-    assert "schedule" not in run.__dict__
+    assert "schedule" not in services.__all__
 
 
 @pytest.mark.slow
 def test_record_round_trips_through_the_store(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     settings = newsletter(tmp_path, sink[1])
-    record = run.build(settings, DAY, at(BUILT_AT))
+    record = services.build(settings, DAY, at(BUILT_AT)).record
     with closing(store.connect(settings.db_path)) as conn:
         assert store.get_issue_record(conn, DAY) == record
     assert record.build is not None
@@ -603,10 +605,10 @@ def test_a_real_send_before_approval_is_refused_and_publishes_nothing(
 ) -> None:
     settings = newsletter(tmp_path, sink[1])
     add_subscribers(settings, 2)
-    run.build(settings, DAY, at(BUILT_AT))
+    services.build(settings, DAY, at(BUILT_AT))
     public = tree(settings.paths.site)
     with pytest.raises(ApprovalError, match="is not approved"):
-        run.send(settings, DAY, at(BUILT_AT))
+        services.send(settings, DAY, at(BUILT_AT))
     assert tree(settings.paths.site) == public and sink[0].count == 0
 
 
@@ -616,6 +618,6 @@ def test_auto_mode_approve_publishes_without_the_commentary_guard(
 ) -> None:
     settings = newsletter(tmp_path, sink[1], approval=False)
     write_draft(settings, DAY, [day_entries()[0], UNCOMMENTED])
-    run.build(settings, DAY, at(BUILT_AT))
-    run.approve(settings, DAY, at(BUILT_AT))  # the curator chose auto mode: no guard
+    services.build(settings, DAY, at(BUILT_AT))
+    services.approve(settings, DAY, at(BUILT_AT))  # the curator chose auto mode: no guard
     assert "issues/2024-12-05.html" in tree(settings.paths.site)

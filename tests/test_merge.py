@@ -17,11 +17,13 @@ import pytest
 import requests
 from lxml import etree
 
-from pipeline import store
+from pipeline import services, store
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import parse_digest, read_digest
+from pipeline.core.errors import InputError
 from pipeline.core.models import Candidate, Entry, Paper
+from pipeline.core.runtime import Runtime
 from pipeline.curate.merge import Lookups, Resolution, build_issue, merge_draft, resolve_entries
-from pipeline.services import run
 from tests.sample_day import DAY, METADATA, REFERENCE, add_candidates, paper, sample_papers
 from tests.support import FakeClock, RecordingServer, Reply, write_newsletter
 
@@ -150,7 +152,9 @@ def test_run_merged_issue_uses_the_store_and_never_the_network(
         add_candidates(conn, DAY, [(p, (), 1.0) for p in sample_papers() + DECOYS])
         add_candidates(conn, DAY, [(extra, ("vq",), 9.0)])
     messages: list[str] = []
-    issue = run.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    merged = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
     ids = _reference_ids()
     assert [e.arxiv_id for e in issue.entries] == [ids[e.title] for e in issue.entries]
     assert issue.unresolved == () and messages == [] and http_server.count() == 0
@@ -208,7 +212,7 @@ def _records() -> list[dict[str, object]]:
     return list(raw)
 
 
-def _settings(tmp_path: Path, server: RecordingServer | None) -> run.Settings:
+def _settings(tmp_path: Path, server: RecordingServer | None) -> Settings:
     url = server.url if server is not None else "http://127.0.0.1:9"  # None: nothing to ask
     text = f'[arxiv]\napi_url = "{url}/api/query"\ntimeout = 5\nretries = 0\n'
     settings = write_newsletter(tmp_path, text)
@@ -216,15 +220,15 @@ def _settings(tmp_path: Path, server: RecordingServer | None) -> run.Settings:
     return settings
 
 
-def _draft(settings: run.Settings) -> Path:
-    return run.draft_path(settings, DAY)
+def _draft(settings: Settings) -> Path:
+    return services.draft_path(settings, DAY)
 
 
-def _runtime(clock: FakeClock, messages: list[str], times: list[float] | None = None) -> run.Runtime:
+def _runtime(clock: FakeClock, messages: list[str], times: list[float] | None = None) -> Runtime:
     session = requests.Session()
     if times is not None:  # when each request was made, on the injected clock
         session.hooks["response"].append(lambda *a, **k: times.append(clock.monotonic()))
-    return run.Runtime(sleep=clock.sleep, monotonic=clock.monotonic, echo=messages.append,
+    return Runtime(sleep=clock.sleep, monotonic=clock.monotonic, echo=messages.append,
                        http=session)
 
 
@@ -245,7 +249,9 @@ def test_against_an_empty_store_the_api_title_search_resolves_them(
         for e in reference.entries
     ])
     clock, messages, times = FakeClock(), [], []
-    issue = run.merged_issue(settings, DAY, _runtime(clock, messages, times))
+    merged = services.merged_issue(settings, DAY, _runtime(clock, messages, times))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
 
     ids = _reference_ids()
     assert [e.arxiv_id for e in issue.entries] == [ids[e.title] for e in reference.entries]
@@ -260,7 +266,7 @@ def test_against_an_empty_store_the_api_title_search_resolves_them(
     # The papers found are stored: building again needs no network.
     with closing(store.connect(settings.db_path)) as conn:
         assert set(store.get_papers(conn, ids.values())) == set(ids.values())
-    run.merged_issue(settings, DAY, _runtime(clock, messages))
+    services.merged_issue(settings, DAY, _runtime(clock, messages))
     assert http_server.count() == 10
 
 
@@ -279,7 +285,7 @@ def test_ids_missing_from_the_store_are_fetched_in_one_batch(
                   f"arXiv:{r['arxiv_id']}", "한국어", "English", "#t"]
     _draft(settings).write_text("\n".join(lines) + "\n", encoding="utf-8")
     http_server.route("/api/query", Reply(atom_feed(records)))
-    issue = run.merged_issue(settings, DAY, _runtime(FakeClock(), []))
+    issue = services.merged_issue(settings, DAY, _runtime(FakeClock(), [])).issue
     assert [e.arxiv_id for e in issue.entries] == [r["arxiv_id"] for r in records]
     assert issue.entries[0].abstract.startswith("Different from its counterpart")
     (request,) = http_server.requests
@@ -294,7 +300,9 @@ def test_an_api_failure_leaves_entries_unresolved_but_published(
                                 "Other title\n(B)\nAbs.\n메모\nmemo\n#t\n", encoding="utf-8")
     http_server.route("/api/query", Reply(b"busy", 503))
     messages: list[str] = []
-    issue = run.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    merged = services.merged_issue(settings, DAY, _runtime(FakeClock(), messages))
+    issue = merged.issue
+    messages += [f"warning: {w}" for w in merged.warnings]
     assert issue.entries == parse_digest(_draft(settings).read_text(encoding="utf-8"),
                                          _draft(settings)).entries
     assert issue.unresolved == (0, 1)
@@ -306,5 +314,5 @@ def test_an_api_failure_leaves_entries_unresolved_but_published(
 
 def test_no_draft_is_a_clear_error(tmp_path: Path) -> None:
     settings = _settings(tmp_path, None)
-    with pytest.raises(run.InputError, match="no draft for 2024-12-05: run `digest draft"):
-        run.merged_issue(settings, DAY, _runtime(FakeClock(), []))
+    with pytest.raises(InputError, match="no draft for 2024-12-05: run `digest draft"):
+        services.merged_issue(settings, DAY, _runtime(FakeClock(), []))

@@ -17,21 +17,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.runtime import Runtime
-from pipeline.services import run
 from pipeline.services.schedule import (
     JobRunner,
     catch_up_plan,
-    crontab_trigger,
-    fires_between,
     load_state,
     run_scheduler,
     save_state,
-    triggers_for,
 )
+from pipeline.services.timetable import crontab_trigger, fires_between, triggers_for
 from tests.daily_support import Clock, FakeArxiv, make_settings
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -282,7 +279,7 @@ def test_a_stop_during_a_step_that_then_fails_still_stops(
 ) -> None:
     """SIGTERM while collect waits on a slow server, which then times out: the scheduler
     stops (it hung: scheduling the retry during shutdown deadlocks APScheduler) and the next
-    start resumes the run."""
+    start resumes the services."""
     settings, fa = seoul_thursday
     stop: threading.Event = threading.Event()
     started: queue.Queue[list[tuple[str, datetime]]] = queue.Queue()
@@ -384,13 +381,13 @@ def test_an_issue_approved_after_its_send_goes_out_at_the_next_send(tmp_path: Pa
     monday, tuesday = date(2024, 12, 2), date(2024, 12, 3)
     assert "waiting for approval" in runner.run("send", clock.now)
     assert fa.sent() == []
-    run.approve(settings, monday, Runtime(now=clock, echo=lambda _: None))  # Tuesday morning
+    services.approve(settings, monday, Runtime(now=clock, echo=lambda _: None))  # Tuesday morning
     clock.now = datetime(2024, 12, 3, 18, 0, 2, tzinfo=zone)
     runner.run("send", clock.now)
     assert fa.sent() == [monday]  # Tuesday's own issue still waits for its approval
-    with closing(run.open_store(settings)) as conn:
-        assert store.get_issue(conn, monday)["state"] == "sent"
-        assert store.get_issue(conn, tuesday)["state"] == "built"
+    with closing(services.open_store(settings)) as conn:
+        assert store.get_issue(conn, monday).state == "sent"
+        assert store.get_issue(conn, tuesday).state == "built"
     clock.now = datetime(2024, 12, 4, 18, 0, 2, tzinfo=zone)
     runner.run("send", clock.now)
     assert fa.sent() == [monday]  # never twice

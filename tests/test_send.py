@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.errors import ApprovalError, DeliveryError, LockedError
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
 from pipeline.deliver import tokens
+from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
-from pipeline.services import run
 from tests.deliver_support import (
     DAY,
     SECRET,
@@ -47,7 +47,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
 
     got = sink.by_recipient()
     assert sorted(got) == sorted(s.email for s in subs)
@@ -80,8 +80,8 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
         message_ids.add(msg["Message-ID"])
     assert len(message_ids) == 200
 
-    conn = run.open_store(settings)
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    conn = services.open_store(settings)
+    assert store.get_issue(conn, DAY).state == "sent"
     assert store.delivery_counts(conn, DAY) == {"sent": 200}
 
     # The List-Unsubscribe URL of one reader, POSTed as RFC 8058 says, unsubscribes only them.
@@ -99,7 +99,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     assert set(statuses.values()) == {"active"}
 
     # A rerun sends nobody anything.
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
     assert sink.count == 200
 
 
@@ -112,12 +112,12 @@ def test_rerun_after_partial_send_sends_only_the_rest(
     build_issue(settings)
     add_subscribers(settings, 10)
     rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
     add_subscribers(settings, 5, start=10)  # joined after the send: the issue was 'sent'
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     conn.execute("UPDATE issues SET state = 'approved'")  # as if the first run had crashed
     conn.close()
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
     counts = {r: len(m) for r, m in sink.by_recipient().items()}
     assert len(counts) == 15 and set(counts.values()) == {1}
 
@@ -140,7 +140,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
 
     got = sink.by_recipient()
     assert set(got) == {s.email for s in subs} - set(rejected)
@@ -149,7 +149,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     assert 2.0 in clock.sleeps and 4.0 in clock.sleeps  # 451 backoff
     assert lines[-1] == f"issue {DAY}: sent 28, failed 2, skipped 0"
     assert f"failed: {rejected[0]}: refused by the server: 550 5.1.1 No such user here" in lines
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     rows = conn.execute(
         "SELECT s.email, d.status, d.response FROM deliveries d JOIN subscribers s"
         " ON s.id = d.subscriber_id WHERE d.status != 'sent'"
@@ -157,7 +157,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     assert sorted((r[0], r[1], r[2]) for r in rows) == [
         (addr, "failed", "550 5.1.1 No such user here") for addr in sorted(rejected)
     ]
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
 
 
@@ -172,9 +172,9 @@ def test_4xx_that_never_clears_is_deferred_and_retried_next_run(
     sink.defer[subs[1].email] = 2
     rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
     with pytest.raises(DeliveryError, match="1 messages of the issue of 2024-12-05 were deferred"):
-        run.send(settings, DAY, rt)
+        services.send(settings, DAY, rt)
     assert subs[1].email not in sink.by_recipient()
-    run.send(settings, DAY, rt)  # the server has recovered
+    services.send(settings, DAY, rt)  # the server has recovered
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
@@ -189,14 +189,14 @@ def test_a_deferred_reader_who_unsubscribes_no_longer_holds_the_issue_back(
     sink.defer[subs[1].email] = 2
     rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
     with pytest.raises(DeliveryError, match="deferred"):
-        run.send(settings, DAY, rt)
-    conn = run.open_store(settings)
+        services.send(settings, DAY, rt)
+    conn = services.open_store(settings)
     assert subs[1].id is not None
     store.set_subscriber_status(conn, subs[1].id, "unsubscribed")  # before the retry
     conn.close()
-    run.send(settings, DAY, rt)  # nobody left to retry: the issue is done
-    conn = run.open_store(settings)
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    services.send(settings, DAY, rt)  # nobody left to retry: the issue is done
+    conn = services.open_store(settings)
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
     assert sorted(sink.by_recipient()) == sorted([subs[0].email, subs[2].email])
 
@@ -219,7 +219,7 @@ def test_wrong_password_is_one_clear_line(
     assert "refused the login of 'digest-sender' (535" in err
     assert "check smtp.username and DIGEST_SMTP_PASSWORD" in err
     assert sink.count == 0
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
     conn.close()
 
@@ -240,7 +240,7 @@ def test_refuses_unapproved_or_changed_issue(
     build_issue(settings, approve=approve)
     add_subscribers(settings, 3)
     if change:
-        draft = run.draft_path(settings, DAY)
+        draft = services.draft_path(settings, DAY)
         draft.write_text(draft.read_text(encoding="utf-8") + "\n#late-edit\n", encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(settings.source), "send", "--date", str(DAY)])
@@ -255,13 +255,13 @@ def test_changed_rendering_after_approval_is_refused(
     sink, port = server
     settings = newsletter(tmp_path, port=port)
     variants = build_issue(settings)
-    conn = run.open_store(settings)
-    sha = run.file_sha(run.draft_path(settings, DAY))
+    conn = services.open_store(settings)
+    sha = services.file_sha(services.draft_path(settings, DAY))
     assert sha is not None
     store_build(conn, DAY, sha, [*variants[:-1], variants[-1].__class__(
         variants[-1].variant, variants[-1].subject + "!", variants[-1].html, variants[-1].text)])
     with pytest.raises(ApprovalError, match="changed since it was approved"):
-        run.send(settings, DAY, quiet_runtime())
+        services.send(settings, DAY, quiet_runtime())
     conn.close()
     assert sink.count == 0
 
@@ -274,8 +274,8 @@ def test_preview_to_one_address_records_nothing(
     settings = newsletter(tmp_path, port=port)
     build_issue(settings)
     subs = add_subscribers(settings, 3)
-    run.send(settings, DAY, quiet_runtime(), to=subs[1].email)
-    run.send(settings, DAY, quiet_runtime(), to="curator@example.org")
+    services.send(settings, DAY, quiet_runtime(), to=subs[1].email)
+    services.send(settings, DAY, quiet_runtime(), to="curator@example.org")
     assert [m.recipients for m in sink.messages] == [[subs[1].email], ["curator@example.org"]]
     first = sink.messages[0].parsed()
     assert re.match(r"\[TEST\] \[(ko|en|all)\] ML Papers Digest", first["Subject"])
@@ -284,12 +284,12 @@ def test_preview_to_one_address_records_nothing(
     assert first["List-Unsubscribe"].startswith(f"<https://digest.example.org/unsubscribe/{token}>")
     stranger = sink.messages[1].parsed()  # not a subscriber: a link that unsubscribes nobody
     assert stranger["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/preview>")
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
-    assert store.get_issue(conn, DAY)["state"] == "published"
+    assert store.get_issue(conn, DAY).state == "published"
     conn.close()
     # the real send still reaches the previewed subscriber, under another Message-ID
-    run.send(settings, DAY, quiet_runtime())
+    services.send(settings, DAY, quiet_runtime())
     real = [m for m in sink.messages[2:] if m.recipients == [subs[1].email]]
     assert len(real) == 1 and real[0].parsed()["Message-ID"] != first["Message-ID"]
 
@@ -300,11 +300,11 @@ def test_dry_run_writes_outbox_only(tmp_path: Path, server: tuple[Sink, int]) ->
     settings = newsletter(tmp_path, port=port)
     build_issue(settings)
     subs = add_subscribers(settings, 4)
-    run.send(settings, DAY, quiet_runtime(), dry_run=True)
+    services.send(settings, DAY, quiet_runtime(), dry_run=True)
     folder = settings.paths.outbox / DAY.isoformat()
     assert sorted(p.name for p in folder.glob("*.eml")) == sorted(f"{s.email}.eml" for s in subs)
     assert sink.count == 0
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {}
     conn.close()
 
@@ -314,10 +314,10 @@ def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, transport="outbox")
     build_issue(settings)
     subs = add_subscribers(settings, 3)
-    run.send(settings, DAY, quiet_runtime())
+    services.send(settings, DAY, quiet_runtime())
     folder = settings.paths.outbox / DAY.isoformat()
     assert sorted(p.name for p in folder.glob("*.eml")) == sorted(f"{s.email}.eml" for s in subs)
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {"sent": 3}
     conn.close()
 
@@ -326,13 +326,13 @@ def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
 def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -> None:
     settings = newsletter(tmp_path, transport="outbox")
     build_issue(settings)
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     for email, tags in [("a@example.org", ("reward-model",)), ("b@example.org", ("robotics",)),
                         ("c@example.org", ())]:
         store.save_subscriber(conn, Subscriber(email, "all", tags, "active"))
     conn.close()
     lines: list[str] = []
-    run.send(settings, DAY, quiet_runtime(echo=lines.append))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     folder = settings.paths.outbox / DAY.isoformat()
     names = sorted(p.name for p in folder.glob("*.eml"))
     assert names == ["a@example.org.eml", "c@example.org.eml"]
@@ -347,7 +347,7 @@ def test_second_send_at_once_is_refused(tmp_path: Path) -> None:
     build_issue(settings)
     add_subscribers(settings, 2)
     with issue_lock(settings, DAY), pytest.raises(LockedError, match="another `digest send`"):
-        run.send(settings, DAY, quiet_runtime())
+        services.send(settings, DAY, quiet_runtime())
     assert not (settings.paths.outbox / DAY.isoformat()).exists()
 
 
@@ -356,7 +356,7 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     build_issue(settings)
     add_subscribers(settings, 3)
     lines: list[str] = []
-    run.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True)))
     assert "sending" in capsys.readouterr().err
     assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]
 
@@ -372,12 +372,12 @@ def test_refused_sender_stops_the_send_and_records_no_failures(
     sink.reject_sender = "553 5.7.1 Sender address rejected: not owned by user"
     rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
     with pytest.raises(DeliveryError, match=r"refused the sender 'digest@example\.org': 553"):
-        run.send(settings, DAY, rt)
-    conn = run.open_store(settings)
+        services.send(settings, DAY, rt)
+    conn = services.open_store(settings)
     counts = store.delivery_counts(conn, DAY)
     assert list(counts) == ["sending"]  # nobody marked failed
     assert 1 <= counts["sending"] <= 4  # at most the message each connection had claimed
     conn.close()
     sink.reject_sender = None
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}

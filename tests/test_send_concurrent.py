@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError
-from pipeline.services import run
+from pipeline.interfaces import present
 from tests.deliver_support import (
     DAY,
     Sink,
@@ -67,7 +67,7 @@ def test_rate_limit_is_global_across_connections(
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
     start = clock.monotonic()
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
     took = clock.monotonic() - start
 
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
@@ -94,15 +94,15 @@ def test_a_deferring_connection_does_not_stall_the_others(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    run.send(settings, DAY, rt)
+    services.send(settings, DAY, rt)
 
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
     assert sink.messages[-1].recipients == [slow]
     assert 2.0 in clock.sleeps  # it did back off
     assert lines[-1] == f"issue {DAY}: sent 40, failed 0, skipped 0"
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {"sent": 40}
-    assert store.get_issue(conn, DAY)["state"] == "sent"
+    assert store.get_issue(conn, DAY).state == "sent"
     conn.close()
 
 
@@ -119,9 +119,9 @@ def test_one_connection_serves_a_deferred_reader_only_after_its_backoff(
     clock = FastClock(scale=100)
     rt = quiet_runtime(sleep=clock.sleep, monotonic=clock.monotonic)
     with pytest.raises(Exception, match="1 messages of the issue of 2024-12-05 were deferred"):
-        run.send(settings, DAY, rt)
+        services.send(settings, DAY, rt)
     assert sorted(sink.by_recipient()) == sorted(s.email for s in subs[1:])
-    run.send(settings, DAY, rt)  # the next run retries just that one
+    services.send(settings, DAY, rt)  # the next run retries just that one
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
 
 
@@ -137,13 +137,13 @@ def test_5xx_on_any_connection_is_recorded_failed_and_counted(
     for addr in rejected:
         sink.reject[addr] = "550 5.1.1 No such user here"
     lines: list[str] = []
-    run.send(settings, DAY, quiet_runtime(echo=lines.append))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     assert set(sink.by_recipient()) == {s.email for s in subs} - rejected
     assert lines[-1] == f"issue {DAY}: sent 25, failed 5, skipped 0"
     assert sorted(ln for ln in lines if ln.startswith("failed: ")) == sorted(
         f"failed: {a}: refused by the server: 550 5.1.1 No such user here" for a in rejected
     )
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {"sent": 25, "failed": 5}
     conn.close()
 
@@ -155,7 +155,7 @@ def test_fewer_readers_than_connections_opens_only_what_it_needs(
     settings = newsletter(tmp_path, port=port, connections=8)
     build_issue(settings)
     add_subscribers(settings, 2)
-    run.send(settings, DAY, quiet_runtime())
+    services.send(settings, DAY, quiet_runtime())
     assert sink.sessions == 2 and sink.count == 2
 
 
@@ -214,7 +214,7 @@ def test_a_relay_capping_connections_gets_a_warning_and_fewer_connections(
         build_issue(settings)
         subs = add_subscribers(settings, 20)
         lines: list[str] = []
-        run.send(settings, DAY, quiet_runtime(echo=lines.append))
+        lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
     assert len(sink.per_session) == 2
     assert lines[0].startswith("warning: sending over 2 of 4 connections: cannot connect to "

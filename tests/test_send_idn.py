@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.models import Subscriber
-from pipeline.services import run
+from pipeline.interfaces import present
 from tests.deliver_support import (
     DAY,
     Sink,
@@ -39,7 +39,7 @@ def _readers(settings: Settings) -> list[Subscriber]:
     """200 ASCII readers with the two international ones in the middle (ids 101 and 102),
     stored as a newsletter with `smtp.smtputf8 = true` would have accepted them."""
     first = add_subscribers(settings, 100)
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         middle = [store.save_subscriber(conn, Subscriber(a, "all", (), "active"))[1]
                   for a in (IDN, UTF8)]
@@ -57,8 +57,8 @@ def test_a_send_to_200_readers_with_international_addresses_in_the_middle(
         build_issue(settings)
         readers = _readers(settings)
         lines: list[str] = []
-        run.send(settings, DAY, quiet_runtime(echo=lines.append))
-        run.send(settings, DAY, quiet_runtime())  # a rerun sends nothing more
+        lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append)))
+        services.send(settings, DAY, quiet_runtime())  # a rerun sends nothing more
     got = sink.by_recipient()
     ascii_readers = [r.email for r in readers if r.email.isascii()]
     assert len(ascii_readers) == 200
@@ -66,12 +66,12 @@ def test_a_send_to_200_readers_with_international_addresses_in_the_middle(
     # the IDN domain went out as punycode in RCPT TO and in the To header
     assert IDN not in got and len(got[IDN_WIRE]) == 1
     assert got[IDN_WIRE][0].parsed()["To"] == IDN_WIRE
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         rows = {r["email"]: (r["status"], r["response"]) for r in conn.execute(
             "SELECT s.email, d.status, d.response FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id")}
-        state = store.get_issue(conn, DAY)["state"]
+        state = store.get_issue(conn, DAY).state
     finally:
         conn.close()
     assert state == "sent"  # a failed address is final: it holds nothing back
@@ -93,7 +93,7 @@ def test_a_preview_to_an_idn_address(tmp_path: Path, cert: tuple[Path, Path]) ->
     with smtp_server(*cert) as (sink, port):
         settings = newsletter(tmp_path, port=port)
         build_issue(settings)
-        run.send(settings, DAY, quiet_runtime(), to="Curator@Exämple.org")
+        services.send(settings, DAY, quiet_runtime(), to="Curator@Exämple.org")
     assert [m.recipients for m in sink.messages] == [["Curator@xn--exmple-cua.org"]]
 
 

@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.collect import tags
 from pipeline.core.config import Settings, TagRule
 from pipeline.core.digest_format import parse_digest, read_digest
 from pipeline.core.errors import FormatError, InputError
 from pipeline.core.models import Candidate, Digest, Entry
 from pipeline.interfaces import studio
-from pipeline.services import run
 from tests.render_support import HOSTILE_NOTE, HOSTILE_TITLE
 from tests.sample_day import sample_papers
 from tests.studio_support import DAY, Running, collected_day, runtime, serving
@@ -67,7 +66,7 @@ def tokens(html: str) -> dict[str, str]:
 
 
 def draft_bytes(settings: Settings) -> bytes:
-    return run.draft_path(settings, DAY).read_bytes()
+    return services.draft_path(settings, DAY).read_bytes()
 
 
 # --- safe by default --------------------------------------------------------------------------
@@ -198,7 +197,7 @@ def test_candidates_are_the_papers_not_in_the_issue_best_first_with_why_and_note
     ids = re.findall(r'<article class="candidate card" id="c-([^"]+)"', page)
     with closing(store.connect(day.db_path)) as conn:
         everything = store.load_candidates(conn, DAY)
-    in_issue = {e.arxiv_id for e in read_digest(run.draft_path(day, DAY)).entries}
+    in_issue = {e.arxiv_id for e in read_digest(services.draft_path(day, DAY)).entries}
     assert ids == [c.paper.arxiv_id for c in everything if c.paper.arxiv_id not in in_issue]
     assert ids and not in_issue & set(ids)
     # The two notes written after the draft show beside their papers.
@@ -260,7 +259,7 @@ def test_text_the_format_cannot_hold_is_refused_with_the_reason_and_nothing_is_w
     body = ok.json()
     assert ok.status_code == 200 and body["tags"] == "#vq #corpus"
     assert body["sha"] == studio.sha256(draft_bytes(day))
-    entry = read_digest(run.draft_path(day, DAY)).entries[1]
+    entry = read_digest(services.draft_path(day, DAY)).entries[1]
     assert entry.commentary == ("새 한국어 논평.", "A new English comment.")
     # The same lint as `digest check`, in place: a tag not in the config, by entry.
     bad = sess.post(running.url + "/entry/save", headers=headers, data={
@@ -277,7 +276,7 @@ def test_a_stale_page_gets_a_conflict_and_the_text_editors_save_shows_at_the_nex
 ) -> None:
     sess = login(running)
     t = tokens(sess.get(running.url + "/").text)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     edited = path.read_text("utf-8").replace("Free Process Rewards without Process Labels\n",
                                              "Free Process Rewards without Process Labels\n", 1)
     edited = edited.replace("#reward-model", "#reward-model #edited-in-vim", 1)
@@ -306,7 +305,7 @@ def test_previews_never_use_the_network_and_show_what_the_store_cannot_resolve(
         return real(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     path.write_text(path.read_text("utf-8").rstrip("\n") + "\nA Paper Nobody Stored\n(Ann Other)"
                     "\narXiv:2412.88888\nAn abstract.\n한국어 논평.\nEnglish note.\n#vq\n", "utf-8")
     sess = login(running)
@@ -320,13 +319,13 @@ def test_undo_brings_back_the_last_removed_entry_with_its_commentary(
     running: Running, day: Settings
 ) -> None:
     sess = login(running)
-    before = read_digest(run.draft_path(day, DAY))
+    before = read_digest(services.draft_path(day, DAY))
     t = tokens(sess.get(running.url + "/").text)
     sess.post(running.url + "/entry/remove", data={**t, "i": "2"})
-    assert len(read_digest(run.draft_path(day, DAY)).entries) == len(before.entries) - 1
+    assert len(read_digest(services.draft_path(day, DAY)).entries) == len(before.entries) - 1
     t = tokens(sess.get(running.url + "/").text)
     sess.post(running.url + "/undo", data=t)
-    assert studio._comparable(read_digest(run.draft_path(day, DAY))) == studio._comparable(before)
+    assert studio._comparable(read_digest(services.draft_path(day, DAY))) == studio._comparable(before)
     t = tokens(sess.get(running.url + "/").text)
     assert "nothing to undo" in sess.post(running.url + "/undo", data=t).text
 
@@ -361,7 +360,7 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
                          data={**t, "confirm": "1", "allow_uncommented": "1"}).text
     assert "approval: current" in approved and "no change to the entries" in approved
     with closing(store.connect(day.db_path)) as conn:
-        assert len(run.approved_variants(conn, day, DAY)) == 3
+        assert len(services.approved_variants(conn, day, DAY)) == 3
     assert (day.paths.site / "issues" / f"{DAY}.html").exists()  # approving publishes
 
     t = tokens(approved)
@@ -382,7 +381,7 @@ def test_a_test_copy_of_each_variant_goes_to_the_curator(running: Running, day: 
         message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
         assert message["Subject"].startswith("[TEST] ") and date_text in message["Subject"]
     with closing(store.connect(day.db_path)) as conn:
-        assert store.get_issue(conn, DAY)["approved_hash"] is None  # type: ignore[index]
+        assert store.get_issue(conn, DAY).approved_hash is None  # type: ignore[union-attr]
 
 
 # --- pure parts -------------------------------------------------------------------------------
@@ -436,7 +435,7 @@ def test_a_draft_that_does_not_parse_is_shown_with_its_error_and_changes_wait(
 ) -> None:
     sess = login(running)
     t = tokens(sess.get(running.url + "/").text)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     broken = path.read_text("utf-8").replace("#reward-model\n", "", 1)
     path.write_text(broken, "utf-8")
     page = sess.get(running.url + "/")
@@ -450,7 +449,7 @@ def test_without_a_draft_the_studio_offers_to_draft_the_day(
     running: Running, day: Settings
 ) -> None:
     sess = login(running)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     path.unlink()
     page = sess.get(running.url + "/").text
     assert f"no draft for {DAY} yet" in page and 'action="/draft"' in page

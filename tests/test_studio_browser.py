@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings, load_config
 from pipeline.core.digest_format import read_digest
 from pipeline.interfaces import cli
-from pipeline.services import run
 from tests.deliver_support import PASSWORD, USER, add_subscribers, make_cert, smtp_server
 from tests.studio_support import DAY, collected_day, serving
 from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS, CONTRAST_JS
@@ -92,7 +91,7 @@ def shown_entries(page: Any) -> list[dict[str, Any]]:
 
 
 def on_disk(settings: Settings) -> list[dict[str, Any]]:
-    parsed = read_digest(run.draft_path(settings, DAY))
+    parsed = read_digest(services.draft_path(settings, DAY))
     return [{"title": e.title, "ko": "\n".join(e.notes_ko), "en": "\n".join(e.notes_en),
              "tags": " ".join("#" + t for t in e.tags)} for e in parsed.entries]
 
@@ -205,7 +204,7 @@ def test_the_curators_day_triage_write_reorder_reload_approve_send(
                 "Commentary on paper 9, typed just before a reload.")
             expect(page.locator("article.entry").nth(9).locator("[data-role=msg]")).to_have_text(
                 re.compile("saved"), timeout=WAIT)
-            assert "typed just before a reload." in run.draft_path(settings, DAY).read_text("utf-8")
+            assert "typed just before a reload." in services.draft_path(settings, DAY).read_text("utf-8")
 
             # Remove two in place (one by its button, one more: bulk), then undo both.
             page.evaluate("window.notReloaded = true")
@@ -247,7 +246,7 @@ def test_the_curators_day_triage_write_reorder_reload_approve_send(
     assert on_disk(settings) == shown_after
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--config", str(settings.root / "config" / "digest.toml"), "check",
-                  str(run.draft_path(settings, DAY))])
+                  str(services.draft_path(settings, DAY))])
     assert exit_info.value.code == 0
 
 
@@ -257,7 +256,7 @@ def test_an_edit_saved_in_a_text_editor_meanwhile_is_a_conflict_for_that_entry_o
     from playwright.sync_api import expect
 
     settings = day
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     with serving(settings) as studio:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
@@ -292,7 +291,7 @@ def test_every_action_works_with_javascript_off(browser: Any, day: Settings) -> 
     from playwright.sync_api import expect
 
     settings = day
-    path = run.draft_path(settings, DAY)
+    path = services.draft_path(settings, DAY)
     with serving(settings) as studio:
         context = browser.new_context(java_script_enabled=False,
                                       viewport={"width": 1200, "height": 900})

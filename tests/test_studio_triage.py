@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings, load_config
 from pipeline.core.digest_format import read_digest
 from pipeline.core.models import Issue
 from pipeline.curate.order import candidate_order
+from pipeline.interfaces import present
 from pipeline.interfaces.studio.candidates import PAGE_SIZE, paper_ref
-from pipeline.services import run
 from tests.arxiv_support import API_2026
 from tests.studio_support import (
     DAY,
@@ -83,7 +83,7 @@ def entry_forms(html: str) -> list[dict[str, str]]:
 
 
 def draft(settings: Settings, day: date = DAY) -> list[str]:
-    return [e.title for e in read_digest(run.draft_path(settings, day)).entries]
+    return [e.title for e in read_digest(services.draft_path(settings, day)).entries]
 
 
 # --- ranking, triage, paging on a real-sized day ---------------------------------------------
@@ -94,7 +94,8 @@ def test_a_real_sized_day_is_triaged_page_by_page_best_first_and_remembered(
 ) -> None:
     with closing(store.connect(real_day.db_path)) as conn:
         everything = store.load_candidates(conn, REAL_DAY)
-        assert store.get_day(conn, REAL_DAY)["announced"] > 1500  # type: ignore[index]
+        collected = store.get_day(conn, REAL_DAY)
+        assert collected is not None and collected.announced > 1500
     assert len(everything) > 2 * PAGE_SIZE
     assert draft(real_day, REAL_DAY) == []  # no notes: the draft holds nothing by default
     ranked = [c.paper.arxiv_id for c in candidate_order(everything)]
@@ -177,7 +178,7 @@ def test_a_text_editors_save_conflicts_only_with_the_entry_it_changed(
     sess = login(running)
     page = sess.get(running.url + "/").text
     token, ids = csrf(page), entry_forms(page)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     edited = path.read_text("utf-8").replace("#reward-model", "#reward-model #rl", 1)
     path.write_text(edited, "utf-8")  # entry 1 changes in the editor
     titles = draft(day)
@@ -227,7 +228,7 @@ def test_a_note_written_after_the_draft_is_offered_for_its_entry(
     running: Running, day: Settings
 ) -> None:
     sess = login(running)
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     d = read_digest(path)
     first = d.entries[0]
     # The curator wrote the entry's commentary away in the draft; the note has it.
@@ -285,18 +286,18 @@ def test_a_paper_an_earlier_issue_sent_is_never_offered_and_is_warned_about(
 ) -> None:
     from pipeline.interfaces import cli
 
-    earlier = read_digest(run.draft_path(day, DAY)).entries[0]
+    earlier = read_digest(services.draft_path(day, DAY)).entries[0]
     assert earlier.arxiv_id is not None
     with closing(store.connect(day.db_path)) as conn, store.transaction(conn):
         before = date(2024, 12, 4)
         store.save_archived_issue(conn, Issue(before, "Earlier", (earlier,)))
         conn.execute("INSERT INTO issues (date, state, sent_at) VALUES (?, 'sent', ?)",
                      (before.isoformat(), "2024-12-04T09:00:00+00:00"))
-    path = run.draft_path(day, DAY)
+    path = services.draft_path(day, DAY)
     path.unlink()
     with closing(store.connect(day.db_path)) as conn, store.transaction(conn):
         store.forget_offered(conn, DAY)
-    run.draft(day, DAY, runtime())
+    services.draft(day, DAY, runtime())
     assert earlier.title not in draft(day)
     # A draft that holds it anyway (pasted by hand) is warned about by check and build.
     path.write_text(path.read_text("utf-8").rstrip("\n") + "\n" + "\n".join((
@@ -307,6 +308,5 @@ def test_a_paper_an_earlier_issue_sent_is_never_offered_and_is_warned_about(
         cli.main(["--config", str(day.root / "config" / "digest.toml"), "check", str(path)])
     assert f"arXiv:{earlier.arxiv_id} was already sent in the issue of 2024-12-04" in (
         capsys.readouterr().err)
-    said: list[str] = []
-    run.build(day, DAY, runtime(said))
+    said = present.lines(services.build(day, DAY, runtime()))
     assert any(f"arXiv:{earlier.arxiv_id} was already sent" in line for line in said)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.models import Subscriber
 from pipeline.interfaces.cli import MAX_FINDINGS_SHOWN, main
-from pipeline.services import run
 from tests.deliver_support import SECRET, newsletter
 
 
@@ -29,7 +28,7 @@ def digest(settings: Settings, *args: str) -> int:
 
 
 def rows(settings: Settings) -> list[tuple[str, str, str, str, str, str]]:
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         return [
             (r["email"], r["language"], r["tags"], r["status"], r["created_at"], r["updated_at"])
@@ -283,7 +282,7 @@ def test_add_without_a_language_takes_the_widest_variant_of_a_one_language_newsl
 
 
 def test_iter_subscribers_streams_in_batches(settings: Settings) -> None:
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     with store.transaction(conn):
         for i in range(7):
             store.save_subscriber(conn, Subscriber(f"r{i}@example.org", "ko"))

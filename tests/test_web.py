@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.models import Subscriber
 from pipeline.core.runtime import Runtime
 from pipeline.deliver import tokens
 from pipeline.interfaces.serve import CONFIRM_DAYS, create_app
-from pipeline.services import run
 from tests.deliver_support import (
     PASSWORD,
     SECRET,
@@ -52,7 +51,7 @@ def base(settings: Settings) -> Iterator[str]:
 
 
 def _statuses(settings: Settings) -> dict[str, str]:
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         return {s.email: s.status for s in store.iter_subscribers(conn)}
     finally:
@@ -138,7 +137,7 @@ def test_unsubscribe_links_of_the_old_format_keep_working(settings: Settings, ba
     assert requests.post(f"{base}/unsubscribe/{old}", timeout=10).status_code == 200
     assert _statuses(settings) == {a.email: "unsubscribed", b.email: "active"}
     # an old-format confirmation link confirms nobody: it has expired
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     _, p = store.save_subscriber(conn, Subscriber("p@example.org", "all", (), "pending"))
     conn.close()
     assert p.id is not None
@@ -183,7 +182,7 @@ def test_subscribe_is_double_opt_in(settings: Settings, base: str) -> None:
                           timeout=10)
     assert reply.status_code == 200 and not eml.exists()
     # after unsubscribing, the old confirmation link cannot bring the reader back
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     sub = store.get_subscriber(conn, "new.reader@example.org")
     conn.close()
     assert sub is not None
@@ -295,7 +294,7 @@ def test_a_confirmation_link_expires_after_a_week(settings: Settings) -> None:
     """A confirmation link in an old mailbox (or a leaked one) must not subscribe anyone
     weeks later; within CONFIRM_DAYS it works. Driven through the real WSGI app, whose
     clock (the runtime's) itsdangerous reads too."""
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     _, sub = store.save_subscriber(conn, Subscriber("late@example.org", "all", (), "pending"))
     conn.close()
     assert sub.id is not None

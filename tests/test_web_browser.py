@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings, load_config
 from pipeline.deliver import tokens
 from pipeline.interfaces.serve import WEB_UI
-from pipeline.services import run
 from tests.deliver_support import SECRET, add_subscribers, newsletter, serving, wait_for
 from tests.test_render_browser import ARTIFACTS, CONTRAST_JS, browser  # noqa: F401 - fixture
 
@@ -123,7 +122,7 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
 
 
 def _status(settings: Settings, email: str) -> str | None:
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         sub = store.get_subscriber(conn, email)
     finally:

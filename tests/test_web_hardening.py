@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import store
+from pipeline import services, store
 from pipeline.core.config import Settings
 from pipeline.core.errors import StoreError
 from pipeline.core.models import Subscriber
 from pipeline.deliver import tokens
 from pipeline.interfaces.serve import CLIENT_LIMIT, SECURITY_HEADERS
-from pipeline.services import run
 from tests.deliver_support import (
     PASSWORD,
     SECRET,
@@ -48,7 +47,7 @@ def base(settings: Settings) -> Iterator[str]:
 
 
 def _statuses(settings: Settings) -> dict[str, str]:
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     try:
         return {s.email: s.status for s in store.iter_subscribers(conn)}
     finally:
@@ -84,7 +83,7 @@ def test_fifty_concurrent_subscribes_send_one_confirmation(
                 codes = list(pool.map(post, range(50)))
             wait_for(lambda: sink.messages)
             # let the worker finish anything else it might (wrongly) have queued
-            conn = run.open_store(settings)
+            conn = services.open_store(settings)
             try:
                 wait_for(lambda: store.mail_counts(conn).get("queued", 0) == 0)
                 counts = store.mail_counts(conn)
@@ -118,7 +117,7 @@ def test_subscribe_answers_alike_for_every_address_even_with_smtp_down(tmp_path:
     """The answer used to be 200 for a subscribed address and 503 for the others when the
     mail server was down. The mail is queued now: same status, same page."""
     settings = newsletter(tmp_path, port=1)  # nothing listens on port 1
-    conn = run.open_store(settings)
+    conn = services.open_store(settings)
     store.save_subscriber(conn, Subscriber("member@example.org", "all", (), "active"))
     store.save_subscriber(conn, Subscriber("gone@example.org", "all", (), "unsubscribed"))
     conn.close()
@@ -128,7 +127,7 @@ def test_subscribe_answers_alike_for_every_address_even_with_smtp_down(tmp_path:
             reply = requests.post(f"{base}/subscribe", data={"email": addr}, timeout=10)
             replies[addr] = (reply.status_code, reply.text.replace(addr, "ADDRESS"),
                              reply.headers["Content-Type"])
-        conn = run.open_store(settings)
+        conn = services.open_store(settings)
         try:  # the worker tried, failed to connect, and keeps the mails for later
             wait_for(lambda: conn.execute(
                 "SELECT COUNT(*) FROM mail_queue WHERE last_error IS NOT NULL").fetchone()[0])

@@ -69,14 +69,18 @@ def feed_url(settings: Settings) -> str:
     return settings.arxiv.rss_url.format(categories="+".join(settings.arxiv.categories))
 
 
-def fetch_announcement(settings: Settings, day: date, rt: Runtime) -> Announcement:
-    """Fetch the feed once and adapt it; raise FetchError or FeedError when it is unusable."""
+def fetch_announcement(
+    settings: Settings, day: date, rt: Runtime, track: Track | None = None
+) -> Announcement:
+    """Fetch the feed once and adapt it; raise FetchError or FeedError when it is unusable.
+    `track` wraps the items being adapted (the interface's progress bar)."""
     url = feed_url(settings)
     resp = http.get(
         rt, url, contact=settings.arxiv.contact, timeout=settings.arxiv.timeout,
         retries=settings.arxiv.retries,
     )
-    track = _progress_bar if rt.progress else nullcontext
+    if track is None:
+        track = _progress_bar if rt.progress else nullcontext
     return parse_announcement(resp.content, day, settings.arxiv.announce_types, url=url, track=track)
 
 

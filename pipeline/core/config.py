@@ -143,8 +143,10 @@ class Settings:
 
     @property
     def db_path(self) -> Path:
-        """The SQLite database file."""
-        return self.paths.data / "digest.db"
+        """The SQLite database file (pipeline.core.layout names it)."""
+        from pipeline.core import layout
+
+        return layout.store_path(self)
 
     @property
     def tzinfo(self) -> ZoneInfo:

@@ -15,26 +15,22 @@
   second email).
 
 Every stage reads the record (send gets its variants and tags from it, status and the studio
-their figures); none re-derives it from rendered text. `status()` is the day at a glance.
+their figures); none re-derives it from rendered text. The guards at the end are the one
+place each step's refusals are written (pure functions of the record). The day at a glance
+(`digest status`) is pipeline.services.status: it reads the store, which core never opens.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from pipeline.core.errors import ApprovalError
 from pipeline.core.issue_codec import issue_json
 from pipeline.core.models import EmailVariant, Entry, Issue
-
-if TYPE_CHECKING:
-    from pipeline.core.config import Settings
-    from pipeline.core.runtime import Runtime
 
 
 class State(StrEnum):
@@ -166,27 +162,6 @@ class IssueRecord:
         return frozenset(self.build.tags) if self.build is not None else frozenset()
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def record_from_row(row: sqlite3.Row) -> IssueRecord:
-    """An IssueRecord from a store `issues` row (`SELECT *`)."""
-    return IssueRecord(
-        day=date.fromisoformat(row["date"]),
-        state=State(row["state"]),
-        draft_sha=row["draft_sha"],
-        built_hash=row["built_hash"],
-        approved_hash=row["approved_hash"],
-        published_hash=row["published_hash"],
-        build=BuildSummary.from_json(row["build"]) if row["build"] else None,
-        built_at=_when(row["built_at"]),
-        approved_at=_when(row["approved_at"]),
-        published_at=_when(row["published_at"]),
-        sent_at=_when(row["sent_at"]),
-    )
-
-
 # --- transitions (pure) ----------------------------------------------------------------------
 
 
@@ -283,266 +258,79 @@ def approval_missing(required: bool, progress: Progress) -> bool:
     return required and not progress.approved_current
 
 
-# --- the day at a glance ---------------------------------------------------------------------
+# --- guards (pure): what each step refuses ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DraftStatus:
-    """drafts/D.txt as it is now."""
-
-    path: str
-    exists: bool
-    entries: int = 0
-    commented: int = 0
-    uncommented: tuple[Uncommented, ...] = ()
-    error: str | None = None  # the draft does not parse
-    built_from_it: bool = False  # the current build was made from exactly these bytes
+def require_built(record: IssueRecord | None, day: date) -> IssueRecord:
+    """The record of a built issue; refuses an issue never built."""
+    if record is None or not record.built:
+        raise ApprovalError(f"the issue of {day} is not built yet: run `digest build --date {day}`")
+    return record
 
 
-@dataclass(frozen=True)
-class BuiltStatus:
-    """The current build."""
-
-    hash: str
-    at: str | None
-    entries: int | None
-    tags: tuple[str, ...]
-    sizes: dict[str, int]  # variant -> HTML bytes
-    preview: str  # the preview folder
+def require_build_summary(record: IssueRecord, day: date) -> BuildSummary:
+    """The build's summary; refuses an issue built by an older version (no summary)."""
+    if record.build is None:
+        raise older_build(day)
+    return record.build
 
 
-@dataclass(frozen=True)
-class DayStatus:
-    """One day's issue at a glance (`digest status`, the studio); `as_json()` for scripts."""
-
-    day: date
-    state: str | None  # a State value, or None when nothing was collected
-    collected: str | None  # 'collected' | 'empty' | None
-    announced: int | None
-    kept: int | None
-    candidates: int
-    draft: DraftStatus
-    built: BuiltStatus | None
-    approved: bool  # the current build is approved
-    approved_at: str | None
-    published: bool  # site/ shows the current build
-    published_at: str | None
-    correction_pending: bool
-    sent_at: str | None
-    deliveries: dict[str, int]  # sent / failed / deferred / sending, from the ledger
-    pending: int  # active readers who want the issue and have no final delivery yet
-    approval_required: bool
-    next_step: str  # what the curator (or the job) does next
-    next_scheduled: str | None  # e.g. "send at 2024-12-05 18:00 KST"
-    warnings: tuple[str, ...] = field(default=())
-
-    def as_json(self) -> dict[str, Any]:
-        """Plain data for `--json` (dates as ISO text)."""
-        data = asdict(self)
-        data["day"] = self.day.isoformat()
-        return data
-
-    def text_lines(self) -> list[str]:
-        """`digest status` as text: one line per stage."""
-        def yes(flag: bool, when: str | None) -> str:
-            return f"yes ({when})" if flag and when else "yes" if flag else "no"
-
-        lines = [f"issue of {self.day}: {self.state or 'nothing yet'}"
-                 + (" (approval required)" if self.approval_required else " (auto mode)")]
-        if self.collected == "empty":
-            lines.append("collected:   no announcement that day (the feed was empty)")
-        elif self.collected:
-            lines.append(f"collected:   {self.announced} announced, {self.kept} kept, "
-                         f"{self.candidates} candidates")
-        else:
-            lines.append("collected:   no")
-        d = self.draft
-        if not d.exists:
-            lines.append(f"draft:       none ({d.path})")
-        elif d.error:
-            lines.append(f"draft:       does not parse: {d.error}")
-        else:
-            lines.append(f"draft:       {d.entries} entries, {d.commented} with commentary, "
-                         f"{len(d.uncommented)} without ({d.path})")
-            for entry in d.uncommented[:10]:
-                lines.append(f"               no commentary: line {entry.line}: {entry.title}")
-            if len(d.uncommented) > 10:
-                lines.append(f"               … {len(d.uncommented) - 10} more")
-        if self.built:
-            b = self.built
-            sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in b.sizes.items())
-            lines.append(f"built:       {b.hash[:12]} ({b.at}; {b.entries} entries; {sizes}); "
-                         f"preview {b.preview}")
-        else:
-            lines.append("built:       no")
-        lines.append(f"approved:    {yes(self.approved, self.approved_at)}" if self.approval_required
-                     or self.approved else "approved:    not needed (auto mode)")
-        lines.append(f"published:   {yes(self.published, self.published_at)}"
-                     + ("; a correction is built, not published" if self.correction_pending else ""))
-        counts = self.deliveries
-        lines.append(f"sent:        {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
-                     f"{counts.get('deferred', 0) + counts.get('sending', 0)} to retry, "
-                     f"{self.pending} pending" + (f" (done {self.sent_at})" if self.sent_at else ""))
-        for warning in self.warnings:
-            lines.append(f"warning:     {warning}")
-        lines.append(f"next:        {self.next_step}")
-        if self.next_scheduled:
-            lines.append(f"scheduled:   {self.next_scheduled} (when `digest schedule` runs)")
-        return lines
+def older_build(day: date) -> ApprovalError:
+    """The refusal of an issue built by an older version (no summary, no content stored)."""
+    return ApprovalError(f"the issue of {day} was built by an older version: run "
+                         f"`digest build --date {day}` first")
 
 
-def next_step(
-    day: date, progress: Progress, draft: DraftStatus, approval_required: bool
-) -> str:
-    """What comes next for the day, as one instruction."""
-    record = progress.record
-    d = f"--date {day}"
-    if progress.collected is None:
-        return f"collect: `digest collect {d}` (or `digest run {d}`)"
-    if progress.collected == "empty":
-        return "nothing: arXiv announced nothing that day"
-    if not draft.exists:
-        return f"draft: `digest draft {d}`"
-    if draft.error is not None:
-        return f"fix the draft ({draft.error})"
-    if record is not None and record.sent:
-        if record.correction_pending:
-            return f"approve the correction: `digest approve {d}` (no email is sent again)"
-        if not progress.built_current:
-            return f"correction: `digest build {d}`, check the preview, `digest approve {d}`"
-        return "nothing: the issue was sent"
-    if not progress.built_current:
-        return f"build: `digest build {d}`"
-    if approval_required and not progress.approved_current:
-        more = " (or --allow-uncommented)" if draft.uncommented else ""
-        return f"check the preview, then approve: `digest approve {d}`{more}"
-    if record is not None and record.approved_current and not record.published_current:
-        return f"publish: `digest approve {d}` or `digest send {d}`"
-    return f"send: `digest send {d}` (or the scheduled send)"
-
-
-def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
-    """Read the day's issue from the store and the draft on disk (read only)."""
-    # Imported here: the store imports this module's types.
-    import hashlib
-
-    from pipeline import store
-    from pipeline.core import digest_format as digest
-    from pipeline.core.errors import DigestError
-
-    path = settings.paths.drafts / f"{day.isoformat()}.txt"
-    draft = DraftStatus(path=str(path), exists=path.exists())
-    draft_sha: str | None = None
-    if draft.exists:
-        data = path.read_bytes()
-        draft_sha = hashlib.sha256(data).hexdigest()
-        try:
-            parsed = digest.parse_digest(digest.decode_text(data, path), path)
-        except DigestError as exc:
-            draft = replace(draft, error=str(exc))
-        else:
-            missing = uncommented(parsed.entries)
-            draft = replace(draft, entries=len(parsed.entries),
-                            commented=len(parsed.entries) - len(missing), uncommented=missing)
-    if not settings.db_path.exists():
-        progress = Progress(None, None, draft_sha)
-        return _day_status(settings, day, rt, progress, draft, None, 0, {}, 0)
-    conn = store.connect(settings.db_path)
-    try:
-        day_row = store.get_day(conn, day)
-        record = store.get_issue_record(conn, day)
-        progress = Progress(day_row["status"] if day_row is not None else None, record,
-                            draft_sha)
-        candidates = store.count_candidates(conn, day)
-        counts = store.delivery_counts(conn, day)
-        pending = _pending_readers(conn, day, record) if record is not None else 0
-    finally:
-        conn.close()
-    draft = replace(draft, built_from_it=progress.built_current)
-    return _day_status(settings, day, rt, progress, draft, day_row, candidates, counts, pending)
-
-
-def _pending_readers(conn: sqlite3.Connection, day: date, record: IssueRecord) -> int:
-    """Active readers who want the issue (by its recorded tags) with no final delivery."""
-    from pipeline import store
-    from pipeline.deliver.dispatch import wants
-
-    if record.sent:
-        return 0
-    tags = record.tags
-    return sum(
-        1 for sub, done in store.iter_recipients(conn, day)
-        if done not in ("sent", "failed") and wants(sub, tags)
-    )
-
-
-def _day_status(
-    settings: Settings, day: date, rt: Runtime, progress: Progress, draft: DraftStatus,
-    day_row: sqlite3.Row | None, candidates: int, counts: dict[str, int], pending: int,
-) -> DayStatus:
-    record = progress.record
-    built = None
-    if record is not None and record.built_hash is not None:
-        summary = record.build
-        built = BuiltStatus(
-            hash=record.built_hash,
-            at=record.built_at.isoformat() if record.built_at else None,
-            entries=summary.entries if summary else None,
-            tags=summary.tags if summary else (),
-            sizes={v.name: v.html_bytes for v in summary.variants} if summary else {},
-            preview=str(settings.paths.outbox / day.isoformat()),
+def require_current_build(
+    record: IssueRecord | None, day: date, draft_sha: str | None, draft_name: str
+) -> IssueRecord:
+    """The record of an issue built from the draft whose bytes hash to `draft_sha` now;
+    refuses one never built, or built from another draft."""
+    record = require_built(record, day)
+    if draft_sha != record.draft_sha:
+        raise ApprovalError(
+            f"{draft_name} changed since the issue was built: "
+            f"run `digest build --date {day}`, check the preview, then `digest approve --date {day}`"
         )
-    warnings: list[str] = []
-    if draft.exists and record is not None and record.built and not progress.built_current:
-        warnings.append("the draft changed since the build")
-    if record is not None and record.built and record.build is None:
-        warnings.append("built by an older version: build again before sending")
-    return DayStatus(
-        day=day,
-        state=record.state.value if record is not None
-        else State.COLLECTED.value if progress.collected == "collected" else None,
-        collected=progress.collected,
-        announced=day_row["announced"] if day_row is not None else None,
-        kept=day_row["kept"] if day_row is not None else None,
-        candidates=candidates,
-        draft=draft,
-        built=built,
-        approved=record is not None and record.approved_current,
-        approved_at=_iso(record.approved_at) if record else None,
-        published=record is not None and record.published_current,
-        published_at=_iso(record.published_at) if record else None,
-        correction_pending=record is not None and record.sent and record.correction_pending,
-        sent_at=_iso(record.sent_at) if record else None,
-        deliveries=counts,
-        pending=pending,
-        approval_required=settings.approval.required,
-        next_step=next_step(day, progress, draft, settings.approval.required),
-        next_scheduled=next_scheduled(settings, rt.now()),
-        warnings=tuple(warnings),
-    )
+    return record
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def require_approved(record: IssueRecord, day: date, required: bool) -> None:
+    """Refuses, when approval is required, an issue not approved or changed since."""
+    if not required:
+        return
+    if record.approved_hash is None:
+        raise ApprovalError(
+            f"the issue of {day} is not approved: check outbox/{day}/preview.*.html and "
+            f"outbox/{day}/site/, then run `digest approve --date {day}`"
+        )
+    if not record.approved_current:
+        raise ApprovalError(
+            f"the issue of {day} changed since it was approved: check the preview, "
+            f"then run `digest approve --date {day}` again"
+        )
 
 
-def next_scheduled(settings: Settings, now: datetime) -> str | None:
-    """The next fire of the [schedule] cron lines after `now`, in newsletter time (what
-    `digest schedule` would run next)."""
-    from pipeline.services.schedule import triggers_for  # APScheduler, only when asked
+def require_commentary(
+    summary: BuildSummary, day: date, required: bool, allow_uncommented: bool, draft_name: str
+) -> None:
+    """Refuses, in approval mode, entries without commentary unless `allow_uncommented`; the
+    error carries the entries (`UncommentedError.entries`) for the caller to list."""
+    missing = summary.uncommented
+    if missing and required and not allow_uncommented:
+        raise UncommentedError(
+            f"{len(missing)} entr{'y has' if len(missing) == 1 else 'ies have'} no "
+            f"commentary (listed above): write it or delete the entries, `digest build "
+            f"--date {day}`, or approve as is with `digest approve --date {day} "
+            "--allow-uncommented`",
+            missing, draft_name,
+        )
 
-    fires = []
-    for job, trigger in triggers_for(settings).items():
-        fire = trigger.get_next_fire_time(None, now.astimezone(settings.tzinfo))
-        if fire is not None:
-            fires.append((fire, job))
-    if not fires:
-        return None
-    fire, job = min(fires)
-    return f"{job} at {fire.strftime('%Y-%m-%d %H:%M %Z')}"
 
+class UncommentedError(ApprovalError):
+    """Approval refused: entries without commentary (listed in `entries`)."""
 
-def preview_paths(settings: Settings, day: date) -> tuple[Path, Path]:
-    """The email preview of the widest variant and the site preview of the day."""
-    folder = settings.paths.outbox / day.isoformat()
-    return folder / f"preview.{settings.variants[-1]}.html", folder / "site"
+    def __init__(self, message: str, entries: tuple[Uncommented, ...], draft_name: str) -> None:
+        super().__init__(message)
+        self.entries = entries
+        self.draft_name = draft_name

@@ -30,7 +30,7 @@ from typing import Any
 import click
 
 from pipeline import store
-from pipeline.core import locks
+from pipeline.core import layout, locks
 from pipeline.core.config import Settings
 from pipeline.core.errors import DeliveryError, InputError
 from pipeline.core.models import EmailVariant, Subscriber, normalize_tag
@@ -81,7 +81,7 @@ def wants(sub: Subscriber, tags: Collection[str]) -> bool:
 def issue_lock(settings: Settings, day: date) -> Iterator[None]:
     """Hold the send lock of one issue; raise LockedError at once if another send has it."""
     with locks.hold_lock(
-        settings.paths.data / f"send-{day.isoformat()}.lock",
+        layout.issue_lock(settings, day),
         "another `digest send`",
         busy=f"another `digest send` of the issue of {day} is running; "
         "this one sent nothing (wait for it to finish)",
@@ -135,7 +135,7 @@ def send_issue(
     builder = MessageBuilder(settings, day, variants)
     tags = frozenset(normalize_tag(t) for t in tags)
     secret = settings.secret
-    outbox = settings.paths.outbox / day.isoformat()
+    outbox = layout.dry_run_folder(settings, day)
     active = store.count_subscribers(conn, "active")
     if transport is not None:
         transports = [transport]
@@ -365,7 +365,7 @@ def send_preview(
     if sub is not None and sub.id is not None:
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
     url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
-    folder = settings.paths.outbox / day.isoformat() / "test"
+    folder = layout.test_copies(settings, day)
     done: list[str] = []
     sent_at = rt.now()
     for name in chosen:

@@ -19,18 +19,22 @@ from pipeline.core.errors import DigestError, FormatError, InputError
 from pipeline.core.models import SUBSCRIBER_STATUSES
 
 if TYPE_CHECKING:
+    from pipeline import services
+
+if TYPE_CHECKING:
     from pipeline.core import calendar as arxiv_calendar
     from pipeline.core.config import Settings
     from pipeline.core.runtime import Runtime
     from pipeline.curate.checking import Context as CheckContext
     from pipeline.curate.checking import FileReport
     from pipeline.curate.lint import Finding
-    from pipeline.services import run
+    from pipeline.interfaces import present
 else:  # imported on first use: `digest check` needs neither the network nor the renderer
     from pipeline.core.lazy import lazy_module
 
     arxiv_calendar = lazy_module("pipeline.core.calendar")
-    run = lazy_module("pipeline.services.run")
+    services = lazy_module("pipeline.services")
+    present = lazy_module("pipeline.interfaces.present")
 
 
 class Context:
@@ -55,7 +59,7 @@ class Context:
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
     def day(self, value: date | None) -> date:
-        return value if value is not None else run.today(self.settings, self.runtime())
+        return value if value is not None else services.today(self.settings, self.runtime())
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -186,6 +190,7 @@ def _where(finding: Finding, path: Path) -> str:
 @contextmanager
 def _check_context(ctx: Context) -> Iterator[CheckContext]:
     """What the config and the store add to `digest check` (opened once for all files)."""
+    from pipeline.core import layout
     from pipeline.curate import checking
 
     settings = ctx.settings if ctx.config.exists() else None
@@ -194,13 +199,13 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
         return
     base = checking.Context(languages=settings.newsletter.languages,
                             known_tags=[t.name for t in settings.tags])
-    if not settings.db_path.exists():
+    if not layout.store_path(settings).exists():
         yield base
         return
     from pipeline import store
     from pipeline.curate import lint, notes
 
-    with closing(store.connect(settings.db_path)) as conn:
+    with closing(store.connect(layout.store_path(settings))) as conn:
         reported = False
 
         def notes_findings() -> list[lint.Finding]:
@@ -232,38 +237,65 @@ def fmt(file: Path) -> None:
     sys.stdout.buffer.write(text.encode("utf-8"))
 
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print what the command did as one JSON object on stdout.")
+
+
+def _say(line: str) -> None:
+    """A line of a step's report: on stderr, as the steps' progress always was."""
+    click.echo(line, err=True)
+
+
+def _report(report: object, as_json: bool, **options: bool) -> None:
+    """Print a service's report: its lines on stderr, or (`as_json`) its JSON on stdout."""
+    if as_json:
+        click.echo(json.dumps(present.to_json(report), ensure_ascii=False, indent=2))
+        return
+    for line in present.lines(report, **options):
+        _say(line)
+
+
 @cli.command()
 @date_option
+@json_option
 @pass_ctx
-def collect(ctx: Context, day: date | None) -> None:
+def collect(ctx: Context, day: date | None, as_json: bool) -> None:
     """Fetch the day's announcements (+ API searches) and store candidates."""
-    run.collect(ctx.settings, ctx.day(day), ctx.runtime())
+    rt = ctx.runtime()
+    track = present.progress_bar("Reading the feed") if rt.progress and not as_json else None
+    report = (services.collect(ctx.settings, ctx.day(day), rt, track=track) if track
+              else services.collect(ctx.settings, ctx.day(day), rt))
+    _report(report, as_json)
 
 
 @cli.command()
 @date_option
+@json_option
 @pass_ctx
-def draft(ctx: Context, day: date | None) -> None:
+def draft(ctx: Context, day: date | None, as_json: bool) -> None:
     """Write drafts/DATE.txt (keeps the curator's edits)."""
-    run.draft(ctx.settings, ctx.day(day), ctx.runtime())
+    _report(services.draft(ctx.settings, ctx.day(day), ctx.runtime()), as_json)
 
 
 @cli.command()
 @date_option
+@json_option
 @pass_ctx
-def build(ctx: Context, day: date | None) -> None:
+def build(ctx: Context, day: date | None, as_json: bool) -> None:
     """Merge and render the previews (outbox/DATE/); site/ is untouched until approval."""
-    run.build(ctx.settings, ctx.day(day), ctx.runtime())
+    _report(services.build(ctx.settings, ctx.day(day), ctx.runtime()), as_json)
 
 
 @cli.command()
 @date_option
 @click.option("--allow-uncommented", is_flag=True,
               help="Approve although some entries have no commentary.")
+@json_option
 @pass_ctx
-def approve(ctx: Context, day: date | None, allow_uncommented: bool) -> None:
+def approve(ctx: Context, day: date | None, allow_uncommented: bool, as_json: bool) -> None:
     """Approve the built issue and publish it (site/, feeds); a sent issue: its correction."""
-    run.approve(ctx.settings, ctx.day(day), ctx.runtime(), allow_uncommented=allow_uncommented)
+    _report(services.approve(ctx.settings, ctx.day(day), ctx.runtime(),
+                             allow_uncommented=allow_uncommented), as_json)
 
 
 @cli.command()
@@ -276,44 +308,65 @@ def approve(ctx: Context, day: date | None, allow_uncommented: bool) -> None:
 @click.option("--variant", metavar="VARIANT",
               help="With --to: the variant to send (e.g. ko, en, all; default: ADDR's own, "
               "else the widest).")
+@json_option
 @pass_ctx
 def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
-         variant: str | None) -> None:
+         variant: str | None, as_json: bool) -> None:
     """Send the approved issue to subscribers (publishing it first if needed)."""
     if variant is not None and to is None:
         raise click.UsageError("--variant goes with --to ADDR")
-    run.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to,
-             variant=variant)
+
+    def published(report: services.PublishReport) -> None:
+        if not as_json:  # said before the first mail goes out, as it happens
+            for line in present.lines(report):
+                _say(line)
+
+    report = services.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to,
+                           variant=variant, on_publish=published)
+    _report(report, as_json, published_shown=True)
 
 
 @cli.command()
 @date_option
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option
 @pass_ctx
 def status(ctx: Context, day: date | None, as_json: bool) -> None:
     """The day's issue at a glance: collected, draft, build, approval, publication, sending."""
-    from pipeline.core import lifecycle
-
-    report = lifecycle.status(ctx.settings, ctx.day(day), ctx.runtime())
+    report = services.status(ctx.settings, ctx.day(day), ctx.runtime())
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return
-    for line in report.text_lines():
+    for line in present.status_lines(report):
         click.echo(line)
 
 
 @cli.command(name="run")
 @date_option
+@json_option
 @pass_ctx
-def run_cmd(ctx: Context, day: date | None) -> None:
+def run_cmd(ctx: Context, day: date | None, as_json: bool) -> None:
     """The daily job: collect, draft, build, then send when approved.
 
     Without --date: the latest arXiv announcement out now, and any recent issue approved
     after its send went out."""
     rt = ctx.runtime()
-    run.daily(ctx.settings, day, rt)
+    said: list[object] = []
+
+    def on_event(event: object) -> None:
+        if as_json:
+            said.append(event)
+        else:  # each line as it happens; a day's outcome is its last event
+            for line in present.lines(event, published_shown=True):
+                _say(line)
+
+    reports = [services.daily(ctx.settings, day, rt, on_event=on_event)]
     if day is None:
-        run.send_late(ctx.settings, arxiv_calendar.announcement_for(rt.now()), rt)
+        reports += services.send_late(ctx.settings, arxiv_calendar.announcement_for(rt.now()),
+                                      rt, on_event=on_event)
+    if as_json:
+        events = [present.to_json(e) for e in said if not isinstance(e, services.DailyReport)]
+        click.echo(json.dumps({"report": "run", "days": [present.to_json(r) for r in reports],
+                               "events": events}, ensure_ascii=False, indent=2))
 
 
 @cli.command()
@@ -322,7 +375,7 @@ def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground."""
     from pipeline.services import schedule as scheduler
 
-    scheduler.main(ctx.settings, ctx.runtime())
+    scheduler.main(ctx.settings, ctx.runtime(), describe=present.lines)
 
 
 @cli.command()
@@ -380,7 +433,7 @@ def subscribers_add(ctx: Context, email: str, language: str | None, tags: str) -
     from pipeline.deliver import subscribers as subs
 
     variants = ctx.settings.variants
-    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
+    with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         outcome, sub = subs.add(conn, variants, email, language or variants[-1], tags,
                                 smtputf8=ctx.settings.smtp.smtputf8)
     tags_note = f", tags {' '.join(sub.tags)}" if sub.tags else ""
@@ -394,7 +447,7 @@ def subscribers_remove(ctx: Context, email: str) -> None:
     """Unsubscribe a subscriber (kept as unsubscribed)."""
     from pipeline.deliver import subscribers as subs
 
-    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
+    with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         changed = subs.remove(conn, email)
     click.echo(f"{'unsubscribed' if changed else 'already unsubscribed'}: {email}")
 
@@ -406,7 +459,7 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
     """List subscribers."""
     from pipeline import store
 
-    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
+    with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         for sub in store.iter_subscribers(conn, status):
             click.echo(f"{sub.email}\t{sub.language}\t{' '.join(sub.tags)}\t{sub.status}")
 
@@ -418,7 +471,7 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     """Import subscribers from CSV (email,language,tags,status)."""
     from pipeline.deliver import subscribers as subs
 
-    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
+    with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         report = subs.import_csv(conn, ctx.settings.variants, csv_file,
                                  smtputf8=ctx.settings.smtp.smtputf8)
     for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
@@ -447,7 +500,7 @@ def subscribers_export(ctx: Context, csv_file: Path) -> None:
     from pipeline.core.files import write_atomic
     from pipeline.deliver import subscribers as subs
 
-    with closing(run.open_store(ctx.settings, ctx.runtime())) as conn:
+    with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         text = subs.export_csv(conn)
     if str(csv_file) == "-":
         click.echo(text, nl=False)
@@ -474,6 +527,11 @@ def main(argv: list[str] | None = None) -> None:
     except DigestError as exc:
         if verbose:
             raise
+        from pipeline.core.lifecycle import UncommentedError
+
+        if isinstance(exc, UncommentedError):  # the entries it refused, then its one line
+            for line in present.error_lines(exc):
+                click.echo(line, err=True)
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)

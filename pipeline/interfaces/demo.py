@@ -23,13 +23,13 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline import store
+from pipeline import services, store
+from pipeline.core import layout
 from pipeline.core.bundle import bundled
 from pipeline.core.config import Settings, load_config
 from pipeline.core.errors import DigestError, InputError
 from pipeline.core.files import write_if_changed
 from pipeline.interfaces import cli
-from pipeline.services import run
 
 DEMO_DAY = date(2024, 12, 5)
 BUNDLE = bundled("demo_data")
@@ -129,7 +129,7 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The summary shown at the end: what to open."""
-        site, outbox = self.settings.paths.site, self.settings.paths.outbox / DEMO_DAY.isoformat()
+        site, outbox = self.settings.paths.site, layout.outbox_day(self.settings, DEMO_DAY)
         sent = ", ".join(f"{n} {status}" for status, n in sorted(self.deliveries.items()))
         return [
             "",
@@ -138,7 +138,7 @@ class Summary:
             f"  web archive   {site / 'index.html'}",
             f"  the issue     {site / 'issues' / f'{DEMO_DAY}.html'}",
             f"  feeds         {site / 'feed.xml'}, {site / 'tags'}/",
-            f"  the draft     {run.draft_path(self.settings, DEMO_DAY)}",
+            f"  the draft     {layout.draft_path(self.settings, DEMO_DAY)}",
             f"  previews      {outbox}/preview.{{{','.join(self.settings.variants)}}}.html",
             *[f"  email         {path}" for path in self.emails],
             "run it again: every step is found done and nobody gets a second copy",
@@ -154,9 +154,9 @@ def run_demo(target: Path, bundle: Path = BUNDLE) -> Summary:
         digest(config, "subscribers", "import", str(target / "subscribers.csv"))
         digest(config, "run", "--date", DEMO_DAY.isoformat())
     settings = load_config(config)
-    with closing(run.open_store(settings)) as conn:
+    with closing(services.open_store(settings)) as conn:
         deliveries = store.delivery_counts(conn, DEMO_DAY)
-    outbox = settings.paths.outbox / DEMO_DAY.isoformat()
+    outbox = layout.outbox_day(settings, DEMO_DAY)
     emails = tuple(sorted(p for p in outbox.glob("*.eml") if not p.name.startswith("preview.")))
     return Summary(settings, server.count("/rss/"), deliveries, emails)
 

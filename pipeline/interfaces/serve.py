@@ -26,6 +26,7 @@ from waitress.server import create_server
 from werkzeug.exceptions import HTTPException
 
 from pipeline import store
+from pipeline.core import layout
 from pipeline.core.config import Settings
 from pipeline.core.errors import DeliveryError, StoreError
 from pipeline.core.models import Subscriber
@@ -339,9 +340,9 @@ class MailQueue:
                     row = store.claim_mail(conn, now, lease=300.0)
                     if row is None:
                         break
-                    sub = store.get_subscriber_by_id(conn, row["subscriber_id"])
+                    sub = store.get_subscriber_by_id(conn, row.subscriber_id)
                     if sub is None or sub.status != "pending":  # confirmed or gone meanwhile
-                        store.finish_mail(conn, row["id"], "dropped", None, now)
+                        store.finish_mail(conn, row.id, "dropped", None, now)
                         continue
                     try:
                         if transport is None:
@@ -349,26 +350,26 @@ class MailQueue:
                             transport.open()
                         transport.send(self._confirmation(sub))
                     except RecipientError as exc:  # the server's last word on this one
-                        store.finish_mail(conn, row["id"], "failed", exc.reply, now)
+                        store.finish_mail(conn, row.id, "failed", exc.reply, now)
                     except DeliveryError as exc:
                         self._retry(conn, row, now, str(exc))
                         log.warning("mail queue: %s; retrying later", exc)
                         break
                     else:
-                        store.finish_mail(conn, row["id"], "sent", None, now)
+                        store.finish_mail(conn, row.id, "sent", None, now)
                         sent += 1
             finally:
                 if transport is not None:
                     transport.close()
         return sent
 
-    def _retry(self, conn: sqlite3.Connection, row: sqlite3.Row, now: float, error: str) -> None:
+    def _retry(self, conn: sqlite3.Connection, row: store.QueuedMail, now: float, error: str) -> None:
         first, most = QUEUE_BACKOFF
-        delay = min(most, first * 2 ** row["attempts"])
-        if now - row["created_at"] > QUEUE_GIVE_UP.total_seconds():
-            store.finish_mail(conn, row["id"], "failed", error, now)
+        delay = min(most, first * 2 ** row.attempts)
+        if now - row.created_at > QUEUE_GIVE_UP.total_seconds():
+            store.finish_mail(conn, row.id, "failed", error, now)
         else:
-            store.retry_mail(conn, row["id"], now + delay, error)
+            store.retry_mail(conn, row.id, now + delay, error)
 
     def _confirmation(self, sub: Subscriber) -> Any:
         """The double opt-in mail for a pending subscriber, in the newsletter's language."""
@@ -396,7 +397,7 @@ def create_app(
     `app.extensions["mail_queue"]`, started by `make_server`."""
     runtime = rt or Runtime()
     make = transport or (
-        lambda: make_transport(settings, runtime, settings.paths.outbox / "subscribe")
+        lambda: make_transport(settings, runtime, layout.subscribe_outbox(settings))
     )
     pages = Pages(settings)
     queue = MailQueue(settings, runtime, make, pages)

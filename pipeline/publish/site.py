@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline import store
+from pipeline.core import layout
 from pipeline.core.config import Settings
 from pipeline.core.files import write_if_changed
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
@@ -60,7 +61,7 @@ def publish_issue(
 
 def preview_site_root(settings: Settings, day: date) -> Path:
     """outbox/D/site/: the site as publishing the built issue of D would make it."""
-    return settings.paths.outbox / day.isoformat() / "site"
+    return layout.preview_site(settings, day)
 
 
 def preview_site(
@@ -118,13 +119,13 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
 
 def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:
     """outbox/D/preview.<variant>.html and .eml; returns every preview path."""
-    folder = settings.paths.outbox / day.isoformat()
+    folder = layout.outbox_day(settings, day)
     for stale in folder.glob(".preview.*.tmp"):  # a build killed mid-write left it
         stale.unlink(missing_ok=True)
     paths = []
     for v in variants:
-        html_path = folder / f"preview.{v.variant}.html"
-        eml_path = folder / f"preview.{v.variant}.eml"
+        html_path = layout.preview_html(settings, day, v.variant)
+        eml_path = layout.preview_eml(settings, day, v.variant)
         write_if_changed(
             html_path, v.html.replace(UNSUBSCRIBE_PLACEHOLDER, preview_unsubscribe_url(settings))
         )

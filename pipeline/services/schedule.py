@@ -22,115 +22,27 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.core import calendar as arxiv_calendar
-from pipeline.core import locks
+from pipeline.core import layout, locks
 from pipeline.core.config import Settings
-from pipeline.core.errors import ConfigError, DigestError, StoreError
+from pipeline.core.errors import DigestError, StoreError
 from pipeline.core.files import write_atomic
 from pipeline.core.runtime import Runtime
-from pipeline.services import run
+from pipeline.services.daily import Steps, daily, send_late
+from pipeline.services.timetable import (
+    JOBS,
+    latest_fire,
+    triggers_for,
+)
 
 log = logging.getLogger("pipeline.services.schedule")
 
-JOBS = ("collect", "send")
 RETRY_DELAYS = (600.0, 1800.0, 3600.0)  # seconds before each retry of a run that failed
-STATE_FILE = "schedule-state.json"
-LOCK_FILE = "schedule.lock"
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-# --- triggers ---------------------------------------------------------------------------------
-
-
-def _weekday_number(token: str, key: str) -> int:
-    if token.isdigit() and 0 <= int(token) <= 7:
-        return int(token) % 7
-    if token.lower() in _CRON_DAYS:
-        return _CRON_DAYS.index(token.lower())
-    raise ConfigError(f"bad day of week {token!r} (expected 0-7 or sun-sat)", key=key)
-
-
-def _weekdays(field: str, key: str) -> str:
-    """crontab's day-of-week field as day names: APScheduler 3 counts Monday as 0 where
-    crontab counts Sunday as 0 (so "1-5" would silently mean Tuesday–Saturday), but reads
-    names the same way."""
-    days: list[int] = []
-    for part in field.split(","):
-        body, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
-            raise ConfigError(f"bad step in day of week {part!r}", key=key)
-        if body == "*":
-            first, last = 0, 6
-        else:
-            low, dash, high = body.partition("-")
-            first = _weekday_number(low, key)
-            last = _weekday_number(high, key) if dash else (6 if step else first)
-            if dash and high == "7":  # Sunday closing a range: "5-7", "7-7"
-                first, last = (7 if low == "7" else first), 7
-            if last < first:
-                raise ConfigError(f"backwards range in day of week {part!r}", key=key)
-        days.extend(d % 7 for d in range(first, last + 1, step or 1))
-    return ",".join(_CRON_DAYS[d] for d in sorted(set(days)))
-
-
-def crontab_trigger(expr: str, tz: ZoneInfo, job: str) -> CronTrigger:
-    """A CronTrigger from a standard crontab line (minute hour day month weekday; 0/7 = Sunday)."""
-    key = f"schedule.{job}"
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ConfigError(
-            f"expected 5 cron fields (minute hour day month weekday), got {expr!r}", key=key
-        )
-    minute, hour, day, month, weekday = fields
-    try:
-        trigger = CronTrigger(
-            minute=minute, hour=hour, day=day, month=month,
-            day_of_week="*" if weekday == "*" else _weekdays(weekday, key), timezone=tz,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"not a valid cron line {expr!r}: {exc}", key=key) from exc
-    # Without a year field, a line that fires once after 2000 fires again and again.
-    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=tz)) is None:
-        raise ConfigError(f"the cron line {expr!r} never fires (no such date)", key=key)
-    return trigger
-
-
-def triggers_for(settings: Settings) -> dict[str, CronTrigger]:
-    """The cron trigger of each job, from [schedule] in newsletter.timezone."""
-    return {
-        job: crontab_trigger(getattr(settings.schedule, job), settings.tzinfo, job) for job in JOBS
-    }
-
-
-def fires_between(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
-    """Every fire time of `trigger` in (after, until]."""
-    fires: list[datetime] = []
-    t = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
-    while t is not None and t <= until:
-        fires.append(t)
-        t = trigger.get_next_fire_time(None, t + timedelta(microseconds=1))
-    return fires
-
-
-def latest_fire(trigger: CronTrigger, after: datetime, until: datetime) -> datetime | None:
-    """The newest fire time in (after, until], looking back a growing window so a long outage
-    does not walk every fire since."""
-    window = timedelta(days=1)
-    while True:
-        start = max(after, until - window)
-        fires = fires_between(trigger, start, until)
-        if fires:
-            return fires[-1]
-        if start == after:
-            return None
-        window *= 2
 
 
 # --- state: the last handled run of each job --------------------------------------------------
@@ -181,16 +93,18 @@ class JobRunner:
         settings: Settings,
         rt: Runtime,
         *,
-        steps: run.Steps | None = None,
+        steps: Steps | None = None,
         stop: threading.Event | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        describe: Callable[[object], list[str]] = lambda _report: [],
     ) -> None:
         self.settings = settings
         self.rt = replace(rt, echo=log.info)
         self.steps = steps
+        self.describe = describe  # a report as log lines (the interface's presenter)
         self.stop = stop if stop is not None else threading.Event()
         self.triggers = triggers_for(settings)
-        self.state_path = settings.paths.data / STATE_FILE
+        self.state_path = layout.schedule_state(settings)
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, datetime], int] = {}
         # Set by the scheduler: (job, fire, delay in seconds) -> run it again later.
@@ -211,13 +125,13 @@ class JobRunner:
             day = arxiv_calendar.announcement_for(fire)
             log.info("%s run of %s: announcement %s", job, fire.isoformat(), day)
             try:
-                outcome = run.daily(
+                outcome = daily(
                     self.settings, day, self.rt, send_issue=(job == "send"), steps=self.steps,
-                    should_stop=self.stop.is_set,
-                )
+                    should_stop=self.stop.is_set, on_event=self._log,
+                ).outcome
                 if job == "send":
-                    run.send_late(self.settings, day, self.rt, steps=self.steps,
-                                  should_stop=self.stop.is_set)
+                    send_late(self.settings, day, self.rt, steps=self.steps,
+                                  should_stop=self.stop.is_set, on_event=self._log)
             except DigestError as exc:
                 outcome = f"failed: {exc}"
             except Exception as exc:  # the scheduler must outlive a bug in one run
@@ -237,6 +151,10 @@ class JobRunner:
             if failed and not stopped:
                 self._schedule_retry(job, fire)
             return outcome
+
+    def _log(self, report: object) -> None:
+        for line in self.describe(report):
+            log.info("%s", line)
 
     def _schedule_retry(self, job: str, fire: datetime) -> None:
         """Run a failed run again later (network, SMTP and the like recover), a few times."""
@@ -272,7 +190,8 @@ def run_scheduler(
     rt: Runtime,
     *,
     stop: threading.Event | None = None,
-    steps: run.Steps | None = None,
+    steps: Steps | None = None,
+    describe: Callable[[object], list[str]] = lambda _report: [],
     install_signals: bool = True,
     on_started: Callable[[BackgroundScheduler], None] | None = None,
     retry_delays: tuple[float, ...] = RETRY_DELAYS,
@@ -280,9 +199,10 @@ def run_scheduler(
     """Run the jobs until `stop` is set (SIGTERM/SIGINT set it), then finish the current step
     and return. A second scheduler for the same newsletter raises LockedError."""
     stop = stop if stop is not None else threading.Event()
-    lock_path = settings.paths.data / LOCK_FILE
+    lock_path = layout.schedule_lock(settings)
     with locks.hold_lock(lock_path, "another `digest schedule`"):
-        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays)
+        runner = JobRunner(settings, rt, steps=steps, stop=stop, retry_delays=retry_delays,
+                           describe=describe)
         if install_signals:
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
                 log.info("%s received: stopping after the current step",
@@ -331,8 +251,11 @@ def run_scheduler(
         log.info("scheduler stopped")
 
 
-def main(settings: Settings, rt: Runtime) -> None:
-    """`digest schedule`: log to stderr, then run the scheduler until SIGTERM/SIGINT."""
+def main(
+    settings: Settings, rt: Runtime, describe: Callable[[object], list[str]] = lambda _r: []
+) -> None:
+    """`digest schedule`: log to stderr (each report as `describe` words it), then run the
+    scheduler until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # misfires still show
-    run_scheduler(settings, rt)
+    run_scheduler(settings, rt, describe=describe)

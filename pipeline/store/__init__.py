@@ -37,6 +37,7 @@ from pipeline.store.db import (
 )
 from pipeline.store.events import (
     EVENT_RETENTION,
+    QueuedMail,
     claim_mail,
     count_events,
     finish_mail,
@@ -61,6 +62,7 @@ from pipeline.store.issues import (
     variants_hash,
 )
 from pipeline.store.papers import (
+    DayRecord,
     count_candidates,
     find_papers_by_title,
     first_seen,
@@ -109,6 +111,8 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TRIAGE_STATES",
+    "DayRecord",
+    "QueuedMail",
     "Removed",
     "RenderCache",
     "TriageState",

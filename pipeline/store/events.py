@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from pipeline.store.db import transaction
 
@@ -44,7 +45,18 @@ def last_mail(conn: sqlite3.Connection, subscriber_id: int, kind: str) -> float 
     return float(row[0]) if row[0] is not None else None
 
 
-def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> sqlite3.Row | None:
+@dataclass(frozen=True)
+class QueuedMail:
+    """One mail of the queue, as claimed (times are unix times, as the queue keeps them)."""
+
+    id: int
+    kind: str
+    subscriber_id: int
+    attempts: int  # tries before this claim
+    created_at: float
+
+
+def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> QueuedMail | None:
     """The oldest queued mail due at `at`, claimed for `lease` seconds (its next_try moves
     on, so a second worker does not take it too); None when nothing is due."""
     with transaction(conn):
@@ -55,7 +67,10 @@ def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> sqlite3.Row
         if row is not None:
             conn.execute("UPDATE mail_queue SET next_try = ?, attempts = attempts + 1"
                          " WHERE id = ?", (at + lease, row["id"]))
-    return row
+    if row is None:
+        return None
+    return QueuedMail(row["id"], row["kind"], row["subscriber_id"], row["attempts"],
+                      row["created_at"])
 
 
 def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: float, error: str) -> None:

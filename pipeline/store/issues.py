@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from pipeline.core.issue_codec import issue_from_json, issue_json
-from pipeline.core.lifecycle import BuildSummary, IssueRecord, State, record_from_row
+from pipeline.core.lifecycle import BuildSummary, IssueRecord, State
 from pipeline.core.models import (
     EmailVariant,
     Issue,
@@ -16,18 +16,37 @@ from pipeline.core.models import (
 from pipeline.store.db import _now, transaction
 
 
-def get_issue(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
-    """The issue row of a day: state, hashes and timestamps."""
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM issues WHERE date = ?", (day.isoformat(),)
-    ).fetchone()
-    return row
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def record_from_row(row: sqlite3.Row) -> IssueRecord:
+    """An IssueRecord from an `issues` row (`SELECT *`)."""
+    return IssueRecord(
+        day=date.fromisoformat(row["date"]),
+        state=State(row["state"]),
+        draft_sha=row["draft_sha"],
+        built_hash=row["built_hash"],
+        approved_hash=row["approved_hash"],
+        published_hash=row["published_hash"],
+        build=BuildSummary.from_json(row["build"]) if row["build"] else None,
+        built_at=_when(row["built_at"]),
+        approved_at=_when(row["approved_at"]),
+        published_at=_when(row["published_at"]),
+        sent_at=_when(row["sent_at"]),
+    )
 
 
 def get_issue_record(conn: sqlite3.Connection, day: date) -> IssueRecord | None:
-    """The day's issue as a typed lifecycle record (None: no issue row yet)."""
-    row = get_issue(conn, day)
+    """The day's issue as a typed lifecycle record: state, hashes, build summary, times
+    (None: no issue row yet)."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM issues WHERE date = ?", (day.isoformat(),)
+    ).fetchone()
     return record_from_row(row) if row is not None else None
+
+
+get_issue = get_issue_record  # the issue of a day (a record, as every store reader returns)
 
 
 def set_issue_state(conn: sqlite3.Connection, day: date, state: State) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from pipeline.core.latex import title_key
@@ -153,12 +153,27 @@ def save_day(conn: sqlite3.Connection, day: date, status: str, announced: int, k
     )
 
 
-def get_day(conn: sqlite3.Connection, day: date) -> sqlite3.Row | None:
+@dataclass(frozen=True)
+class DayRecord:
+    """The collection record of a day: 'collected' or 'empty', how many items were
+    announced and kept, and when."""
+
+    day: date
+    status: str  # 'collected' | 'empty'
+    announced: int
+    kept: int
+    collected_at: datetime
+
+
+def get_day(conn: sqlite3.Connection, day: date) -> DayRecord | None:
     """The collection record of a day, if it was collected."""
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM days WHERE date = ?", (day.isoformat(),)
     ).fetchone()
-    return row
+    if row is None:
+        return None
+    return DayRecord(date.fromisoformat(row["date"]), row["status"], row["announced"],
+                     row["kept"], datetime.fromisoformat(row["collected_at"]))
 
 
 def first_seen(conn: sqlite3.Connection, arxiv_ids: Iterable[str]) -> dict[str, date]:

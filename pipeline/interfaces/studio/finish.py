@@ -9,6 +9,7 @@ from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline.core.errors import DigestError
 from pipeline.core.runtime import Runtime
+from pipeline.interfaces import present
 from pipeline.interfaces.studio import steps
 from pipeline.interfaces.studio.model import entry_changes, load_draft
 from pipeline.interfaces.studio.steps import approve, build, draft, send_test_copy
@@ -37,14 +38,17 @@ def register(app: Flask, web: Web) -> None:
     settings, day, studio, variants, flash = (web.settings, web.day, web.studio, web.variants,
                                               web.flash)
 
-    def action(run_it: Callable[[Runtime], None], done: str, where: str = "actions",
+    def action(run_it: Callable[[Runtime], list[object]], done: str, where: str = "actions",
                anchor: str = "#actions") -> AnyResponse:
-        """Run a step; its messages go beside the button that ran it (JSON for studio.js)."""
+        """Run a step; its messages go beside the button that ran it (JSON for studio.js):
+        the reports' lines as the CLI words them, after what the send loop said as it went."""
         rt_, lines = studio.capture()
         error = None
         try:
-            run_it(rt_)
+            for report in run_it(rt_):
+                lines += present.lines(report)
         except DigestError as exc:
+            lines += present.error_lines(exc)
             error = presented_error(exc)
         studio.previewer.forget()  # papers a build fetched resolve in the preview now
         said = [presented_line(line) for line in lines]

@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
+from pipeline import services
 from pipeline.core import digest_format as digest
 from pipeline.core.config import Settings
 from pipeline.core.errors import FormatError, InputError
 from pipeline.core.files import write_atomic
 from pipeline.core.latex import title_key
 from pipeline.core.models import TAG_RE, Digest, Entry, has_hangul, normalize_tag
-from pipeline.services import run
 
 # --- the draft: read and written only through pipeline.core.digest_format ---------------------------------
 
@@ -54,7 +54,7 @@ def sha256(data: bytes) -> str:
 
 def load_draft(settings: Settings, day: date) -> Loaded:
     """drafts/D.txt read and parsed now (a parse error is kept as text, not raised)."""
-    path = run.draft_path(settings, day)
+    path = services.draft_path(settings, day)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -98,7 +98,7 @@ def save_draft(settings: Settings, day: date, expected_sha: str, new: Digest) ->
     """Write `new` to drafts/D.txt atomically if the file still has `expected_sha`; returns
     the new sha. Raises FormatError (nothing written) or DraftConflict (nothing written)."""
     text = draft_text(new)
-    path = run.draft_path(settings, day)
+    path = services.draft_path(settings, day)
     with _save_lock:  # two browser tabs: one wins, the other gets the conflict page
         try:
             disk = path.read_bytes()

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from flask import request
 
+from pipeline import services
 from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
 from pipeline.curate import notes
 from pipeline.interfaces.studio.candidates import Explained
 from pipeline.interfaces.studio.model import Conflict
 from pipeline.interfaces.studio.preview import Previewer
-from pipeline.services import run
 
 # --- sessions ---------------------------------------------------------------------------------
 
@@ -117,11 +117,12 @@ class Studio:
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
         """One connection per request (waitress serves from threads)."""
-        with closing(run.open_store(self.settings)) as conn:
+        with closing(services.open_store(self.settings)) as conn:
             yield conn
 
     def capture(self) -> tuple[Runtime, list[str]]:
-        """A runtime whose messages are kept for the page (and echoed as usual)."""
+        """A runtime whose messages are kept for the page (and echoed as usual): what the
+        send loop says as it goes (the services themselves report, never print)."""
         said: list[str] = []
 
         def echo(message: str) -> None:
