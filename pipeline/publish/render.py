@@ -482,10 +482,12 @@ class Renderer:
         """The same page in the other variants: (language label, its URL) for a switcher."""
         return [(LANG_LABELS.get(v, v), url(v)) for v in self.settings.variants if v != variant]
 
-    @property
-    def subscribe_url(self) -> str:
-        """The subscribe page of `digest serve`."""
-        return self.base + "subscribe"
+    def subscribe_url(self, variant: str) -> str:
+        """The subscribe page of `digest serve` in a variant's language (?lang=: the form
+        speaks it and offers that variant first); the widest variant's is the plain one."""
+        if variant == self.settings.variants[-1] and variant not in UI:
+            return self.base + "subscribe"
+        return f"{self.base}subscribe?lang={quote(variant)}"
 
     def subject(self, issue: Issue, variant: str) -> str:
         """The email subject from `newsletter.subject`, on one line; the first paper's title
@@ -587,7 +589,7 @@ class Renderer:
             "feed_url": base + self.feed_name(variant),
             "archive_url": base + self.index_name(variant, None),
             "tags_url": base + TAGS_INDEX,
-            "subscribe_url": self.subscribe_url,
+            "subscribe_url": self.subscribe_url(variant),
         }
 
     def render(self, name: str, **context: Any) -> str:
