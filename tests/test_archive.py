@@ -331,10 +331,14 @@ def test_the_archive_links_to_the_subscribe_page(
     settings, issues = archive_site
     root = settings.paths.site
     url = settings.newsletter.base_url.rstrip("/") + "/subscribe"
-    for name in ("index.html", "index.en.html", "archive/page-1.html", "tags/index.html",
-                 "tags/reward-model.html", f"issues/{issues[0].date}.en.html"):
+    for name in ("index.html", "archive/page-1.html", "tags/index.html",
+                 "tags/reward-model.html"):
         hrefs = {a.get("href") for a in page(root, name).iter("a")}
         assert url in hrefs, name
+    # a page in one language opens the subscribe page in that language (issue #21)
+    for name in ("index.en.html", f"issues/{issues[0].date}.en.html", "archive/page-1.en.html"):
+        hrefs = {a.get("href") for a in page(root, name).iter("a")}
+        assert url + "?lang=en" in hrefs and url not in hrefs, name
 
 
 def test_pages_link_newest_and_older_pages_only(

@@ -180,8 +180,10 @@ def feed_files(
 def _tagged(conn: sqlite3.Connection, key: str, offset: int, limit: int) -> list[Tagged]:
     """Entries with the tag, oldest first, each with a one-entry issue (date and title)."""
     tagged = []
-    for day, number, title, entry in store.tagged_entries(conn, key, offset, limit):
-        issue = clean_issue(Issue(day, title, (entry,)))
+    rows = store.tagged_entries(conn, key, offset, limit)
+    corrected = store.corrections(conn, (day for day, *_ in rows))
+    for day, number, title, entry in rows:
+        issue = clean_issue(Issue(day, title, (entry,), corrected=corrected.get(day)))
         tagged.append(Tagged(issue, number, issue.entries[0]))
     return tagged
 
