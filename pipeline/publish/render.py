@@ -217,14 +217,21 @@ class Renderer:
         """feed.xml for the default variant, feed.<lang>.xml for the others."""
         return f"feed{self.variant_suffix(variant)}.xml"
 
-    def tag_url(self, key: str, base: str) -> str:
-        """A tag page's URL under `base`."""
-        return base + quote(self.tag_page_name(key, None))
+    def tag_url(self, key: str, base: str, variant: str | None = None) -> str:
+        """A tag page's URL under `base`, in a variant's language (default: the main one)."""
+        return base + quote(self.tag_page_name(key, None, variant))
 
-    def tag_page_name(self, key: str, page: int | None) -> str:
-        """tags/<tag>.html (its newest papers), tags/<tag>/page-N.html (its full pages)."""
+    def tag_page_name(self, key: str, page: int | None, variant: str | None = None) -> str:
+        """tags/<tag>.html (its newest papers), tags/<tag>/page-N.html (its full pages), with
+        .<lang> before .html for the variants other than the default one."""
         stem = tag_stem(key)
-        return f"tags/{stem}.html" if page is None else f"tags/{stem}/page-{page}.html"
+        suffix = self.variant_suffix(variant or self.default_variant)
+        return (f"tags/{stem}{suffix}.html" if page is None
+                else f"tags/{stem}/page-{page}{suffix}.html")
+
+    def tags_index_name(self, variant: str | None = None) -> str:
+        """tags/index.html, or tags/index.<lang>.html for the other variants."""
+        return f"tags/index{self.variant_suffix(variant or self.default_variant)}.html"
 
     def tag_feed_name(self, key: str) -> str:
         """tags/<tag>.xml."""
@@ -308,7 +315,7 @@ class Renderer:
                 for p in variant_commentary(entry, variant)
             ),
             tags=tuple(
-                TagView("#" + t, key, self.tag_url(key, base))
+                TagView("#" + t, key, self.tag_url(key, base, variant))
                 for t, key in zip(entry.tags, entry.tag_keys, strict=True)
             ),
             web_url=f"{base}{self.page_name(day, variant)}#{anchor}",
@@ -361,7 +368,7 @@ class Renderer:
             "feeds": self.feed_links(variant, base),
             "feed_url": base + self.feed_name(variant),
             "archive_url": base + self.index_name(variant, None),
-            "tags_url": base + TAGS_INDEX,
+            "tags_url": base + self.tags_index_name(variant),
             "subscribe_url": self.subscribe_url(variant),
         }
 
@@ -509,14 +516,17 @@ class Renderer:
                     tagged.setdefault(key, []).append(Tagged(issue, number, entry))
         for key in sorted(wanted):
             pairs = tagged.get(key, [])
-            if not pairs:
-                files[self.tag_page_name(key, None)] = files[self.tag_feed_name(key)] = None
-                continue
-            for page in paginate(len(pairs), self.page_size):
-                files[self.tag_page_name(key, page.number)] = self.tag_page(
-                    key, pairs[page.first - 1 : page.last][::-1], page)
-            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1])
-        files[TAGS_INDEX] = self.tags_page({k: len(v) for k, v in tagged.items()})
+            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1]) if pairs else None
+            for variant in self.settings.variants:
+                if not pairs:
+                    files[self.tag_page_name(key, None, variant)] = None
+                    continue
+                for page in paginate(len(pairs), self.page_size):
+                    files[self.tag_page_name(key, page.number, variant)] = self.tag_page(
+                        key, pairs[page.first - 1 : page.last][::-1], page, variant)
+        for variant in self.settings.variants:
+            files[self.tags_index_name(variant)] = self.tags_page(
+                {k: len(v) for k, v in tagged.items()}, variant)
         return files
 
     def index_page(
@@ -539,7 +549,7 @@ class Renderer:
                     "date_text": self.date_text(day, variant),
                     "count": len(entries),
                     "titles": titles,
-                    "tags": [TagView("#" + k, k, self.tag_url(k, base)) for k in keys],
+                    "tags": [TagView("#" + k, k, self.tag_url(k, base, variant)) for k in keys],
                 }
             )
         others = self.other_variants(variant, lambda v: base + self.index_name(v, page.number))
@@ -559,14 +569,14 @@ class Renderer:
             "older": [(n, url(n)) for n in range(page.older, 0, -1)],
         }
 
-    def tags_page(self, counts: Mapping[str, int]) -> str:
-        """site/tags/index.html: every tag with its count, its page and its feed."""
-        variant = self.default_variant
+    def tags_page(self, counts: Mapping[str, int], variant: str | None = None) -> str:
+        """site/tags/index[.<lang>].html: every tag with its count, its page and its feed."""
+        variant = variant or self.default_variant
         rows = [
             {
                 "label": "#" + key,
                 "count": n,
-                "url": quote(self.tag_page_name(key, None).removeprefix("tags/")),
+                "url": quote(self.tag_page_name(key, None, variant).removeprefix("tags/")),
                 "feed": quote(self.tag_feed_name(key).removeprefix("tags/")),
                 "feed_title": self.tag_feed_title(key),
             }
@@ -575,18 +585,22 @@ class Renderer:
         ]
         return self.render(
             "tags.html",
-            **self.site_context(variant, "../", self.base + TAGS_INDEX),
+            **self.site_context(variant, "../", self.base + self.tags_index_name(variant)),
             tags=rows,
+            others=self.other_variants(
+                variant, lambda v: "../" + self.tags_index_name(v)),
         )
 
     def feed(self, newest: Sequence[Issue], variant: str) -> str:
         """site/feed.xml (or feed.<lang>.xml): feeds.issue_feed."""
         return feeds.issue_feed(self, newest, variant)
 
-    def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None) -> str:
-        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first), from
-        cleaned issues (clean_issue) like every Tagged."""
-        variant = self.default_variant
+    def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None,
+                 variant: str | None = None) -> str:
+        """site/tags/<tag>[.<lang>].html or tags/<tag>/page-N[.<lang>].html: these papers
+        (newest first), from cleaned issues (clean_issue) like every Tagged; its links lead
+        to the issue pages of its language."""
+        variant = variant or self.default_variant
         lang = self.ui_lang(variant)
         page = page or newest_page(len(tagged), self.page_size)
         base = "../" if page.number is None else "../../"
@@ -609,7 +623,9 @@ class Renderer:
                 }
             )
         feed = FeedLink(self.tag_feed_title(key), base + quote(self.tag_feed_name(key)))
-        canonical = self.base + quote(self.tag_page_name(key, page.number))
+        canonical = self.base + quote(self.tag_page_name(key, page.number, variant))
+        others = self.other_variants(
+            variant, lambda v: base + quote(self.tag_page_name(key, page.number, v)))
         return self.render(
             "tag.html",
             **{**self.site_context(variant, base, canonical),
@@ -618,7 +634,8 @@ class Renderer:
             count=page.total,
             groups=groups,
             page=page,
-            pages=self.pager(page, lambda n: base + quote(self.tag_page_name(key, n))),
+            pages=self.pager(page, lambda n: base + quote(self.tag_page_name(key, n, variant))),
+            others=others,
             tag_feed=feed,
         )
 
