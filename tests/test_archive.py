@@ -489,8 +489,8 @@ def test_a_languages_pages_link_only_to_pages_in_that_language(
                 continue
             target, _ = resolve(root, name, href)
             others = [f".{v}.html" for v in settings.variants if v != lang]
-            assert target.endswith(suffix) or a.getparent().get("class") == "nav" \
-                and any(target.endswith(o) or target.count(".") == 1 for o in others), \
+            assert target.endswith(suffix) or (a.getparent().get("class") == "nav" \
+                and any(target.endswith(o) or target.count(".") == 1 for o in others)), \
                 (name, href)
             if target.endswith(suffix):
                 todo.append(target)

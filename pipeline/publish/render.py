@@ -330,6 +330,19 @@ class Renderer:
             for n, e in enumerate(issue.entries, start=1)
         ]
 
+    def footer_languages(self, variant: str) -> list[str]:
+        """The languages of an email's footer and a text part's links: the variant's own, or
+        for the widest variant every language it carries, its interface language first."""
+        first = self.ui_lang(variant)
+        if variant in UI:
+            return [first]
+        return [first] + [v for v in self.settings.variants if v in UI and v != first]
+
+    def footer_label(self, variant: str, key: str) -> str:
+        """One footer word in each of the variant's footer languages ("Unsubscribe",
+        "수신 거부 / Unsubscribe")."""
+        return " / ".join(dict.fromkeys(UI[lang][key] for lang in self.footer_languages(variant)))
+
     def page_context(self, variant: str) -> dict[str, Any]:
         """What every page gets: its language, the interface words, the newsletter's title."""
         lang = self.ui_lang(variant)
@@ -351,6 +364,10 @@ class Renderer:
             "archive_url": base + self.index_name(variant, None),
             "feed_url": base + self.feed_name(variant),
             "corrected_text": self.corrected_text(issue, variant),
+            "footer_why": [(lang, UI[lang]["why"].format(title=self.title))
+                           for lang in self.footer_languages(variant)],
+            "footer": {key: self.footer_label(variant, key)
+                       for key in ("view_web", "archive", "unsubscribe")},
         }
 
     def corrected_text(self, issue: Issue, variant: str) -> str | None:
