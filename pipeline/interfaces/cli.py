@@ -69,7 +69,10 @@ class Context:
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
     def day(self, value: date | None) -> date:
-        return value if value is not None else run.today(self.settings, self.runtime())
+        """--date, else the day `digest run` picks: the latest arXiv announcement out now (so
+        `run`, `studio`, `build` and `send` without --date all mean the same issue)."""
+        return value if value is not None else arxiv_calendar.announcement_for(
+            self.runtime().now())
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -86,7 +89,7 @@ def _parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
 
 date_option = click.option(
     "--date", "day", callback=_parse_date, metavar="YYYY-MM-DD",
-    help="Announcement date (default: today in the newsletter's time zone).",
+    help="Announcement date (default: the latest announcement out now, as `digest run`).",
 )
 
 
