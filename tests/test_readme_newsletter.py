@@ -17,10 +17,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 from datetime import UTC, datetime, time
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
