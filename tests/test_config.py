@@ -139,7 +139,7 @@ def test_secrets_come_from_the_environment(
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "[newsletter]\ntitle = 'Mine'\n",
-                                  "[newsletter]\nfrom = 'Me <me@example.org>'\n"])
+                                  "[delivery]\ntransport = 'outbox'\n"])
 def test_an_empty_or_near_empty_config_is_refused(
     tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -149,7 +149,7 @@ def test_an_empty_or_near_empty_config_is_refused(
         main(["--config", str(path), "status"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert "newsletter." in err and "digest init" in err
+    assert "newsletter.from" in err and "digest init" in err
 
 
 def test_the_config_is_found_without_config(tmp_path: Path) -> None:

@@ -669,7 +669,8 @@ def test_default_subject_names_the_first_paper_within_78_characters(renderer: Re
 def test_subject_template_from_config(tmp_path: Path) -> None:
     path = tmp_path / "config" / "digest.toml"
     path.parent.mkdir()
-    path.write_text('[newsletter]\nsubject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
+    path.write_text('[newsletter]\nfrom = "D <digest@example.org>"\n'
+                    'subject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
                     '<{{ first_title }}>"\n', encoding="utf-8")
     settings = load_config(path)
     subject = Renderer(settings).email(reference_issue(), "en").subject

@@ -23,8 +23,8 @@ CONFIG_ENV = "DIGEST_CONFIG"
 # Where a command looks for the config without --config, after $DIGEST_CONFIG: the current
 # folder (a newsletter folder made by `digest init` holds config/digest.toml).
 CONFIG_CANDIDATES = (Path("digest.toml"), DEFAULT_CONFIG)
-# What a config must say itself: who sends and where the site lives. Their defaults are
-# example.org placeholders; an empty file would otherwise load as a whole newsletter.
+# What a config says of its own newsletter (with [tags]): one of them at least. Their
+# defaults are example.org placeholders; an empty file would otherwise load as a newsletter.
 REQUIRED_KEYS = (("newsletter", "from"), ("newsletter", "base_url"))
 MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
 MAX_PORT = 65535
@@ -458,19 +458,18 @@ def newsletter_root(path: Path) -> Path:
 
 
 def check_not_empty(text: str, path: Path) -> None:
-    """Refuse a config that leaves out what only its owner can say (REQUIRED_KEYS)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return  # parse_config reports it with its line
-    for section, key in REQUIRED_KEYS:
-        table = data.get(section)
-        if not isinstance(table, dict) or key not in table:
-            raise ConfigError(
-                "not set: a config must say who sends and where the site lives (an empty "
-                "config would load as an example newsletter); set it, or run `digest init DIR`",
-                path=path, key=f"{section}.{key}",
-            )
+    """Refuse a config that says nothing of its own newsletter: none of REQUIRED_KEYS and no
+    [tags] (an empty file would otherwise load as the example newsletter)."""
+    data = tomllib.loads(text)  # parse_config has already reported a syntax error
+    newsletter = data.get("newsletter") or {}
+    if data.get("tags") or any(key in newsletter for _, key in REQUIRED_KEYS):
+        return
+    raise ConfigError(
+        "the config sets neither newsletter.from nor newsletter.base_url nor any [tags]: an "
+        "empty or near-empty config is refused (it would load as an example newsletter); "
+        "start from `digest init DIR`",
+        path=path,
+    )
 
 
 def load_config(path: Path) -> Settings:
@@ -487,8 +486,9 @@ def load_config(path: Path) -> Settings:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError("config is not UTF-8 text", path=path) from exc
+    settings = parse_config(text, path, newsletter_root(path))  # bad values named first
     check_not_empty(text, path)
-    return parse_config(text, path, newsletter_root(path))
+    return settings
 
 
 def default_settings(root: Path) -> Settings:
