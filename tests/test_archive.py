@@ -161,6 +161,9 @@ def test_a_correction_rewrites_only_its_pages_and_the_pages_holding_it(tmp_path:
         "issues/2024-01-03.txt", "issues/2024-01-03.ko.txt", "issues/2024-01-03.en.txt",
         "archive/page-1.html", "archive/page-1.ko.html", "archive/page-1.en.html",
         "tags/reward-model/page-1.html", "tags/topic-2.html",  # 4 papers: no full page yet
+        # the tag pages in each language (issue #21)
+        "tags/reward-model/page-1.ko.html", "tags/reward-model/page-1.en.html",
+        "tags/topic-2.ko.html", "tags/topic-2.en.html",
         "tags/reward-model.xml", "tags/topic-2.xml",  # the tag feeds carry its paper
     }
     assert "A corrected title" in (settings.paths.site / "archive/page-1.en.html").read_text()
@@ -335,10 +338,14 @@ def test_the_archive_links_to_the_subscribe_page(
     settings, issues = archive_site
     root = settings.paths.site
     url = settings.newsletter.base_url.rstrip("/") + "/subscribe"
-    for name in ("index.html", "index.en.html", "archive/page-1.html", "tags/index.html",
-                 "tags/reward-model.html", f"issues/{issues[0].date}.en.html"):
+    for name in ("index.html", "archive/page-1.html", "tags/index.html",
+                 "tags/reward-model.html"):
         hrefs = {a.get("href") for a in page(root, name).iter("a")}
         assert url in hrefs, name
+    # a page in one language opens the subscribe page in that language (issue #21)
+    for name in ("index.en.html", f"issues/{issues[0].date}.en.html", "archive/page-1.en.html"):
+        hrefs = {a.get("href") for a in page(root, name).iter("a")}
+        assert url + "?lang=en" in hrefs and url not in hrefs, name
 
 
 def test_pages_link_newest_and_older_pages_only(
@@ -431,7 +438,8 @@ def test_a_template_change_renders_every_page_once(tmp_path: Path) -> None:
     assert set(html) <= changed and len(html) >= 13 * 3 + 3 * 3 + 10
     assert all(b'data-look="new"' in (root / n).read_bytes() for n in html)
     [changed] = publish(settings, [small_issue(13)])
-    assert len(changed) < 30 and "archive/page-1.html" not in changed
+    # (the issue's pages, index pages, feeds, and its tags' pages in each of 3 languages)
+    assert len(changed) < 40 and "archive/page-1.html" not in changed
 
 
 def test_a_tag_named_index_does_not_replace_the_tags_page(tmp_path: Path) -> None:
@@ -465,3 +473,33 @@ def test_planning_a_publish_inside_a_transaction_stores_nothing_of_the_issue(
     assert "issues/2024-01-04.html" in files and "issues/2024-01-03.html" in files
     assert "Free Process Rewards" in (files["index.html"] or "")
     assert "2024-01-04" in (files["index.html"] or "")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_languages_pages_link_only_to_pages_in_that_language(
+    archive_site: tuple[Settings, list[Issue]], lang: str
+) -> None:
+    """Issue #21: English pages linked to Korean tag pages and to the `all` issue."""
+    settings, issues = archive_site
+    root = settings.paths.site
+    suffix = f".{lang}.html"
+    todo = [f"index.{lang}.html"]
+    seen: set[str] = set()
+    while todo:  # every page reachable from the language's index, within the site
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for a in page(root, name).iter("a"):
+            href = a.get("href") or ""
+            if "://" in href or href.endswith(".xml"):
+                continue
+            target, _ = resolve(root, name, href)
+            others = [f".{v}.html" for v in settings.variants if v != lang]
+            assert target.endswith(suffix) or (a.getparent().get("class") == "nav" \
+                and any(target.endswith(o) or target.count(".") == 1 for o in others)), \
+                (name, href)
+            if target.endswith(suffix):
+                todo.append(target)
+    assert any(n.startswith("tags/") and n != f"tags/index.{lang}.html" for n in seen)
+    assert f"tags/index.{lang}.html" in seen and f"issues/{issues[0].date}.{lang}.html" in seen

@@ -220,7 +220,8 @@ def test_a_config_with_one_language_does_not_ask_for_the_other(
 ) -> None:
     (tmp_path / "config").mkdir()
     config = tmp_path / "config" / "digest.toml"
-    config.write_text('[newsletter]\nlanguages = ["ko"]\n', encoding="utf-8")
+    config.write_text('[newsletter]\nfrom = "D <digest@example.org>"\nlanguages = ["ko"]\n',
+                      encoding="utf-8")
     path = _digest(tmp_path, "Only Korean\n(X)\nAbs.\n한국어만\n#t\n")
     code, out, err = _run_with_config(config, path, capsys)
     assert code == 0 and out == f"{path}: ok, 1 entry, 1 warning\n"

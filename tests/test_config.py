@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
 
-from pipeline.core.config import load_config, parse_config
+from pipeline.core.config import find_config, load_config, parse_config
 from pipeline.core.errors import ConfigError
 from pipeline.interfaces.cli import main
 
 REPO = Path(__file__).parent.parent
 
 
-def write_config(tmp_path: Path, text: str) -> Path:
+OWNED = {"from": '"Me <me@example.org>"', "base_url": '"https://digest.example.org"'}
+
+
+def write_config(tmp_path: Path, text: str, owned: bool = True) -> Path:
+    """config/digest.toml with `text`; `owned` adds what every config must say itself
+    (newsletter.from and .base_url) where the text does not."""
+    if owned:
+        missing = "".join(f"{k} = {v}\n" for k, v in OWNED.items()
+                          if not re.search(rf"^{k}\s*=", text, re.MULTILINE))
+        if "[newsletter]\n" in text:
+            text = text.replace("[newsletter]\n", "[newsletter]\n" + missing, 1)
+        else:
+            text = "[newsletter]\n" + missing + text
     path = tmp_path / "config" / "digest.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -122,3 +136,67 @@ def test_secrets_come_from_the_environment(
     monkeypatch.setenv("DIGEST_SECRET", "s3cret-s3cret-s3cret")
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw")
     assert settings.secret == b"s3cret-s3cret-s3cret" and settings.smtp_password == "pw"
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "[newsletter]\ntitle = 'Mine'\n",
+                                  "[delivery]\ntransport = 'outbox'\n"])
+def test_an_empty_or_near_empty_config_is_refused(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #21: an empty digest.toml loaded as all defaults and "sent" to 3,000 readers."""
+    path = write_config(tmp_path, text, owned=False)
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(path), "status"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert "newsletter.from" in err and "digest init" in err
+
+
+def test_the_config_is_found_without_config(tmp_path: Path) -> None:
+    nested = write_config(tmp_path / "a", "")
+    flat = tmp_path / "b" / "digest.toml"
+    flat.parent.mkdir()
+    flat.write_text(nested.read_text())
+    assert find_config(None, {}, tmp_path / "a") == nested
+    assert find_config(None, {}, tmp_path / "b") == flat
+    assert find_config(None, {"DIGEST_CONFIG": str(flat)}, tmp_path / "a") == flat
+    assert find_config(tmp_path / "x.toml", {"DIGEST_CONFIG": str(flat)}) == tmp_path / "x.toml"
+    with pytest.raises(ConfigError, match="digest init"):
+        find_config(None, {}, tmp_path)
+    # DIR/digest.toml's newsletter is DIR; DIR/config/digest.toml's too
+    assert load_config(flat).root == flat.parent.resolve()
+    assert load_config(nested).root == (tmp_path / "a").resolve()
+
+
+def test_init_makes_a_newsletter_that_the_commands_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "mine"
+    with pytest.raises(SystemExit) as info:
+        main(["init", str(folder), "--name", "Mine", "--from", "Me <me@example.org>",
+              "--base-url", "https://mine.example.org", "--languages", "en",
+              "--categories", "cs.CL,cs.LG", "--tag", "rm=reward model,process reward",
+              "--timezone", "Europe/Berlin", "--collect", "0 9 * * 1-5",
+              "--send", "0 17 * * 1-5", "--transport", "smtp"])
+    assert info.value.code == 0, capsys.readouterr().err
+    text = (folder / "config" / "digest.toml").read_text(encoding="utf-8")
+    assert text.count("#") > 10  # commented
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    settings = load_config(find_config(None))
+    assert settings.root == folder.resolve()
+    assert settings.newsletter.title == "Mine" and settings.variants == ("en",)
+    assert settings.newsletter.timezone == "Europe/Berlin"
+    assert [(t.name, t.keywords) for t in settings.tags] == [
+        ("rm", ("reward model", "process reward"))]
+    assert settings.delivery.transport == "smtp" and settings.transport_chosen
+    assert (settings.schedule.collect, settings.schedule.send) == ("0 9 * * 1-5", "0 17 * * 1-5")
+    assert (folder / "notes").is_dir() and (folder / "drafts").is_dir()
+    # a second init changes nothing
+    before = (folder / "config" / "digest.toml").read_bytes()
+    with pytest.raises(SystemExit) as info:
+        main(["init", str(folder), "--name", "Other", "--from", "O <o@example.org>",
+              "--base-url", "https://o.example.org", "--tag", "x=y"])
+    assert info.value.code == 2
+    assert (folder / "config" / "digest.toml").read_bytes() == before
+    assert os.listdir(folder / "config") == ["digest.toml"]

@@ -38,7 +38,9 @@ def one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
 
 def _with(tmp_path: Path, extra: str, transport: str = "outbox") -> Path:
     """A small config of a newsletter in `tmp_path` with `section.key = value` lines set."""
-    sections: dict[str, list[str]] = {"delivery": [f'transport = "{transport}"']}
+    # (a config must say something of its own newsletter: its sender here)
+    sections: dict[str, list[str]] = {"newsletter": ['from = "D <digest@example.org>"'],
+                                      "delivery": [f'transport = "{transport}"']}
     for line in extra.strip().splitlines():
         key, value = line.split(" = ", 1)
         section, name = key.split(".")

@@ -30,6 +30,7 @@ from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, I
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
 from pipeline.publish.render import (
+    UI,
     Renderer,
     clean_issue,
     layout_note,
@@ -196,7 +197,7 @@ def test_email_carries_everything_of_the_reference(emails: dict) -> None:
         for tag in entry.tags:
             assert f"#{tag}" in text
     # Korean paragraphs are marked and break between words; English ones are not Korean.
-    ko = doc.xpath('//p[@lang="ko"]')
+    ko = doc.xpath('//p[@lang="ko"][not(contains(@class, "footer-p"))]')
     assert len(ko) == sum(len(e.notes_ko) for e in ref.entries)
     assert all("word-break:keep-all" in p.get("style").replace(" ", "") for p in ko)
     assert "Noto Sans KR" in emails["all"].html
@@ -675,7 +676,8 @@ def test_default_subject_names_the_first_paper_within_78_characters(renderer: Re
 def test_subject_template_from_config(tmp_path: Path) -> None:
     path = tmp_path / "config" / "digest.toml"
     path.parent.mkdir()
-    path.write_text('[newsletter]\nsubject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
+    path.write_text('[newsletter]\nfrom = "D <digest@example.org>"\n'
+                    'subject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
                     '<{{ first_title }}>"\n', encoding="utf-8")
     settings = load_config(path)
     subject = Renderer(settings).email(reference_issue(), "en").subject
@@ -741,3 +743,18 @@ def test_email_markup_is_outlook_safe(emails: dict) -> None:
         stack = re.search(r"font-family:([^;]+)", container)[1]
         assert stack.index("Arial") < stack.index("Noto Sans KR") < stack.index("sans-serif")
         assert "<!--[if mso]><style>" in v.html
+
+
+def test_each_editions_footer_speaks_its_readers_languages(tmp_path: Path) -> None:
+    """Issue #21: the `all` edition's footer was Korean only; ko and en speak their own."""
+    settings = make_settings(tmp_path)
+    renderer = Renderer(settings)
+    emails = {v.variant: v for v in renderer.emails(reference_issue())}
+    for variant, langs in (("ko", {"ko"}), ("en", {"en"}), ("all", {"ko", "en"})):
+        doc = lxml.html.fromstring(emails[variant].html)
+        footer = doc.find_class("footer")[0]
+        whys = {p.get("lang") for p in footer.find_class("footer-p") if p.get("lang")}
+        assert whys == langs, variant
+        words = footer.text_content()
+        for lang in ("ko", "en"):
+            assert (UI[lang]["unsubscribe"] in words) == (lang in langs), (variant, lang)

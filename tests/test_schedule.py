@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def schedule_config(collect: str, send: str, tz: str = "Asia/Seoul") -> str:
-    return (f'[newsletter]\ntimezone = "{tz}"\n'
+    return (f'[newsletter]\nfrom = "D <digest@example.org>"\ntimezone = "{tz}"\n'
             f'[schedule]\ncollect = "{collect}"\nsend = "{send}"\nmisfire_grace_seconds = 600\n')
 
 

@@ -381,3 +381,36 @@ def test_refused_sender_stops_the_send_and_records_no_failures(
     sink.reject_sender = None
     services.send(settings, DAY, rt)
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
+
+
+def test_a_config_naming_no_transport_sends_nothing_to_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #21: with no [delivery] transport the first send went to the outbox, marked
+    every reader sent, and a later switch to SMTP said "already sent"."""
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+    settings = newsletter(tmp_path, transport="outbox")
+    assert settings.source is not None
+    text = settings.source.read_text(encoding="utf-8")
+    settings.source.write_text(text.replace('transport = "outbox"\n', ""), encoding="utf-8")
+    build_issue(settings)
+    add_subscribers(settings, 3)
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(settings.source), "send", "--date", DAY.isoformat()])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "delivery.transport" in err
+    conn = services.open_store(settings)
+    try:
+        assert store.delivery_counts(conn, DAY) == {}
+    finally:
+        conn.close()
+    assert not list((settings.paths.outbox / DAY.isoformat()).glob("*.eml"))
+    # the test copy and the dry run still work: they send nothing to readers
+    assert main_code(["--config", str(settings.source), "send", "--date", DAY.isoformat(),
+                      "--dry-run"]) == 0
+
+
+def main_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return int(info.value.code or 0)

@@ -275,7 +275,8 @@ def test_add_without_a_language_takes_the_widest_variant_of_a_one_language_newsl
 ) -> None:
     config = tmp_path / "config" / "digest.toml"
     config.parent.mkdir()
-    config.write_text('[newsletter]\nlanguages = ["ko"]\n', encoding="utf-8")  # no 'all'
+    config.write_text('[newsletter]\nfrom = "D <digest@example.org>"\nlanguages = ["ko"]\n',
+                      encoding="utf-8")  # no 'all'
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(config), "subscribers", "add", "ann@example.org"])
     assert (exit_info.value.code, capsys.readouterr().out) == (0, "added: ann@example.org (ko)\n")

@@ -1,5 +1,6 @@
 """The pages of `digest serve` in headless Chromium (issue #12): the subscribe, confirm and
-unsubscribe pages in the newsletter's language and the archive's style, served by the real
+unsubscribe pages in the reader's language (issue #21: an English reader of a Korean newsletter
+gets English pages and an English confirmation mail) and the archive's style, served by the real
 server (waitress, with its Content-Security-Policy), at 375 and 600 px. Screenshots go to
 tests/artifacts/ (git-ignored)."""
 
@@ -61,13 +62,13 @@ def _check_page(page: Any, lang: str, width: int, name: str, heading: str) -> No
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize(("locale", "lang"), [("ko", "ko"), ("en", "en"), ("ko", "en")])
 def test_subscribe_confirm_unsubscribe_pages_in_chromium(
-    browser: Any, tmp_path: Path, lang: str  # noqa: F811 - the fixture
+    browser: Any, tmp_path: Path, locale: str, lang: str  # noqa: F811 - the fixture
 ) -> None:
-    settings = _newsletter(tmp_path, lang)
+    settings = _newsletter(tmp_path, locale)
     ui = WEB_UI[lang]
-    reader = add_subscribers(settings, 1)[0]
+    reader = next(r for r in add_subscribers(settings, 3) if r.language == lang)
     assert reader.id is not None
     unsubscribe = tokens.sign(SECRET.encode(), "unsubscribe", reader.id, reader.email)
     with serving(settings) as base:
@@ -77,16 +78,21 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
             page.on("console", lambda m, seen=csp_errors: seen.append(m.text)
                     if "Content Security Policy" in m.text else None)
             try:
-                page.goto(f"{base}/subscribe")
+                page.goto(f"{base}/subscribe?lang={lang}")
                 _check_page(page, lang, width, "subscribe", ui["subscribe"])
                 assert page.locator("select[name=language] option").count() == 3
+                # the page's language is the edition offered first
+                assert page.eval_on_selector("select[name=language]", "s => s.value") == lang
+                # its links lead to the archive in its language
+                archive = page.get_attribute(".nav a", "href") or ""
+                assert archive.endswith(f"index.{lang}.html"), archive
                 page.goto(f"{base}/unsubscribe/{unsubscribe}")
                 _check_page(page, lang, width, "unsubscribe", ui["unsubscribe_title"])
                 assert reader.email in page.inner_text("main")
                 if width == 600:
                     continue
                 # a reader subscribes through the form, then confirms with the button
-                page.goto(f"{base}/subscribe")
+                page.goto(f"{base}/subscribe?lang={lang}")
                 page.fill("input[name=email]", "browser.reader@example.org")
                 page.click("button[type=submit]")
                 _check_page(page, lang, width, "subscribed", ui["check_title"])
@@ -96,13 +102,15 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
                 content = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
                 link = re.search(r"https?://\S+(/confirm/\S+)", content)
                 assert link, content
+                # the confirmation mail speaks the reader's language
+                assert bool(HANGUL.search(content + str(mail["Subject"]))) == (lang == "ko")
                 page.goto(base + link.group(1))
                 _check_page(page, lang, width, "confirm", ui["confirm_title"])
                 assert _status(settings, "browser.reader@example.org") == "pending"
                 page.click("button[type=submit]")
                 _check_page(page, lang, width, "confirmed", ui["confirmed_title"])
                 assert _status(settings, "browser.reader@example.org") == "active"
-                page.goto(f"{base}/no-such-page")
+                page.goto(f"{base}/no-such-page?lang={lang}")
                 _check_page(page, lang, width, "not-found", ui["not_found_title"])
             finally:
                 page.close()
@@ -110,7 +118,7 @@ def test_subscribe_confirm_unsubscribe_pages_in_chromium(
         # dark mode: the archive's dark colours, still readable
         page = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme="dark")
         try:
-            page.goto(f"{base}/subscribe")
+            page.goto(f"{base}/subscribe?lang={lang}")
             page.screenshot(path=str(ARTIFACTS / f"subscribe-{lang}-375-dark.png"), full_page=True)
             assert page.evaluate(
                 "getComputedStyle(document.querySelector('.container')).backgroundColor"

@@ -19,6 +19,13 @@ from pipeline.core.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
 from pipeline.core.subject import DEFAULT_SUBJECT, compile_subject
 
 DEFAULT_CONFIG = Path("config/digest.toml")
+CONFIG_ENV = "DIGEST_CONFIG"
+# Where a command looks for the config without --config, after $DIGEST_CONFIG: the current
+# folder (a newsletter folder made by `digest init` holds config/digest.toml).
+CONFIG_CANDIDATES = (Path("digest.toml"), DEFAULT_CONFIG)
+# What a config says of its own newsletter (with [tags]): one of them at least. Their
+# defaults are example.org placeholders; an empty file would otherwise load as a newsletter.
+REQUIRED_KEYS = (("newsletter", "from"), ("newsletter", "base_url"))
 MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
 MAX_PORT = 65535
 MAX_CONNECTIONS = 64  # delivery.connections
@@ -129,6 +136,9 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     source: Path | None = None
+    # False when the file names no [delivery] transport: nothing is then sent to readers
+    # (the outbox default is for the demo and tests, and a real first send must not vanish).
+    transport_chosen: bool = True
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -412,6 +422,7 @@ def parse_config(text: str, path: Path, root: Path) -> Settings:
         root=root.resolve(),
         tags=_build_tags(data.get("tags", {}), path),
         source=path,
+        transport_chosen="transport" in (data.get("delivery") or {}),
         **sections,
     )
     _check_values(settings, path)
@@ -421,22 +432,145 @@ def parse_config(text: str, path: Path, root: Path) -> Settings:
     )
 
 
+def find_config(explicit: Path | None, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> Path:
+    """The config a command uses: --config, else $DIGEST_CONFIG, else ./digest.toml or
+    ./config/digest.toml; a one-line error saying where it looked when there is none."""
+    if explicit is not None:
+        return explicit
+    env = dict(os.environ) if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    here = cwd or Path.cwd()
+    for candidate in CONFIG_CANDIDATES:
+        if (here / candidate).is_file():
+            return here / candidate if cwd else candidate
+    raise ConfigError(
+        f"no config found: looked for {' and '.join(map(str, CONFIG_CANDIDATES))} here and "
+        f"${CONFIG_ENV}; pass --config PATH, or make a newsletter with `digest init DIR`",
+        path=here,
+    )
+
+
+def newsletter_root(path: Path) -> Path:
+    """The newsletter directory of a config file: the parent of its folder when that folder
+    is `config/` (DIR/config/digest.toml), else its own folder (DIR/digest.toml)."""
+    folder = path.resolve().parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def check_not_empty(text: str, path: Path) -> None:
+    """Refuse a config that says nothing of its own newsletter: none of REQUIRED_KEYS and no
+    [tags] (an empty file would otherwise load as the example newsletter)."""
+    data = tomllib.loads(text)  # parse_config has already reported a syntax error
+    newsletter = data.get("newsletter") or {}
+    if data.get("tags") or any(key in newsletter for _, key in REQUIRED_KEYS):
+        return
+    raise ConfigError(
+        "the config sets neither newsletter.from nor newsletter.base_url nor any [tags]: an "
+        "empty or near-empty config is refused (it would load as an example newsletter); "
+        "start from `digest init DIR`",
+        path=path,
+    )
+
+
 def load_config(path: Path) -> Settings:
-    """Read a config file; the newsletter directory is the parent of the file's folder."""
+    """Read a config file (see newsletter_root for its newsletter directory); a file that
+    does not set REQUIRED_KEYS is refused."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise ConfigError("config file not found (use --config PATH)", path=path) from exc
+        raise ConfigError("config file not found (use --config PATH, or `digest init DIR`)",
+                          path=path) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError("config is not UTF-8 text", path=path) from exc
-    return parse_config(text, path, path.resolve().parent.parent)
+    settings = parse_config(text, path, newsletter_root(path))  # bad values named first
+    check_not_empty(text, path)
+    return settings
 
 
 def default_settings(root: Path) -> Settings:
     """Settings with every default, for a newsletter directory (used by tests and the demo)."""
     return Settings(root=root.resolve(), paths=_resolve_paths(PathSettings(), root))
 
+
+
+@dataclass(frozen=True)
+class InitAnswers:
+    """What `digest init` asks a new owner (the rest of the config keeps its defaults)."""
+
+    name: str
+    sender: str  # the From: header, "Name <address>"
+    base_url: str
+    languages: tuple[str, ...]
+    categories: tuple[str, ...]
+    tags: tuple[tuple[str, tuple[str, ...]], ...]  # (tag, keywords)
+    timezone: str
+    collect: str  # cron lines of [schedule]
+    send: str
+    transport: str  # "smtp" or "outbox"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    contact: str = ""  # arXiv asks for a contact address in the User-Agent
+    rss_url: str = ArxivSettings.rss_url
+    api_url: str = ArxivSettings.api_url
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _toml_list(values: typing.Iterable[str]) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in values) + "]"
+
+
+def init_config_text(a: InitAnswers) -> str:
+    """The commented config/digest.toml that `digest init` writes from the owner's answers;
+    config/digest.toml in the repository documents every other key."""
+    contact = a.contact or a.sender.rpartition("<")[2].rstrip(">").strip()
+    tags = "\n".join(
+        f"[tags.{key}]\nkeywords = {_toml_list(words)}\n" for key, words in a.tags
+    )
+    return f'''# {a.name}: made by `digest init`. Every key not here keeps its default; the
+# repository's config/digest.toml documents them all. Unknown keys are errors.
+# Secrets never live here: DIGEST_SECRET signs the unsubscribe and confirm links,
+# DIGEST_SMTP_PASSWORD is the SMTP password.
+
+[newsletter]
+title = {_toml_str(a.name)}
+from = {_toml_str(a.sender)}             # the From: header of every mail
+base_url = {_toml_str(a.base_url)}       # where site/ is published (links, feeds, unsubscribe)
+languages = {_toml_list(a.languages)}     # commentary languages; editions: each, and "all"
+locale = {_toml_str(a.languages[0])}      # dates and words of the "all" edition and the site
+timezone = {_toml_str(a.timezone)}        # the clock of --date defaults and of [schedule]
+
+[arxiv]
+categories = {_toml_list(a.categories)}   # fetched together in one request
+contact = {_toml_str(contact)}            # goes into the User-Agent, as arXiv asks
+rss_url = {_toml_str(a.rss_url)}
+api_url = {_toml_str(a.api_url)}
+
+# One table per tag; the table name is the #tag. A paper gets every tag whose rule it meets:
+# keywords (whole-word phrases in title or abstract), categories, authors, exclude.
+{tags}
+[schedule]                                # cron lines, in newsletter.timezone
+collect = {_toml_str(a.collect)}          # collect + draft (+ build)
+send = {_toml_str(a.send)}                # send the approved issue
+
+[delivery]
+# "smtp" mails readers through [smtp]; "outbox" only writes .eml files to outbox/ (a demo).
+transport = {_toml_str(a.transport)}
+
+[smtp]
+host = {_toml_str(a.smtp_host)}
+port = {a.smtp_port}
+security = "starttls"                     # "starttls" | "tls" | "none"
+username = {_toml_str(a.smtp_username)}   # password: env DIGEST_SMTP_PASSWORD
+'''

@@ -32,7 +32,7 @@ import click
 from pipeline import store
 from pipeline.core import layout, locks
 from pipeline.core.config import Settings
-from pipeline.core.errors import DeliveryError, InputError
+from pipeline.core.errors import ConfigError, DeliveryError, InputError
 from pipeline.core.models import EmailVariant, Subscriber, normalize_tag
 from pipeline.core.runtime import Runtime
 from pipeline.deliver import tokens
@@ -131,6 +131,11 @@ def send_issue(
         return summary
     if not variants:
         raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
+    if not dry_run and transport is None and not settings.transport_chosen:
+        raise ConfigError(
+            "no [delivery] transport in the config, so nothing goes to readers: set "
+            'transport = "smtp" (or "outbox" to write the mails to files)',
+            path=settings.source, key="delivery.transport")
     names = [v.variant for v in variants]
     builder = MessageBuilder(settings, day, variants)
     tags = frozenset(normalize_tag(t) for t in tags)

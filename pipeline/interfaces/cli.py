@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from pipeline import __version__
-from pipeline.core.config import DEFAULT_CONFIG
 from pipeline.core.errors import DigestError, FormatError, InputError
 from pipeline.core.models import SUBSCRIBER_STATUSES
 
@@ -40,10 +39,25 @@ else:  # imported on first use: `digest check` needs neither the network nor the
 class Context:
     """What every command gets: the config path, flags, and lazily loaded settings."""
 
-    def __init__(self, config: Path, verbose: bool) -> None:
-        self.config = config
+    def __init__(self, config: Path | None, verbose: bool) -> None:
+        self.explicit = config
         self.verbose = verbose
         self._settings: Settings | None = None
+
+    @property
+    def config(self) -> Path:
+        """--config, else the one found ($DIGEST_CONFIG, ./digest.toml, ./config/)."""
+        from pipeline.core.config import find_config
+
+        return find_config(self.explicit)
+
+    def config_if_any(self) -> Path | None:
+        """The config when there is one (`digest check` works without)."""
+        try:
+            path = self.config
+        except InputError:
+            return None
+        return path if path.exists() else None
 
     @property
     def settings(self) -> Settings:
@@ -59,7 +73,10 @@ class Context:
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
     def day(self, value: date | None) -> date:
-        return value if value is not None else services.today(self.settings, self.runtime())
+        """--date, else the day `digest run` picks: the latest arXiv announcement out now (so
+        `run`, `studio`, `build` and `send` without --date all mean the same issue)."""
+        return value if value is not None else arxiv_calendar.announcement_for(
+            self.runtime().now())
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -76,14 +93,15 @@ def _parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
 
 date_option = click.option(
     "--date", "day", callback=_parse_date, metavar="YYYY-MM-DD",
-    help="Announcement date (default: today in the newsletter's time zone).",
+    help="Announcement date (default: the latest announcement out now, as `digest run`).",
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", type=click.Path(path_type=Path), default=DEFAULT_CONFIG, show_default=True,
-    help="The newsletter's config file.",
+    "--config", type=click.Path(path_type=Path), default=None,
+    help="The newsletter's config file (default: $DIGEST_CONFIG, else ./digest.toml or "
+         "./config/digest.toml).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
 @click.version_option(__version__, prog_name="digest")
@@ -193,7 +211,7 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
     from pipeline.core import layout
     from pipeline.curate import checking
 
-    settings = ctx.settings if ctx.config.exists() else None
+    settings = ctx.settings if ctx.config_if_any() is not None else None
     if settings is None:
         yield checking.Context()
         return
@@ -506,6 +524,80 @@ def subscribers_export(ctx: Context, csv_file: Path) -> None:
         click.echo(text, nl=False)
     else:
         write_atomic(csv_file, text)
+
+
+def _new_folder(_ctx: Any, _param: Any, folder: Path) -> Path:
+    """`digest init`'s folder, refused before any question when it holds a config."""
+    folder = folder.expanduser()
+    if (folder / "config" / "digest.toml").exists():
+        raise InputError(f"{folder / 'config' / 'digest.toml'} already exists: nothing was changed")
+    return folder
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path), callback=_new_folder, is_eager=True)
+@click.option("--name", prompt="Newsletter name", help="The newsletter's name.")
+@click.option("--from", "sender", prompt="Sender (Name <address>)", help="The From: header.")
+@click.option("--base-url", prompt="Base URL of the published site", help="Where site/ lives.")
+@click.option("--languages", default="ko,en", show_default=True, prompt="Languages (ko, en)",
+              help="Commentary languages, comma-separated; the first is the site's.")
+@click.option("--categories", default="cs.CL,cs.LG", show_default=True,
+              prompt="arXiv categories", help="Comma-separated arXiv categories.")
+@click.option("--tag", "tags", multiple=True, metavar="NAME=KEYWORD,KEYWORD",
+              help="A tag and its keywords (repeat for more; asked when none is given).")
+@click.option("--timezone", default="Asia/Seoul", show_default=True, prompt="Time zone")
+@click.option("--collect", default="30 10 * * 1-5", show_default=True,
+              prompt="When to collect (cron)")
+@click.option("--send", default="0 18 * * 1-5", show_default=True, prompt="When to send (cron)")
+@click.option("--transport", type=click.Choice(["smtp", "outbox"]), default="smtp",
+              show_default=True, prompt="Transport",
+              help='"smtp" mails readers; "outbox" only writes files (a demo).')
+@click.option("--smtp-host", default="localhost", show_default=True)
+@click.option("--smtp-port", default=587, show_default=True, type=int)
+@click.option("--smtp-username", default="", help="Password: env DIGEST_SMTP_PASSWORD.")
+@click.option("--arxiv-url", "rss_url", default=None, hidden=True,
+              help="The arXiv RSS URL template (tests: a local server).")
+@click.option("--arxiv-api-url", "api_url", default=None, hidden=True)
+def init(folder: Path, name: str, sender: str, base_url: str, languages: str,
+         categories: str, tags: tuple[str, ...], timezone: str, collect: str, send: str,
+         transport: str, smtp_host: str, smtp_port: int, smtp_username: str,
+         rss_url: str | None, api_url: str | None) -> None:
+    """Make a new newsletter folder: FOLDER/config/digest.toml (commented), notes/, drafts/.
+
+    Asks for what it is not given as flags. Run the other commands inside FOLDER (or set
+    DIGEST_CONFIG=FOLDER/config/digest.toml) and they find the config without --config."""
+    from pipeline.core import config as cfg
+    from pipeline.core.files import write_atomic
+
+    path = folder / "config" / "digest.toml"
+    if not tags:
+        tags = (click.prompt("A tag and its keywords (NAME=KEYWORD,KEYWORD)",
+                             default="reward-model=reward model,process reward"),)
+    rules = []
+    for spec in tags:
+        key, _, words = spec.partition("=")
+        keywords = tuple(w.strip() for w in words.split(",") if w.strip())
+        if not key.strip() or not keywords:
+            raise InputError(f"--tag {spec!r}: expected NAME=KEYWORD,KEYWORD")
+        rules.append((key.strip().lstrip("#"), keywords))
+    defaults = cfg.ArxivSettings()
+    answers = cfg.InitAnswers(
+        name=name, sender=sender, base_url=base_url,
+        languages=tuple(v.strip() for v in languages.split(",") if v.strip()),
+        categories=tuple(v.strip() for v in categories.split(",") if v.strip()),
+        tags=tuple(rules), timezone=timezone, collect=collect, send=send,
+        transport=transport, smtp_host=smtp_host, smtp_port=smtp_port,
+        smtp_username=smtp_username, rss_url=rss_url or defaults.rss_url,
+        api_url=api_url or defaults.api_url,
+    )
+    text = cfg.init_config_text(answers)
+    cfg.parse_config(text, path, folder)  # a bad answer is reported before anything is written
+    for sub in ("config", "notes", "drafts"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
+    click.echo(f"wrote {path}")
+    click.echo(f"next: cd {folder}, set DIGEST_SECRET, add yourself with "
+               "`digest subscribers add ADDRESS`, then `digest run`")
 
 
 def _fail(message: str, code: int) -> NoReturn:

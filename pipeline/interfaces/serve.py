@@ -202,48 +202,70 @@ def configure_logging() -> None:
 
 
 def ui_language(settings: Settings) -> str:
-    """The pages' language: the newsletter's locale when the pages speak it, else English."""
+    """The pages' default language: the newsletter's locale when the pages speak it, else
+    English."""
     lang = settings.locale_language
     return lang if lang in WEB_UI else "en"
 
 
 class Pages:
-    """Renders the pages of `digest serve` from templates/web/*.html in the newsletter's
-    language and the archive's style (a newsletter's own templates override them)."""
+    """Renders the pages of `digest serve` from templates/web/*.html in the reader's language
+    (the subscriber's, the one asked for with ?lang=, else the newsletter's) and the
+    archive's style (a newsletter's own templates override them)."""
 
     def __init__(self, settings: Settings) -> None:
         from pipeline.publish import render  # the renderer's environment, words and labels
 
         self.settings = settings
         self.lang = ui_language(settings)
-        self.ui = {**render.UI.get(self.lang, render.UI["en"]), **WEB_UI[self.lang]}
-        self.env = render.make_environment(settings.paths.templates)
-        base = settings.newsletter.base_url.rstrip("/") + "/"
-        self.common: dict[str, Any] = {
-            "lang": self.lang, "ui": self.ui, "newsletter": render.clean_text(
-                settings.newsletter.title),
-            "archive_url": base + "index.html", "feed_url": base + "feed.xml",
-            "subscribe_url": base + "subscribe",
-        }
-        # What the archive's page template (_page.html) asks: no canonical URL, one feed.
-        self.common.update(canonical=None, feeds=[
-            {"title": self.common["newsletter"], "url": self.common["feed_url"]}])
+        self.renderer = render.Renderer(settings)
+        self.env = self.renderer.env
+        self.newsletter = render.clean_text(settings.newsletter.title)
         self.languages = [(v, render.LANG_LABELS.get(v, v)) for v in settings.variants]
+        self.uis = {lang: {**render.UI.get(lang, render.UI["en"]), **WEB_UI[lang]}
+                    for lang in WEB_UI}
+        self.ui = self.uis[self.lang]
 
-    def render(self, name: str, status: int = 200, **context: Any) -> Response:
+    def language(self, asked: str | None) -> str:
+        """The pages' language for a variant or language name (a reader's `language`,
+        ?lang=): its own when the pages speak it, else the newsletter's."""
+        return asked if asked in WEB_UI else self.lang
+
+    def variant(self, lang: str) -> str:
+        """The archive variant whose pages a page in `lang` links to."""
+        return lang if lang in self.settings.variants else self.renderer.default_variant
+
+    def common(self, lang: str) -> dict[str, Any]:
+        """What every page in `lang` gets: its words and its language's archive and feed."""
+        r, variant = self.renderer, self.variant(lang)
+        feed = r.base + r.feed_name(variant)
+        # What the archive's page template (_page.html) asks: no canonical URL, one feed.
+        return {
+            "lang": lang, "ui": self.uis[lang], "newsletter": self.newsletter,
+            "archive_url": r.base + r.index_name(variant, None), "feed_url": feed,
+            "subscribe_url": r.subscribe_url(variant), "canonical": None,
+            "feeds": [{"title": r.feed_title(variant), "url": feed}],
+        }
+
+    def render(self, name: str, status: int = 200, lang: str | None = None,
+               **context: Any) -> Response:
         """One page as an HTML response that no cache keeps."""
-        html = self.env.get_template(f"web/{name}.html").render(**self.common, **context)
-        return Response(html, status, {"Cache-Control": "no-store"},
+        lang = self.language(lang)
+        html = self.env.get_template(f"web/{name}.html").render(**self.common(lang), **context)
+        return Response(html, status, {"Cache-Control": "no-store",
+                                       "Content-Language": lang},
                         content_type="text/html; charset=utf-8")
 
-    def message(self, title_key: str, text: str, status: int = 200, again: bool = False) -> Response:
-        """A page that says one thing (a result or an error)."""
-        return self.render("message", status, heading=self.ui[title_key], message=text,
-                           again=again)
+    def message(self, title_key: str, text_key: str, status: int = 200, again: bool = False,
+                lang: str | None = None, **values: str) -> Response:
+        """A page that says one thing (a result or an error) in `lang`."""
+        lang = self.language(lang)
+        return self.render("message", status, lang, heading=self.uis[lang][title_key],
+                           message=self.text(text_key, lang, **values), again=again)
 
-    def text(self, key: str, **values: str) -> str:
-        """One of the pages' sentences, filled in."""
-        return self.ui[key].format(title=self.common["newsletter"], **values)
+    def text(self, key: str, lang: str | None = None, **values: str) -> str:
+        """One of the pages' sentences in `lang`, filled in."""
+        return self.uis[self.language(lang)][key].format(title=self.newsletter, **values)
 
 
 def _connections(path: Path) -> Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]:
@@ -372,15 +394,17 @@ class MailQueue:
             store.retry_mail(conn, row.id, now + delay, error)
 
     def _confirmation(self, sub: Subscriber) -> Any:
-        """The double opt-in mail for a pending subscriber, in the newsletter's language."""
+        """The double opt-in mail for a pending subscriber, in the language they chose."""
         assert sub.id is not None
         settings = self.settings
         now = self.rt.now()
         token = tokens.sign(settings.secret, "confirm", sub.id, sub.email, now=self.rt.now)
         link = f"{settings.newsletter.base_url.rstrip('/')}/confirm/{token}"
-        text = self.pages.text("mail_text", email=sub.email, link=link, days=str(CONFIRM_DAYS))
+        lang = sub.language  # the language the reader chose: the mail speaks it
+        text = self.pages.text("mail_text", lang, email=sub.email, link=link,
+                               days=str(CONFIRM_DAYS))
         mid = message_id(settings, now.date(), sub.email, salt=f"confirm {now.isoformat()}")
-        subject = self.pages.text("mail_subject")
+        subject = self.pages.text("mail_subject", lang)
         return simple_message(settings, sub.email, subject, text, now, mid)
 
 
@@ -453,7 +477,7 @@ def create_app(
             414: ("error_title", "too_long_text"),
         }
         title, text = texts.get(code, ("error_title", "bad_request_text"))
-        page = pages.message(title, pages.ui[text], code, again=code == 410)
+        page = pages.message(title, text, code, again=code == 410, lang=asked_lang())
         if code == 413:
             page.headers["Connection"] = "close"  # do not read the rest of a huge body
         return page
@@ -461,7 +485,7 @@ def create_app(
     @app.errorhandler(StoreError)
     def store_down(exc: StoreError) -> Any:
         log.error("%s", exc)
-        page = pages.message("unavailable_title", pages.ui["unavailable_text"], 503)
+        page = pages.message("unavailable_title", "unavailable_text", 503, lang=asked_lang())
         page.headers["Retry-After"] = "60"
         return page
 
@@ -470,7 +494,8 @@ def create_app(
         # A GET never unsubscribes: mail scanners and link previews follow links.
         with db() as conn:
             sub = subscriber_for(conn, "unsubscribe", token)
-        return pages.render("unsubscribe", heading=pages.ui["unsubscribe_title"],
+        lang = pages.language(sub.language)
+        return pages.render("unsubscribe", lang=lang, heading=pages.uis[lang]["unsubscribe_title"],
                             email=sub.email, action=request.path)
 
     @app.post("/unsubscribe/<token>")
@@ -480,12 +505,25 @@ def create_app(
             sub = subscriber_for(conn, "unsubscribe", token)
             assert sub.id is not None
             store.set_subscriber_status(conn, sub.id, "unsubscribed")
-        return pages.message("unsubscribed_title", pages.text("unsubscribed_text",
-                                                             email=sub.email))
+        return pages.message("unsubscribed_title", "unsubscribed_text", lang=sub.language,
+                             email=sub.email)
+
+    def asked_lang(form: bool = False) -> str:
+        """The language a request asks for: ?lang= (the archive's links carry it) or, on a
+        subscribe POST, the form's hidden `lang` field; else the newsletter's. (Error pages
+        never read the form: its body may be what was refused.)"""
+        asked = request.args.get("lang") or (request.form.get("lang") if form else None)
+        return pages.language(asked)
 
     def subscribe_form(error: str | None = None, status: int = 200) -> Response:
-        return pages.render("subscribe", status, heading=pages.ui["subscribe"],
-                            action=request.path, languages=pages.languages, error=error)
+        lang = asked_lang(form=request.method == "POST")
+        # The language of the page is the one preselected: an English reader who followed
+        # an English page's link gets English issues unless they choose otherwise.
+        chosen = request.form.get("language") or (
+            lang if request.args.get("lang") in settings.variants else settings.variants[-1])
+        return pages.render("subscribe", status, lang, heading=pages.uis[lang]["subscribe"],
+                            action=request.path, languages=pages.languages, error=error,
+                            chosen=chosen, page_lang=lang)
 
     @app.get("/subscribe")
     def subscribe_page() -> Any:
@@ -499,7 +537,8 @@ def create_app(
             recent = store.count_events(conn, client, now - CLIENT_WINDOW)
             store.record_event(conn, client, now)
         if recent >= CLIENT_LIMIT:
-            page = pages.message("too_many_title", pages.ui["too_many_text"], 429)
+            page = pages.message("too_many_title", "too_many_text", 429,
+                                 lang=asked_lang(form=True))
             page.headers["Retry-After"] = str(int(CLIENT_WINDOW))
             return page
         language = request.form.get("language") or settings.variants[-1]
@@ -507,11 +546,11 @@ def create_app(
             email = normalize_email(request.form.get("email", ""),
                                     smtputf8=settings.smtp.smtputf8)
         except AddressError:
-            return subscribe_form(pages.ui["bad_email_utf8"], 400)
+            return subscribe_form(pages.text("bad_email_utf8", asked_lang(form=True)), 400)
         except ValueError:
-            return subscribe_form(pages.ui["bad_email"], 400)
+            return subscribe_form(pages.text("bad_email", asked_lang(form=True)), 400)
         if language not in settings.variants:
-            return subscribe_form(pages.ui["bad_language"], 400)
+            return subscribe_form(pages.text("bad_language", asked_lang(form=True)), 400)
         queued = False
         # One transaction: fifty concurrent POSTs for one address queue one mail at most.
         # The same statements run for a subscribed address (its queued mail is dropped by
@@ -530,7 +569,10 @@ def create_app(
             queue.wake()
         # The same answer whatever the address's state and whether a mail was queued: no
         # membership oracle, and SMTP is out of the request's path.
-        return pages.message("check_title", pages.text("check_text", email=email))
+        # The answer speaks the language the reader chose (the form's page language for
+        # `all`).
+        answer = language if language in WEB_UI else asked_lang(form=True)
+        return pages.message("check_title", "check_text", lang=answer, email=email)
 
     @app.route("/confirm/<token>", methods=["GET", "HEAD"])
     def confirm_page(token: str) -> Any:
@@ -539,8 +581,9 @@ def create_app(
             sub = subscriber_for(conn, "confirm", token)
         if sub.status not in ("pending", "active"):
             abort(410)
-        return pages.render("confirm", heading=pages.ui["confirm_title"], email=sub.email,
-                            action=request.path)
+        lang = pages.language(sub.language)
+        return pages.render("confirm", lang=lang, heading=pages.uis[lang]["confirm_title"],
+                            email=sub.email, action=request.path)
 
     @app.post("/confirm/<token>")
     def confirm(token: str) -> Any:
@@ -552,7 +595,8 @@ def create_app(
                 store.set_subscriber_status(conn, sub.id, "active")
             elif sub.status != "active":
                 abort(410)
-        return pages.message("confirmed_title", pages.text("confirmed_text", email=sub.email))
+        return pages.message("confirmed_title", "confirmed_text", lang=sub.language,
+                             email=sub.email)
 
     @app.get("/")
     @app.get("/<path:path>")

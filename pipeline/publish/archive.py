@@ -25,7 +25,6 @@ from pipeline.core.models import ArchivedEntry, Issue
 from pipeline.publish.render import (
     PAGE_SIZE,
     TAG_FEED_ITEMS,
-    TAGS_INDEX,
     Page,
     Renderer,
     Tagged,
@@ -97,7 +96,7 @@ def _publish_files(
     for key in sorted(set(old_tags) | set(new_tags)):
         old_n, new_n = old_tags.get(key, 0), new_tags.get(key, 0)
         files.update(_tag_files(r, conn, key, day, old_n, new_n, cache))
-    files[TAGS_INDEX] = r.tags_page(store.tag_counts(conn))
+    files.update(tags_index_files(r, store.tag_counts(conn)))
     return files
 
 
@@ -132,12 +131,12 @@ def _all_files(r: Renderer, conn: sqlite3.Connection) -> Iterator[Files]:
     counts = store.tag_counts(conn)
     for key, total in counts.items():
         for number in range(1, total // size + 1):
-            yield {r.tag_page_name(key, number): tag_page(r, conn, key, full_page(number, size))}
+            yield _tag_page_files(r, conn, key, full_page(number, size))
         yield {
-            r.tag_page_name(key, None): tag_page(r, conn, key, newest_page(total, size)),
+            **_tag_page_files(r, conn, key, newest_page(total, size)),
             r.tag_feed_name(key): tag_feed(r, conn, key, total),
         }
-    yield {TAGS_INDEX: r.tags_page(counts)}
+    yield tags_index_files(r, counts)
 
 
 def _issue_pages(
@@ -180,16 +179,31 @@ def feed_files(
 def _tagged(conn: sqlite3.Connection, key: str, offset: int, limit: int) -> list[Tagged]:
     """Entries with the tag, oldest first, each with a one-entry issue (date and title)."""
     tagged = []
-    for day, number, title, entry in store.tagged_entries(conn, key, offset, limit):
-        issue = clean_issue(Issue(day, title, (entry,)))
+    rows = store.tagged_entries(conn, key, offset, limit)
+    corrected = store.corrections(conn, (day for day, *_ in rows))
+    for day, number, title, entry in rows:
+        issue = clean_issue(Issue(day, title, (entry,), corrected=corrected.get(day)))
         tagged.append(Tagged(issue, number, issue.entries[0]))
     return tagged
 
 
-def tag_page(r: Renderer, conn: sqlite3.Connection, key: str, page: Page) -> str:
-    """One page of a tag: full page N or the newest."""
+def tag_page(r: Renderer, conn: sqlite3.Connection, key: str, page: Page,
+             variant: str | None = None) -> str:
+    """One page of a tag: full page N or the newest (in one variant's language)."""
     tagged = _tagged(conn, key, page.first - 1, page.last - page.first + 1)
-    return r.tag_page(key, tagged[::-1], page)
+    return r.tag_page(key, tagged[::-1], page, variant)
+
+
+def _tag_page_files(r: Renderer, conn: sqlite3.Connection, key: str, page: Page) -> Files:
+    """One page of a tag in every variant's language (read from the store once)."""
+    tagged = _tagged(conn, key, page.first - 1, page.last - page.first + 1)[::-1]
+    return {r.tag_page_name(key, page.number, v): r.tag_page(key, tagged, page, v)
+            for v in r.settings.variants}
+
+
+def tags_index_files(r: Renderer, counts: dict[str, int]) -> Files:
+    """The tags page in every variant's language."""
+    return {r.tags_index_name(v): r.tags_page(counts, v) for v in r.settings.variants}
 
 
 def tag_feed(r: Renderer, conn: sqlite3.Connection, key: str, total: int) -> str:
@@ -208,13 +222,15 @@ def _tag_files(
     size = r.page_size
     before = store.tag_count(conn, key, before=day)
     render, delete = changed_pages(before, old_n, new_n, old_total, size)
-    files: Files = {r.tag_page_name(key, n): None for n in delete}
+    variants = r.settings.variants
+    files: Files = {r.tag_page_name(key, n, v): None for n in delete for v in variants}
     if total == 0:
-        files[r.tag_page_name(key, None)] = files[r.tag_feed_name(key)] = None
+        files[r.tag_feed_name(key)] = None
+        files.update({r.tag_page_name(key, None, v): None for v in variants})
         return files
     for number in render:
-        files[r.tag_page_name(key, number)] = tag_page(r, conn, key, full_page(number, size))
-    files[r.tag_page_name(key, None)] = tag_page(r, conn, key, newest_page(total, size))
+        files.update(_tag_page_files(r, conn, key, full_page(number, size)))
+    files.update(_tag_page_files(r, conn, key, newest_page(total, size)))
     files[r.tag_feed_name(key)] = tag_feed(r, conn, key, total)
     _forget_dropped_items(conn, cache, key, old_total, total)
     return files

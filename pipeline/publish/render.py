@@ -5,19 +5,15 @@ Pure: reads templates, never writes. `pipeline.publish.site` puts the results on
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from babel.dates import format_date
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -26,278 +22,55 @@ from jinja2 import (
     TemplateError,
     select_autoescape,
 )
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from premailer import Premailer
 
 from pipeline.core.bundle import bundled
-from pipeline.core.calendar import ANNOUNCE_TIME, EASTERN, announced_at, is_announcement_day
 from pipeline.core.config import Settings
-from pipeline.core.digest_format import write_digest
 from pipeline.core.errors import ConfigError
-from pipeline.core.flowed import SIGNATURE_SEPARATOR, WIDTH, flow
 from pipeline.core.models import (
     UNSUBSCRIBE_PLACEHOLDER,
     ArchivedEntry,
-    DateStyle,
-    Digest,
     EmailVariant,
     Entry,
     Issue,
-    Paper,
     archived_entries,
     has_hangul,
-    is_links_only,
 )
 from pipeline.core.subject import SUBJECT_WIDTH, compile_subject
+from pipeline.publish import feeds, textpart
+from pipeline.publish.feeds import TAG_FEED_ITEMS as TAG_FEED_ITEMS
+from pipeline.publish.textpart import SIGNATURE as SIGNATURE
+
+# The words and text helpers live in `words`; re-exported here, where callers look for them.
+from pipeline.publish.words import LANG_LABELS as LANG_LABELS
+from pipeline.publish.words import MAX_AUTHORS as MAX_AUTHORS
+from pipeline.publish.words import SHOWN_AUTHORS as SHOWN_AUTHORS
+from pipeline.publish.words import UI as UI
+from pipeline.publish.words import _long_date
+from pipeline.publish.words import anchor_of as anchor_of
+from pipeline.publish.words import clean_issue as clean_issue
+from pipeline.publish.words import clean_text as clean_text
+from pipeline.publish.words import clean_title as clean_title
+from pipeline.publish.words import entry_anchor as entry_anchor
+from pipeline.publish.words import format_authors as format_authors
+from pipeline.publish.words import item_datetime as item_datetime
+from pipeline.publish.words import link_label as link_label
+from pipeline.publish.words import linkify as linkify
+from pipeline.publish.words import pub_datetime as pub_datetime
+from pipeline.publish.words import rfc822 as rfc822
+from pipeline.publish.words import safe_url as safe_url
+from pipeline.publish.words import shorten as shorten
+from pipeline.publish.words import variant_commentary as variant_commentary
 
 BUNDLED_TEMPLATES = bundled("templates")
 
-MAX_AUTHORS = 10  # longer lists show the first SHOWN_AUTHORS and how many more
-SHOWN_AUTHORS = 6
-TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
 PAGE_SIZE = 50  # issues per archive page, papers per tag page
 TAGS_INDEX = "tags/index.html"  # the page listing every tag
 # Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
 _LAYOUTS: tuple[Layout, ...] = ((False, None, None), (True, 280, None), (True, 0, None))
-
-# XML 1.0 Char: no C0 controls but tab, LF, CR; no surrogates, no U+FFFE/U+FFFF.
-_XML_FORBIDDEN_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-# URLs in running text: ASCII only, so Korean particles glued to a URL stay outside it.
-_URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&*+,;=%()]+", re.IGNORECASE)
-_TRAILING_PUNCT = ".,;:!?)]"
-_ARXIV_ABS_RE = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/([\w.\-/]+?)/?", re.IGNORECASE)
-
-# RFC 3676's signature separator: clients dim what follows it.
-SIGNATURE = SIGNATURE_SEPARATOR + "\n"
-
-
-LANG_LABELS = {"ko": "한국어", "en": "English", "all": "한국어 + English"}
-UI: dict[str, dict[str, str]] = {
-    "ko": {
-        "papers": "이번 호 논문 {n}편",
-        "view_web": "웹에서 보기",
-        "unsubscribe": "수신 거부",
-        "archive": "지난 호 보기",
-        "archive_title": "지난 호",
-        "archive_range": "{first}–{last}번째 호",
-        "archive_pages": "더 지난 호",
-        "newest": "최신 호",
-        "newest_papers": "최신 논문",
-        "older": "이전 페이지",
-        "prev_issue": "이전 호",
-        "next_issue": "다음 호",
-        "all_tags": "모든 태그",
-        "tags_intro": "태그 {n}개",
-        "tag_count": "{n}편",
-        "tag_range": "{first}–{last}번째 논문",
-        "subscribe": "구독하기",
-        "feed": "RSS 구독",
-        "more_papers": "태그에 맞는 다른 새 논문",
-        "and_more": "외 {n}명",
-        "abstract": "초록",
-        "in_issue": "이번 호에서",
-        "read_more": "웹에서 전체 보기",
-        "compact": "메일 용량 때문에 간추려 보냅니다. 초록과 전체 내용은 웹에서 볼 수 있습니다.",
-        "rest": "이 밖에 {n}편은 웹에서 볼 수 있습니다.",
-        "why": "{title} 뉴스레터를 구독하셔서 받으신 메일입니다.",
-        "tag_title": "#{tag} 논문",
-        "tag_intro": "#{tag} 태그가 붙은 논문 {n}편",
-        "index_intro": "지금까지 나온 {n}개 호",
-        "issue_of": "{date} 호",
-        "no_link": "링크 없음",
-        "corrected": "{date}에 수정됨",
-    },
-    "en": {
-        "papers": "{n} papers in this issue",
-        "view_web": "View in browser",
-        "unsubscribe": "Unsubscribe",
-        "archive": "Past issues",
-        "archive_title": "All issues",
-        "archive_range": "Issues {first}–{last}",
-        "archive_pages": "Older issues",
-        "newest": "Newest issues",
-        "newest_papers": "Newest papers",
-        "older": "Older",
-        "prev_issue": "Previous issue",
-        "next_issue": "Next issue",
-        "all_tags": "All tags",
-        "tags_intro": "{n} tags",
-        "tag_count": "{n} papers",
-        "tag_range": "Papers {first}–{last}",
-        "subscribe": "Subscribe",
-        "feed": "RSS feed",
-        "more_papers": "More new papers in your tags",
-        "and_more": "and {n} more",
-        "abstract": "Abstract",
-        "in_issue": "In this issue",
-        "read_more": "Read it all on the web",
-        "compact": "Shortened to fit your inbox: abstracts and everything else are on the web.",
-        "rest": "{n} more papers are on the web.",
-        "why": "You get this email because you subscribed to {title}.",
-        "tag_title": "#{tag} papers",
-        "tag_intro": "{n} papers tagged #{tag}",
-        "index_intro": "{n} issues so far",
-        "issue_of": "Issue of {date}",
-        "no_link": "no link",
-        "corrected": "Corrected {date}",
-    },
-}
-
-
-# --- text helpers (pure) ---------------------------------------------------------------------
-
-
-def clean_text(text: str) -> str:
-    """Drop the characters XML 1.0 forbids (they break feeds and confuse mail clients)."""
-    return _XML_FORBIDDEN_RE.sub("", text)
-
-
-def clean_issue(issue: Issue) -> Issue:
-    """The issue with every string cleaned of XML-forbidden characters."""
-
-    def entry(e: Entry) -> Entry:
-        return replace(
-            e,
-            title=clean_title(e.title),
-            authors=tuple(clean_text(a) for a in e.authors),
-            abstract=clean_text(e.abstract),
-            commentary=tuple(clean_text(p) for p in e.commentary),
-            url=clean_text(e.url) if e.url is not None else None,
-        )
-
-    def paper(p: Paper) -> Paper:
-        return replace(
-            p,
-            title=clean_text(p.title).strip() or "…",
-            authors=tuple(clean_text(a) for a in p.authors),
-            abstract=clean_text(p.abstract),
-        )
-
-    return replace(
-        issue,
-        title=clean_text(issue.title),
-        entries=tuple(entry(e) for e in issue.entries),
-        more_papers=tuple(paper(p) for p in issue.more_papers),
-    )
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL when it is an absolute http(s) URL with a host, else None (never a link)."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    if any(c.isspace() or c in "<>\"'`" for c in url):
-        return None
-    return url
-
-
-def _trim_url(url: str) -> str:
-    """Drop sentence punctuation after a URL; keep a ')' that closes a '(' inside it."""
-    while url and url[-1] in _TRAILING_PUNCT:
-        if url[-1] == ")" and url.count("(") >= url.count(")"):
-            break
-        if url[-1] == "]" and url.count("[") >= url.count("]"):
-            break
-        url = url[:-1]
-    return url
-
-
-def link_label(url: str) -> str:
-    """How a URL reads in running text: arXiv:ID for arXiv pages, else without the scheme."""
-    m = _ARXIV_ABS_RE.fullmatch(url)
-    if m:
-        return f"arXiv:{m.group(1)}"
-    return re.sub(r"^https?://(www\.)?", "", url, flags=re.IGNORECASE)
-
-
-def linkify(text: str) -> Markup:
-    """Escape text and turn the http(s) URLs in it into links."""
-    out: list[str] = []
-    pos = 0
-    for m in _URL_RE.finditer(text):
-        url = _trim_url(m.group(0))
-        if safe_url(url) is None or len(url) <= len("https://"):
-            continue
-        out.append(str(escape(text[pos : m.start()])))
-        out.append(f'<a href="{escape(url)}" class="inline-link">{escape(link_label(url))}</a>')
-        pos = m.start() + len(url)
-    out.append(str(escape(text[pos:])))
-    return Markup("".join(out))
-
-
-def shorten(text: str, limit: int) -> str:
-    """Cut text at a word boundary near `limit` characters, with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.·—")
-    return cut + "…"
-
-
-def format_authors(authors: Sequence[str], ui: dict[str, str]) -> str:
-    """All authors when few; otherwise the first ones and how many more."""
-    if len(authors) <= MAX_AUTHORS:
-        return ", ".join(authors)
-    more = ui["and_more"].format(n=len(authors) - SHOWN_AUTHORS)
-    return ", ".join(authors[:SHOWN_AUTHORS]) + " " + more
-
-
-def entry_anchor(entry: Entry) -> str:
-    """A stable fragment id for an entry: its arXiv id, else a hash of its title."""
-    return anchor_of(entry.arxiv_id, entry.title)
-
-
-def anchor_of(arxiv_id: str | None, title: str) -> str:
-    """entry_anchor from an entry's arXiv id and (cleaned) title alone."""
-    if arxiv_id is not None:
-        return "p-" + re.sub(r"[^0-9A-Za-z]", "-", arxiv_id)
-    return "p-" + hashlib.sha256(title.encode("utf-8")).hexdigest()[:12]
-
-
-def clean_title(title: str) -> str:
-    """A title as every page shows it (see clean_issue)."""
-    return clean_text(title).strip() or "…"
-
-
-def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
-    """The commentary a variant shows: one language's paragraphs, or all of them."""
-    # Paragraphs that are only links belong to no language: every variant shows them.
-    if variant == "ko":
-        return tuple(p for p in entry.commentary if has_hangul(p) or is_links_only(p))
-    if variant == "en":
-        return tuple(p for p in entry.commentary if not has_hangul(p))
-    return entry.commentary
-
-
-def pub_datetime(day: date, settings: Settings) -> datetime:
-    """When an issue counts as published (feeds' pubDate): the arXiv announcement it covers,
-    20:00 US Eastern the evening before `day` (the same hour for an issue dated on a
-    weekend), given in the newsletter's zone. Midnight in the newsletter's zone showed as
-    the day before everywhere west of it (UTC included); this instant is already `day`
-    from UTC eastwards (01:00 UTC, 10:00 in Seoul)."""
-    if is_announcement_day(day):
-        return announced_at(day).astimezone(settings.tzinfo)
-    evening = datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN)
-    return evening.astimezone(settings.tzinfo)
-
-
-def item_datetime(issue: Issue, settings: Settings) -> datetime:
-    """A feed item's date: its correction when corrected (so readers show it as updated)."""
-    if issue.corrected is not None:
-        return issue.corrected.astimezone(settings.tzinfo).replace(microsecond=0)
-    return pub_datetime(issue.date, settings)
-
-
-def rfc822(moment: datetime) -> str:
-    """An RFC 822 date (RSS pubDate), in English whatever the locale."""
-    return format_datetime(moment)
 
 
 # --- view models -----------------------------------------------------------------------------
@@ -444,14 +217,21 @@ class Renderer:
         """feed.xml for the default variant, feed.<lang>.xml for the others."""
         return f"feed{self.variant_suffix(variant)}.xml"
 
-    def tag_url(self, key: str, base: str) -> str:
-        """A tag page's URL under `base`."""
-        return base + quote(self.tag_page_name(key, None))
+    def tag_url(self, key: str, base: str, variant: str | None = None) -> str:
+        """A tag page's URL under `base`, in a variant's language (default: the main one)."""
+        return base + quote(self.tag_page_name(key, None, variant))
 
-    def tag_page_name(self, key: str, page: int | None) -> str:
-        """tags/<tag>.html (its newest papers), tags/<tag>/page-N.html (its full pages)."""
+    def tag_page_name(self, key: str, page: int | None, variant: str | None = None) -> str:
+        """tags/<tag>.html (its newest papers), tags/<tag>/page-N.html (its full pages), with
+        .<lang> before .html for the variants other than the default one."""
         stem = tag_stem(key)
-        return f"tags/{stem}.html" if page is None else f"tags/{stem}/page-{page}.html"
+        suffix = self.variant_suffix(variant or self.default_variant)
+        return (f"tags/{stem}{suffix}.html" if page is None
+                else f"tags/{stem}/page-{page}{suffix}.html")
+
+    def tags_index_name(self, variant: str | None = None) -> str:
+        """tags/index.html, or tags/index.<lang>.html for the other variants."""
+        return f"tags/index{self.variant_suffix(variant or self.default_variant)}.html"
 
     def tag_feed_name(self, key: str) -> str:
         """tags/<tag>.xml."""
@@ -482,10 +262,12 @@ class Renderer:
         """The same page in the other variants: (language label, its URL) for a switcher."""
         return [(LANG_LABELS.get(v, v), url(v)) for v in self.settings.variants if v != variant]
 
-    @property
-    def subscribe_url(self) -> str:
-        """The subscribe page of `digest serve`."""
-        return self.base + "subscribe"
+    def subscribe_url(self, variant: str) -> str:
+        """The subscribe page of `digest serve` in a variant's language (?lang=: the form
+        speaks it and offers that variant first); the widest variant's is the plain one."""
+        if variant == self.settings.variants[-1] and variant not in UI:
+            return self.base + "subscribe"
+        return f"{self.base}subscribe?lang={quote(variant)}"
 
     def subject(self, issue: Issue, variant: str) -> str:
         """The email subject from `newsletter.subject`, on one line; the first paper's title
@@ -533,7 +315,7 @@ class Renderer:
                 for p in variant_commentary(entry, variant)
             ),
             tags=tuple(
-                TagView("#" + t, key, self.tag_url(key, base))
+                TagView("#" + t, key, self.tag_url(key, base, variant))
                 for t, key in zip(entry.tags, entry.tag_keys, strict=True)
             ),
             web_url=f"{base}{self.page_name(day, variant)}#{anchor}",
@@ -547,6 +329,19 @@ class Renderer:
             self.entry_view(issue.date, n, e, variant, base, abstract_limit)
             for n, e in enumerate(issue.entries, start=1)
         ]
+
+    def footer_languages(self, variant: str) -> list[str]:
+        """The languages of an email's footer and a text part's links: the variant's own, or
+        for the widest variant every language it carries, its interface language first."""
+        first = self.ui_lang(variant)
+        if variant in UI:
+            return [first]
+        return [first] + [v for v in self.settings.variants if v in UI and v != first]
+
+    def footer_label(self, variant: str, key: str) -> str:
+        """One footer word in each of the variant's footer languages ("Unsubscribe",
+        "수신 거부 / Unsubscribe")."""
+        return " / ".join(dict.fromkeys(UI[lang][key] for lang in self.footer_languages(variant)))
 
     def page_context(self, variant: str) -> dict[str, Any]:
         """What every page gets: its language, the interface words, the newsletter's title."""
@@ -569,6 +364,10 @@ class Renderer:
             "archive_url": base + self.index_name(variant, None),
             "feed_url": base + self.feed_name(variant),
             "corrected_text": self.corrected_text(issue, variant),
+            "footer_why": [(lang, UI[lang]["why"].format(title=self.title))
+                           for lang in self.footer_languages(variant)],
+            "footer": {key: self.footer_label(variant, key)
+                       for key in ("view_web", "archive", "unsubscribe")},
         }
 
     def corrected_text(self, issue: Issue, variant: str) -> str | None:
@@ -586,8 +385,8 @@ class Renderer:
             "feeds": self.feed_links(variant, base),
             "feed_url": base + self.feed_name(variant),
             "archive_url": base + self.index_name(variant, None),
-            "tags_url": base + TAGS_INDEX,
-            "subscribe_url": self.subscribe_url,
+            "tags_url": base + self.tags_index_name(variant),
+            "subscribe_url": self.subscribe_url(variant),
         }
 
     def render(self, name: str, **context: Any) -> str:
@@ -657,47 +456,12 @@ class Renderer:
         return EmailVariant(variant, subject, html, text, layout="compact", reason=reason)
 
     def text_body(self, issue: Issue, variant: str) -> str:
-        """The issue in the digest format as readers get it: spaced (a blank line between
-        papers), each paper's abs URL, the variant's commentary; not wrapped yet."""
-        lang = self.ui_lang(variant)
-        style: DateStyle = "ko" if lang == "ko" else "en"
-        # Only an http(s) URL makes a link line; anything else would read back as the abstract.
-        entries = tuple(replace(e, commentary=variant_commentary(e, variant), url=safe_url(e.url))
-                        for e in issue.entries)
-        # Not strict: a reader's copy shows whatever the issue holds (the draft's own check
-        # already refused entries that would not read back the same).
-        digest = Digest(issue.date, entries, date_style=style)
-        return write_digest(digest, spaced=True, abs_urls=True, strict=False)
-
-    def text_signature(self, issue: Issue, variant: str, unsubscribe: bool) -> list[str]:
-        """The lines below the "-- " separator: the other new papers, then the ways to the
-        web version (and out, in the email)."""
-        ui = UI[self.ui_lang(variant)]
-        lines: list[str] = []
-        for p in issue.more_papers:
-            if not lines:
-                lines += [ui["more_papers"], ""]
-            lines += [f"* {p.title}", f"  {p.abs_url}"]
-        if lines:
-            lines.append("")
-        lines.append(f"{ui['view_web']}: {self.base}{self.page_name(issue.date, variant)}")
-        lines.append(f"{ui['archive']}: {self.base}{self.index_name(variant, None)}")
-        if unsubscribe:
-            lines.append(f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}")
-        return lines
+        """The issue as a text part's body (textpart.body), not wrapped yet."""
+        return textpart.body(self, issue, variant)
 
     def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True) -> str:
-        """The text/plain part (RFC 3676 format=flowed, DelSp=No): the digest in its
-        readers' form, then a signature block (after the standard "-- " line) with the other
-        papers and the web and unsubscribe links, so a reader of plain text can leave too.
-        Unflowed, it reads back (`digest check --flowed`) to the same entries."""
-        lines = [self.text_body(issue, variant), SIGNATURE.rstrip("\n")]
-        lines += self.text_signature(issue, variant, unsubscribe)
-        # The reader's unsubscribe URL is longer than its placeholder: wrap as if the
-        # placeholder were too long for any line, so the URL gets a line of its own.
-        wide = UNSUBSCRIBE_PLACEHOLDER.ljust(WIDTH + 1, "_")
-        text = flow("\n".join(lines).replace(UNSUBSCRIBE_PLACEHOLDER, wide))
-        return text.replace(wide, UNSUBSCRIBE_PLACEHOLDER) + "\n"
+        """The text/plain part (textpart.email_text)."""
+        return textpart.email_text(self, issue, variant, unsubscribe)
 
     def emails(self, issue: Issue) -> list[EmailVariant]:
         """Every configured variant of the issue's email."""
@@ -707,13 +471,16 @@ class Renderer:
     # -- web pages and feeds --
 
     def issue_fragment(
-        self, issue: Issue, variant: str, base: str, entries: list[EntryView] | None = None
+        self, issue: Issue, variant: str, base: str, entries: list[EntryView] | None = None,
+        flowing: bool = False,
     ) -> str:
-        """The issue's entries (or the given views of them) as an HTML fragment: feed content."""
+        """The issue's entries (or the given views of them) as an HTML fragment: the body of
+        its web page, and (flowing: no layout table, for feed readers) feed content."""
         return self.render(
             "fragment.html",
             **self.context(issue, variant, base),
             entries=self.entry_views(issue, variant, base) if entries is None else entries,
+            flowing=flowing,
         )
 
     def issue_pages(
@@ -766,14 +533,17 @@ class Renderer:
                     tagged.setdefault(key, []).append(Tagged(issue, number, entry))
         for key in sorted(wanted):
             pairs = tagged.get(key, [])
-            if not pairs:
-                files[self.tag_page_name(key, None)] = files[self.tag_feed_name(key)] = None
-                continue
-            for page in paginate(len(pairs), self.page_size):
-                files[self.tag_page_name(key, page.number)] = self.tag_page(
-                    key, pairs[page.first - 1 : page.last][::-1], page)
-            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1])
-        files[TAGS_INDEX] = self.tags_page({k: len(v) for k, v in tagged.items()})
+            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1]) if pairs else None
+            for variant in self.settings.variants:
+                if not pairs:
+                    files[self.tag_page_name(key, None, variant)] = None
+                    continue
+                for page in paginate(len(pairs), self.page_size):
+                    files[self.tag_page_name(key, page.number, variant)] = self.tag_page(
+                        key, pairs[page.first - 1 : page.last][::-1], page, variant)
+        for variant in self.settings.variants:
+            files[self.tags_index_name(variant)] = self.tags_page(
+                {k: len(v) for k, v in tagged.items()}, variant)
         return files
 
     def index_page(
@@ -796,7 +566,7 @@ class Renderer:
                     "date_text": self.date_text(day, variant),
                     "count": len(entries),
                     "titles": titles,
-                    "tags": [TagView("#" + k, k, self.tag_url(k, base)) for k in keys],
+                    "tags": [TagView("#" + k, k, self.tag_url(k, base, variant)) for k in keys],
                 }
             )
         others = self.other_variants(variant, lambda v: base + self.index_name(v, page.number))
@@ -816,14 +586,14 @@ class Renderer:
             "older": [(n, url(n)) for n in range(page.older, 0, -1)],
         }
 
-    def tags_page(self, counts: Mapping[str, int]) -> str:
-        """site/tags/index.html: every tag with its count, its page and its feed."""
-        variant = self.default_variant
+    def tags_page(self, counts: Mapping[str, int], variant: str | None = None) -> str:
+        """site/tags/index[.<lang>].html: every tag with its count, its page and its feed."""
+        variant = variant or self.default_variant
         rows = [
             {
                 "label": "#" + key,
                 "count": n,
-                "url": quote(self.tag_page_name(key, None).removeprefix("tags/")),
+                "url": quote(self.tag_page_name(key, None, variant).removeprefix("tags/")),
                 "feed": quote(self.tag_feed_name(key).removeprefix("tags/")),
                 "feed_title": self.tag_feed_title(key),
             }
@@ -832,55 +602,22 @@ class Renderer:
         ]
         return self.render(
             "tags.html",
-            **self.site_context(variant, "../", self.base + TAGS_INDEX),
+            **self.site_context(variant, "../", self.base + self.tags_index_name(variant)),
             tags=rows,
+            others=self.other_variants(
+                variant, lambda v: "../" + self.tags_index_name(v)),
         )
 
     def feed(self, newest: Sequence[Issue], variant: str) -> str:
-        """site/feed.xml (or feed.<lang>.xml): the newest issues, full HTML in each item."""
-        items = []
-        for issue in newest[: self.settings.newsletter.feed_items]:
-            url = self.base + self.page_name(issue.date, variant)
-            items.append(
-                {
-                    "title": self.subject(issue, variant),
-                    "link": url,
-                    "guid": url,
-                    "pub_date": rfc822(item_datetime(issue, self.settings)),
-                    "description": self.preheader(issue, variant),
-                    "content": self.feed_content(issue, variant),
-                    "categories": issue.tags,
-                }
-            )
-        return self.feed_xml(
-            variant, self.feed_title(variant), self.base, self.title, self.feed_name(variant), items
-        )
+        """site/feed.xml (or feed.<lang>.xml): feeds.issue_feed."""
+        return feeds.issue_feed(self, newest, variant)
 
-    def feed_content(self, issue: Issue, variant: str, number: int = 0) -> str:
-        """A feed item's HTML: the whole issue, or (number > 0) its one entry, the entry
-        `number` of its issue; taken from `self.fragments` when rendered by an earlier build."""
-        digest = ""
-        if self.fragments is not None:
-            # Every field of the issue (a field added later counts too), bar the merge's notes.
-            what = (self.fingerprint, variant, number, replace(issue, unresolved=()))
-            digest = hashlib.sha256(repr(what).encode("utf-8")).hexdigest()
-            hit = self.fragments.get(issue.date, number, variant, digest)
-            if hit is not None:
-                return hit
-        if number:
-            view = self.entry_view(issue.date, number, issue.entries[0], variant, self.base)
-            # no "04" kicker: the paper's place in its issue means nothing in a tag feed
-            html = self.issue_fragment(issue, variant, self.base, [replace(view, number=0)])
-        else:
-            html = self.issue_fragment(issue, variant, self.base)
-        if self.fragments is not None:
-            self.fragments.put(issue.date, number, variant, digest, html)
-        return html
-
-    def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None) -> str:
-        """site/tags/<tag>.html or tags/<tag>/page-N.html: these papers (newest first), from
-        cleaned issues (clean_issue) like every Tagged."""
-        variant = self.default_variant
+    def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None,
+                 variant: str | None = None) -> str:
+        """site/tags/<tag>[.<lang>].html or tags/<tag>/page-N[.<lang>].html: these papers
+        (newest first), from cleaned issues (clean_issue) like every Tagged; its links lead
+        to the issue pages of its language."""
+        variant = variant or self.default_variant
         lang = self.ui_lang(variant)
         page = page or newest_page(len(tagged), self.page_size)
         base = "../" if page.number is None else "../../"
@@ -903,7 +640,9 @@ class Renderer:
                 }
             )
         feed = FeedLink(self.tag_feed_title(key), base + quote(self.tag_feed_name(key)))
-        canonical = self.base + quote(self.tag_page_name(key, page.number))
+        canonical = self.base + quote(self.tag_page_name(key, page.number, variant))
+        others = self.other_variants(
+            variant, lambda v: base + quote(self.tag_page_name(key, page.number, v)))
         return self.render(
             "tag.html",
             **{**self.site_context(variant, base, canonical),
@@ -912,55 +651,14 @@ class Renderer:
             count=page.total,
             groups=groups,
             page=page,
-            pages=self.pager(page, lambda n: base + quote(self.tag_page_name(key, n))),
+            pages=self.pager(page, lambda n: base + quote(self.tag_page_name(key, n, variant))),
+            others=others,
             tag_feed=feed,
         )
 
     def tag_feed(self, key: str, tagged: Sequence[Tagged]) -> str:
-        """site/tags/<tag>.xml: one item per paper with the tag, newest first, titled by the
-        paper and summarized by the curator's commentary (in the feed's language), then the
-        abstract."""
-        variant = self.default_variant
-        lang = self.ui_lang(variant)
-        items = []
-        for t in tagged[:TAG_FEED_ITEMS]:
-            web_url = f"{self.base}{self.page_name(t.issue.date, variant)}#{entry_anchor(t.entry)}"
-            one = replace(t.issue, entries=(t.entry,), more_papers=())
-            notes = variant_commentary(t.entry, lang) or t.entry.commentary
-            summary = "".join(f"<p>{linkify(p)}</p>" for p in (*notes, t.entry.abstract) if p)
-            items.append(
-                {
-                    "title": t.entry.title,
-                    "link": safe_url(t.entry.link) or web_url,
-                    "guid": web_url,
-                    "pub_date": rfc822(item_datetime(t.issue, self.settings)),
-                    "description": summary,
-                    "content": self.feed_content(one, variant, t.number),
-                    "categories": t.entry.tag_keys,
-                }
-            )
-        return self.feed_xml(
-            variant, self.tag_feed_title(key), self.tag_url(key, self.base),
-            f"{self.title} #{key}", quote(self.tag_feed_name(key)), items,
-        )
-
-    def feed_xml(
-        self, variant: str, title: str, link: str, description: str, name: str,
-        items: list[dict[str, Any]],
-    ) -> str:
-        """An RSS feed at `name` under the site, its items newest first."""
-        return self.render(
-            "feed.xml",
-            title=title,
-            link=link,
-            description=description,
-            lang=self.ui_lang(variant),
-            self_url=self.base + name,
-            # A corrected item is re-dated: the newest date is not always the first item's.
-            last_build=max((i["pub_date"] for i in items), key=parsedate_to_datetime)
-            if items else None,
-            items=items,
-        )
+        """site/tags/<tag>.xml: feeds.tag_feed."""
+        return feeds.tag_feed(self, key, tagged)
 
 
 def layout_note(variants: Sequence[EmailVariant]) -> str | None:
@@ -981,10 +679,6 @@ def paginate(total: int, size: int = PAGE_SIZE) -> list[Page]:
     return [*full, newest_page(total, size)]
 
 
-@functools.lru_cache(maxsize=4096)
-def _long_date(day: date, lang: str) -> str:
-    return format_date(day, format="long", locale=lang)
-
 
 def template_dirs(override: Path | None) -> list[str]:
     """The template folders in lookup order: the newsletter's own, then the bundled one."""
@@ -1001,7 +695,8 @@ def render_fingerprint(settings: Settings) -> str:
             if path.is_file():
                 h.update(f"{path.relative_to(folder)}\0".encode())
                 h.update(path.read_bytes())
-    for module in (__file__, Path(__file__).parents[1] / "core" / "models.py"):
+    here = Path(__file__).parent
+    for module in (*sorted(here.glob("*.py")), here.parent / "core" / "models.py"):
         h.update(Path(module).read_bytes())
     h.update(repr((settings.newsletter, settings.variants, settings.locale_language)).encode())
     return h.hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, datetime
 
 from pipeline.core.issue_codec import entry_dict, entry_from_dict, issue_from_json, issue_json
 from pipeline.core.models import (
@@ -261,6 +261,23 @@ def tagged_entries(
     return [
         (date.fromisoformat(r[0]), r[1], r[2], entry_from_dict(json.loads(r[3]))) for r in rows
     ]
+
+
+def corrections(conn: sqlite3.Connection, days: Iterable[date]) -> dict[date, datetime]:
+    """When each of these archived issues was last corrected (issues never corrected are
+    left out): tag feeds re-date a corrected issue's papers too."""
+    wanted = sorted({d.isoformat() for d in days})
+    found: dict[date, datetime] = {}
+    for start in range(0, len(wanted), 500):  # SQLite's limit on host parameters
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            "SELECT date, json_extract(issue, '$.corrected') FROM archive"
+            f" WHERE date IN ({', '.join('?' * len(chunk))})"
+            " AND json_extract(issue, '$.corrected') IS NOT NULL",
+            chunk,
+        )
+        found.update({date.fromisoformat(d): datetime.fromisoformat(c) for d, c in rows})
+    return found
 
 
 # --- subscribers and deliveries (deliver) ----------------------------------------------------
