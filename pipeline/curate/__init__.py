@@ -1,0 +1,1 @@
+"""Curate stage: notes, drafts, merge, lint, ranking."""
