@@ -95,6 +95,22 @@ def test_explanation_names_authors_picked_before_and_the_terms_that_counted() ->
     assert stranger.authors == ()
 
 
+def test_the_author_prior_lifts_papers_by_authors_picked_before() -> None:
+    pos, neg = _toy()
+    # Half the picks share an author and a neutral title; non-picks with that title do not.
+    pos += [_paper(200 + i, f"Neutral study {i}", ("Grace Hopper",)) for i in range(6)]
+    neg += [_paper(300 + i, f"Neutral study {i}", (f"Stranger {i}",)) for i in range(6)]
+    settings = RankSettings(author_weight=0.0, prior_weight=1.0)
+    model = train_model(pos, neg, TODAY, settings)
+    assert model is not None and model.prior.coef > 0
+    by_hopper = _paper(905, "Neutral study", ("G. Hopper",), 0)
+    by_stranger = _paper(906, "Neutral study", ("Someone Else",), 0)
+    assert model.score([by_hopper])[0] > model.score([by_stranger])[0]
+    off = train_model(pos, neg, TODAY, replace(settings, prior_weight=0.0))
+    assert off is not None
+    assert off.score([by_hopper]) == off.score([by_stranger])
+
+
 def test_author_key_matches_initials_and_accents() -> None:
     assert author_key("Jürgen Schmidhuber") == author_key("J. Schmidhuber") == "j schmidhuber"
     assert author_key("  ") is None

@@ -80,6 +80,7 @@ class RankSettings:
     title_weight: float = 1.0
     abstract_weight: float = 1.0
     author_weight: float = 0.3
+    prior_weight: float = 1.0  # the author prior: how much earlier picks of the authors count
     min_df: int = 2  # a word seen in fewer training papers carries no signal, only noise
     hash_bits: int = 20
 
@@ -90,7 +91,7 @@ class RankSettings:
                 raise ValueError(f"RankSettings.{f.name} must be a finite number, got {value!r}")
         if self.half_life_days <= 0 or self.c <= 0:
             raise ValueError("RankSettings.half_life_days and c must be positive")
-        if min(self.title_weight, self.abstract_weight, self.author_weight) < 0:
+        if min(self.title_weight, self.abstract_weight, self.author_weight, self.prior_weight) < 0:
             raise ValueError("RankSettings weights must not be negative")
         if not isinstance(self.min_df, int) or self.min_df < 1:
             raise ValueError("RankSettings.min_df must be an integer >= 1")
@@ -213,6 +214,36 @@ class Block:
             raise ValueError("Block weights must be finite")
 
 
+@dataclass(frozen=True, eq=False)
+class Prior:
+    """The author prior: for each author column, the recency-weighted picks of that author; a
+    paper's feature is log(1 + the sum over its authors), with one learned weight."""
+
+    columns: IndexArray
+    picks: FloatArray
+    coef: float
+
+    def __post_init__(self) -> None:
+        if self.columns.ndim != 1 or self.picks.shape != self.columns.shape:
+            raise ValueError("Prior arrays must be one-dimensional and of one length")
+        if len(self.columns) and (np.any(np.diff(self.columns) <= 0) or self.columns[0] < 0):
+            raise ValueError("Prior.columns must be sorted, distinct and non-negative")
+        if not (np.all(np.isfinite(self.picks)) and np.all(self.picks >= 0)
+                and math.isfinite(self.coef)):
+            raise ValueError("Prior weights must be finite and picks not negative")
+
+    def feature(self, authors: sp.csr_matrix) -> npt.NDArray[np.float64]:
+        """log(1 + recency-weighted earlier picks of each row's authors)."""
+        if not len(self.columns):
+            return np.zeros(authors.shape[0])
+        known = authors[:, self.columns].tocsr()
+        known.data[:] = 1.0
+        return np.asarray(np.log1p(known @ self.picks.astype(np.float64)), dtype=np.float64)
+
+
+NO_PRIOR = Prior(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0)
+
+
 @dataclass(frozen=True)
 class Affinity:
     """An author the curator picked before: as written last, how often, when last."""
@@ -271,6 +302,7 @@ class Model:
     abstract: Block
     authors: Block
     intercept: float
+    prior: Prior = NO_PRIOR
     affinity: Mapping[str, Affinity] = field(default_factory=dict)
     positives: int = 0
     negatives: int = 0
@@ -296,6 +328,8 @@ class Model:
                 continue
             matrix = _tfidf(counts, block.columns, block.idf) * weight
             total += matrix @ block.coef.astype(np.float64)
+        if self.settings.prior_weight:
+            total += self.prior.coef * self.settings.prior_weight * self.prior.feature(hashed.authors)
         return total
 
     def explain(self, paper: RankPaper, top: int = 5) -> Explanation:
@@ -379,10 +413,12 @@ def train_hashed(
     min_dfs = (s.min_df, s.min_df, 1)  # one earlier pick of an author is already a signal
     fitted = [_fit_block(counts, m) for counts, m in zip(hashed.blocks(), min_dfs, strict=True)]
     weights = (s.title_weight, s.abstract_weight, s.author_weight)
-    x = sp.hstack([_tfidf(counts, cols, idf) * w for counts, (cols, idf), w
-                   in zip(hashed.blocks(), fitted, weights, strict=True)]).tocsr()
-    y = np.r_[np.ones(n_pos), np.zeros(negatives)]
     recency = pick_weights([(today - d).days for d in positive_days], s.half_life_days)
+    prior, prior_x = _fit_prior(hashed.authors, recency)
+    x = sp.hstack([*(_tfidf(counts, cols, idf) * w for counts, (cols, idf), w
+                     in zip(hashed.blocks(), fitted, weights, strict=True)),
+                   sp.csr_matrix(prior_x[:, None] * s.prior_weight)]).tocsr()
+    y = np.r_[np.ones(n_pos), np.zeros(negatives)]
     # Balanced classes: all picks together weigh as much as all non-picks.
     sample = np.r_[recency * (negatives / recency.sum()), np.ones(negatives)]
     svm = LinearSVC(C=s.c, max_iter=5000, random_state=0)
@@ -393,6 +429,7 @@ def train_hashed(
     for cols, idf in fitted:
         blocks.append(Block(cols, idf, coef[start:start + len(cols)].astype(np.float32)))
         start += len(cols)
+    prior = Prior(prior.columns, prior.picks, float(coef[start]))
     return Model(
         trained_on=today,
         settings=s,
@@ -400,10 +437,30 @@ def train_hashed(
         abstract=blocks[1],
         authors=blocks[2],
         intercept=float(np.asarray(svm.intercept_).ravel()[0]),
+        prior=prior,
         affinity=dict(affinity),
         positives=n_pos,
         negatives=negatives,
     )
+
+
+def _fit_prior(authors: sp.csr_matrix, recency: npt.NDArray[np.float64],
+               ) -> tuple[Prior, npt.NDArray[np.float64]]:
+    """The author prior from the picks (the first len(recency) rows), and each training row's
+    feature; a pick's own authorship is left out of its own feature, or the prior would only
+    learn that a pick's authors were picked."""
+    binary = authors.tocsr().copy()
+    binary.data[:] = 1.0
+    n_pos = len(recency)
+    per_column = np.asarray(binary[:n_pos].T @ recency).ravel()
+    columns = np.flatnonzero(per_column > 0).astype(np.int64)
+    picks = per_column[columns].astype(np.float32)
+    prior = Prior(columns, picks, 0.0)
+    known = binary[:, columns].tocsr()
+    total = known @ picks.astype(np.float64)
+    own = np.zeros(binary.shape[0])
+    own[:n_pos] = recency * np.diff(known.indptr)[:n_pos]
+    return prior, np.log1p(np.maximum(total - own, 0.0))
 
 
 def explain(model: Model, paper: RankPaper, top: int = 5) -> Explanation:
@@ -466,11 +523,14 @@ def model_bytes(model: Model) -> bytes:
         "trained_on": model.trained_on.isoformat(),
         "settings": asdict(model.settings),
         "intercept": model.intercept,
+        "prior_coef": model.prior.coef,
         "positives": model.positives,
         "negatives": model.negatives,
         "affinity": {k: [a.name, a.picks, a.last.isoformat()] for k, a in model.affinity.items()},
     }
     arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    arrays["prior_columns"] = model.prior.columns
+    arrays["prior_picks"] = model.prior.picks
     for name, block in zip(BLOCKS, model.blocks(), strict=True):
         arrays[f"{name}_columns"] = block.columns
         arrays[f"{name}_idf"] = block.idf
@@ -528,11 +588,14 @@ def parse_model(raw: bytes, path: Path) -> Model:
             str(k): Affinity(str(v[0]), int(v[1]), date.fromisoformat(v[2]))
             for k, v in meta["affinity"].items()
         }
+        prior = Prior(np.asarray(arrays["prior_columns"], dtype=np.int64),
+                      np.asarray(arrays["prior_picks"], dtype=np.float32),
+                      float(meta["prior_coef"]))
         intercept = float(meta["intercept"])
         if not math.isfinite(intercept):
             raise ValueError("intercept is not finite")
         limit = 2**settings.hash_bits
-        if any(len(b.columns) and b.columns[-1] >= limit for b in blocks):
+        if any(len(c) and c[-1] >= limit for c in [*(b.columns for b in blocks), prior.columns]):
             raise ValueError("a column beyond the hashing space")
         return Model(
             trained_on=date.fromisoformat(meta["trained_on"]),
@@ -541,6 +604,7 @@ def parse_model(raw: bytes, path: Path) -> Model:
             abstract=blocks[1],
             authors=blocks[2],
             intercept=intercept,
+            prior=prior,
             affinity=affinity,
             positives=int(meta["positives"]),
             negatives=int(meta["negatives"]),
