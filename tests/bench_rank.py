@@ -26,31 +26,38 @@ START = date(2025, 1, 1)
 
 
 class Corpus:
-    """Papers made of the fixture papers' words, title/abstract/author lengths as there; picks
-    lean on a topic (a few words more likely) so the learner has something to find."""
+    """Papers made of the fixture papers' sentences and authors (so word statistics stay those
+    of real abstracts), lengths as there; picks draw more from the picked papers' sentences so
+    the learner has something to find."""
 
     def __init__(self, seed: int = 0) -> None:
-        real = [c for d in read_days(FIXTURES / "ranking" / "test-days.jsonl") for c in d.candidates]
-        real += list(read_history(FIXTURES / "ranking" / "history.jsonl"))
-        self.words = sorted({w for p in real for w in f"{p.title} {p.abstract}".split()})
-        self.topic = self.words[::97]
-        self.authors = sorted({a for p in real for a in p.authors})
+        days = [*read_days(FIXTURES / "ranking" / "test-days.jsonl"),
+                *read_days(FIXTURES / "ranking" / "train-days.jsonl.gz")]
+        picked = [c for d in days for c in d.candidates if c.arxiv_id in d.picks]
+        picked += list(read_history(FIXTURES / "ranking" / "history.jsonl"))
+        others = [c for d in days for c in d.candidates if c.arxiv_id not in d.picks]
+        self.liked = self._sentences(picked)
+        self.plain = self._sentences(others)
+        self.titles = [p.title for p in [*picked, *others]]
+        self.authors = sorted({a for p in [*picked, *others] for a in p.authors})
         self.rng = random.Random(seed)
         self.n = 0
+
+    @staticmethod
+    def _sentences(papers: Sequence[RankPaper]) -> list[str]:
+        return [s.strip() for p in papers for s in p.abstract.split(". ") if s.strip()]
 
     def paper(self, day: date, picked: bool) -> RankPaper:
         """One made-up paper listed on `day`."""
         rng = self.rng
         self.n += 1
-
-        def text(k: int) -> str:
-            pool = self.topic if picked else self.words
-            return " ".join(rng.choice(pool) if rng.random() < 0.2 else rng.choice(self.words)
-                            for _ in range(k))
-
-        return RankPaper(f"2501.{self.n % 100000:05d}", text(rng.randint(6, 16)),
+        pool = self.liked if picked else self.plain
+        sentences = [rng.choice(pool if rng.random() < 0.5 else self.plain)
+                     for _ in range(rng.randint(5, 10))]
+        title = " ".join(rng.choice(self.titles).split()[: rng.randint(5, 14)])
+        return RankPaper(f"2501.{self.n % 100000:05d}", title,
                          tuple(rng.sample(self.authors, rng.randint(1, 8))),
-                         text(rng.randint(120, 250)), day)
+                         ". ".join(sentences), day)
 
     def papers(self, n: int, picked: bool, days: int = 365) -> list[RankPaper]:
         """`n` papers spread over the `days` before START."""
