@@ -17,11 +17,11 @@ import math
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ from pipeline.models import Paper
 FORMAT = "arxiv-digest-ranking"
 FORMAT_VERSION = 1
 
+T = TypeVar("T")
 FloatArray = npt.NDArray[np.float32]
 IndexArray = npt.NDArray[np.int64]
 
@@ -114,20 +115,28 @@ def _stop_words() -> frozenset[str]:
 _STOP: frozenset[str] | None = None
 
 
-def text_terms(text: str) -> list[str]:
-    """Words (stop words dropped) and pairs of neighbouring kept words, lower-cased."""
+def text_words(text: str) -> list[str]:
+    """The text's words, lower-cased, stop words dropped."""
     global _STOP
     if _STOP is None:
         _STOP = _stop_words()
-    words = [w for w in _WORD_RE.findall(text.lower()) if w not in _STOP]
+    return [w for w in _WORD_RE.findall(text.lower()) if w not in _STOP]
+
+
+def text_terms(text: str) -> list[str]:
+    """Words (stop words dropped) and pairs of neighbouring kept words, lower-cased."""
+    words = text_words(text)
     return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def author_key(name: str) -> str | None:
     """A name folded for matching across spellings: first initial and last name, no accents
     ('Jürgen Schmidhuber', 'J. Schmidhuber' → 'j schmidhuber')."""
-    folded = unicodedata.normalize("NFKD", name).casefold()
-    parts = _NAME_PART_RE.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
+    if name.isascii():  # most names: nothing to strip
+        parts = _NAME_PART_RE.findall(name.lower())
+    else:
+        folded = unicodedata.normalize("NFKD", name).casefold()
+        parts = _NAME_PART_RE.findall("".join(c for c in folded if not unicodedata.combining(c)))
     if not parts:
         return None
     return f"{parts[0][0]} {parts[-1]}" if len(parts) > 1 else parts[0]
@@ -169,30 +178,83 @@ class Hashed:
         return Hashed(self.title[index], self.abstract[index], self.authors[index])
 
 
-def _hash_terms(term_lists: Sequence[list[str]], bits: int) -> sp.csr_matrix:
-    from sklearn.feature_extraction import FeatureHasher
+# A word's column is its 32-bit MurmurHash3 (stable across versions and runs, unlike hash());
+# a pair's column mixes its two words' hashes with a multiplicative hash, in numpy: hashing
+# every pair string would make scoring a day's candidates several times slower.
+_HASHES: dict[str, int] = {}
+_HASHES_MAX = 2_000_000
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
-    if not term_lists:
-        return sp.csr_matrix((0, 2**bits), dtype=np.float32)
-    hasher = FeatureHasher(n_features=2**bits, input_type="string", alternate_sign=False,
-                           dtype=np.float32)
-    matrix = hasher.transform(term_lists).tocsr()
+
+def _word_hashes(words: Sequence[str]) -> npt.NDArray[np.uint64]:
+    from sklearn.utils import murmurhash3_32
+
+    if len(_HASHES) > _HASHES_MAX:
+        _HASHES.clear()
+    for word in set(words).difference(_HASHES):
+        _HASHES[word] = int(murmurhash3_32(word, seed=0, positive=True))
+    return np.fromiter(map(_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
+
+
+def _columns(hashes: npt.NDArray[np.uint64], bits: int) -> IndexArray:
+    return (hashes & np.uint64(2**bits - 1)).astype(np.int64)
+
+
+def _pair_columns(first: npt.NDArray[np.uint64], second: npt.NDArray[np.uint64],
+                  bits: int) -> IndexArray:
+    mixed = ((first << np.uint64(32)) | second) * _MIX
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def _hash_lists(lists: Sequence[Sequence[str]], bits: int, pairs: bool) -> sp.csr_matrix:
+    """Counts of each list's words (and of neighbouring pairs) in hashed columns."""
+    n = len(lists)
+    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=n)
+    hashes = _word_hashes([w for x in lists for w in x])
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    columns = [_columns(hashes, bits)]
+    row_parts = [rows]
+    if pairs and len(hashes) > 1:
+        same = rows[1:] == rows[:-1]
+        columns.append(_pair_columns(hashes[:-1], hashes[1:], bits)[same])
+        row_parts.append(rows[:-1][same])
+    column = np.concatenate(columns)
+    matrix = sp.csr_matrix(
+        (np.ones(len(column), dtype=np.float32), (np.concatenate(row_parts), column)),
+        shape=(n, 2**bits),
+    )
     matrix.sum_duplicates()
     return matrix
 
 
-def term_columns(terms: Sequence[str], bits: int) -> IndexArray:
-    """The hashed column of each term (the same hashing as the features)."""
-    matrix = _hash_terms([[t] for t in terms], bits)
-    return np.asarray(matrix.indices, dtype=np.int64)
+def _hash_texts(items: Sequence[T], words: Callable[[T], list[str]], bits: int, pairs: bool,
+                batch: int = 4096) -> sp.csr_matrix:
+    """Hash in batches, so the word lists of 50,000 abstracts never exist at once."""
+    parts = [_hash_lists([words(t) for t in items[i:i + batch]], bits, pairs)
+             for i in range(0, len(items), batch)]
+    if not parts:
+        return sp.csr_matrix((0, 2**bits), dtype=np.float32)
+    return sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+
+
+def term_columns(words: Sequence[str], bits: int, pairs: bool) -> tuple[list[str], IndexArray]:
+    """The terms of a word list (words, then neighbouring pairs) and each one's column, hashed
+    as the features are."""
+    hashes = _word_hashes(words)
+    terms = list(words)
+    columns = [_columns(hashes, bits)]
+    if pairs and len(words) > 1:
+        terms += [f"{a} {b}" for a, b in itertools.pairwise(words)]
+        columns.append(_pair_columns(hashes[:-1], hashes[1:], bits))
+    return terms, np.concatenate(columns)
 
 
 def hash_papers(papers: Sequence[RankPaper], bits: int) -> Hashed:
     """Count each paper's terms into hashed columns (stateless: no vocabulary to fit)."""
     return Hashed(
-        _hash_terms([text_terms(p.title) for p in papers], bits),
-        _hash_terms([text_terms(p.abstract) for p in papers], bits),
-        _hash_terms([author_terms(p.authors) for p in papers], bits),
+        _hash_texts([p.title for p in papers], text_words, bits, pairs=True),
+        _hash_texts([p.abstract for p in papers], text_words, bits, pairs=True),
+        _hash_texts([p.authors for p in papers], author_terms, bits, pairs=False),
     )
 
 
@@ -239,7 +301,7 @@ class Prior:
         """log(1 + recency-weighted earlier picks of each row's authors)."""
         if not len(self.columns):
             return np.zeros(authors.shape[0])
-        known = authors[:, self.columns].tocsr()
+        known = select_columns(authors, self.columns)
         known.data[:] = 1.0
         return np.asarray(np.log1p(known @ self.picks.astype(np.float64)), dtype=np.float64)
 
@@ -340,9 +402,22 @@ class Model:
         return explain(self, paper, top)
 
 
+def select_columns(counts: sp.csr_matrix, columns: IndexArray) -> sp.csr_matrix:
+    """The given (sorted) columns of a hashed matrix, renumbered 0..len-1, in O(non-zeros):
+    scipy's column indexing would build a 2**bits-row selection matrix on every call."""
+    counts = counts.tocsr()
+    lookup = np.full(counts.shape[1], -1, dtype=np.int64)
+    lookup[columns] = np.arange(len(columns), dtype=np.int64)
+    mapped = lookup[counts.indices]
+    keep = mapped >= 0
+    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    return sp.csr_matrix((counts.data[keep], mapped[keep], kept_before[counts.indptr]),
+                         shape=(counts.shape[0], len(columns)))
+
+
 def _tfidf(counts: sp.csr_matrix, columns: IndexArray, idf: FloatArray) -> sp.csr_matrix:
     """Sublinear tf times idf over the model's columns, each row scaled to unit length."""
-    known = counts[:, columns].tocsr().astype(np.float64)
+    known = select_columns(counts, columns).astype(np.float64)
     known.data = (1.0 + np.log(known.data)) * idf.astype(np.float64)[known.indices]
     norms = np.sqrt(np.asarray(known.multiply(known).sum(axis=1)).ravel())
     norms[norms == 0.0] = 1.0
@@ -459,7 +534,7 @@ def _fit_prior(authors: sp.csr_matrix, recency: npt.NDArray[np.float64],
     columns = np.flatnonzero(per_column > 0).astype(np.int64)
     picks = per_column[columns].astype(np.float32)
     prior = Prior(columns, picks, 0.0)
-    known = binary[:, columns].tocsr()
+    known = select_columns(binary, columns)
     total = known @ picks.astype(np.float64)
     own = np.zeros(binary.shape[0])
     own[:n_pos] = recency * np.diff(known.indptr)[:n_pos]
@@ -477,20 +552,24 @@ def explain(model: Model, paper: RankPaper, top: int = 5) -> Explanation:
             seen[key] = AuthorHit(name, hit.picks, hit.last)
     bits = model.settings.hash_bits
     contributions: dict[tuple[str, str], float] = {}
-    term_lists = (text_terms(paper.title), text_terms(paper.abstract), author_terms(paper.authors))
+    word_lists = ((text_words(paper.title), True), (text_words(paper.abstract), True),
+                  (author_terms(paper.authors), False))
     hashed = hash_papers([paper], bits)
-    for block_name, terms, counts, block, weight in zip(
-        BLOCKS, term_lists, hashed.blocks(), model.blocks(), model.weights(), strict=True
+    for block_name, (words, pairs), counts, block, weight in zip(
+        BLOCKS, word_lists, hashed.blocks(), model.blocks(), model.weights(), strict=True
     ):
-        if not terms or weight == 0.0 or not len(block.columns):
+        if not words or weight == 0.0 or not len(block.columns):
             continue
         row = _tfidf(counts, block.columns, block.idf)
         value = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
         # The row's indices are positions among the block's columns; map each term to its own.
-        positions = np.searchsorted(block.columns, term_columns(terms, bits))
-        for term, pos in zip(dict.fromkeys(terms), positions[_first_of(terms)], strict=True):
-            if pos < len(block.columns) and int(pos) in value:
-                contributions[(term, block_name)] = weight * value[int(pos)] * float(block.coef[pos])
+        terms, columns = term_columns(words, bits, pairs)
+        first = _first_of(terms)
+        wanted = columns[first]
+        positions = np.minimum(np.searchsorted(block.columns, wanted), len(block.columns) - 1)
+        for i, pos in zip(first.tolist(), positions.tolist(), strict=True):
+            if block.columns[pos] == columns[i] and pos in value:
+                contributions[(terms[i], block_name)] = weight * value[pos] * float(block.coef[pos])
     ranked = sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))
     terms_out = tuple(TermHit(term, blk, round(c, 6)) for (term, blk), c in ranked[:top] if c > 0)
     score = float(model.score_hashed(hashed)[0])
