@@ -473,8 +473,8 @@ def rank_eval(ctx: Context, train_file: Path | None, history_file: Path | None, 
         click.echo(f"{day.isoformat()} {' '.join(ids)}")
     learned = report.metrics["learned"]
     click.echo(f"\n{len(report.rankings)} test days, {learned.days} with picks; "
-               f"{len(report.retrained)} trainings; {len(report.fallback_days)} days in the tag "
-               f"rules' order (no model yet); {report.history_used} earlier picks")
+               f"{len(report.retrained)} trainings; in the tag rules' order for want of a "
+               f"model: {len(report.fallback_days)}; earlier picks used: {report.history_used}")
     click.echo(f"{'method':<10} {'recall@10':>9} {'recall@20':>9} {'nDCG@10':>8} {'MRR':>6}")
     for name, m in report.metrics.items():
         click.echo(f"{name:<10} {m.recall_at_10:>9.3f} {m.recall_at_20:>9.3f} "
