@@ -75,3 +75,8 @@ class DeliveryError(DigestError):
 class LockedError(DigestError):
     """Another process holds the lock for this work."""
 
+
+
+class RankError(DigestError):
+    """The learned ranking cannot be used: a model file that is corrupt, foreign or of another
+    format version (callers fall back to the tag rules' order)."""
