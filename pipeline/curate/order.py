@@ -1,10 +1,10 @@
 """The one place that orders a day's candidates, best first (the draft, the studio's triage,
 the issue's "more new papers" all ask here).
 
-Today the score is the tag rules' (`Candidate.score`). The learned ranking (being built as
-`pipeline.curate.ranking`) plugs in through `score`: pass a function of a candidate, e.g.
-`candidate_order(found, score=model.score)`; ties keep a stable order (by arXiv id), so a
-page of candidates never reshuffles between two views.
+The score is `Candidate.score` as `collect` stored it: the learned ranking's when the
+newsletter has a model (pipeline.services.ranking), else the tag rules'. `score` overrides it;
+ties keep a stable order (by arXiv id), so a page of candidates never reshuffles between two
+views.
 """
 
 from __future__ import annotations

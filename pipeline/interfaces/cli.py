@@ -605,6 +605,20 @@ def rank() -> None:
     """The learned ranking of a day's candidates."""
 
 
+@rank.command(name="train")
+@date_option
+@click.option("--force", is_flag=True, help="Train even when the history has not changed.")
+@json_option
+@pass_ctx
+def rank_train(ctx: Context, day: date | None, force: bool, as_json: bool) -> None:
+    """Train the ranking model from this newsletter's notes, sent issues, studio picks and
+    dismissals, and collected candidates (`digest collect` does it when they changed)."""
+    from pipeline.services import ranking
+
+    report = ranking.train(ctx.settings, ctx.day(day), ctx.runtime(), force=force)
+    _report(report, as_json)
+
+
 @rank.command(name="eval")
 @click.option("--train", "train_file", type=click.Path(path_type=Path), metavar="DAYS",
               help="Listing days with picks to learn from before the test days (JSON lines).")

@@ -25,6 +25,7 @@ from pipeline.services import (
     SendReport,
     StepEvent,
 )
+from pipeline.services.ranking import TrainReport
 
 # --- lines -----------------------------------------------------------------------------------
 
@@ -50,6 +51,8 @@ def lines(report: object, *, published_shown: bool = False) -> list[str]:
         return [report.outcome]
     if isinstance(report, DayStatus):
         return status_lines(report)
+    if isinstance(report, TrainReport):
+        return train_lines(report)
     raise TypeError(f"no presenter for {type(report).__name__}")
 
 
@@ -73,8 +76,25 @@ def collect_lines(r: CollectReport) -> list[str]:
         + f"); {r.candidates} candidates ({r.added} new); "
         f"{r.updated} papers updated to a new version",
         "matched: " + ", ".join(f"#{name} {n}" for name, n in r.matched),
+        *([ranked_line(r.ranking)] if r.ranking is not None else []),
         *_warnings(r.warnings),
     ]
+
+
+def ranked_line(r: TrainReport) -> str:
+    """How the candidates were ordered: by the learned model, and what it learned from."""
+    return (f"ranked by the model learned from your picks ({r.positives} picks, {r.negatives} "
+            f"other candidates from the days before {r.trained_on}"
+            + ("; retrained now)" if r.outcome == "trained" else ")"))
+
+
+def train_lines(r: TrainReport) -> list[str]:
+    """`digest rank train`."""
+    if r.outcome == "cold start":
+        return _warnings(r.warnings, "note")
+    what = "trained" if r.outcome == "trained" else "up to date:"
+    return [f"{what} {r.model} ({r.positives} picks, {r.negatives} other candidates, "
+            f"learned from the days before {r.trained_on})"]
 
 
 def draft_lines(r: DraftReport) -> list[str]:

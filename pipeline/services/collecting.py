@@ -17,6 +17,7 @@ from pipeline.core.config import Settings
 from pipeline.core.lifecycle import State
 from pipeline.core.models import Candidate, Paper
 from pipeline.core.runtime import Runtime
+from pipeline.services import ranking
 from pipeline.services.common import open_store
 
 API_SEARCH_MAX = 100  # newest results per opted-in tag; a day rarely has more
@@ -40,6 +41,7 @@ class CollectReport:
     updated: int = 0
     matched: tuple[tuple[str, int], ...] = ()  # tag -> candidates, in config order
     warnings: tuple[str, ...] = ()
+    ranking: ranking.TrainReport | None = None  # None: scored by the tag rules
 
 
 def collect(
@@ -63,21 +65,26 @@ def collect(
         papers.setdefault(paper.arxiv_id, paper)
     from_api = len(papers) - len(announcement.papers)
     matches = {arxiv_id: tags.match_paper(p, rules) for arxiv_id, p in papers.items()}
+    # Tag rules decide what is a candidate; the model learned from the curator's history (if
+    # there is one, retrained when that history changed) decides their order.
+    trained = ranking.train(settings, day, rt)
+    model, problem = ranking.current_model(settings) if trained.outcome != "cold start" \
+        else (None, None)
     with closing(open_store(settings, rt)) as conn, store.transaction(conn):
         seen = store.first_seen(conn, papers)
         updated = sum(o == "updated" for o in store.upsert_papers(conn, papers.values(), day).values())
-        candidates = [
+        candidates = ranking.score_candidates(model, (
             Candidate(papers[i], m.tags, m.score)
             for i, m in matches.items()
             if m.tags and seen.get(i, day) >= day
-        ]
+        ), day)
         store.prune_candidates(conn, day, (c.paper.arxiv_id for c in candidates))
         added = store.save_candidates(conn, day, candidates)
         store.save_day(conn, day, "collected", announcement.announced, len(papers))
         if store.get_issue_record(conn, day) is None:
             store.set_issue_state(conn, day, State.COLLECTED)
     per_tag = Counter(t for c in candidates for t in c.tags)
-    warnings = []
+    warnings = [problem] if problem is not None else []
     if announcement.announced >= arxiv_rss.ITEM_LIMIT:
         warnings.append(
             f"the feed lists {announcement.announced} items, arXiv's maximum, so some "
@@ -95,6 +102,7 @@ def collect(
         updated=updated,
         matched=tuple((r.name, per_tag[r.name]) for r in settings.tags),
         warnings=tuple(warnings),
+        ranking=trained if model is not None else None,
     )
 
 

@@ -64,6 +64,7 @@ from pipeline.store.issues import (
 )
 from pipeline.store.papers import (
     DayRecord,
+    candidates_before,
     count_candidates,
     find_papers_by_title,
     first_seen,
@@ -104,6 +105,7 @@ from pipeline.store.triage import (
     push_removed,
     removed_entries,
     set_triage,
+    triage_decisions,
     triage_states,
 )
 
@@ -124,6 +126,7 @@ __all__ = [
     "archived_dates",
     "archived_entries_between",
     "archived_issue",
+    "candidates_before",
     "claim_delivery",
     "claim_mail",
     "clear_renders",
@@ -197,6 +200,7 @@ __all__ = [
     "tagged_entries",
     "tagged_places",
     "transaction",
+    "triage_decisions",
     "triage_states",
     "upsert_paper",
     "upsert_papers",

@@ -233,3 +233,16 @@ def papers_first_seen_between(
     """Stored papers among these ids first collected between `first` and `last` (inclusive)."""
     seen = first_seen(conn, arxiv_ids)
     return get_papers(conn, [i for i, day in seen.items() if first <= day <= last])
+
+
+def candidates_before(conn: sqlite3.Connection, day: date) -> Iterator[tuple[date, Paper]]:
+    """Every candidate of the days before `day` with the day it was a candidate on, oldest
+    first (what the ranking learns its non-picks from)."""
+    rows = conn.execute(
+        "SELECT c.date AS c_date, p.* FROM candidates c JOIN papers p USING (arxiv_id)"
+        " WHERE c.date < ? ORDER BY c.date, c.arxiv_id",
+        (day.isoformat(),),
+    )
+    for row in rows:
+        yield date.fromisoformat(row["c_date"]), paper_from_row(row)
+

@@ -24,6 +24,13 @@ def triage_states(conn: sqlite3.Connection, day: date) -> dict[str, TriageState]
     return {arxiv_id: state for arxiv_id, state in rows.fetchall()}
 
 
+def triage_decisions(conn: sqlite3.Connection) -> list[tuple[date, str, TriageState]]:
+    """Every pick and dismissal of every day, oldest first: the ranking learner's feedback."""
+    rows = conn.execute("SELECT date, arxiv_id, state FROM triage WHERE state != 'seen'"
+                        " ORDER BY date, arxiv_id")
+    return [(date.fromisoformat(d), arxiv_id, state) for d, arxiv_id, state in rows.fetchall()]
+
+
 def set_triage(conn: sqlite3.Connection, day: date, ids: Iterable[str], state: TriageState,
                *, only_unseen: bool = False) -> None:
     """Record `state` for the papers; `only_unseen` leaves picks and dismissals as they are

@@ -4,7 +4,7 @@ with why each matched (highlighted) and the curator's note beside it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -28,6 +28,7 @@ class CandidateView:
     title_html: Markup
     abstract_html: Markup
     note: notes.Note | None
+    learned: tuple[str, ...] = ()  # why the learned ranking puts it here
 
 
 def highlight(text: str, spans: Sequence[tags.Span]) -> Markup:
@@ -74,6 +75,7 @@ def candidate_page(
     shelf: notes.Notes, states: Mapping[str, str], *, tag: str = "", query: str = "",
     show: str = "open", page: int = 1, sent: Collection[str] = (), score: Score | None = None,
     explained: MutableMapping[tuple[str, int], Explained] | None = None,
+    why: Callable[[Candidate], tuple[str, ...]] | None = None,
 ) -> CandidatePage:
     """The day's candidates not in the issue (nor sent before), in `candidate_order`,
     filtered by tag, text (or a pasted id/URL) and triage state (`show`: "open" hides
@@ -117,5 +119,6 @@ def candidate_page(
             done = cache[(p.arxiv_id, p.version)] = (
                 hits, highlight(p.title, [s for h in hits for s in h.title_spans]),
                 highlight(p.abstract, [s for h in hits for s in h.abstract_spans]))
-        views.append(CandidateView(c, *done, by_id.get(p.arxiv_id)))
+        views.append(CandidateView(c, *done, by_id.get(p.arxiv_id),
+                                   why(c) if why is not None else ()))
     return CandidatePage(views, len(kept), page, pages, dict(states))

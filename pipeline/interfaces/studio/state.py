@@ -21,9 +21,11 @@ from pipeline import services
 from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
 from pipeline.curate import notes
+from pipeline.curate.ranking import Model
 from pipeline.interfaces.studio.candidates import Explained
 from pipeline.interfaces.studio.model import Conflict
 from pipeline.interfaces.studio.preview import Previewer
+from pipeline.services import ranking
 
 # --- sessions ---------------------------------------------------------------------------------
 
@@ -72,6 +74,7 @@ class Studio:
         self.previewer = Previewer(settings)
         self.conflicts: OrderedDict[str, Conflict] = OrderedDict()
         self._shelf: tuple[tuple[tuple[str, int, int], ...], notes.Notes] | None = None
+        self._model: tuple[tuple[int, int] | None, Model | None] | None = None
         # Why each candidate matched, highlighted: the same for the studio's whole life.
         self.explained: dict[tuple[str, int], Explained] = {}
         self.lock = threading.Lock()
@@ -113,6 +116,23 @@ class Studio:
         with self.lock:
             self._shelf = (signature, found)
         return found
+
+    def model(self) -> Model | None:
+        """The learned ranking model, read again only when its file changed (None: the tag
+        rules order the candidates; an unreadable file is reported by `digest collect`)."""
+        path = ranking.model_path(self.settings)
+        try:
+            stat = path.stat()
+            signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            signature = None
+        with self.lock:
+            if self._model is not None and self._model[0] == signature:
+                return self._model[1]
+        model = ranking.current_model(self.settings)[0] if signature is not None else None
+        with self.lock:
+            self._model = (signature, model)
+        return model
 
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:

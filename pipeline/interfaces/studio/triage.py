@@ -21,6 +21,7 @@ from pipeline.interfaces.studio.model import (
     save_draft,
 )
 from pipeline.interfaces.studio.web import Web
+from pipeline.services import ranking
 
 SHOW = ("open", "dismissed", "all")
 
@@ -45,9 +46,15 @@ def register(app: Flask, web: Web) -> None:
             states = store.triage_states(conn, day)
             sent = store.sent_papers(conn, day)
         shelf = studio.shelf()
+        model = studio.model()
+
+        def why(c: Candidate) -> tuple[str, ...]:
+            assert model is not None
+            return ranking.explain_candidate(model, c, day).lines()
+
         made = candidate_page(settings, found, loaded.entries, shelf, states, tag=tag,
                               query=query, show=show, page=number, sent=sent,
-                              explained=studio.explained)
+                              explained=studio.explained, why=why if model else None)
         shown = [v.candidate.paper.arxiv_id for v in made.views]
         with studio.db() as conn, store.transaction(conn):  # shown now: seen
             store.set_triage(conn, day, shown, "seen", only_unseen=True)
