@@ -350,7 +350,8 @@ def test_approve_refuses_uncommented_entries_unless_allowed_and_shows_what_chang
     assert "Approve the issue of" in confirm and "Approve and publish" in confirm
     assert "(no commentary)" in confirm and 'name="confirm" value="1"' in confirm
     with closing(store.connect(day.db_path)) as conn:
-        assert store.get_issue(conn, DAY)["approved_hash"] is None  # type: ignore[index]
+        record = store.get_issue(conn, DAY)
+        assert record is not None and record.approved_hash is None
     refused = sess.post(running.url + "/approve", data={**t, "confirm": "1"}).text
     assert "has no commentary" in refused and "approval: not approved" in refused
     # The refusal points to the checkbox, not to the command line's flag.
