@@ -8,14 +8,14 @@ import os
 import tomllib
 import typing
 import unicodedata
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
+from pipeline.core.models import ANNOUNCE_TYPES, MAX_TAG_LENGTH, TAG_RE, normalize_tag
 from pipeline.core.subject import DEFAULT_SUBJECT, compile_subject
 
 DEFAULT_CONFIG = Path("config/digest.toml")
@@ -361,9 +361,41 @@ def _check_values(s: Settings, path: Path) -> None:
                               path=path, key=key)
 
 
-def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
+def _check_from(value: str, smtputf8: bool, path: Path) -> str:
+    """newsletter.from with an address that every mail server takes: a display name is
+    optional, an internationalised domain becomes its IDNA form (the From header and the
+    envelope are ASCII), and a non-ASCII name before the @ needs smtp.smtputf8."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    from email_validator import EmailNotValidError, validate_email
+
+    name, addr = parseaddr(value)
+    key = "newsletter.from"
+    if "@" not in addr:
+        raise ConfigError(f"expected an address, e.g. \"Digest <digest@example.org>\", "
+                          f"got {value!r}", path=path, key=key)
+    try:
+        valid = validate_email(addr, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"not a valid address {addr!r}: {exc}", path=path, key=key) from exc
+    if not valid.local_part.isascii() and not smtputf8:
+        raise ConfigError(f"{addr!r} has a non-ASCII name before the @, which only a mail "
+                          "server with SMTPUTF8 carries (set smtp.smtputf8 = true if yours "
+                          "has it, or use an ASCII address)", path=path, key=key)
+    ascii_addr = f"{valid.local_part}@{valid.ascii_domain}"
+    if ascii_addr == addr:
+        return value
+    return str(Address(display_name=name, addr_spec=ascii_addr))
+
+
+def _build_tags(table: Any, path: Path, explicit: bool = True) -> tuple[TagRule, ...]:
+    """The [tags.<name>] rules; a [tags] table written out must hold at least one."""
     if not isinstance(table, dict):
         raise ConfigError("expected a table of [tags.<name>] tables", path=path, key="tags")
+    if not table and explicit:  # collect would find nothing, every day, without a word
+        raise ConfigError("expected at least one [tags.<name>] table (e.g. [tags.llm] with "
+                          "keywords = [\"language model\"])", path=path, key="tags")
     rules = []
     seen: dict[str, str] = {}
     for name, rule_table in table.items():
@@ -377,7 +409,14 @@ def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
                 f"the same tag as tags.{first} (tags ignore case, and '_' equals '-')",
                 path=path, key=f"tags.{name}",
             )
+        if len(name) > MAX_TAG_LENGTH:  # it names files: site/tags/<tag>.xml
+            raise ConfigError(f"a tag name has at most {MAX_TAG_LENGTH} characters, this one "
+                              f"{len(name)}", path=path, key=f"tags.{name[:20]}…")
         rules.append(_build(TagRule, rule_table, f"tags.{name}", path, name=name))
+    for rule in rules:
+        if not (rule.categories or rule.keywords or rule.authors):
+            raise ConfigError("a tag needs at least one of categories, keywords or authors "
+                              "(otherwise it matches nothing)", path=path, key=f"tags.{rule.name}")
     return tuple(rules)
 
 
@@ -408,11 +447,13 @@ def parse_config(text: str, path: Path, root: Path) -> Settings:
     sections = {name: _build(cls, data.get(name, {}), name, path) for name, cls in _SECTIONS.items()}
     settings = Settings(
         root=root.resolve(),
-        tags=_build_tags(data.get("tags", {}), path),
+        tags=_build_tags(data.get("tags", {}), path, "tags" in data),
         source=path,
         **sections,
     )
     _check_values(settings, path)
+    from_ = _check_from(settings.newsletter.from_, settings.smtp.smtputf8, path)
+    settings = replace(settings, newsletter=replace(settings.newsletter, from_=from_))
     return Settings(
         **{f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "paths"},
         paths=_resolve_paths(settings.paths, root),

@@ -54,6 +54,11 @@ class Context:
 
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
+    def require_secret(self) -> None:
+        """Fail now, before any work, when DIGEST_SECRET is unset, blank or short: the
+        command leads to a send, and a send signs every reader's unsubscribe link."""
+        self.settings.secret  # noqa: B018 - raises ConfigError naming DIGEST_SECRET
+
     def day(self, value: date | None) -> date:
         return value if value is not None else run.today(self.settings, self.runtime())
 
@@ -242,6 +247,7 @@ def build(ctx: Context, day: date | None) -> None:
 @pass_ctx
 def approve(ctx: Context, day: date | None, allow_uncommented: bool) -> None:
     """Approve the built issue and publish it (site/, feeds); a sent issue: its correction."""
+    ctx.require_secret()
     run.approve(ctx.settings, ctx.day(day), ctx.runtime(), allow_uncommented=allow_uncommented)
 
 
@@ -261,6 +267,7 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
     """Send the approved issue to subscribers (publishing it first if needed)."""
     if variant is not None and to is None:
         raise click.UsageError("--variant goes with --to ADDR")
+    ctx.require_secret()
     run.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to,
              variant=variant)
 
@@ -274,6 +281,10 @@ def status(ctx: Context, day: date | None, as_json: bool) -> None:
     from pipeline.core import lifecycle
 
     report = lifecycle.status(ctx.settings, ctx.day(day), ctx.runtime())
+    try:
+        ctx.require_secret()
+    except DigestError as exc:  # status still reports the day; the send would fail
+        click.echo(f"digest: warning: {exc}", err=True)
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return
@@ -289,6 +300,7 @@ def run_cmd(ctx: Context, day: date | None) -> None:
 
     Without --date: the latest arXiv announcement out now, and any recent issue approved
     after its send went out."""
+    ctx.require_secret()
     rt = ctx.runtime()
     run.daily(ctx.settings, day, rt)
     if day is None:
@@ -301,6 +313,7 @@ def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground."""
     from pipeline.services import schedule as scheduler
 
+    ctx.require_secret()
     scheduler.main(ctx.settings, ctx.runtime())
 
 
