@@ -444,7 +444,7 @@ def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
             missing = uncommented(parsed.entries)
             draft = replace(draft, entries=len(parsed.entries),
                             commented=len(parsed.entries) - len(missing), uncommented=missing)
-    if not settings.db_path.exists():
+    if not store.check_present(settings.db_path):  # gone after it was created: an error
         progress = Progress(None, None, draft_sha)
         return _day_status(settings, day, rt, progress, draft, None, 0, {}, 0)
     conn = store.connect(settings.db_path)

@@ -180,10 +180,11 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
         return
     base = checking.Context(languages=settings.newsletter.languages,
                             known_tags=[t.name for t in settings.tags])
-    if not settings.db_path.exists():
+    from pipeline import store
+
+    if not store.check_present(settings.db_path):
         yield base
         return
-    from pipeline import store
     from pipeline.curate import lint, notes
 
     with closing(store.connect(settings.db_path)) as conn:

@@ -40,7 +40,7 @@ from pipeline import store
 from pipeline.collect import tags
 from pipeline.core import digest_format as digest
 from pipeline.core.config import Settings
-from pipeline.core.errors import DigestError, FormatError, InputError
+from pipeline.core.errors import DigestError, FormatError, InputError, StoreError
 from pipeline.core.files import write_atomic
 from pipeline.core.latex import title_key
 from pipeline.core.models import (
@@ -65,6 +65,9 @@ STATIC_FILES = {"studio.css": "text/css", "studio.js": "text/javascript"}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 PREVIEW_CACHE = 16  # rendered (sha, variant) pairs kept; a save makes a new sha
 KEPT_CONFLICTS = 20  # refused saves whose page can still be opened
+# A draft of 40 annotated entries is ~60 KB: 4 MiB is plenty, and waitress refuses a larger
+# body from its Content-Length (413) before reading it, logged in or not.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 WRONG_PASSWORD_PAUSE = 1.0  # seconds: guessing the password over the network stays slow
 
 # The studio's own pages: scripts and styles from itself only, never framed.
@@ -614,6 +617,14 @@ def create_app(
     def forbidden(reason: str) -> AnyResponse:
         return page("message.html", 403, heading="Forbidden", text=reason, show_nav=False)
 
+    @app.errorhandler(StoreError)
+    def store_failed(exc: StoreError) -> AnyResponse:
+        # A missing, locked or corrupt database: one page naming it, not a 500 traceback.
+        resp = page("message.html", 503, heading="The database is unavailable",
+                    text=str(exc), show_nav=False)
+        resp.headers["Retry-After"] = "30"
+        return resp
+
     def flash(level: str, text: str) -> None:
         sess = studio.session()
         if sess is not None:
@@ -1030,7 +1041,9 @@ def make_studio_server(
     bare = host.strip("[]")
     app = create_app(settings, day, rt, password=password, to=to,
                      allowed_hosts=LOOPBACK_NAMES | {bare} if loopback else None)
-    server: Any = create_server(app, host=host, port=port, threads=4)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    server: Any = create_server(app, host=host, port=port, threads=4,
+                                max_request_body_size=MAX_BODY_BYTES)
     shown = f"[{bare}]" if ":" in bare else bare
     token = app.config["STUDIO"].token
     return server, f"http://{shown}:{server.effective_port}/login?token={token}"

@@ -25,6 +25,7 @@ from pipeline.store.archive import (
 from pipeline.store.db import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    check_present,
     connect,
     marker_path,
     migrate,
@@ -106,6 +107,7 @@ __all__ = [
     "archived_dates",
     "archived_entries_between",
     "archived_issue",
+    "check_present",
     "claim_delivery",
     "claim_mail",
     "clear_renders",

@@ -270,8 +270,37 @@ class _Connection(sqlite3.Connection):
 
 def marker_path(path: Path) -> Path:
     """The file written beside a database when it is created: while it exists, a missing
-    database is an error (deleted, or its disk not mounted), never a silent fresh start."""
+    or emptied database is an error (deleted, truncated, or its disk not mounted), never a
+    silent fresh start. Named `digest.created`, not `digest.db.created`, so that clearing
+    the WAL files with `rm data/digest.db*` does not take it along."""
+    return path.with_name(path.stem + ".created")
+
+
+def _legacy_marker(path: Path) -> Path:
+    """The marker's earlier name (still honoured; the current one is written beside it)."""
     return path.with_name(path.name + ".created")
+
+
+def check_present(path: Path) -> bool:
+    """Whether the database at `path` holds a store: False when none was ever created here
+    (a new newsletter), a StoreError when one was and is now missing or empty (0 bytes)."""
+    markers = [m for m in (marker_path(path), _legacy_marker(path)) if m.exists()]
+    try:
+        size: int | None = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database file: {exc.strerror}", path=path) from exc
+    if size:
+        return True
+    if not markers:
+        return False
+    what = "missing" if size is None else "empty (0 bytes: truncated?)"
+    name = markers[0].name
+    raise StoreError(
+        f"the database is {what}, but one was created here before ({name} says when): "
+        f"restore it from a backup, or delete {name} to start an empty one", path=path,
+    )
 
 
 def _use_wal(conn: _Connection, tries: int = 200) -> None:
@@ -294,15 +323,9 @@ def _use_wal(conn: _Connection, tries: int = 200) -> None:
 def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.Connection:
     """Open the database at `path` (creating it, and its marker, on first use) and bring its
     schema up to date; `clock` (the runtime's `now`) stamps what it stores. A database that
-    existed before and is gone is a StoreError."""
+    existed before and is gone or emptied is a StoreError (see check_present)."""
     marker = marker_path(path)
-    existed = path.exists()
-    if not existed and marker.exists():
-        raise StoreError(
-            f"the database is missing, but one was created here before ({marker.name} says "
-            f"when): restore it from a backup, or delete {marker.name} to start an empty one",
-            path=path,
-        )
+    check_present(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
