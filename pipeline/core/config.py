@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 import typing
 import unicodedata
@@ -22,6 +23,7 @@ DEFAULT_CONFIG = Path("config/digest.toml")
 MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
 MAX_PORT = 65535
 MAX_CONNECTIONS = 64  # delivery.connections
+MAX_MESSAGE_BYTES = 9_500_000  # delivery.max_message_bytes: under the common 10 MB limit
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class DeliverySettings:
     rate_per_second: float = 0.0  # 0 = no cap of its own: the relay's pace and 4xx answers rule
     connections: int = 4
     max_html_kb: int = 90
+    # The whole message, every part and header: relays commonly refuse over 10 MB (some
+    # count the base64 size), so stay well under.
+    max_message_bytes: int = 5_000_000
+    # DKIM signing, for those who run their own relay (an ESP signs for you): the private
+    # key's path (relative to the newsletter directory), the selector and the signing domain
+    # (default: the From address's domain).
+    dkim_key: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,21 @@ class SmtpSettings:
     timeout: float = 30.0
     retries: int = 3
     smtputf8: bool = False
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    soft_limit: int = 3  # soft bounces within soft_days before a reader is set bounced
+    soft_days: int = 30
+    # Amazon SNS signs with a certificate it names by URL: only hosts matching this pattern
+    # are fetched (a forged message could name any URL).
+    sns_cert_host: str = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    sns_topic_arn: str = ""  # when set, SNS messages of other topics are refused
+    maildir: str = ""  # a maildir of delivery reports, read by `digest bounces`
+    imap_host: str = ""  # or an IMAP mailbox (TLS); password: env DIGEST_IMAP_PASSWORD
+    imap_port: int = 993
+    imap_user: str = ""
+    imap_folder: str = "INBOX"
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     source: Path | None = None
 
@@ -156,6 +183,12 @@ class Settings:
         """The SMTP password, from DIGEST_SMTP_PASSWORD (never from a file); surrounding
         whitespace (the newline of `$(cat file)`) is not part of it."""
         return os.environ.get("DIGEST_SMTP_PASSWORD", "").strip()
+
+    @property
+    def dkim_key_path(self) -> Path | None:
+        """The DKIM private key file (delivery.dkim_key), absolute; None when not signing."""
+        key = self.delivery.dkim_key
+        return (self.root / key) if key else None
 
     @property
     def secret(self) -> bytes:
@@ -189,6 +222,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "delivery": DeliverySettings,
     "smtp": SmtpSettings,
     "web": WebSettings,
+    "bounces": BounceSettings,
     "schedule": ScheduleSettings,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -335,6 +369,10 @@ def _check_values(s: Settings, path: Path) -> None:
         ("delivery.rate_per_second", s.delivery.rate_per_second, 0),
         ("delivery.connections", s.delivery.connections, 1),
         ("delivery.max_html_kb", s.delivery.max_html_kb, 10),
+        ("delivery.max_message_bytes", s.delivery.max_message_bytes, 200_000),
+        ("bounces.soft_limit", s.bounces.soft_limit, 1),
+        ("bounces.soft_days", s.bounces.soft_days, 1),
+        ("bounces.imap_port", s.bounces.imap_port, 1),
         ("smtp.port", s.smtp.port, 1),
         ("smtp.timeout", s.smtp.timeout, 0.001),
         ("smtp.retries", s.smtp.retries, 0),
@@ -348,6 +386,20 @@ def _check_values(s: Settings, path: Path) -> None:
     if s.delivery.connections > MAX_CONNECTIONS:  # relays refuse (421) past a handful per client
         raise ConfigError(f"expected at most {MAX_CONNECTIONS}, got {s.delivery.connections}",
                           path=path, key="delivery.connections")
+    if s.delivery.max_message_bytes > MAX_MESSAGE_BYTES:
+        raise ConfigError(f"expected at most {MAX_MESSAGE_BYTES} (relays commonly refuse "
+                          f"messages over 10 MB), got {s.delivery.max_message_bytes}",
+                          path=path, key="delivery.max_message_bytes")
+    dkim = (s.delivery.dkim_key, s.delivery.dkim_selector)
+    if any(dkim) and not all(dkim):
+        raise ConfigError("DKIM signing needs both delivery.dkim_key and delivery.dkim_selector",
+                          path=path, key="delivery.dkim_selector" if s.delivery.dkim_key
+                          else "delivery.dkim_key")
+    try:
+        re.compile(s.bounces.sns_cert_host)
+    except re.error as exc:
+        raise ConfigError(f"not a regular expression: {exc}", path=path,
+                          key="bounces.sns_cert_host") from exc
     proxy = s.web.trusted_proxy
     if proxy:
         try:

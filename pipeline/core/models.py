@@ -219,8 +219,12 @@ class EmailVariant:
     reason: str = ""
 
 
-SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
-SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced")
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced", "complained"]
+SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced",
+                                        "complained")
+# Statuses no import or confirmation link turns back to active: the reader left, their
+# address bounced for good, or they reported the mail as spam (only `subscribers add` does).
+STOPPED_STATUSES: tuple[str, ...] = ("unsubscribed", "bounced", "complained")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ from email_validator import EmailNotValidError, validate_email
 from pipeline import store
 from pipeline.core.digest_format import decode_text
 from pipeline.core.errors import InputError
-from pipeline.core.models import SUBSCRIBER_STATUSES, TAG_RE, Subscriber, normalize_tag
+from pipeline.core.models import (
+    STOPPED_STATUSES,
+    SUBSCRIBER_STATUSES,
+    TAG_RE,
+    Subscriber,
+    normalize_tag,
+)
 
 CSV_HEADER = ("email", "language", "tags", "status")
 
@@ -175,7 +181,7 @@ def import_csv(
                 )
                 continue
             old = store.get_subscriber(conn, sub.email)
-            if old is not None and old.status in ("unsubscribed", "bounced") \
+            if old is not None and old.status in STOPPED_STATUSES \
                     and sub.status in ("active", "pending"):
                 report.kept_unsubscribed += 1
                 continue

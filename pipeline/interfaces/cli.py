@@ -286,11 +286,69 @@ def status(ctx: Context, day: date | None, as_json: bool) -> None:
         ctx.require_secret()
     except DigestError as exc:  # status still reports the day; the send would fail
         click.echo(f"digest: warning: {exc}", err=True)
+    rates = _deliverability(ctx)
     if as_json:
-        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        data = report.as_json()
+        data["deliverability"] = rates.as_json() if rates is not None else None
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for line in report.text_lines():
         click.echo(line)
+    if rates is not None:
+        click.echo(rates.text_line())
+        for warning in rates.warnings:
+            click.echo(f"warning: {warning}")
+
+
+def _deliverability(ctx: Context) -> Any:
+    """Bounce and complaint rates of the last RATE_DAYS days (None without a store)."""
+    from datetime import timedelta
+
+    from pipeline import store
+    from pipeline.deliver import bounces
+
+    if not store.check_present(ctx.settings.db_path):
+        return None
+    with closing(store.connect(ctx.settings.db_path)) as conn:
+        return bounces.rates(conn, ctx.runtime().now() - timedelta(days=bounces.RATE_DAYS))
+
+
+@cli.command(name="bounces")
+@click.option("--maildir", type=click.Path(path_type=Path),
+              help="Read this maildir (default: bounces.maildir, else the IMAP mailbox).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+def bounces_cmd(ctx: Context, maildir: Path | None, as_json: bool) -> None:
+    """Read delivery and complaint reports (maildir/IMAP) and stop the readers they name."""
+    import os
+
+    from pipeline.deliver import bounces
+
+    settings = ctx.settings
+    folder = maildir or (settings.root / settings.bounces.maildir
+                         if settings.bounces.maildir else None)
+    if folder is not None:
+        scan = bounces.read_maildir(folder)
+    elif settings.bounces.imap_host:
+        scan = bounces.read_imap(settings, os.environ.get("DIGEST_IMAP_PASSWORD", ""))
+    else:
+        raise InputError("no mailbox to read: set bounces.maildir or bounces.imap_host, or "
+                         "pass --maildir", key="bounces.maildir")
+    rt = ctx.runtime()
+    with closing(run.open_store(settings, rt)) as conn:
+        applied = bounces.apply_events(conn, settings, scan.events, rt.now())
+    kinds = dict(bounces.iter_kinds(applied))
+    if as_json:
+        click.echo(json.dumps({"messages": scan.messages, "not_reports": scan.not_reports,
+                               "recorded": applied.recorded, "repeated": applied.repeated,
+                               **kinds, "stopped": list(applied.stopped)}, indent=2))
+        return
+    for email in applied.stopped:
+        click.echo(f"stopped: {email}")
+    click.echo(f"read {scan.messages} messages: hard bounces {kinds['hard']}, soft bounces "
+               f"{kinds['soft']}, complaints {kinds['complaint']}, seen before "
+               f"{applied.repeated}, not reports {scan.not_reports}; stopped "
+               f"{len(applied.stopped)} readers")
 
 
 @cli.command(name="run")

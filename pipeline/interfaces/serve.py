@@ -34,6 +34,7 @@ from pipeline.core.runtime import Runtime
 from pipeline.deliver import tokens
 from pipeline.deliver.mail import RecipientError, Transport, make_transport, message_id, simple_message
 from pipeline.deliver.subscribers import AddressError, normalize_email
+from pipeline.interfaces import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -411,6 +412,7 @@ def create_app(
     app.extensions["mail_queue"] = queue
 
     db = _connections(settings.db_path)
+    app.register_blueprint(webhooks.blueprint(settings, runtime, db))
 
     def subscriber_for(conn: sqlite3.Connection, purpose: str, token: str) -> Subscriber:
         """The subscriber a token was signed for; 400 if malformed or forged, 404 if

@@ -177,6 +177,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX rate_events_key ON rate_events(key, at);
     CREATE INDEX rate_events_at ON rate_events(at);
     """,
+    # v5: bounces and complaints (pipeline.deliver.bounces), from webhooks and delivery reports
+    """
+    CREATE TABLE bounce_events (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT NOT NULL,         -- 'ses', 'postmark', 'mailgun', 'sendgrid', 'dsn'
+        event_id      TEXT NOT NULL,         -- the provider's id: a resent webhook counts once
+        email         TEXT NOT NULL COLLATE NOCASE,
+        subscriber_id INTEGER REFERENCES subscribers(id),
+        kind          TEXT NOT NULL,         -- 'hard', 'soft', 'complaint'
+        detail        TEXT NOT NULL DEFAULT '',
+        at            TEXT NOT NULL,         -- when it was recorded (UTC)
+        UNIQUE (source, event_id)
+    );
+    CREATE INDEX bounce_events_email ON bounce_events(email, at);
+    CREATE INDEX bounce_events_at ON bounce_events(at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
