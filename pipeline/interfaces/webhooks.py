@@ -142,7 +142,7 @@ class SnsVerifier:
         if not _allowed_url(url, self.host_pattern):
             raise Unverified("SigningCertURL is not on an allowed SNS host")
         version = str(message.get("SignatureVersion", ""))
-        algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(version)  # v1 is SHA1: SNS still signs with it
+        algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(version)  # v1: SNS still uses SHA1
         if algorithm is None:
             raise Unverified("unknown SignatureVersion")
         try:
