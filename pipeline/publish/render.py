@@ -61,6 +61,12 @@ TAGS_INDEX = "tags/index.html"  # the page listing every tag
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
 _LAYOUTS: tuple[Layout, ...] = ((False, None, None), (True, 280, None), (True, 0, None))
+# An entry's commentary in the email: longer is cut, ending with a link to the web page
+# (a 5 MB note would otherwise make a 10 MB message that relays refuse).
+EMAIL_COMMENTARY_CHARS = 8000
+# What a message costs beyond its two parts' text: base64 (4/3, plus line ends) and headers.
+_BASE64_COST = 1.04 * 4 / 3
+_HEADERS_COST = 16_000
 
 # XML 1.0 Char: no C0 controls but tab, LF, CR; no surrogates, no U+FFFE/U+FFFF.
 _XML_FORBIDDEN_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -607,10 +613,14 @@ class Renderer:
         titles = " · ".join(e.title for e in issue.entries[:3])
         return shorten(f"{ui['papers'].format(n=len(issue.entries))} — {titles}", 150)
 
-    def email_html(self, issue: Issue, variant: str, layout: Layout) -> str:
-        """The email HTML of one variant in one layout, before CSS inlining."""
+    def email_html(self, issue: Issue, variant: str, layout: Layout,
+                   listed_entries: int | None = None) -> str:
+        """The email HTML of one variant in one layout, before CSS inlining; the contents
+        list has every paper, or the first `listed_entries` (500 titles alone would pass
+        the size the compact layout is cut for)."""
         compact, abstract_limit, max_entries = layout
         shown = replace(issue, entries=issue.entries[:max_entries])
+        listed = replace(issue, entries=issue.entries[:listed_entries])
         ctx = self.context(issue, variant, self.base)
         return self.render(
             "email.html",
@@ -618,15 +628,16 @@ class Renderer:
             subject=self.subject(issue, variant),
             preheader=self.preheader(issue, variant),
             entries=self.entry_views(shown, variant, self.base, abstract_limit),
-            toc_entries=self.entry_views(issue, variant, self.base, 0),  # every paper
+            toc_entries=self.entry_views(listed, variant, self.base, 0),
             compact=compact,
             rest=len(issue.entries) - len(shown.entries),
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
         )
 
     def email(self, issue: Issue, variant: str) -> EmailVariant:
-        """One email variant: inlined HTML (compact when too big, saying why) and the text."""
-        issue = clean_issue(issue)
+        """One email variant: inlined HTML (compact when too big, saying why) and the text;
+        the whole message (every part, encoded) kept under delivery.max_message_bytes."""
+        issue, cut_notes = self.cut_commentary(clean_issue(issue), variant)
         limit = self.settings.delivery.max_html_kb * 1024
         html, size, full_size = "", 0, 0
         layout = _LAYOUTS[0]
@@ -643,18 +654,75 @@ class Renderer:
             layout = (True, 0, shown)
             html = inline_css(self.email_html(issue, variant, layout))
             size = len(html.encode("utf-8"))
+        listed = len(issue.entries)
+        while size > limit and listed > shown:  # one paper and still too big: the contents
+            listed = max(shown, min(listed - 1, int(listed * limit / size * 0.9)))
+            html = inline_css(self.email_html(issue, variant, layout, listed))
+            size = len(html.encode("utf-8"))
         subject = self.subject(issue, variant)
-        text = self.email_text(issue, variant)
+        text, text_note = self.fitted_text(issue, variant, size)
+        notes = [*cut_notes, *([text_note] if text_note else [])]
         if not layout[0]:
-            return EmailVariant(variant, subject, html, text)
+            if not notes:
+                return EmailVariant(variant, subject, html, text)
+            return EmailVariant(variant, subject, html, text, layout="cut",
+                                reason="; ".join(notes))
         _, abstract_limit, max_entries = layout
         kept = (f"abstracts cut to {abstract_limit} characters" if abstract_limit
                 else "abstracts left out")
         if max_entries is not None:
             kept += f", {max_entries} of {len(issue.entries)} papers (the rest on the web)"
+        if listed < len(issue.entries):
+            kept += f", the contents list cut to {listed} titles"
         reason = (f"the full layout is {full_size / 1024:.0f} KB, over delivery.max_html_kb = "
                   f"{self.settings.delivery.max_html_kb}; {kept}; {size / 1024:.0f} KB")
-        return EmailVariant(variant, subject, html, text, layout="compact", reason=reason)
+        return EmailVariant(variant, subject, html, text, layout="compact",
+                            reason="; ".join([reason, *notes]))
+
+    def cut_commentary(self, issue: Issue, variant: str) -> tuple[Issue, list[str]]:
+        """The issue with each entry's commentary in this variant cut to
+        EMAIL_COMMENTARY_CHARS, the cut paragraph ending with a link to the entry on the web
+        page (in its own language, so the variant keeps it); and what was cut."""
+        page = f"{self.base}{self.page_name(issue.date, variant)}"
+        entries, notes = [], []
+        for e in issue.entries:
+            shown = variant_commentary(e, variant)
+            if sum(len(p) for p in shown) <= EMAIL_COMMENTARY_CHARS:
+                entries.append(e)
+                continue
+            kept: list[str] = []
+            room = EMAIL_COMMENTARY_CHARS
+            for p in shown:
+                if len(p) > room:
+                    kept.append(p[:max(room, 200)].rstrip() + f" … {page}#{entry_anchor(e)}")
+                    break
+                kept.append(p)
+                room -= len(p)
+            entries.append(replace(e, commentary=tuple(kept)))
+            total = sum(len(p) for p in shown)
+            notes.append(f"the commentary of {e.title[:40]!r} is {total:,} characters, cut to "
+                         f"{EMAIL_COMMENTARY_CHARS:,} in the email (the web page has it whole)")
+        return replace(issue, entries=tuple(entries)), notes
+
+    def fitted_text(self, issue: Issue, variant: str, html_bytes: int) -> tuple[str, str | None]:
+        """The text part, with fewer papers (the rest on the web) when the whole message
+        would pass delivery.max_message_bytes; and a note when it was cut."""
+        budget = self.settings.delivery.max_message_bytes - _HEADERS_COST
+        text = self.email_text(issue, variant)
+        size = len(text.encode("utf-8"))
+        if (html_bytes + size) * _BASE64_COST <= budget:
+            return text, None
+        total = len(issue.entries)
+        shown = total
+        while (html_bytes + size) * _BASE64_COST > budget and shown > 1:
+            room = max(budget / _BASE64_COST - html_bytes, 1)
+            shown = max(1, min(shown - 1, int(shown * room / size * 0.97)))
+            text = self.email_text(replace(issue, entries=issue.entries[:shown]), variant,
+                                   shortened=True)
+            size = len(text.encode("utf-8"))
+        return text, (f"the text part shows {shown} of {total} papers, to keep the message "
+                      f"under delivery.max_message_bytes = "
+                      f"{self.settings.delivery.max_message_bytes:,} (the rest on the web)")
 
     def text_body(self, issue: Issue, variant: str) -> str:
         """The issue in the digest format as readers get it: spaced (a blank line between
@@ -669,9 +737,10 @@ class Renderer:
         digest = Digest(issue.date, entries, date_style=style)
         return write_digest(digest, spaced=True, abs_urls=True, strict=False)
 
-    def text_signature(self, issue: Issue, variant: str, unsubscribe: bool) -> list[str]:
+    def text_signature(self, issue: Issue, variant: str, unsubscribe: bool,
+                       shortened: bool = False) -> list[str]:
         """The lines below the "-- " separator: the other new papers, then the ways to the
-        web version (and out, in the email)."""
+        web version (and out, in the email); `shortened`: says the web has the rest."""
         ui = UI[self.ui_lang(variant)]
         lines: list[str] = []
         for p in issue.more_papers:
@@ -680,19 +749,22 @@ class Renderer:
             lines += [f"* {p.title}", f"  {p.abs_url}"]
         if lines:
             lines.append("")
+        if shortened:
+            lines = [ui["compact"], "", *lines]
         lines.append(f"{ui['view_web']}: {self.base}{self.page_name(issue.date, variant)}")
         lines.append(f"{ui['archive']}: {self.base}{self.index_name(variant, None)}")
         if unsubscribe:
             lines.append(f"{ui['unsubscribe']}: {UNSUBSCRIBE_PLACEHOLDER}")
         return lines
 
-    def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True) -> str:
+    def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True,
+                   shortened: bool = False) -> str:
         """The text/plain part (RFC 3676 format=flowed, DelSp=No): the digest in its
         readers' form, then a signature block (after the standard "-- " line) with the other
         papers and the web and unsubscribe links, so a reader of plain text can leave too.
         Unflowed, it reads back (`digest check --flowed`) to the same entries."""
         lines = [self.text_body(issue, variant), SIGNATURE.rstrip("\n")]
-        lines += self.text_signature(issue, variant, unsubscribe)
+        lines += self.text_signature(issue, variant, unsubscribe, shortened)
         # The reader's unsubscribe URL is longer than its placeholder: wrap as if the
         # placeholder were too long for any line, so the URL gets a line of its own.
         wide = UNSUBSCRIBE_PLACEHOLDER.ljust(WIDTH + 1, "_")
