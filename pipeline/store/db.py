@@ -177,7 +177,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX rate_events_key ON rate_events(key, at);
     CREATE INDEX rate_events_at ON rate_events(at);
     """,
-    # v5: bounces and complaints (pipeline.deliver.bounces), from webhooks and delivery reports
+    # v5 (issue #22): bounces and complaints (pipeline.deliver.bounces), from webhooks and
+    # delivery reports; confirmation links bound to their pending period; fair mail queue
     """
     CREATE TABLE bounce_events (
         id            INTEGER PRIMARY KEY,
@@ -192,6 +193,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bounce_events_email ON bounce_events(email, at);
     CREATE INDEX bounce_events_at ON bounce_events(at);
+    -- when the address last became pending: a confirmation link signed before that is
+    -- an old one (the address was unsubscribed and subscribed again since), answered 410
+    ALTER TABLE subscribers ADD COLUMN pending_since REAL;
+    -- who asked for a queued mail (the client key of web.client_key): the hourly budget
+    -- is shared out per client, so one client cannot starve everyone's confirmations
+    ALTER TABLE mail_queue ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    CREATE INDEX mail_queue_client ON mail_queue(client, status, finished_at);
     """,
 )
 
