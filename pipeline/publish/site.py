@@ -70,9 +70,12 @@ def preview_site(
     returns its root and the names that publishing would change in site/."""
     r = renderer or Renderer(settings)
     root = preview_site_root(settings, issue.date)
+    published = versioned.current(settings.paths.site)
+    # Nothing published yet: the preview starts from nothing, not from an earlier preview
+    # (whose pages, of entries or tags since removed, would otherwise linger).
     changed = versioned.publish(
         root, issue_files(conn, issue, r).items(),
-        base=versioned.current(settings.paths.site), keep=0,
+        base=published, keep=0, from_empty=published is None,
     )
     return root, changed
 
