@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
@@ -212,6 +212,9 @@ class MessageBuilder:
             v.variant: (_BodyTemplate("text/plain", v.text), _BodyTemplate("text/html", v.html))
             for v in variants
         }
+        for v in variants:  # too big for the relay: refused now, before anyone is claimed
+            self.build(v.variant, "r" * 64 + "@" + "d" * 60 + ".org", "https://"
+                       + "u" * 250, "mailto:" + "m" * 250, datetime(2000, 1, 1, tzinfo=UTC))
 
     def build(
         self, variant: str, recipient: str, unsubscribe_url: str, mailto: str, now: datetime

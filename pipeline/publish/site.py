@@ -113,6 +113,7 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
     """The whole message a subscriber of this variant gets, addressed to a placeholder
     recipient and dated at the issue's midnight so rebuilds are byte-identical."""
     builder = MessageBuilder(settings, day, [variant])
+    builder.dkim = None  # a DKIM signature is dated: previews stay byte-identical on rebuild
     when = pub_datetime(day, settings)
     mailto = unsubscribe_mailto(settings, PREVIEW_TOKEN)
     url = preview_unsubscribe_url(settings)
