@@ -648,13 +648,20 @@ class Renderer:
             if size <= limit:
                 break
         shown = len(issue.entries)
+        every_title = True  # the contents list names every paper, shown or not
+        if size > limit and shown > 1:
+            # When the titles of every paper alone pass the limit (hundreds of papers), the
+            # contents list names the papers shown, so the email shows as many as fit.
+            one = inline_css(self.email_html(issue, variant, (True, 0, 1)))
+            every_title = len(one.encode("utf-8")) <= limit
         while size > limit and shown > 1:
             # Entries cost about the same: aim just under the limit, then step down.
             shown = max(1, min(shown - 1, int(shown * limit / size * 0.97)))
             layout = (True, 0, shown)
-            html = inline_css(self.email_html(issue, variant, layout))
+            html = inline_css(self.email_html(issue, variant, layout,
+                                              None if every_title else shown))
             size = len(html.encode("utf-8"))
-        listed = len(issue.entries)
+        listed = len(issue.entries) if every_title else shown
         while size > limit and listed > shown:  # one paper and still too big: the contents
             listed = max(shown, min(listed - 1, int(listed * limit / size * 0.9)))
             html = inline_css(self.email_html(issue, variant, layout, listed))
