@@ -349,7 +349,8 @@ def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.
     schema up to date; `clock` (the runtime's `now`) stamps what it stores. A database that
     existed before and is gone or emptied is a StoreError (see check_present)."""
     marker = marker_path(path)
-    check_present(path)
+    # a store was created here (its marker says so) and its file is there
+    guarded = check_present(path) and (marker.exists() or _legacy_marker(path).exists())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -364,6 +365,13 @@ def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.
         conn.clock = clock
     try:
         conn.row_factory = sqlite3.Row
+        # Emptied between the check above and the open (truncated as we came in): an empty
+        # database under a marker is a lost one, never one to set up afresh.
+        if guarded and conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            check_present(path)
+            raise StoreError("the database is empty (0 bytes: truncated?), but one was created "
+                             f"here before: restore it from a backup, or delete {marker.name} "
+                             "to start an empty one", path=path)
         _use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
