@@ -22,7 +22,10 @@ from tests.support import write_newsletter
 
 def make_settings(root: Path, extra: str = "", *, approval: bool = False) -> Settings:
     """Settings for a newsletter in `root`, with a config written to root/config/digest.toml."""
-    return write_newsletter(root, f"[approval]\nrequired = {'true' if approval else 'false'}\n{extra}")
+    # (a newsletter's config names its sender: an empty config is refused)
+    sender = "" if "[newsletter]" in extra else '[newsletter]\nfrom = "D <digest@example.org>"\n'
+    return write_newsletter(
+        root, f"{sender}[approval]\nrequired = {'true' if approval else 'false'}\n{extra}")
 
 
 class Clock:

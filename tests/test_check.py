@@ -444,8 +444,8 @@ def test_language_warnings_follow_the_editions_the_config_publishes(
     config = tmp_path / "config" / "digest.toml"
     for languages, kinds in ((["ko"], ["no-korean"]), (["en"], ["no-english"]),
                              (["ko", "en"], ["no-english", "no-korean"])):
-        config.write_text(f"[newsletter]\nlanguages = {json.dumps(languages)}\n",
-                          encoding="utf-8")
+        config.write_text(f'[newsletter]\nfrom = "D <digest@example.org>"\n'
+                          f"languages = {json.dumps(languages)}\n", encoding="utf-8")
         with pytest.raises(SystemExit):
             main(["--config", str(config), "check", "--json", str(root)])
         data = json.loads(capsys.readouterr().out)

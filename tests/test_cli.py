@@ -11,7 +11,7 @@ import pytest
 from pipeline.interfaces.cli import main
 
 COMMANDS = ("check", "fmt", "collect", "draft", "build", "approve", "send", "status", "run",
-            "schedule", "serve", "studio", "subscribers", "init", "rank")
+            "schedule", "serve", "studio", "subscribers", "init", "rank", "bounces")
 
 
 def test_help_lists_every_command_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,16 +39,17 @@ def one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
 def _with(tmp_path: Path, extra: str, transport: str = "outbox") -> Path:
     """A small config of a newsletter in `tmp_path` with `section.key = value` lines set."""
     # (a config must say something of its own newsletter: its sender here)
-    sections: dict[str, list[str]] = {"newsletter": ['from = "D <digest@example.org>"'],
-                                      "delivery": [f'transport = "{transport}"']}
+    # (a given newsletter.from replaces that sender)
+    sections: dict[str, dict[str, str]] = {"newsletter": {"from": '"D <digest@example.org>"'},
+                                           "delivery": {"transport": f'"{transport}"'}}
     for line in extra.strip().splitlines():
         key, value = line.split(" = ", 1)
         section, name = key.split(".")
-        sections.setdefault(section, []).append(f"{name} = {value}")
+        sections.setdefault(section, {})[name] = value
     path = tmp_path / "config" / "digest.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"[{k}]\n" + "\n".join(v) + "\n\n" for k, v in sections.items()),
-                    encoding="utf-8")
+    path.write_text("".join(f"[{k}]\n" + "".join(f"{n} = {v}\n" for n, v in values.items())
+                            + "\n" for k, values in sections.items()), encoding="utf-8")
     return path
 
 

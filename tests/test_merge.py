@@ -214,7 +214,8 @@ def _records() -> list[dict[str, object]]:
 
 def _settings(tmp_path: Path, server: RecordingServer | None) -> Settings:
     url = server.url if server is not None else "http://127.0.0.1:9"  # None: nothing to ask
-    text = f'[arxiv]\napi_url = "{url}/api/query"\ntimeout = 5\nretries = 0\n'
+    text = (f'[newsletter]\nfrom = "D <digest@example.org>"\n'
+            f'[arxiv]\napi_url = "{url}/api/query"\ntimeout = 5\nretries = 0\n')
     settings = write_newsletter(tmp_path, text)
     settings.paths.drafts.mkdir(parents=True)
     return settings

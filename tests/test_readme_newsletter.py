@@ -4,9 +4,11 @@ taken from README.md and run by bash and by zsh in a fresh HOME, against a loopb
 
 What the test must change, and only that: `digest init` gets three more flags (click takes
 an option's last value), pointing arXiv and SMTP at the loopback servers; `digest studio`
-runs for a few seconds (it serves until stopped) and must print its URL; and the curator's
-Approve in the studio is stood in for by `digest approve --allow-uncommented` before the
-last line. Everything else is the README's text, in the README's order.
+runs for a few seconds (it serves until stopped) and must print its URL; the curator's
+picks are stood in for by one of the demo's real notes, put in notes/ before `digest run`
+(the draft holds the papers the curator has notes for); and the curator's Approve in the
+studio is stood in for by `digest approve --allow-uncommented` before the last line.
+Everything else is the README's text, in the README's order.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def commands(block: str) -> list[str]:
     return block.replace("\\\n", " ").splitlines()
 
 
+# A real note about a paper of the demo feed (2412.01981, which the README's tag matches).
+NOTE = bundled("demo_data") / "notes" / "2412" / "241202 Free Process Rewards without Process Labels.md"
+
+
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[str, Sink, int, Path]]:
     day = announcement_for(datetime.now(UTC))
@@ -82,6 +88,8 @@ def test_the_readmes_own_newsletter_steps_work_as_written(
             line = (line.split(" #", 1)[0] + f" --arxiv-url '{arxiv}/rss/{{categories}}'"
                     f" --arxiv-api-url '{arxiv}/api/query'"
                     f" --smtp-host 127.0.0.1 --smtp-port {port} --smtp-username {USER}")
+        elif words[:2] == ["digest", "run"]:
+            lines.append(f"mkdir -p notes && cp '{NOTE}' notes/")
         elif words[:2] == ["digest", "studio"]:
             line = "timeout 6 digest studio > studio.out 2>&1 || true"
         elif words[:2] == ["digest", "send"]:

@@ -337,7 +337,7 @@ def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
     """Two real `digest schedule` processes: the second says so in one line and exits 1;
     SIGTERM (or Ctrl-C's SIGINT) makes the first stop cleanly with exit 0."""
     make_settings(tmp_path, schedule_config("0 3 29 2 *", "0 4 29 2 *"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_SECRET": "s" * 32}
     cmd = [sys.executable, "-m", "pipeline", "--config", "config/digest.toml", "schedule"]
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()

@@ -108,7 +108,7 @@ def test_bad_tokens_unsubscribe_nobody(settings: Settings, base: str) -> None:
         _token(a, secret="another-secret-of-16+"): 400,  # signed with another secret
         f"{b_payload}.{sig}": 400,  # a's signature on b's id
         _token(a, purpose="confirm"): 400,  # a confirmation link is no unsubscribe link
-        tokens.sign(SECRET.encode(), "unsubscribe", 999999, "x@example.org"): 404,  # no such id
+        tokens.sign(SECRET.encode(), "unsubscribe", 999999, "x@example.org"): 400,  # no such id: as forged
         "not-a-token": 400,
         f"{payload}.": 400,
         f"\u00b2.{sig}": 400,  # a digit to str.isdigit, not to int()

@@ -5,17 +5,18 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 import typing
 import unicodedata
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.models import ANNOUNCE_TYPES, TAG_RE, normalize_tag
+from pipeline.core.models import ANNOUNCE_TYPES, MAX_TAG_LENGTH, TAG_RE, normalize_tag
 from pipeline.core.subject import DEFAULT_SUBJECT, compile_subject
 
 DEFAULT_CONFIG = Path("config/digest.toml")
@@ -29,6 +30,7 @@ REQUIRED_KEYS = (("newsletter", "from"), ("newsletter", "base_url"))
 MIN_SECRET_LENGTH = 16  # non-blank characters of DIGEST_SECRET
 MAX_PORT = 65535
 MAX_CONNECTIONS = 64  # delivery.connections
+MAX_MESSAGE_BYTES = 9_500_000  # delivery.max_message_bytes: under the common 10 MB limit
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,15 @@ class DeliverySettings:
     rate_per_second: float = 0.0  # 0 = no cap of its own: the relay's pace and 4xx answers rule
     connections: int = 4
     max_html_kb: int = 90
+    # The whole message, every part and header: relays commonly refuse over 10 MB (some
+    # count the base64 size), so stay well under.
+    max_message_bytes: int = 5_000_000
+    # DKIM signing, for those who run their own relay (an ESP signs for you): the private
+    # key's path (relative to the newsletter directory), the selector and the signing domain
+    # (default: the From address's domain).
+    dkim_key: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,21 @@ class SmtpSettings:
     timeout: float = 30.0
     retries: int = 3
     smtputf8: bool = False
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    soft_limit: int = 3  # soft bounces within soft_days before a reader is set bounced
+    soft_days: int = 30
+    # Amazon SNS signs with a certificate it names by URL: only hosts matching this pattern
+    # are fetched (a forged message could name any URL).
+    sns_cert_host: str = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    sns_topic_arn: str = ""  # when set, SNS messages of other topics are refused
+    maildir: str = ""  # a maildir of delivery reports, read by `digest bounces`
+    imap_host: str = ""  # or an IMAP mailbox (TLS); password: env DIGEST_IMAP_PASSWORD
+    imap_port: int = 993
+    imap_user: str = ""
+    imap_folder: str = "INBOX"
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     source: Path | None = None
     # False when the file names no [delivery] transport: nothing is then sent to readers
@@ -170,6 +197,12 @@ class Settings:
         return os.environ.get("DIGEST_SMTP_PASSWORD", "").strip()
 
     @property
+    def dkim_key_path(self) -> Path | None:
+        """The DKIM private key file (delivery.dkim_key), absolute; None when not signing."""
+        key = self.delivery.dkim_key
+        return (self.root / key) if key else None
+
+    @property
     def secret(self) -> bytes:
         """The signing secret for unsubscribe and confirm links, from DIGEST_SECRET."""
         value = os.environ.get("DIGEST_SECRET", "").strip()
@@ -201,6 +234,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "delivery": DeliverySettings,
     "smtp": SmtpSettings,
     "web": WebSettings,
+    "bounces": BounceSettings,
     "schedule": ScheduleSettings,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -347,6 +381,10 @@ def _check_values(s: Settings, path: Path) -> None:
         ("delivery.rate_per_second", s.delivery.rate_per_second, 0),
         ("delivery.connections", s.delivery.connections, 1),
         ("delivery.max_html_kb", s.delivery.max_html_kb, 10),
+        ("delivery.max_message_bytes", s.delivery.max_message_bytes, 200_000),
+        ("bounces.soft_limit", s.bounces.soft_limit, 1),
+        ("bounces.soft_days", s.bounces.soft_days, 1),
+        ("bounces.imap_port", s.bounces.imap_port, 1),
         ("smtp.port", s.smtp.port, 1),
         ("smtp.timeout", s.smtp.timeout, 0.001),
         ("smtp.retries", s.smtp.retries, 0),
@@ -360,6 +398,20 @@ def _check_values(s: Settings, path: Path) -> None:
     if s.delivery.connections > MAX_CONNECTIONS:  # relays refuse (421) past a handful per client
         raise ConfigError(f"expected at most {MAX_CONNECTIONS}, got {s.delivery.connections}",
                           path=path, key="delivery.connections")
+    if s.delivery.max_message_bytes > MAX_MESSAGE_BYTES:
+        raise ConfigError(f"expected at most {MAX_MESSAGE_BYTES} (relays commonly refuse "
+                          f"messages over 10 MB), got {s.delivery.max_message_bytes}",
+                          path=path, key="delivery.max_message_bytes")
+    dkim = (s.delivery.dkim_key, s.delivery.dkim_selector)
+    if any(dkim) and not all(dkim):
+        raise ConfigError("DKIM signing needs both delivery.dkim_key and delivery.dkim_selector",
+                          path=path, key="delivery.dkim_selector" if s.delivery.dkim_key
+                          else "delivery.dkim_key")
+    try:
+        re.compile(s.bounces.sns_cert_host)
+    except re.error as exc:
+        raise ConfigError(f"not a regular expression: {exc}", path=path,
+                          key="bounces.sns_cert_host") from exc
     proxy = s.web.trusted_proxy
     if proxy:
         try:
@@ -373,9 +425,41 @@ def _check_values(s: Settings, path: Path) -> None:
                               path=path, key=key)
 
 
-def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
+def _check_from(value: str, smtputf8: bool, path: Path) -> str:
+    """newsletter.from with an address that every mail server takes: a display name is
+    optional, an internationalised domain becomes its IDNA form (the From header and the
+    envelope are ASCII), and a non-ASCII name before the @ needs smtp.smtputf8."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    from email_validator import EmailNotValidError, validate_email
+
+    name, addr = parseaddr(value)
+    key = "newsletter.from"
+    if "@" not in addr:
+        raise ConfigError(f"expected an address, e.g. \"Digest <digest@example.org>\", "
+                          f"got {value!r}", path=path, key=key)
+    try:
+        valid = validate_email(addr, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"not a valid address {addr!r}: {exc}", path=path, key=key) from exc
+    if not valid.local_part.isascii() and not smtputf8:
+        raise ConfigError(f"{addr!r} has a non-ASCII name before the @, which only a mail "
+                          "server with SMTPUTF8 carries (set smtp.smtputf8 = true if yours "
+                          "has it, or use an ASCII address)", path=path, key=key)
+    ascii_addr = f"{valid.local_part}@{valid.ascii_domain}"
+    if ascii_addr == addr:
+        return value
+    return str(Address(display_name=name, addr_spec=ascii_addr))
+
+
+def _build_tags(table: Any, path: Path, explicit: bool = True) -> tuple[TagRule, ...]:
+    """The [tags.<name>] rules; a [tags] table written out must hold at least one."""
     if not isinstance(table, dict):
         raise ConfigError("expected a table of [tags.<name>] tables", path=path, key="tags")
+    if not table and explicit:  # collect would find nothing, every day, without a word
+        raise ConfigError("expected at least one [tags.<name>] table (e.g. [tags.llm] with "
+                          "keywords = [\"language model\"])", path=path, key="tags")
     rules = []
     seen: dict[str, str] = {}
     for name, rule_table in table.items():
@@ -389,7 +473,14 @@ def _build_tags(table: Any, path: Path) -> tuple[TagRule, ...]:
                 f"the same tag as tags.{first} (tags ignore case, and '_' equals '-')",
                 path=path, key=f"tags.{name}",
             )
+        if len(name) > MAX_TAG_LENGTH:  # it names files: site/tags/<tag>.xml
+            raise ConfigError(f"a tag name has at most {MAX_TAG_LENGTH} characters, this one "
+                              f"{len(name)}", path=path, key=f"tags.{name[:20]}…")
         rules.append(_build(TagRule, rule_table, f"tags.{name}", path, name=name))
+    for rule in rules:
+        if not (rule.categories or rule.keywords or rule.authors):
+            raise ConfigError("a tag needs at least one of categories, keywords or authors "
+                              "(otherwise it matches nothing)", path=path, key=f"tags.{rule.name}")
     return tuple(rules)
 
 
@@ -420,12 +511,14 @@ def parse_config(text: str, path: Path, root: Path) -> Settings:
     sections = {name: _build(cls, data.get(name, {}), name, path) for name, cls in _SECTIONS.items()}
     settings = Settings(
         root=root.resolve(),
-        tags=_build_tags(data.get("tags", {}), path),
+        tags=_build_tags(data.get("tags", {}), path, "tags" in data),
         source=path,
         transport_chosen="transport" in (data.get("delivery") or {}),
         **sections,
     )
     _check_values(settings, path)
+    from_ = _check_from(settings.newsletter.from_, settings.smtp.smtputf8, path)
+    settings = replace(settings, newsletter=replace(settings.newsletter, from_=from_))
     return Settings(
         **{f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "paths"},
         paths=_resolve_paths(settings.paths, root),

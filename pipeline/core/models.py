@@ -18,6 +18,9 @@ ARXIV_ID_RE = re.compile(
 )
 _HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 TAG_RE = re.compile(r"#([\w\-]+)")
+# A tag names files (site/tags/<tag>.xml): 60 characters stay under the 255-byte file name
+# limit even in a 4-byte script, with room for the suffix.
+MAX_TAG_LENGTH = 60
 
 
 def has_hangul(text: str) -> bool:
@@ -115,6 +118,9 @@ class Entry:
         for tag in self.tags:
             if not TAG_RE.fullmatch("#" + tag):
                 raise ValueError(f"bad tag {tag!r}")
+            if len(tag) > MAX_TAG_LENGTH:
+                raise ValueError(f"tag #{tag[:20]}… is {len(tag)} characters long "
+                                 f"(expected at most {MAX_TAG_LENGTH})")
 
     @property
     def notes_ko(self) -> tuple[str, ...]:
@@ -213,8 +219,12 @@ class EmailVariant:
     reason: str = ""
 
 
-SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
-SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced")
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced", "complained"]
+SUBSCRIBER_STATUSES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bounced",
+                                        "complained")
+# Statuses no import or confirmation link turns back to active: the reader left, their
+# address bounced for good, or they reported the mail as spam (only `subscribers add` does).
+STOPPED_STATUSES: tuple[str, ...] = ("unsubscribed", "bounced", "complained")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
@@ -201,6 +201,8 @@ class MessageBuilder:
                 "newsletter.from has no address (expected e.g. Digest <digest@example.org>)",
                 key="newsletter.from",
             )
+        self.max_bytes = settings.delivery.max_message_bytes
+        self.dkim = _dkim_signer(settings, self.domain)
         common = _header("From", settings.newsletter.from_) + _header(
             "List-Id", list_id(settings)
         )
@@ -211,6 +213,9 @@ class MessageBuilder:
             v.variant: (_BodyTemplate("text/plain", v.text), _BodyTemplate("text/html", v.html))
             for v in variants
         }
+        for v in variants:  # too big for the relay: refused now, before anyone is claimed
+            self.build(v.variant, "r" * 64 + "@" + "d" * 60 + ".org", "https://"
+                       + "u" * 250, "mailto:" + "m" * 250, datetime(2000, 1, 1, tzinfo=UTC))
 
     def build(
         self, variant: str, recipient: str, unsubscribe_url: str, mailto: str, now: datetime
@@ -243,7 +248,49 @@ class MessageBuilder:
                 f"--{boundary}--\r\n".encode(),
             )
         )
+        if len(data) > self.max_bytes:  # every part and header counted, as a relay counts
+            raise DeliveryError(
+                f"the {variant} message is {len(data):,} bytes, over delivery."
+                f"max_message_bytes = {self.max_bytes:,}: run `digest build` again (it cuts "
+                "the email to fit, with a link to the web page)", key="delivery.max_message_bytes")
+        if self.dkim is not None:
+            data = self.dkim(data) + data
         return Outgoing(self.sender, recipient, mid, data)
+
+
+# Signed by DKIM (RFC 6376; RFC 8058 asks that List-Unsubscribe and -Post be covered).
+DKIM_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Id",
+                b"List-Unsubscribe", b"List-Unsubscribe-Post", b"MIME-Version",
+                b"Content-Type")
+
+
+def _dkim_signer(settings: Settings, from_domain: str) -> Callable[[bytes], bytes] | None:
+    """A function giving the DKIM-Signature header for a message (None: not signing)."""
+    path = settings.dkim_key_path
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the DKIM key {path}: {exc.strerror}",
+                          key="delivery.dkim_key") from exc
+    import dkim
+
+    selector = settings.delivery.dkim_selector.encode("ascii")
+    domain = (settings.delivery.dkim_domain or from_domain).encode("ascii")
+    try:  # one trial signature, so a bad key fails before the first message
+        dkim.sign(b"From: a@b\r\n\r\nx\r\n", selector, domain, key,
+                  include_headers=[b"From"])
+    except dkim.DKIMException as exc:
+        raise ConfigError(f"the DKIM key {path} cannot sign: {exc}",
+                          key="delivery.dkim_key") from exc
+
+    def sign(data: bytes) -> bytes:
+        signature: bytes = dkim.sign(data, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"),
+                                     include_headers=list(DKIM_HEADERS))
+        return signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    return sign
 
 
 # The token of previews and test copies: its link and mailto name nobody.
@@ -439,6 +486,12 @@ class SmtpTransport:
                 code, reply = exc.recipients.get(message.recipient, (550, b"refused"))
                 self._handle_reply(message, code, reply, last)
             except smtplib.SMTPSenderRefused as exc:
+                if exc.smtp_code == 552 or b"5.3.4" in _bytes(exc.smtp_error):
+                    # SIZE= refused: this message is too big for the relay, not a bad sender
+                    raise RecipientRejected(
+                        message.recipient, exc.smtp_code,
+                        f"{_text(exc.smtp_error)} (the message is {len(message.data):,} bytes: "
+                        "lower delivery.max_message_bytes and build again)") from exc
                 # MAIL FROM refused: every message would fail the same way, so stop the send
                 # (the claimed message stays 'sending' and goes out on the next run).
                 if exc.smtp_code >= 500 or last:
@@ -486,6 +539,10 @@ class SmtpTransport:
 
 # getaddrinfo's answers for a name that does not exist (EAI_NODATA is not on every platform)
 _NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def _bytes(reply: bytes | str) -> bytes:
+    return reply if isinstance(reply, bytes) else reply.encode("utf-8", "replace")
 
 
 def _text(reply: bytes | str) -> str:

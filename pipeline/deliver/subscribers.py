@@ -15,7 +15,13 @@ from email_validator import EmailNotValidError, validate_email
 from pipeline import store
 from pipeline.core.digest_format import decode_text
 from pipeline.core.errors import InputError
-from pipeline.core.models import SUBSCRIBER_STATUSES, TAG_RE, Subscriber, normalize_tag
+from pipeline.core.models import (
+    STOPPED_STATUSES,
+    SUBSCRIBER_STATUSES,
+    TAG_RE,
+    Subscriber,
+    normalize_tag,
+)
 
 CSV_HEADER = ("email", "language", "tags", "status")
 
@@ -108,21 +114,42 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str], int]]:
-    """(line number, fields by column, how many fields lie beyond the header; 0 when those
-    are all empty, as in the trailing commas spreadsheets write)."""
-    reader = csv.DictReader(lines)
-    header = tuple(h.strip().lower() for h in (reader.fieldnames or ()))
-    if not header or header[0] != "email":
-        raise ValueError(f"expected the header {','.join(CSV_HEADER)}, got {','.join(header)!r}")
-    unknown = [h for h in header if h not in CSV_HEADER]
-    if unknown:
-        raise ValueError(f"unknown column {unknown[0]!r} (expected {','.join(CSV_HEADER)})")
-    reader.fieldnames = list(header)
-    for row in reader:
-        extra = row.pop(None, None) or []  # DictReader's restkey
-        fields = {k: (v or "").strip() for k, v in row.items()}
-        yield reader.line_num, fields, len(extra) if any(v.strip() for v in extra) else 0
+# A subscriber's cells never span lines: each physical line is one row, so one unbalanced
+# quote spoils that row only (the csv module would read on to the next quote, swallowing
+# the rows in between).
+_UNBALANCED = "an unbalanced double quote (expected a closing \" before the end of the line)"
+
+
+def _rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str] | str, int]]:
+    """(line number, fields by column or the reason the line is no row, how many fields lie
+    beyond the header; 0 when those are all empty, as in the trailing commas spreadsheets
+    write)."""
+    header: tuple[str, ...] = ()
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        try:
+            cells = next(csv.reader([line], strict=True), [])
+        except csv.Error:
+            if not header:
+                raise ValueError(f"the header: {_UNBALANCED}") from None
+            yield number, _UNBALANCED, 0
+            continue
+        if not header:
+            header = tuple(h.strip().lower() for h in cells)
+            if not header or header[0] != "email":
+                raise ValueError(f"expected the header {','.join(CSV_HEADER)}, "
+                                 f"got {','.join(header)!r}")
+            unknown = [h for h in header if h not in CSV_HEADER]
+            if unknown:
+                raise ValueError(f"unknown column {unknown[0]!r} "
+                                 f"(expected {','.join(CSV_HEADER)})")
+            continue
+        extra = cells[len(header):]
+        fields = {k: v.strip() for k, v in zip(header, cells, strict=False)}
+        fields.update({k: "" for k in header[len(cells):]})
+        yield number, fields, len(extra) if any(v.strip() for v in extra) else 0
+    if not header:
+        raise ValueError(f"expected the header {','.join(CSV_HEADER)}, got an empty file")
 
 
 def import_csv(
@@ -142,12 +169,15 @@ def import_csv(
         raise InputError("is a directory, expected a CSV file", path=path) from exc
     report = ImportReport()
     try:
-        rows = list(_rows(io.StringIO(text, newline="")))
+        rows = list(_rows(text.splitlines()))
     except (ValueError, csv.Error) as exc:
         raise InputError(str(exc), path=path, line=1) from exc
     first_line: dict[str, int] = {}  # address (as the store compares it) -> its line
     with store.transaction(conn):
         for line, row, extra in rows:
+            if isinstance(row, str):
+                report.errors.append((line, row))
+                continue
             if extra:
                 report.errors.append((line, (
                     f"expected at most {len(row)} fields ({','.join(row)}), "
@@ -175,7 +205,7 @@ def import_csv(
                 )
                 continue
             old = store.get_subscriber(conn, sub.email)
-            if old is not None and old.status in ("unsubscribed", "bounced") \
+            if old is not None and old.status in STOPPED_STATUSES \
                     and sub.status in ("active", "pending"):
                 report.kept_unsubscribed += 1
                 continue

@@ -72,6 +72,11 @@ class Context:
 
         return Runtime(verbose=self.verbose, progress=sys.stderr.isatty())
 
+    def require_secret(self) -> None:
+        """Fail now, before any work, when DIGEST_SECRET is unset, blank or short: the
+        command leads to a send, and a send signs every reader's unsubscribe link."""
+        self.settings.secret  # noqa: B018 - raises ConfigError naming DIGEST_SECRET
+
     def day(self, value: date | None) -> date:
         """--date, else the day `digest run` picks: the latest arXiv announcement out now (so
         `run`, `studio`, `build` and `send` without --date all mean the same issue)."""
@@ -217,10 +222,11 @@ def _check_context(ctx: Context) -> Iterator[CheckContext]:
         return
     base = checking.Context(languages=settings.newsletter.languages,
                             known_tags=[t.name for t in settings.tags])
-    if not layout.store_path(settings).exists():
+    from pipeline import store
+
+    if not store.check_present(layout.store_path(settings)):
         yield base
         return
-    from pipeline import store
     from pipeline.curate import lint, notes
 
     with closing(store.connect(layout.store_path(settings))) as conn:
@@ -312,6 +318,7 @@ def build(ctx: Context, day: date | None, as_json: bool) -> None:
 @pass_ctx
 def approve(ctx: Context, day: date | None, allow_uncommented: bool, as_json: bool) -> None:
     """Approve the built issue and publish it (site/, feeds); a sent issue: its correction."""
+    ctx.require_secret()
     _report(services.approve(ctx.settings, ctx.day(day), ctx.runtime(),
                              allow_uncommented=allow_uncommented), as_json)
 
@@ -333,6 +340,7 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
     """Send the approved issue to subscribers (publishing it first if needed)."""
     if variant is not None and to is None:
         raise click.UsageError("--variant goes with --to ADDR")
+    ctx.require_secret()
 
     def published(report: services.PublishReport) -> None:
         if not as_json:  # said before the first mail goes out, as it happens
@@ -351,11 +359,73 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
 def status(ctx: Context, day: date | None, as_json: bool) -> None:
     """The day's issue at a glance: collected, draft, build, approval, publication, sending."""
     report = services.status(ctx.settings, ctx.day(day), ctx.runtime())
+    try:
+        ctx.require_secret()
+    except DigestError as exc:  # status still reports the day; the send would fail
+        click.echo(f"digest: warning: {exc}", err=True)
+    rates = _deliverability(ctx)
     if as_json:
-        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        data = report.as_json()
+        data["deliverability"] = rates.as_json() if rates is not None else None
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for line in present.status_lines(report):
         click.echo(line)
+    if rates is not None:
+        click.echo(rates.text_line())
+        for warning in rates.warnings:
+            click.echo(f"warning: {warning}")
+
+
+def _deliverability(ctx: Context) -> Any:
+    """Bounce and complaint rates of the last RATE_DAYS days (None without a store)."""
+    from datetime import timedelta
+
+    from pipeline import store
+    from pipeline.deliver import bounces
+
+    if not store.check_present(ctx.settings.db_path):
+        return None
+    with closing(store.connect(ctx.settings.db_path)) as conn:
+        return bounces.rates(conn, ctx.runtime().now() - timedelta(days=bounces.RATE_DAYS))
+
+
+@cli.command(name="bounces")
+@click.option("--maildir", type=click.Path(path_type=Path),
+              help="Read this maildir (default: bounces.maildir, else the IMAP mailbox).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+def bounces_cmd(ctx: Context, maildir: Path | None, as_json: bool) -> None:
+    """Read delivery and complaint reports (maildir/IMAP) and stop the readers they name."""
+    import os
+
+    from pipeline.deliver import bounces
+
+    settings = ctx.settings
+    folder = maildir or (settings.root / settings.bounces.maildir
+                         if settings.bounces.maildir else None)
+    if folder is not None:
+        scan = bounces.read_maildir(folder)
+    elif settings.bounces.imap_host:
+        scan = bounces.read_imap(settings, os.environ.get("DIGEST_IMAP_PASSWORD", ""))
+    else:
+        raise InputError("no mailbox to read: set bounces.maildir or bounces.imap_host, or "
+                         "pass --maildir", key="bounces.maildir")
+    rt = ctx.runtime()
+    with closing(services.open_store(settings, rt)) as conn:
+        applied = bounces.apply_events(conn, settings, scan.events, rt.now())
+    kinds = dict(bounces.iter_kinds(applied))
+    if as_json:
+        click.echo(json.dumps({"messages": scan.messages, "not_reports": scan.not_reports,
+                               "recorded": applied.recorded, "repeated": applied.repeated,
+                               **kinds, "stopped": list(applied.stopped)}, indent=2))
+        return
+    for email in applied.stopped:
+        click.echo(f"stopped: {email}")
+    click.echo(f"read {scan.messages} messages: hard bounces {kinds['hard']}, soft bounces "
+               f"{kinds['soft']}, complaints {kinds['complaint']}, seen before "
+               f"{applied.repeated}, not reports {scan.not_reports}; stopped "
+               f"{len(applied.stopped)} readers")
 
 
 @cli.command(name="run")
@@ -367,6 +437,7 @@ def run_cmd(ctx: Context, day: date | None, as_json: bool) -> None:
 
     Without --date: the latest arXiv announcement out now, and any recent issue approved
     after its send went out."""
+    ctx.require_secret()
     rt = ctx.runtime()
     said: list[object] = []
 
@@ -393,6 +464,7 @@ def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground."""
     from pipeline.services import schedule as scheduler
 
+    ctx.require_secret()
     scheduler.main(ctx.settings, ctx.runtime(), describe=present.lines)
 
 
@@ -492,11 +564,8 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
     with closing(services.open_store(ctx.settings, ctx.runtime())) as conn:
         report = subs.import_csv(conn, ctx.settings.variants, csv_file,
                                  smtputf8=ctx.settings.smtp.smtputf8)
-    for line, message in report.errors[:MAX_FINDINGS_SHOWN]:
+    for line, message in report.errors:  # each one: the rows to fix, by line
         click.echo(f"{csv_file}:{line}: {message}", err=True)
-    if len(report.errors) > MAX_FINDINGS_SHOWN:
-        click.echo(f"digest: … {len(report.errors) - MAX_FINDINGS_SHOWN} more bad rows not shown",
-                   err=True)
     click.echo(
         f"{csv_file}: added {report.added}, updated {report.updated}, unchanged "
         f"{report.unchanged}, kept unsubscribed {report.kept_unsubscribed}, "

@@ -11,9 +11,7 @@ the address's state and whether or not the mail server is up.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -34,7 +32,14 @@ from pipeline.core.runtime import Runtime
 from pipeline.deliver import tokens
 from pipeline.deliver.mail import RecipientError, Transport, make_transport, message_id, simple_message
 from pipeline.deliver.subscribers import AddressError, normalize_email
-from pipeline.interfaces import guard
+from pipeline.interfaces import guard, webhooks
+from pipeline.interfaces.hardening import (
+    client_key,
+    configure_logging,
+    redact,
+    secure_error_pages,
+    site_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,10 @@ QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
 # At most this many confirmation mails an hour in all: many clients each asking for a few
 # strangers must not get the curator's SMTP account blocklisted; the rest waits its turn.
 QUEUE_HOURLY = 100
+# ...and at most this many for one client (as web.client_key counts them), served fairly:
+# the client with the fewest mails in the hour goes first, so one client at the allowed
+# POST rate cannot starve everyone else's confirmations.
+QUEUE_CLIENT_HOURLY = 20
 
 SECURITY_HEADERS = guard.security_headers(
     # No scripts anywhere; the pages' CSS is in <style> and style attributes (the email's).
@@ -167,39 +176,6 @@ WEB_UI: dict[str, dict[str, str]] = {
                      "If you did not ask for it, ignore this email; nothing will be sent to you.\n",
     },
 }
-
-_TOKEN_IN_PATH = re.compile(r"(/(?:unsubscribe|confirm)/)[^\s/?#\"']+")
-
-
-def redact(text: str) -> str:
-    """`text` with the tokens of unsubscribe and confirm URLs replaced by `[token]`."""
-    return _TOKEN_IN_PATH.sub(r"\1[token]", text)
-
-
-class RedactTokens(logging.Filter):
-    """Keeps unsubscribe and confirm tokens out of the server's log (a token unsubscribes
-    its reader; logs are read, shipped and kept by more people than the secret)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-def configure_logging() -> None:
-    """Log requests and errors of `digest serve` to stderr, tokens redacted (idempotent)."""
-    handler = logging.StreamHandler()
-    handler.addFilter(RedactTokens())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    for name in ("waitress", __name__):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for h in logger.handlers for f in h.filters):
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            logger.propagate = False
-
 
 def ui_language(settings: Settings) -> str:
     """The pages' default language: the newsletter's locale when the pages speak it, else
@@ -359,7 +335,8 @@ class MailQueue:
                     now = self.rt.now().timestamp()
                     if store.mails_sent_since(conn, now - 3600) >= self.hourly:
                         break  # the hour's budget is spent: the rest goes out later
-                    row = store.claim_mail(conn, now, lease=300.0)
+                    row = store.claim_mail(conn, now, lease=300.0,
+                                           per_client=QUEUE_CLIENT_HOURLY)
                     if row is None:
                         break
                     sub = store.get_subscriber_by_id(conn, row.subscriber_id)
@@ -432,20 +409,23 @@ def create_app(
     app.extensions["mail_queue"] = queue
 
     db = _connections(settings.db_path)
+    app.register_blueprint(webhooks.blueprint(settings, runtime, db))
 
     def subscriber_for(conn: sqlite3.Connection, purpose: str, token: str) -> Subscriber:
-        """The subscriber a token was signed for; 400 if malformed or forged, 404 if
-        unknown, 410 if expired."""
+        """The subscriber a token was signed for; 400 if malformed, forged or for nobody
+        (the same answer: no oracle of which ids exist), 410 if expired or signed before
+        the address was last subscribed."""
         try:
             sid = tokens.subscriber_id(token)
         except tokens.TokenError:
             abort(400)
         sub = store.get_subscriber_by_id(conn, sid)
         if sub is None:
-            abort(404)
+            abort(400)
+        since = store.pending_since(conn, sid) if purpose == "confirm" else None
         try:
             tokens.check(secret, purpose, token, sub.email, now=runtime.now,
-                         max_age=timedelta(days=CONFIRM_DAYS))
+                         max_age=timedelta(days=CONFIRM_DAYS), not_before=since)
         except tokens.TokenExpired:
             abort(410)
         except tokens.TokenError:
@@ -557,13 +537,16 @@ def create_app(
         # the worker, not sent), so its answer takes as long as a stranger's.
         with db() as conn, store.transaction(conn):
             sub = store.get_subscriber(conn, email)
+            was = sub.status if sub else None
             if sub is None or sub.status != "active":
                 tags = sub.tags if sub else ()
                 _, sub = store.save_subscriber(conn, Subscriber(email, language, tags, "pending"))
             assert sub.id is not None
+            if was != "pending" and sub.status == "pending":  # older links are void
+                store.mark_pending(conn, sub.id, now)
             last = store.last_mail(conn, sub.id, "confirm")
-            if last is None or now - last >= ADDRESS_INTERVAL:
-                store.queue_mail(conn, "confirm", sub.id, now)
+            if last is None or now - last >= ADDRESS_INTERVAL or was != sub.status:
+                store.queue_mail(conn, "confirm", sub.id, now, client)
                 queued = True
         if queued:
             queue.wake()
@@ -609,42 +592,10 @@ def create_app(
     return app
 
 
-def client_key(address: str | None) -> str:
-    """Whom the per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one
-    host is given a whole /64 and can use any address in it)."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return address or "unknown"
-    if ip.version == 6 and ip.ipv4_mapped is None:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
-
-
-def site_file(site: Path, path: str) -> Path | None:
-    """The file under site/ that `path` names (a folder's index.html), or None when there
-    is none or it lies outside site/. The root is resolved first (it may be a symlink to
-    the published version), then every file must resolve inside it: no `..`, no symlink
-    out, no hidden files."""
-    try:
-        root = site.resolve(strict=True)
-        parts = [p for p in path.split("/") if p]
-        if any(p.startswith(".") for p in parts):
-            return None
-        target = root.joinpath(*parts).resolve()
-        if target.is_dir():
-            target = (target / "index.html").resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            return None
-    except (OSError, ValueError, RuntimeError):  # too long, NUL byte, symlink loop
-        return None
-    return target
-
-
 def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = None) -> Any:
     """A waitress server for the app, its mail queue worker running (port 0 = any free
     port; `.effective_port` tells)."""
-    configure_logging()
+    configure_logging("waitress", __name__)
     app = create_app(settings, rt)
     proxy = settings.web.trusted_proxy
     # Behind a reverse proxy, the client's address (for the rate limits) comes from
@@ -660,6 +611,7 @@ def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = N
         max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADERS,
         expose_tracebacks=False, ident="waitress", **behind,
     )
+    secure_error_pages(server, SECURITY_HEADERS)
     app.extensions["mail_queue"].start()
     return server
 

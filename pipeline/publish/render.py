@@ -71,6 +71,12 @@ TAGS_INDEX = "tags/index.html"  # the page listing every tag
 # (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
 Layout = tuple[bool, int | None, int | None]
 _LAYOUTS: tuple[Layout, ...] = ((False, None, None), (True, 280, None), (True, 0, None))
+# An entry's commentary in the email: longer is cut, ending with a link to the web page
+# (a 5 MB note would otherwise make a 10 MB message that relays refuse).
+EMAIL_COMMENTARY_CHARS = 8000
+# What a message costs beyond its two parts' text: base64 (4/3, plus line ends) and headers.
+_BASE64_COST = 1.04 * 4 / 3
+_HEADERS_COST = 16_000
 
 
 # --- view models -----------------------------------------------------------------------------
@@ -406,10 +412,14 @@ class Renderer:
         titles = " · ".join(e.title for e in issue.entries[:3])
         return shorten(f"{ui['papers'].format(n=len(issue.entries))} — {titles}", 150)
 
-    def email_html(self, issue: Issue, variant: str, layout: Layout) -> str:
-        """The email HTML of one variant in one layout, before CSS inlining."""
+    def email_html(self, issue: Issue, variant: str, layout: Layout,
+                   listed_entries: int | None = None) -> str:
+        """The email HTML of one variant in one layout, before CSS inlining; the contents
+        list has every paper, or the first `listed_entries` (500 titles alone would pass
+        the size the compact layout is cut for)."""
         compact, abstract_limit, max_entries = layout
         shown = replace(issue, entries=issue.entries[:max_entries])
+        listed = replace(issue, entries=issue.entries[:listed_entries])
         ctx = self.context(issue, variant, self.base)
         return self.render(
             "email.html",
@@ -417,15 +427,16 @@ class Renderer:
             subject=self.subject(issue, variant),
             preheader=self.preheader(issue, variant),
             entries=self.entry_views(shown, variant, self.base, abstract_limit),
-            toc_entries=self.entry_views(issue, variant, self.base, 0),  # every paper
+            toc_entries=self.entry_views(listed, variant, self.base, 0),
             compact=compact,
             rest=len(issue.entries) - len(shown.entries),
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
         )
 
     def email(self, issue: Issue, variant: str) -> EmailVariant:
-        """One email variant: inlined HTML (compact when too big, saying why) and the text."""
-        issue = clean_issue(issue)
+        """One email variant: inlined HTML (compact when too big, saying why) and the text;
+        the whole message (every part, encoded) kept under delivery.max_message_bytes."""
+        issue, cut_notes = self.cut_commentary(clean_issue(issue), variant)
         limit = self.settings.delivery.max_html_kb * 1024
         html, size, full_size = "", 0, 0
         layout = _LAYOUTS[0]
@@ -436,32 +447,98 @@ class Renderer:
             if size <= limit:
                 break
         shown = len(issue.entries)
+        every_title = True  # the contents list names every paper, shown or not
+        if size > limit and shown > 1:
+            # When the titles of every paper alone pass the limit (hundreds of papers), the
+            # contents list names the papers shown, so the email shows as many as fit.
+            one = inline_css(self.email_html(issue, variant, (True, 0, 1)))
+            every_title = len(one.encode("utf-8")) <= limit
         while size > limit and shown > 1:
             # Entries cost about the same: aim just under the limit, then step down.
             shown = max(1, min(shown - 1, int(shown * limit / size * 0.97)))
             layout = (True, 0, shown)
-            html = inline_css(self.email_html(issue, variant, layout))
+            html = inline_css(self.email_html(issue, variant, layout,
+                                              None if every_title else shown))
+            size = len(html.encode("utf-8"))
+        listed = len(issue.entries) if every_title else shown
+        while size > limit and listed > shown:  # one paper and still too big: the contents
+            listed = max(shown, min(listed - 1, int(listed * limit / size * 0.9)))
+            html = inline_css(self.email_html(issue, variant, layout, listed))
             size = len(html.encode("utf-8"))
         subject = self.subject(issue, variant)
-        text = self.email_text(issue, variant)
+        text, text_note = self.fitted_text(issue, variant, size)
+        notes = [*cut_notes, *([text_note] if text_note else [])]
         if not layout[0]:
-            return EmailVariant(variant, subject, html, text)
+            if not notes:
+                return EmailVariant(variant, subject, html, text)
+            return EmailVariant(variant, subject, html, text, layout="cut",
+                                reason="; ".join(notes))
         _, abstract_limit, max_entries = layout
         kept = (f"abstracts cut to {abstract_limit} characters" if abstract_limit
                 else "abstracts left out")
         if max_entries is not None:
             kept += f", {max_entries} of {len(issue.entries)} papers (the rest on the web)"
+        if listed < len(issue.entries):
+            kept += f", the contents list cut to {listed} titles"
         reason = (f"the full layout is {full_size / 1024:.0f} KB, over delivery.max_html_kb = "
                   f"{self.settings.delivery.max_html_kb}; {kept}; {size / 1024:.0f} KB")
-        return EmailVariant(variant, subject, html, text, layout="compact", reason=reason)
+        return EmailVariant(variant, subject, html, text, layout="compact",
+                            reason="; ".join([reason, *notes]))
+
+    def cut_commentary(self, issue: Issue, variant: str) -> tuple[Issue, list[str]]:
+        """The issue with each entry's commentary in this variant cut to
+        EMAIL_COMMENTARY_CHARS, the cut paragraph ending with a link to the entry on the web
+        page (in its own language, so the variant keeps it); and what was cut."""
+        page = f"{self.base}{self.page_name(issue.date, variant)}"
+        entries, notes = [], []
+        for e in issue.entries:
+            shown = variant_commentary(e, variant)
+            if sum(len(p) for p in shown) <= EMAIL_COMMENTARY_CHARS:
+                entries.append(e)
+                continue
+            kept: list[str] = []
+            room = EMAIL_COMMENTARY_CHARS
+            for p in shown:
+                if len(p) > room:
+                    kept.append(p[:max(room, 200)].rstrip() + f" … {page}#{entry_anchor(e)}")
+                    break
+                kept.append(p)
+                room -= len(p)
+            entries.append(replace(e, commentary=tuple(kept)))
+            total = sum(len(p) for p in shown)
+            notes.append(f"the commentary of {e.title[:40]!r} is {total:,} characters, cut to "
+                         f"{EMAIL_COMMENTARY_CHARS:,} in the email (the web page has it whole)")
+        return replace(issue, entries=tuple(entries)), notes
+
+    def fitted_text(self, issue: Issue, variant: str, html_bytes: int) -> tuple[str, str | None]:
+        """The text part, with fewer papers (the rest on the web) when the whole message
+        would pass delivery.max_message_bytes; and a note when it was cut."""
+        budget = self.settings.delivery.max_message_bytes - _HEADERS_COST
+        text = self.email_text(issue, variant)
+        size = len(text.encode("utf-8"))
+        if (html_bytes + size) * _BASE64_COST <= budget:
+            return text, None
+        total = len(issue.entries)
+        shown = total
+        while (html_bytes + size) * _BASE64_COST > budget and shown > 1:
+            room = max(budget / _BASE64_COST - html_bytes, 1)
+            shown = max(1, min(shown - 1, int(shown * room / size * 0.97)))
+            text = self.email_text(replace(issue, entries=issue.entries[:shown]), variant,
+                                   shortened=True)
+            size = len(text.encode("utf-8"))
+        return text, (f"the text part shows {shown} of {total} papers, to keep the message "
+                      f"under delivery.max_message_bytes = "
+                      f"{self.settings.delivery.max_message_bytes:,} (the rest on the web)")
 
     def text_body(self, issue: Issue, variant: str) -> str:
         """The issue as a text part's body (textpart.body), not wrapped yet."""
         return textpart.body(self, issue, variant)
 
-    def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True) -> str:
-        """The text/plain part (textpart.email_text)."""
-        return textpart.email_text(self, issue, variant, unsubscribe)
+    def email_text(self, issue: Issue, variant: str, unsubscribe: bool = True,
+                   shortened: bool = False) -> str:
+        """The text/plain part (textpart.email_text); `shortened`: it says the web has the
+        papers it leaves out."""
+        return textpart.email_text(self, issue, variant, unsubscribe, shortened)
 
     def emails(self, issue: Issue) -> list[EmailVariant]:
         """Every configured variant of the issue's email."""

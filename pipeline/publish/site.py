@@ -71,9 +71,12 @@ def preview_site(
     returns its root and the names that publishing would change in site/."""
     r = renderer or Renderer(settings)
     root = preview_site_root(settings, issue.date)
+    published = versioned.current(settings.paths.site)
+    # Nothing published yet: the preview starts from nothing, not from an earlier preview
+    # (whose pages, of entries or tags since removed, would otherwise linger).
     changed = versioned.publish(
         root, issue_files(conn, issue, r).items(),
-        base=versioned.current(settings.paths.site), keep=0,
+        base=published, keep=0, from_empty=published is None,
     )
     return root, changed
 
@@ -111,6 +114,7 @@ def preview_message(settings: Settings, day: date, variant: EmailVariant) -> byt
     """The whole message a subscriber of this variant gets, addressed to a placeholder
     recipient and dated at the issue's midnight so rebuilds are byte-identical."""
     builder = MessageBuilder(settings, day, [variant])
+    builder.dkim = None  # a DKIM signature is dated: previews stay byte-identical on rebuild
     when = pub_datetime(day, settings)
     mailto = unsubscribe_mailto(settings, PREVIEW_TOKEN)
     url = preview_unsubscribe_url(settings)

@@ -32,9 +32,10 @@ def body(r: Renderer, issue: Issue, variant: str) -> str:
     return write_digest(digest, spaced=True, abs_urls=True, strict=False)
 
 
-def signature(r: Renderer, issue: Issue, variant: str, unsubscribe: bool) -> list[str]:
+def signature(r: Renderer, issue: Issue, variant: str, unsubscribe: bool,
+              shortened: bool = False) -> list[str]:
     """The lines below the "-- " separator: the other new papers, then the ways to the
-    web version (and out, in the email)."""
+    web version (and out, in the email); `shortened`: says the web has the rest."""
     ui = UI[r.ui_lang(variant)]
     lines: list[str] = []
     for p in issue.more_papers:
@@ -43,6 +44,8 @@ def signature(r: Renderer, issue: Issue, variant: str, unsubscribe: bool) -> lis
         lines += [f"* {p.title}", f"  {p.abs_url}"]
     if lines:
         lines.append("")
+    if shortened:
+        lines = [ui["compact"], "", *lines]
     lines.append(f"{ui['view_web']}: {r.base}{r.page_name(issue.date, variant)}")
     lines.append(f"{ui['archive']}: {r.base}{r.index_name(variant, None)}")
     if unsubscribe:
@@ -50,13 +53,14 @@ def signature(r: Renderer, issue: Issue, variant: str, unsubscribe: bool) -> lis
     return lines
 
 
-def email_text(r: Renderer, issue: Issue, variant: str, unsubscribe: bool = True) -> str:
+def email_text(r: Renderer, issue: Issue, variant: str, unsubscribe: bool = True,
+               shortened: bool = False) -> str:
     """The text/plain part (RFC 3676 format=flowed, DelSp=No): the digest in its
     readers' form, then a signature block (after the standard "-- " line) with the other
     papers and the web and unsubscribe links, so a reader of plain text can leave too.
     Unflowed, it reads back (`digest check --flowed`) to the same entries."""
     lines = [body(r, issue, variant), SIGNATURE.rstrip("\n")]
-    lines += signature(r, issue, variant, unsubscribe)
+    lines += signature(r, issue, variant, unsubscribe, shortened)
     # The reader's unsubscribe URL is longer than its placeholder: wrap as if the
     # placeholder were too long for any line, so the URL gets a line of its own.
     wide = UNSUBSCRIBE_PLACEHOLDER.ljust(WIDTH + 1, "_")

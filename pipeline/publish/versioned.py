@@ -67,16 +67,18 @@ def publish(
     *,
     base: Path | None = None,
     keep: int = KEEP,
+    from_empty: bool = False,
 ) -> list[str]:
-    """Make `root` show `base` (default: what `root` shows now) with `files` applied (None
-    deletes a file), atomically for readers; returns the names that differ from `base`.
-    When nothing differs and `root` already shows `base`, nothing is written at all."""
+    """Make `root` show `base` (default: what `root` shows now; with `from_empty`: nothing)
+    with `files` applied (None deletes a file), atomically for readers; returns the names
+    that differ from `base`. When nothing differs and `root` already shows `base`, nothing
+    is written at all."""
     versions = versions_dir(root)
     versions.mkdir(parents=True, exist_ok=True)
     with locks.hold_lock(versions / "publish.lock", "another publish of this folder"):
         sweep(root, keep=keep)
         shown = current(root)
-        source = base if base is not None else shown
+        source = None if from_empty else base if base is not None else shown
         if source is not None and shown is not None and source.resolve() == shown.resolve() \
                 and isinstance(files, Collection) and not _differs(source, files):
             return []  # nothing to do: not even O(files) links

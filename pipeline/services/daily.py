@@ -17,7 +17,7 @@ from pipeline.core.runtime import Runtime
 from pipeline.services import sending
 from pipeline.services.building import build
 from pipeline.services.collecting import collect
-from pipeline.services.common import open_store
+from pipeline.services.common import open_store, read_draft
 from pipeline.services.drafting import draft
 from pipeline.services.status import progress
 
@@ -151,6 +151,11 @@ def _daily(
             waiting = _held_back(settings, day, status, send_issue) if step == "send" else None
             if waiting is not None:
                 return report(waiting)
+            if step == "build" and _nothing_picked(settings, day):
+                return report(
+                    f"{day}: the draft has no entries yet (no notes for the day's papers): "
+                    f"pick papers in `digest studio --date {day}` or edit "
+                    f"{layout.draft_path(settings, day)}, then `digest run --date {day}`")
             if should_stop():
                 return report(f"{day}: stopped before {step} as asked; "
                               f"`digest run --date {day}` continues from there")
@@ -166,6 +171,16 @@ def _daily(
     if not ran:
         return DailyReport(day, (), state, f"{day}: already {state}; nothing to do")
     return DailyReport(day, tuple(ran), state, f"{day}: {', '.join(ran)} done; the issue is {state}")
+
+
+def _nothing_picked(settings: Settings, day: date) -> bool:
+    """Whether the day's draft reads as a draft with no entries (the curator has not picked
+    yet); a missing or unreadable draft is the build's to report."""
+    try:
+        parsed, _ = read_draft(settings, day)
+    except DigestError:
+        return False
+    return not parsed.entries
 
 
 # An issue approved after its scheduled send still goes out at a later send, up to this many

@@ -132,7 +132,7 @@ def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
             missing = uncommented(parsed.entries)
             draft = replace(draft, entries=len(parsed.entries),
                             commented=len(parsed.entries) - len(missing), uncommented=missing)
-    if not layout.store_path(settings).exists():
+    if not store.check_present(layout.store_path(settings)):  # gone after it was created: an error
         return _day_status(settings, day, rt, Progress(None, None, sha), draft, None, 0, {}, 0)
     with closing(store.connect(layout.store_path(settings))) as conn:
         collected = store.get_day(conn, day)

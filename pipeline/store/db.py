@@ -197,6 +197,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX studio_undo_date ON studio_undo(date, id);
     """,
+    # v6 (issue #22): bounces and complaints (pipeline.deliver.bounces), from webhooks and
+    # delivery reports; confirmation links bound to their pending period; fair mail queue
+    """
+    CREATE TABLE bounce_events (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT NOT NULL,         -- 'ses', 'postmark', 'mailgun', 'sendgrid', 'dsn'
+        event_id      TEXT NOT NULL,         -- the provider's id: a resent webhook counts once
+        email         TEXT NOT NULL COLLATE NOCASE,
+        subscriber_id INTEGER REFERENCES subscribers(id),
+        kind          TEXT NOT NULL,         -- 'hard', 'soft', 'complaint'
+        detail        TEXT NOT NULL DEFAULT '',
+        at            TEXT NOT NULL,         -- when it was recorded (UTC)
+        UNIQUE (source, event_id)
+    );
+    CREATE INDEX bounce_events_email ON bounce_events(email, at);
+    CREATE INDEX bounce_events_at ON bounce_events(at);
+    -- when the address last became pending: a confirmation link signed before that is
+    -- an old one (the address was unsubscribed and subscribed again since), answered 410
+    ALTER TABLE subscribers ADD COLUMN pending_since REAL;
+    -- who asked for a queued mail (the client key of web.client_key): the hourly budget
+    -- is shared out per client, so one client cannot starve everyone's confirmations
+    ALTER TABLE mail_queue ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    CREATE INDEX mail_queue_client ON mail_queue(client, status, finished_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -290,8 +314,37 @@ class _Connection(sqlite3.Connection):
 
 def marker_path(path: Path) -> Path:
     """The file written beside a database when it is created: while it exists, a missing
-    database is an error (deleted, or its disk not mounted), never a silent fresh start."""
+    or emptied database is an error (deleted, truncated, or its disk not mounted), never a
+    silent fresh start. Named `digest.created`, not `digest.db.created`, so that clearing
+    the WAL files with `rm data/digest.db*` does not take it along."""
+    return path.with_name(path.stem + ".created")
+
+
+def _legacy_marker(path: Path) -> Path:
+    """The marker's earlier name (still honoured; the current one is written beside it)."""
     return path.with_name(path.name + ".created")
+
+
+def check_present(path: Path) -> bool:
+    """Whether the database at `path` holds a store: False when none was ever created here
+    (a new newsletter), a StoreError when one was and is now missing or empty (0 bytes)."""
+    markers = [m for m in (marker_path(path), _legacy_marker(path)) if m.exists()]
+    try:
+        size: int | None = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database file: {exc.strerror}", path=path) from exc
+    if size:
+        return True
+    if not markers:
+        return False
+    what = "missing" if size is None else "empty (0 bytes: truncated?)"
+    name = markers[0].name
+    raise StoreError(
+        f"the database is {what}, but one was created here before ({name} says when): "
+        f"restore it from a backup, or delete {name} to start an empty one", path=path,
+    )
 
 
 def _use_wal(conn: _Connection, tries: int = 200) -> None:
@@ -314,15 +367,10 @@ def _use_wal(conn: _Connection, tries: int = 200) -> None:
 def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.Connection:
     """Open the database at `path` (creating it, and its marker, on first use) and bring its
     schema up to date; `clock` (the runtime's `now`) stamps what it stores. A database that
-    existed before and is gone is a StoreError."""
+    existed before and is gone or emptied is a StoreError (see check_present)."""
     marker = marker_path(path)
-    existed = path.exists()
-    if not existed and marker.exists():
-        raise StoreError(
-            f"the database is missing, but one was created here before ({marker.name} says "
-            f"when): restore it from a backup, or delete {marker.name} to start an empty one",
-            path=path,
-        )
+    # a store was created here (its marker says so) and its file is there
+    guarded = check_present(path) and (marker.exists() or _legacy_marker(path).exists())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -337,6 +385,13 @@ def connect(path: Path, clock: Callable[[], datetime] | None = None) -> sqlite3.
         conn.clock = clock
     try:
         conn.row_factory = sqlite3.Row
+        # Emptied between the check above and the open (truncated as we came in): an empty
+        # database under a marker is a lost one, never one to set up afresh.
+        if guarded and conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            check_present(path)
+            raise StoreError("the database is empty (0 bytes: truncated?), but one was created "
+                             f"here before: restore it from a backup, or delete {marker.name} "
+                             "to start an empty one", path=path)
         _use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -25,12 +25,14 @@ def record_event(conn: sqlite3.Connection, key: str, at: float) -> None:
     conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
 
 
-def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: float) -> int:
-    """Queue a mail of `kind` ('confirm') for a subscriber, due now; returns its id."""
+def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: float,
+               client: str = "") -> int:
+    """Queue a mail of `kind` ('confirm') for a subscriber, due now, asked for by `client`;
+    returns its id."""
     cur = conn.execute(
-        "INSERT INTO mail_queue (kind, subscriber_id, status, next_try, created_at)"
-        " VALUES (?, ?, 'queued', ?, ?)",
-        (kind, subscriber_id, at, at),
+        "INSERT INTO mail_queue (kind, subscriber_id, status, next_try, created_at, client)"
+        " VALUES (?, ?, 'queued', ?, ?, ?)",
+        (kind, subscriber_id, at, at, client),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -56,13 +58,20 @@ class QueuedMail:
     created_at: float
 
 
-def claim_mail(conn: sqlite3.Connection, at: float, lease: float) -> QueuedMail | None:
-    """The oldest queued mail due at `at`, claimed for `lease` seconds (its next_try moves
-    on, so a second worker does not take it too); None when nothing is due."""
+def claim_mail(conn: sqlite3.Connection, at: float, lease: float,
+               per_client: int | None = None) -> QueuedMail | None:
+    """The next queued mail due at `at`, claimed for `lease` seconds (its next_try moves
+    on, so a second worker does not take it too); None when nothing is due. Fair between
+    clients: the mail of the client with the fewest mails sent in the last hour goes first
+    (then the oldest), and a client with `per_client` sent in the hour waits."""
     with transaction(conn):
         row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM mail_queue WHERE status = 'queued' AND next_try <= ?"
-            " ORDER BY next_try, id LIMIT 1", (at,),
+            "SELECT q.*, (SELECT COUNT(*) FROM mail_queue s WHERE s.client = q.client"
+            "  AND s.status = 'sent' AND s.finished_at >= ?) AS client_sent"
+            " FROM mail_queue q WHERE q.status = 'queued' AND q.next_try <= ?"
+            " AND (? IS NULL OR client_sent < ?)"
+            " ORDER BY client_sent, q.next_try, q.id LIMIT 1",
+            (at - 3600, at, per_client, per_client),
         ).fetchone()
         if row is not None:
             conn.execute("UPDATE mail_queue SET next_try = ?, attempts = attempts + 1"

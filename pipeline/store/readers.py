@@ -165,3 +165,16 @@ def mark_issue_sent(conn: sqlite3.Connection, day: date) -> None:
 # --- web: rate limits and the mail queue (digest serve) --------------------------------------
 
 # Rate-limit events older than this are pruned (longer than any window that reads them).
+
+
+def mark_pending(conn: sqlite3.Connection, subscriber_id: int, at: float) -> None:
+    """Record that the address became pending at `at` (unix time): confirmation links
+    signed before then belong to an earlier subscription."""
+    conn.execute("UPDATE subscribers SET pending_since = ? WHERE id = ?", (at, subscriber_id))
+
+
+def pending_since(conn: sqlite3.Connection, subscriber_id: int) -> float | None:
+    """When the address last became pending (None: before this was recorded)."""
+    row = conn.execute("SELECT pending_since FROM subscribers WHERE id = ?",
+                       (subscriber_id,)).fetchone()
+    return float(row[0]) if row is not None and row[0] is not None else None

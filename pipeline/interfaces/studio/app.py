@@ -15,7 +15,7 @@ from flask import Flask, Response, abort, redirect, request
 from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline.core.config import Settings
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, StoreError
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces.guard import (
     LOOPBACK_NAMES,
@@ -33,6 +33,9 @@ from pipeline.publish import render
 PASSWORD_ENV = "DIGEST_STUDIO_PASSWORD"
 TEMPLATES = render.BUNDLED_TEMPLATES / "studio"
 STATIC_FILES = {"studio.css": "text/css", "studio.js": "text/javascript"}
+# A draft of 40 annotated entries is ~60 KB: 4 MiB is plenty, and waitress refuses a larger
+# body from its Content-Length (413) before reading it, logged in or not.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 WRONG_PASSWORD_PAUSE = 1.0  # seconds: guessing the password over the network stays slow
 
 # The studio's own pages: scripts and styles from itself only, never framed.
@@ -60,6 +63,14 @@ def create_app(
     app.jinja_env.globals["entry_key"] = entry_key
     web = Web(studio)
     page, forbidden = web.page, web.forbidden
+
+    @app.errorhandler(StoreError)
+    def store_failed(exc: StoreError) -> AnyResponse:
+        # A missing, locked or corrupt database: one page naming it, not a 500 traceback.
+        resp = page("message.html", 503, heading="The database is unavailable",
+                    text=str(exc), show_nav=False)
+        resp.headers["Retry-After"] = "30"
+        return resp
 
     @app.before_request
     def guard() -> AnyResponse | None:
@@ -161,7 +172,9 @@ def make_studio_server(
     bare = host.strip("[]")
     app = create_app(settings, day, rt, password=password, to=to,
                      allowed_hosts=LOOPBACK_NAMES | {bare} if loopback else None)
-    server: Any = create_server(app, host=host, port=port, threads=4)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    server: Any = create_server(app, host=host, port=port, threads=4,
+                                max_request_body_size=MAX_BODY_BYTES)
     shown = f"[{bare}]" if ":" in bare else bare
     token = app.config["STUDIO"].token
     return server, f"http://{shown}:{server.effective_port}/login?token={token}"
