@@ -162,10 +162,17 @@ def _daily(
             if done is not None:
                 on_event(done)
             ran.append(step)
-        state = progress(conn, settings, day).state
+        final = progress(conn, settings, day)
+        state = final.state
+    if not ran and final.outbox_done and state is not State.SENT:
+        return DailyReport(day, (), state, f"{day}: already sent to the outbox (a trial: no "
+                           "reader was mailed); nothing to do")
     if not ran:
         return DailyReport(day, (), state, f"{day}: already {state}; nothing to do")
-    return DailyReport(day, tuple(ran), state, f"{day}: {', '.join(ran)} done; the issue is {state}")
+    trial = (" (sent to the outbox only: no reader was mailed)"
+             if final.outbox_done and state is not State.SENT else "")
+    return DailyReport(day, tuple(ran), state,
+                       f"{day}: {', '.join(ran)} done; the issue is {state}{trial}")
 
 
 # An issue approved after its scheduled send still goes out at a later send, up to this many

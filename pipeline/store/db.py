@@ -197,6 +197,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX studio_undo_date ON studio_undo(date, id);
     """,
+    # v6: which transport each delivery went through. An 'outbox' row is a trial (a file
+    # written, nobody reached): it dedupes later outbox sends and counts as nothing for a
+    # real one. Rows from before are taken as real, so nobody can get an issue twice.
+    # issues.outbox_at: when an outbox send of the issue finished (its state stays unsent).
+    """
+    ALTER TABLE deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT 'smtp';
+    ALTER TABLE issues ADD COLUMN outbox_at TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
