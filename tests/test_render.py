@@ -780,3 +780,21 @@ def test_each_editions_footer_speaks_its_readers_languages(tmp_path: Path) -> No
         words = footer.text_content()
         for lang in ("ko", "en"):
             assert (UI[lang]["unsubscribe"] in words) == (lang in langs), (variant, lang)
+
+
+def test_digest_check_flowed_reads_a_hostile_text_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path / "newsletter")
+    issue = text_hostile_issue()
+    [v] = [v for v in Renderer(settings).emails(issue) if v.variant == "all"]
+    path = tmp_path / "part.txt"
+    path.write_text(v.text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["check", "--flowed", "--json", str(path)])
+    [parsed] = json.loads(capsys.readouterr().out)
+    assert [(e["title"], e["authors"], e["arxiv_id"], e["abstract"], e["tags"],
+             e["notes"]["ko"] + e["notes"]["en"] + e["links"]) for e in parsed["entries"]] == [
+        (e.title, list(e.authors), e.arxiv_id, e.abstract, list(e.tags),
+         [*e.notes_ko, *e.notes_en, *e.links]) for e in issue.entries]
