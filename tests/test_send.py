@@ -4,6 +4,7 @@ unsubscribe link POSTed to the real `digest serve` (waitress)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -376,6 +377,34 @@ def test_outbox_send_is_a_trial_and_a_later_smtp_send_reaches_every_reader(
     # now it is sent: neither SMTP nor the outbox sends it again
     assert services.send(settings, DAY, quiet_runtime()).mode == "already-sent"
     assert sink.count == 5
+
+
+def test_an_outbox_trial_is_done_for_the_daily_job_only_while_the_outbox_is_configured(
+    tmp_path: Path,
+) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    add_subscribers(settings, 2)
+    later = DAY + timedelta(days=1)
+    assert services.late_approved(settings, later) == [DAY]
+    services.send(settings, DAY, quiet_runtime())
+    conn = services.open_store(settings)
+    try:
+        assert services.progress(conn, settings, DAY).outbox_done
+    finally:
+        conn.close()
+    assert services.late_approved(settings, later) == []  # no daily rewrite of the trial
+    assert settings.source is not None
+    text = settings.source.read_text(encoding="utf-8")
+    settings.source.write_text(text.replace('transport = "outbox"', 'transport = "smtp"'),
+                               encoding="utf-8")
+    real = load_config(settings.source)
+    conn = services.open_store(real)
+    try:
+        assert not services.progress(conn, real, DAY).outbox_done  # the real send is owed
+    finally:
+        conn.close()
+    assert services.late_approved(real, later) == [DAY]
 
 
 @pytest.mark.slow

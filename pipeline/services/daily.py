@@ -184,10 +184,13 @@ def late_approved(settings: Settings, day: date) -> list[date]:
     """Issues before `day`, approved (and maybe published) but not sent, recent enough to
     send late."""
     since = day - timedelta(days=LATE_SEND_DAYS)
+    trial = settings.delivery.transport == store.OUTBOX
     with closing(open_store(settings)) as conn:
         return sorted(
             d for state in (State.APPROVED, State.PUBLISHED)
             for d in store.issues_in_state(conn, state, since, day)
+            # through the outbox, an issue already written there is done (see step_done)
+            if not (trial and store.issue_outboxed_at(conn, d) is not None)
         )
 
 
