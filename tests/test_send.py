@@ -4,6 +4,7 @@ unsubscribe link POSTed to the real `digest serve` (waitress)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
 from pipeline.deliver import tokens
 from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
+from pipeline.services.status import DraftStatus, next_step
 from tests.deliver_support import (
     DAY,
     SECRET,
@@ -390,9 +392,13 @@ def test_an_outbox_trial_is_done_for_the_daily_job_only_while_the_outbox_is_conf
     services.send(settings, DAY, quiet_runtime())
     conn = services.open_store(settings)
     try:
-        assert services.progress(conn, settings, DAY).outbox_done
+        now = services.progress(conn, settings, DAY)
     finally:
         conn.close()
+    assert now.outbox_done
+    collected = replace(now, collected="collected")
+    step = next_step(DAY, collected, DraftStatus("d.txt", exists=True), approval_required=True)
+    assert "no reader was mailed" in step
     assert services.late_approved(settings, later) == []  # no daily rewrite of the trial
     assert settings.source is not None
     text = settings.source.read_text(encoding="utf-8")

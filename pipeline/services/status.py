@@ -115,6 +115,10 @@ def next_step(day: date, progress: Progress, draft: DraftStatus, approval_requir
         return f"check the preview, then approve: `digest approve {d}`{more}"
     if record is not None and record.approved_current and not record.published_current:
         return f"publish: `digest approve {d}` or `digest send {d}`"
+    if progress.outbox_done:
+        return ("nothing while the config sends through the outbox: the issue was written "
+                'there (a trial, no reader was mailed); with transport = "smtp", '
+                f"`digest send {d}` sends it to every reader")
     return f"send: `digest send {d}` (or the scheduled send)"
 
 
