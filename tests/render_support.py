@@ -27,6 +27,42 @@ def split_signature(text: str) -> tuple[str, str]:
     return (body, signature) if body else (text, "")
 
 
+def text_hostile_issue() -> Issue:
+    """Entries whose text tries to break the text part's layout: Hangul, long URLs, lines
+    starting with "-- " or a label, a bare URL as the first paragraph of a link-less entry,
+    a title that is the rule line ending the papers, and no abstract."""
+    long_url = "https://example.org/" + "very-long-path/" * 8 + "?q=" + "x" * 30
+    entries = (
+        Entry(
+            title="한국어 제목: 긴 제목이 여러 줄로 접히는지 보는 " + "아주 " * 20 + "제목",
+            authors=("김철수", "Jane Doe"),
+            abstract="We study " + "long abstracts " * 30 + f"with a URL {long_url} inside.",
+            commentary=("Abstract: 이 문단은 초록이 아니라 코멘터리입니다 " + long_url,
+                        "-- not a signature, a commentary line starting with dashes",
+                        "초록: 이것도 코멘터리",
+                        "English note. Abstract: also commentary."),
+            tags=("hangul", "long-url"),
+            arxiv_id="2412.00001",
+        ),
+        Entry(
+            title="No abstract, last paragraph labelled",
+            authors=("A",),
+            abstract="",
+            commentary=("첫 문단", "Abstract: the curator's words, not an abstract"),
+            tags=("edge",),
+        ),
+        Entry(
+            title="-" * 40,
+            authors=("B",),
+            abstract="Abstract: an abstract that starts with its own label",
+            commentary=(long_url, "--", "그리고 한국어"),
+            tags=("edge",),
+        ),
+        Entry(title="-- A title with dashes", authors=("C",), abstract="", tags=()),
+    )
+    return Issue(REFERENCE_DAY, "ML Papers Digest", entries)
+
+
 def reference_issue() -> Issue:
     """The reference digest as an issue (ten entries, no arXiv ids)."""
     digest = read_digest(REFERENCE)

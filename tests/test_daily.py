@@ -230,8 +230,11 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
     assert not services.draft_path(settings, THU).exists()
 
     outcome = services.daily(settings, THU, rt).outcome
-    assert outcome == f"{THU}: collect, draft, build, send done; the issue is sent"
-    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
+    # the demo's config sends through the outbox: a trial, the issue stays unsent
+    assert outcome == (f"{THU}: collect, draft, build, send done; the issue is published "
+                       "(sent to the outbox only: no reader was mailed)")
+    assert services.daily(settings, THU, rt).outcome == (
+        f"{THU}: already sent to the outbox (a trial: no reader was mailed); nothing to do")
     assert http_server.count("/rss/") == 2  # the failure and the retry, nothing after
     assert readers_mailed(settings) == [("both.reader@example.org", 1),
                                         ("en.reader@example.org", 1),
@@ -259,6 +262,9 @@ def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     assert (settings.paths.outbox / str(THU) / "preview.all.html").is_file()
     assert readers_mailed(settings) == []
     services.approve(settings, THU, rt)
-    assert services.daily(settings, THU, rt).outcome == f"{THU}: send done; the issue is sent"
-    assert services.daily(settings, THU, rt).outcome == f"{THU}: already sent; nothing to do"
+    assert services.daily(settings, THU, rt).outcome == (
+        f"{THU}: send done; the issue is published (sent to the outbox only: no reader was "
+        "mailed)")
+    assert services.daily(settings, THU, rt).outcome == (
+        f"{THU}: already sent to the outbox (a trial: no reader was mailed); nothing to do")
     assert [n for _, n in readers_mailed(settings)] == [1, 1, 1]

@@ -56,11 +56,13 @@ def test_demo_runs_offline_and_a_second_run_mails_nobody_again(
     secret_before = os.environ.get("DIGEST_SECRET")
 
     assert demo.main([str(target)]) == 0
-    first = capsys.readouterr().out
+    captured = capsys.readouterr()
+    first = captured.out
     emails = reader_emails(target)
     assert sorted(emails) == ["both.reader@example.org.eml", "en.reader@example.org.eml",
                               "ko.reader@example.org.eml"]
-    assert "feed requests this time: 1; deliveries: 3 sent" in first
+    assert "feed requests this time: 1; deliveries: 3 sent, to the outbox" in first
+    assert "nothing reached a reader" in captured.out + captured.err
     for name in ("index.html", "feed.xml", "issues/2024-12-05.html"):
         assert f"{target / 'site' / name}" in first
         assert (target / "site" / name).is_file()
@@ -80,7 +82,8 @@ def test_demo_runs_offline_and_a_second_run_mails_nobody_again(
     assert demo.main([str(target)]) == 0
     second = capsys.readouterr()
     assert "feed requests this time: 0; deliveries: 3 sent" in second.out
-    assert "already sent; nothing to do" in second.err
+    assert "already sent to the outbox (a trial: no reader was mailed); nothing to do" \
+        in second.err
     assert reader_emails(target) == emails
     settings = load_config(target / "config" / "digest.toml")
     with closing(services.open_store(settings)) as conn:

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.digest_format import parse_digest, parse_tags_line, read_digest, write_digest
+from pipeline.core.digest_format import (
+    END_OF_PAPERS,
+    parse_digest,
+    parse_reader_text,
+    parse_tags_line,
+    read_digest,
+    reader_heading,
+    write_digest,
+    write_reader_entry,
+)
 from pipeline.core.errors import FormatError
 from pipeline.core.models import Digest, Entry, has_hangul
 from pipeline.interfaces.cli import main
@@ -277,3 +286,45 @@ def test_a_zero_byte_past_the_first_8_kb_is_refused_with_its_line(
     assert (code, out) == (2, "")
     assert err == (f"digest: error: {path}:{line}: a zero byte (NUL) in the text: the file is "
                    "damaged or not text (remove it)\n")
+
+
+# --- the reader's form (an email's text part, site/issues/D.txt) ------------------------------
+
+
+def _reader_text(digest: Digest, label: str = "Abstract:") -> str:
+    lines = [reader_heading("ML Papers Digest", REF_DAY, "en")]
+    for e in digest.entries:
+        lines += ["", "", *write_reader_entry(e, label)]
+    return "\n".join([*lines, "", END_OF_PAPERS, "* Another paper", "  https://arxiv.org/abs/2401.99999",
+                      "", "-- ", "ML Papers Digest"]) + "\n"
+
+
+REF_DAY = date(2024, 12, 5)
+
+
+def test_reader_form_reads_back_the_reference_and_the_old_layout(tmp_path: Path) -> None:
+    ref = read_digest(FIXTURES / "digest" / "2024-12-05.txt")
+    for label in ("Abstract:", "초록:"):
+        parsed = parse_reader_text(_reader_text(ref, label), "t.txt")
+        assert parsed.date == REF_DAY
+        assert [(e.title, e.authors, e.abstract, e.commentary, e.tags, e.arxiv_id, e.url)
+                for e in parsed.entries] == [
+            (e.title, e.authors, e.abstract, e.commentary, e.tags, e.arxiv_id, e.url)
+            for e in ref.entries]
+    # an earlier D.txt (a bare date line, the spaced digest) still reads
+    old = write_digest(ref, spaced=True, abs_urls=True).rstrip("\n") + "\n-- \nlinks\n"
+    assert parse_reader_text(old, "old.txt").entries == parse_digest(old, "old.txt").entries
+
+
+def test_reader_form_errors_name_the_line() -> None:
+    with pytest.raises(FormatError, match=r"t.txt:1: expected a heading line"):
+        parse_reader_text("Not a heading\n", "t.txt")
+    with pytest.raises(FormatError, match=r"t.txt:5: expected the authors line"):
+        parse_reader_text("Digest · December 5, 2024\n\n\nA title\nno authors\n#t\n", "t.txt")
+    with pytest.raises(FormatError, match=r"has no #tags line"):
+        parse_reader_text("Digest · December 5, 2024\n\nA title\n(A)\n\nnote\n", "t.txt")
+    # the rule line ends the papers; a title that is the rule line is still a paper
+    text = ("Digest · December 5, 2024\n\n" + END_OF_PAPERS + "\n(A)\n\nAbstract: x\n#t\n\n"
+            + END_OF_PAPERS + "\nWeb: https://example.org\n")
+    [entry] = parse_reader_text(text, "t.txt").entries
+    assert (entry.title, entry.abstract) == (END_OF_PAPERS, "x")

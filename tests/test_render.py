@@ -23,7 +23,11 @@ from hypothesis import strategies as st
 from pipeline import store
 from pipeline.core.calendar import announced_at
 from pipeline.core.config import Settings, load_config
-from pipeline.core.digest_format import parse_date_line, parse_digest
+from pipeline.core.digest_format import (
+    END_OF_PAPERS,
+    parse_heading,
+    parse_reader_text,
+)
 from pipeline.core.errors import ConfigError
 from pipeline.core.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
@@ -46,6 +50,7 @@ from tests.render_support import (
     make_settings,
     reference_issue,
     split_signature,
+    text_hostile_issue,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -110,7 +115,7 @@ def decoded_text_part(settings: Settings, variant: EmailVariant) -> str:
 
 def variant_day(variant: EmailVariant) -> date:
     first_line = unflow(variant.text).split("\n", 1)[0]
-    parsed = parse_date_line(first_line)
+    parsed = parse_heading(first_line)
     assert parsed is not None, first_line
     return parsed[0]
 
@@ -123,17 +128,20 @@ def assert_wrapped(text: str) -> None:
             assert re.fullmatch(r" ?\(?https?://\S+ ?", line), f"line over 78: {line!r}"
 
 
-@pytest.mark.parametrize("issue", [reference_issue(), archive_issue(4), hostile_issue()],
-                         ids=["reference", "with-ids", "hostile"])
+@pytest.mark.parametrize(
+    "issue", [reference_issue(), archive_issue(4), hostile_issue(), text_hostile_issue()],
+    ids=["reference", "with-ids", "hostile", "hostile-text"])
 def test_text_part_reads_back_to_the_same_entries(settings: Settings, issue: Issue) -> None:
     renderer = Renderer(settings)
+    more = Paper(arxiv_id="2401.99999", title="Another new paper", authors=("X",), abstract="a")
+    issue = replace(issue, more_papers=(more,))
     shown = clean_issue(issue)
     for v in renderer.emails(issue):
         text = decoded_text_part(settings, v)
         assert_wrapped(text)
         body, signature = split_signature(unflow(text))
         assert "\n\n" in body  # the spaced form: a blank line before each paper
-        parsed = parse_digest(unflow(text), f"text.{v.variant}")  # stops at the "-- " line
+        parsed = parse_reader_text(unflow(text), f"text.{v.variant}")
         assert parsed.date == issue.date
         assert [e.title for e in parsed.entries] == [e.title for e in shown.entries]
         assert [e.authors for e in parsed.entries] == [e.authors for e in shown.entries]
@@ -145,23 +153,37 @@ def test_text_part_reads_back_to_the_same_entries(settings: Settings, issue: Iss
         for e in shown.entries:  # each paper's abs URL, alone on its line
             if e.arxiv_id:
                 assert f"\nhttps://arxiv.org/abs/{e.arxiv_id}\n" in body
-        # below the digest, the standard signature block with the ways out
+        # below the papers and above the "-- " line (which clients dim or strip): the other
+        # papers and the ways out; below it only the sign-off
         suffix = "" if v.variant == "all" else f".{v.variant}"
         web = f"https://digest.example.org/issues/{issue.date}{suffix}.html"
-        assert web in signature and site.preview_unsubscribe_url(settings) in signature
+        papers_end = body.rindex("\n" + END_OF_PAPERS + "\n")
+        for needed in (web, site.preview_unsubscribe_url(settings),
+                       "* Another new paper\n  https://arxiv.org/abs/2401.99999"):
+            assert body.index(needed) > papers_end
+        assert signature == shown.title + "\n"
 
 
 def test_text_part_wraps_as_format_flowed(emails: dict) -> None:
     text = emails["ko"].text
-    assert text.startswith("2024년 12월 5일\n\nFree Process Rewards without Process Labels\n")
-    assert emails["en"].text.startswith("December 5, 2024\n\n")
+    # a heading (name and date in the variant's language), then each paper: title, authors,
+    # link, the commentary, the labelled abstract, the tags
+    assert text.startswith("ML Papers Digest · 2024년 12월 5일\n\n\n"
+                           "Free Process Rewards without Process Labels\n")
+    assert emails["en"].text.startswith("ML Papers Digest · December 5, 2024\n\n\n")
+    first = unflow(text).split("\n\n\n")[1].split("\n")
+    ref = reference_issue().entries[0]
+    assert first[:2] == [ref.title, "(" + ", ".join(ref.authors) + ")"]
+    assert first[2:] == ["", ref.commentary[0], "", f"초록: {ref.abstract}", "#reward-model"]
+    assert f"\nAbstract: {ref.abstract}\n" in unflow(emails["en"].text)
     assert_wrapped(text)
     lines = text.split("\n")
     assert sum(line.endswith(" ") for line in lines) > 100  # soft breaks in the long paragraphs
     assert max(len(line) for line in unflow(text).split("\n")) > 1000  # that unflow joins
     assert "\n-- \n" in text  # the signature separator stays a hard break
-    # the reader's unsubscribe URL (longer than its placeholder) gets a line of its own
-    assert text.endswith(f"\n수신 거부: \n{UNSUBSCRIBE_PLACEHOLDER}\n")
+    # the reader's unsubscribe URL (longer than its placeholder) gets a line of its own,
+    # above the signature
+    assert text.endswith(f"\n수신 거부: \n{UNSUBSCRIBE_PLACEHOLDER}\n\n-- \nML Papers Digest\n")
     # every paragraph's last line is a hard break: tags lines and titles end without a space
     assert all(not line.endswith(" ") for line in lines if line.startswith("#"))
 
@@ -311,7 +333,7 @@ def test_sixty_entries_switch_to_compact_and_fit(renderer: Renderer) -> None:
             assert str(60 - shown) in rest.text_content()
             assert rest.find("a").get("href").startswith("https://digest.example.org/issues/")
         # The text part still has everything.
-        assert len(parse_digest(unflow(v.text), "t").entries) == 60
+        assert len(parse_reader_text(unflow(v.text), "t").entries) == 60
 
 
 # --- safety ----------------------------------------------------------------------------------
@@ -700,10 +722,10 @@ def test_site_publishes_the_text_that_digest_check_reads_back(
     for name, text in texts.items():
         assert UNSUBSCRIBE_PLACEHOLDER not in text and "/unsubscribe" not in text
         assert_wrapped(text)
-        # the other papers and the way to the web version, below the signature separator
-        signature = split_signature(unflow(text))[1]
-        assert "* Another new paper\n  https://arxiv.org/abs/2401.99999\n" in signature
-        assert f"https://digest.example.org/issues/{name.removesuffix('.txt')}.html" in signature
+        # the other papers and the way to the web version, above the signature separator
+        body = split_signature(unflow(text))[0]
+        assert "* Another new paper\n  https://arxiv.org/abs/2401.99999\n" in body
+        assert f"https://digest.example.org/issues/{name.removesuffix('.txt')}.html" in body
     monkeypatch.chdir(tmp_path)  # no config here: the format alone is checked
     with pytest.raises(SystemExit) as info:
         main(["check", "--flowed", "--json", str(issues / "2024-01-01.txt")])
@@ -758,3 +780,21 @@ def test_each_editions_footer_speaks_its_readers_languages(tmp_path: Path) -> No
         words = footer.text_content()
         for lang in ("ko", "en"):
             assert (UI[lang]["unsubscribe"] in words) == (lang in langs), (variant, lang)
+
+
+def test_digest_check_flowed_reads_a_hostile_text_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path / "newsletter")
+    issue = text_hostile_issue()
+    [v] = [v for v in Renderer(settings).emails(issue) if v.variant == "all"]
+    path = tmp_path / "part.txt"
+    path.write_text(v.text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["check", "--flowed", "--json", str(path)])
+    [parsed] = json.loads(capsys.readouterr().out)
+    assert [(e["title"], e["authors"], e["arxiv_id"], e["abstract"], e["tags"],
+             e["notes"]["ko"] + e["notes"]["en"] + e["links"]) for e in parsed["entries"]] == [
+        (e.title, list(e.authors), e.arxiv_id, e.abstract, list(e.tags),
+         [*e.notes_ko, *e.notes_en, *e.links]) for e in issue.entries]

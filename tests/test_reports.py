@@ -68,7 +68,9 @@ def test_json_of_collect_build_send_and_status(
 
         out, _ = digest(config, capsys, "status", *d, "--json")
         status = json.loads(out)
-        assert status["state"] == "sent" and status["deliveries"] == {"sent": 3}
+        # the outbox is a trial: published, written for 3 readers, sent to nobody
+        assert sent["outbox"] is not None and Path(sent["outbox"]).name == DAY.isoformat()
+        assert status["state"] == "published" and status["deliveries"] == {"sent": 3}
         assert status["built"]["hash"] == built["record"]["built_hash"]
 
 

@@ -4,6 +4,8 @@ unsubscribe link POSTed to the real `digest serve` (waitress)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,11 +13,13 @@ import pytest
 import requests
 
 from pipeline import services, store
+from pipeline.core.config import load_config
 from pipeline.core.errors import ApprovalError, DeliveryError, LockedError
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, Subscriber
 from pipeline.deliver import tokens
 from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
+from pipeline.services.status import DraftStatus, next_step
 from tests.deliver_support import (
     DAY,
     SECRET,
@@ -319,7 +323,94 @@ def test_outbox_transport_records_deliveries(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.glob("*.eml")) == sorted(f"{s.email}.eml" for s in subs)
     conn = services.open_store(settings)
     assert store.delivery_counts(conn, DAY) == {"sent": 3}
+    assert store.delivery_counts(conn, DAY, transport="outbox") == {"sent": 3}
     conn.close()
+
+
+def test_outbox_send_is_a_trial_and_a_later_smtp_send_reaches_every_reader(
+    tmp_path: Path, server: tuple[Sink, int]
+) -> None:
+    """Issue #21: an outbox send marked every reader sent, so the first real send said
+    "already sent". The outbox is a trial: it dedupes itself, a real send ignores it."""
+    sink, port = server
+    settings = newsletter(tmp_path, transport="outbox", port=port)
+    build_issue(settings)
+    subs = add_subscribers(settings, 5)
+    folder = settings.paths.outbox / DAY.isoformat()
+    lines: list[str] = []
+    report = services.send(settings, DAY, quiet_runtime(echo=lines.append))
+    assert report.outbox == folder and report.sent == 5
+    assert lines[-1].startswith(f"outbox: the messages are files in {folder}; nothing "
+                                "reached a reader")
+    files = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
+    assert sorted(files) == sorted(f"{s.email}.eml" for s in subs)
+    conn = services.open_store(settings)
+    try:
+        record = store.get_issue_record(conn, DAY)
+        assert record is not None and not record.sent  # only a real transport makes it sent
+        assert store.issue_outboxed_at(conn, DAY) is not None
+    finally:
+        conn.close()
+    # a second outbox send writes no second copy
+    again = services.send(settings, DAY, quiet_runtime())
+    assert (again.sent, again.skipped) == (0, 5)
+    assert {p.name: p.read_bytes() for p in folder.glob("*.eml")} == files
+    assert sink.count == 0
+
+    # the same newsletter switched to SMTP: every reader gets exactly one real message
+    assert settings.source is not None
+    text = settings.source.read_text(encoding="utf-8")
+    settings.source.write_text(text.replace('transport = "outbox"', 'transport = "smtp"'),
+                               encoding="utf-8")
+    settings = load_config(settings.source)
+    report = services.send(settings, DAY, quiet_runtime())
+    assert (report.mode, report.sent, report.skipped, report.outbox) == ("sent", 5, 0, None)
+    assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
+    conn = services.open_store(settings)
+    try:
+        record = store.get_issue_record(conn, DAY)
+        assert record is not None and record.sent
+        assert store.delivery_counts(conn, DAY, transport="smtp") == {"sent": 5}
+        assert store.delivery_counts(conn, DAY, transport="outbox") == {}
+        attempts = {r[0] for r in conn.execute("SELECT attempts FROM deliveries")}
+        assert attempts == {1}  # the real send's first attempt, not the trial's second
+    finally:
+        conn.close()
+    # now it is sent: neither SMTP nor the outbox sends it again
+    assert services.send(settings, DAY, quiet_runtime()).mode == "already-sent"
+    assert sink.count == 5
+
+
+def test_an_outbox_trial_is_done_for_the_daily_job_only_while_the_outbox_is_configured(
+    tmp_path: Path,
+) -> None:
+    settings = newsletter(tmp_path, transport="outbox")
+    build_issue(settings)
+    add_subscribers(settings, 2)
+    later = DAY + timedelta(days=1)
+    assert services.late_approved(settings, later) == [DAY]
+    services.send(settings, DAY, quiet_runtime())
+    conn = services.open_store(settings)
+    try:
+        now = services.progress(conn, settings, DAY)
+    finally:
+        conn.close()
+    assert now.outbox_done
+    collected = replace(now, collected="collected")
+    step = next_step(DAY, collected, DraftStatus("d.txt", exists=True), approval_required=True)
+    assert "no reader was mailed" in step
+    assert services.late_approved(settings, later) == []  # no daily rewrite of the trial
+    assert settings.source is not None
+    text = settings.source.read_text(encoding="utf-8")
+    settings.source.write_text(text.replace('transport = "outbox"', 'transport = "smtp"'),
+                               encoding="utf-8")
+    real = load_config(settings.source)
+    conn = services.open_store(real)
+    try:
+        assert not services.progress(conn, real, DAY).outbox_done  # the real send is owed
+    finally:
+        conn.close()
+    assert services.late_approved(real, later) == [DAY]
 
 
 @pytest.mark.slow
@@ -336,7 +427,8 @@ def test_subscribers_get_the_issue_only_when_it_has_their_tags(tmp_path: Path) -
     folder = settings.paths.outbox / DAY.isoformat()
     names = sorted(p.name for p in folder.glob("*.eml"))
     assert names == ["a@example.org.eml", "c@example.org.eml"]
-    assert lines[-1] == f"issue {DAY}: sent 2, failed 0, skipped 1"
+    assert lines[-2] == f"issue {DAY}: sent 2, failed 0, skipped 1"
+    assert "nothing reached a reader" in lines[-1]
 
 
 @pytest.mark.slow
@@ -358,7 +450,10 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     lines: list[str] = []
     lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True)))
     assert "sending" in capsys.readouterr().err
-    assert lines == [f"issue {DAY}: sent 3, failed 0, skipped 0"]
+    assert lines[0] == f"issue {DAY}: sent 3, failed 0, skipped 0"
+    assert lines[1:] == [f"outbox: the messages are files in {settings.paths.outbox / str(DAY)}"
+                         "; nothing reached a reader (a trial: with transport = \"smtp\" "
+                         "`digest send` still sends to every reader)"]
 
 
 @pytest.mark.slow

@@ -6,6 +6,12 @@ English), and one `#tag #tag` line that ends the entry. Blank lines are ignored 
 The canonical form (what `write_digest` gives) has no blank lines, writes ids as `arXiv:ID`,
 keeps the date line's style and the presence of a final newline, so a canonical file reads and
 writes back to the same bytes.
+
+The reader's form (an email's text part, site/issues/D.txt) is what a person reads top to
+bottom: a heading `Name · date`, then per paper its title, `(authors)` and link on adjacent
+lines, the commentary paragraphs, the labelled abstract (`Abstract: …`, `초록: …`) and the tags
+line, blank lines between; then a rule line and whatever the sender adds (other papers, links).
+`write_reader_entry` writes an entry, `parse_reader_text` reads the entries back.
 """
 
 from __future__ import annotations
@@ -175,6 +181,137 @@ def _parse_entry(reader: _Reader) -> Entry:
         raise reader.error(start, str(exc)) from exc
 
 
+# --- the reader's form -------------------------------------------------------------------------
+
+# The abstract's label per language; the reader takes any of them.
+ABSTRACT_LABELS = {"ko": "초록:", "en": "Abstract:"}
+HEADING_SEPARATOR = " · "  # between the newsletter's name and the date in the heading
+# Ends the papers: what follows (other papers, links) is the sender's, not entries.
+END_OF_PAPERS = "-" * 40
+
+
+def _abstract_of(line: str) -> str | None:
+    """The abstract if `line` is a labelled abstract line, else None."""
+    for label in ABSTRACT_LABELS.values():
+        if line == label or line.startswith(label + " "):
+            return line[len(label):].strip()
+    return None
+
+
+def reader_heading(name: str, day: date, style: DateStyle) -> str:
+    """The heading line of the reader's form: the newsletter's name and the date."""
+    return f"{name.strip() or 'Digest'}{HEADING_SEPARATOR}{format_date_line(day, style)}"
+
+
+def parse_heading(line: str) -> tuple[date, DateStyle] | None:
+    """The date of a reader's heading `Name · date` (or of a bare date line), else None."""
+    if (bare := parse_date_line(line)) is not None:
+        return bare
+    _, sep, tail = line.rpartition(HEADING_SEPARATOR.strip())
+    return parse_date_line(tail) if sep else None
+
+
+def write_reader_entry(entry: Entry, abstract_label: str, abs_urls: bool = True) -> list[str]:
+    """One entry in the reader's form: title, (authors) and link on adjacent lines, each
+    commentary paragraph after a blank line, then the labelled abstract and the tags line.
+    An entry with no abstract whose last paragraph starts with a label gets an empty label
+    line, so that paragraph reads back as commentary."""
+    lines = [entry.title, "(" + ", ".join(entry.authors) + ")"]
+    if entry.arxiv_id is not None:
+        lines.append(f"https://arxiv.org/abs/{entry.arxiv_id}" if abs_urls else
+                     f"arXiv:{entry.arxiv_id}" + (f"v{entry.version}" if entry.version else ""))
+    elif entry.url is not None:
+        lines.append(entry.url)
+    for paragraph in entry.commentary:
+        lines += ["", paragraph]
+    last = entry.commentary[-1] if entry.commentary else ""
+    if entry.abstract or _abstract_of(last) is not None:
+        lines += ["", f"{abstract_label} {entry.abstract}".rstrip()]
+    lines.append(" ".join("#" + t for t in entry.tags) or "#")
+    return lines
+
+
+def parse_reader_text(text: str, path: str | Path = "<text>") -> Digest:
+    """The entries of a text in the reader's form (unflowed); a bare date first line is the
+    earlier layout (the spaced digest format) and is read as such. Stops at the rule line
+    that ends the papers, or at a "-- " signature line."""
+    path = str(path)
+    raw = text.split("\n")
+    for number, line in enumerate(raw):
+        if line.rstrip("\r") == SIGNATURE_SEPARATOR:
+            raw = raw[:number]
+            break
+    lines = [line.rstrip() for line in raw]
+    pos = 0
+
+    def skip_blank() -> None:
+        nonlocal pos
+        while pos < len(lines) and not lines[pos].strip():
+            pos += 1
+
+    def error(line: int | None, message: str) -> FormatError:
+        return FormatError(message, path=path, line=line)
+
+    skip_blank()
+    if pos == len(lines):
+        raise error(None, "empty file: expected a heading line like 'ML Papers Digest · "
+                    "December 5, 2024'")
+    if parse_date_line(lines[pos]) is not None:
+        return parse_digest(text, path)  # the earlier layout: the spaced digest format
+    heading = parse_heading(lines[pos])
+    if heading is None:
+        raise error(pos + 1, "expected a heading line like 'ML Papers Digest · December 5, "
+                    f"2024', got {lines[pos][:60]!r}")
+    pos += 1
+    entries: list[Entry] = []
+    while True:
+        skip_blank()
+        if pos == len(lines):
+            break
+        start, title = pos + 1, lines[pos]
+        following = lines[pos + 1] if pos + 1 < len(lines) else ""
+        authors = _authors(following)
+        if authors is None:
+            if title == END_OF_PAPERS:
+                break
+            raise error(pos + 2, f"expected the authors line '(Author One, Author Two)' "
+                        f"right after the title {title!r} (line {start})")
+        pos += 2
+        arxiv_id: str | None = None
+        version: int | None = None
+        url: str | None = None
+        if pos < len(lines) and (m := _ID_LINE_RE.fullmatch(lines[pos].strip())):
+            arxiv_id, version = m["id"], int(m["version"]) if m["version"] else None
+            pos += 1
+        elif pos < len(lines) and _URL_LINE_RE.fullmatch(lines[pos].strip()):
+            url = lines[pos].strip()
+            pos += 1
+        body: list[str] = []
+        tags: tuple[str, ...] | None = None
+        while pos < len(lines):
+            line = lines[pos]
+            pos += 1
+            if not line.strip():
+                continue
+            if (tags := parse_tags_line(line)) is not None:
+                break
+            body.append(line)
+        if tags is None:
+            raise error(None, f"file ends mid-entry: the entry {title!r} (line {start}) has "
+                        "no #tags line (expected a line like '#tag #other-tag' to end it)")
+        abstract = _abstract_of(body[-1]) if body else None
+        if abstract is not None:
+            body.pop()
+        try:
+            entries.append(Entry(title=title, authors=authors, abstract=abstract or "",
+                                 commentary=tuple(body), tags=tags, arxiv_id=arxiv_id,
+                                 version=version, url=url, line=start))
+        except ValueError as exc:
+            raise error(start, str(exc)) from exc
+    return Digest(date=heading[0], entries=tuple(entries), date_style=heading[1],
+                  final_newline=text.endswith("\n"))
+
+
 def parse_digest(text: str, path: str | Path = "<digest>") -> Digest:
     """Parse digest text; raises FormatError naming the file, the line and what was expected."""
     reader = _Reader(text, str(path))
@@ -233,10 +370,11 @@ def read_digest_bytes(path: Path) -> bytes:
 
 
 def read_digest(path: Path, flowed: bool = False) -> Digest:
-    """Read and parse a digest file (thin disk adapter around parse_digest); `flowed` joins
-    the soft-broken lines of format=flowed text first (line numbers then count joined lines)."""
+    """Read and parse a digest file (thin disk adapter around parse_digest); `flowed`: the
+    file is a text part in the reader's form (parse_reader_text), its soft-broken lines
+    joined first (line numbers then count joined lines)."""
     text = decode_text(read_digest_bytes(path), path)
-    return parse_digest(unflow(text) if flowed else text, path)
+    return parse_reader_text(unflow(text), path) if flowed else parse_digest(text, path)
 
 
 def format_problem(entry: Entry) -> str | None:

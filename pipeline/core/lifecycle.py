@@ -220,6 +220,9 @@ class Progress:
     collected: str | None  # days.status: 'collected' | 'empty' | None
     record: IssueRecord | None
     draft_sha: str | None  # sha256 of drafts/D.txt now (None: no draft)
+    # The config sends through the outbox and an outbox send of the issue finished: for the
+    # daily job that trial is final like a sent issue (a real transport sends it again).
+    outbox_done: bool = False
 
     @property
     def state(self) -> State | None:
@@ -241,7 +244,7 @@ class Progress:
 def step_done(step: str, progress: Progress) -> bool:
     """Whether `step` of the daily job needs no run: a sent issue is final for the daily job
     (a correction is the curator's build + approve); an edited draft makes the build stale."""
-    if progress.state is State.SENT:
+    if progress.state is State.SENT or progress.outbox_done:
         return True
     if step == "collect":
         return progress.collected is not None

@@ -11,6 +11,10 @@ Over SMTP, `delivery.connections` connections work one shared queue, each in its
 with its own SQLite connection: a worker claims a row just before its message goes out and
 finishes it when the server answers, so a crash repeats at most one message per connection.
 One RateLimiter paces them all; a 4xx backoff sleeps only the connection that got it.
+
+The outbox transport is a trial (the demo, tests, a look before the first real send): its
+rows are marked 'outbox' and dedupe later outbox sends, but a real send takes them over and
+sends to every reader; only a real transport makes the issue 'sent'.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Summary:
     skipped: int = 0
     deferred: int = 0
     failures: list[str] = field(default_factory=list)
+    outbox: Path | None = None  # sent through the outbox: the folder; nothing reached a reader
 
     def add(self, other: Summary) -> None:
         """Count another connection's work into this summary."""
@@ -123,7 +128,8 @@ def send_issue(
 ) -> Summary:
     """Send the issue to each active subscriber not yet sent it who wants its `tags` (the
     issue record's); with `dry_run` write every message to outbox/DAY/ and record nothing.
-    Marks the issue sent when all are done."""
+    Marks the issue sent when all are done through a real transport (through the outbox:
+    records the trial, which a later real send does not count)."""
     summary = Summary()
     record = store.get_issue_record(conn, day)
     if record is not None and record.sent and not dry_run:
@@ -151,9 +157,13 @@ def send_issue(
                                                                max(active, 1)))
     transports = _open_all(transports, rt)
     transport = transports[0]
+    kind = store.REAL
+    if isinstance(transport, OutboxTransport):
+        kind = store.OUTBOX
+        summary.outbox = None if dry_run else transport.folder
     try:
-        with _progress(rt, active) as bar, _Pool(conn, day, transports) as pool:
-            for sub, done in store.iter_recipients(conn, day):
+        with _progress(rt, active) as bar, _Pool(conn, day, transports, kind) as pool:
+            for sub, done in store.iter_recipients(conn, day, transport=kind):
                 bar.update(1)
                 assert sub.id is not None
                 if done in ("sent", "failed") or not wants(sub, tags):
@@ -202,10 +212,12 @@ def send_one(
     transport: Transport,
     message: Outgoing,
     summary: Summary,
+    kind: str = store.REAL,
 ) -> None:
-    """One reader's message: claimed in the ledger, handed to the transport, recorded as the
-    server answered (skipped when an earlier run already finished it)."""
-    if not store.claim_delivery(conn, day, subscriber_id, message.message_id):
+    """One reader's message: claimed in the ledger (as sent through `kind`, 'outbox' or a
+    real transport), handed to the transport, recorded as the server answered (skipped when
+    an earlier run already finished it)."""
+    if not store.claim_delivery(conn, day, subscriber_id, message.message_id, kind):
         summary.skipped += 1
         return
     try:
@@ -236,10 +248,12 @@ class _Pool:
     else half done. A worker's DeliveryError (the relay refused the sender, the connection
     kept dropping) stops the others after their current message and is raised here."""
 
-    def __init__(self, conn: sqlite3.Connection, day: date, transports: list[Transport]) -> None:
+    def __init__(self, conn: sqlite3.Connection, day: date, transports: list[Transport],
+                 kind: str = store.REAL) -> None:
         self.conn = conn
         self.day = day
         self.transports = transports
+        self.kind = kind
         self.summary = Summary()
         self._jobs: queue.Queue[tuple[int, Outgoing] | None] = queue.Queue(2 * len(transports))
         self._stop = threading.Event()
@@ -264,7 +278,8 @@ class _Pool:
     def submit(self, subscriber_id: int, message: Outgoing) -> None:
         """Send one reader's message (queued for the next free connection)."""
         if not self._threads:
-            send_one(self.conn, self.day, subscriber_id, self.transports[0], message, self.summary)
+            send_one(self.conn, self.day, subscriber_id, self.transports[0], message,
+                     self.summary, self.kind)
             return
         if self._stop.is_set():
             raise self._errors[0] if self._errors else DeliveryError("the send was stopped")
@@ -281,7 +296,7 @@ class _Pool:
                 if self._stop.is_set() or conn is None:
                     continue  # drain the queue: nothing was claimed for these
                 try:
-                    send_one(conn, self.day, job[0], transport, job[1], summary)
+                    send_one(conn, self.day, job[0], transport, job[1], summary, self.kind)
                 except BaseException as exc:
                     self._fail(exc)
         finally:
@@ -320,6 +335,10 @@ def _report(
         f"issue {day}: sent {summary.sent}, failed {summary.failed}, skipped {summary.skipped}"
         + (f", deferred {summary.deferred}" if summary.deferred else "")
     )
+    if summary.outbox is not None:
+        rt.echo(f"outbox: the messages are files in {summary.outbox}; nothing reached a "
+                "reader (a trial: with transport = \"smtp\" `digest send` still sends to "
+                "every reader)")
     # The loop claimed every delivery still owed (a 'deferred' or 'sending' row of an earlier
     # run included), so only this run's deferrals are left to retry; the rows of readers who
     # have since unsubscribed or dropped the issue's tags must not hold the issue back forever.
@@ -328,7 +347,10 @@ def _report(
             f"{summary.deferred} messages of the issue of {day} were deferred by the "
             f"server (4xx); run `digest send --date {day}` again later to retry them"
         )
-    store.mark_issue_sent(conn, day)
+    if summary.outbox is not None:
+        store.mark_issue_outboxed(conn, day)  # a trial: the issue stays unsent
+    else:
+        store.mark_issue_sent(conn, day)
 
 
 TEST_PREFIX = "[TEST] "

@@ -134,7 +134,8 @@ class Summary:
         return [
             "",
             f"demo done for the announcement of {DEMO_DAY} "
-            f"(feed requests this time: {self.feed_requests}; deliveries: {sent or 'none'})",
+            f"(feed requests this time: {self.feed_requests}; deliveries: {sent or 'none'}, "
+            "to the outbox: files, no reader was mailed)",
             f"  web archive   {site / 'index.html'}",
             f"  the issue     {site / 'issues' / f'{DEMO_DAY}.html'}",
             f"  feeds         {site / 'feed.xml'}, {site / 'tags'}/",

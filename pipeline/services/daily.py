@@ -167,10 +167,17 @@ def _daily(
             if done is not None:
                 on_event(done)
             ran.append(step)
-        state = progress(conn, settings, day).state
+        final = progress(conn, settings, day)
+        state = final.state
+    if not ran and final.outbox_done and state is not State.SENT:
+        return DailyReport(day, (), state, f"{day}: already sent to the outbox (a trial: no "
+                           "reader was mailed); nothing to do")
     if not ran:
         return DailyReport(day, (), state, f"{day}: already {state}; nothing to do")
-    return DailyReport(day, tuple(ran), state, f"{day}: {', '.join(ran)} done; the issue is {state}")
+    trial = (" (sent to the outbox only: no reader was mailed)"
+             if final.outbox_done and state is not State.SENT else "")
+    return DailyReport(day, tuple(ran), state,
+                       f"{day}: {', '.join(ran)} done; the issue is {state}{trial}")
 
 
 def _nothing_picked(settings: Settings, day: date) -> bool:
@@ -192,10 +199,13 @@ def late_approved(settings: Settings, day: date) -> list[date]:
     """Issues before `day`, approved (and maybe published) but not sent, recent enough to
     send late."""
     since = day - timedelta(days=LATE_SEND_DAYS)
+    trial = settings.delivery.transport == store.OUTBOX
     with closing(open_store(settings)) as conn:
         return sorted(
             d for state in (State.APPROVED, State.PUBLISHED)
             for d in store.issues_in_state(conn, state, since, day)
+            # through the outbox, an issue already written there is done (see step_done)
+            if not (trial and store.issue_outboxed_at(conn, d) is not None)
         )
 
 

@@ -35,6 +35,7 @@ class SendReport:
     folder: Path | None = None  # dry run: where the messages are
     test_copies: tuple[str, ...] = ()  # "variant: where it went"
     publish: PublishReport | None = None  # the publishing right before the send (auto mode)
+    outbox: Path | None = None  # sent through the outbox (a trial): the folder, no reader got it
     sent_at: datetime | None = None  # already sent: when
     correction_pending: bool = False  # already sent: a correction is built, not published
     warnings: tuple[str, ...] = ()
@@ -98,4 +99,5 @@ def send(
             summary = delivery.send_issue(conn, settings, day, rt, variants, tags=record.tags)
     return SendReport(day, "sent", path, sent=summary.sent, failed=summary.failed,
                       skipped=summary.skipped, deferred=summary.deferred,
-                      failures=tuple(summary.failures), publish=published)
+                      failures=tuple(summary.failures), publish=published,
+                      outbox=summary.outbox)

@@ -85,6 +85,8 @@ def progress(conn: sqlite3.Connection, settings: Settings, day: date) -> Progres
         collected=collected.status if collected is not None else None,
         record=store.get_issue_record(conn, day),
         draft_sha=draft_sha(settings, day),
+        outbox_done=settings.delivery.transport == store.OUTBOX
+        and store.issue_outboxed_at(conn, day) is not None,
     )
 
 
@@ -113,6 +115,10 @@ def next_step(day: date, progress: Progress, draft: DraftStatus, approval_requir
         return f"check the preview, then approve: `digest approve {d}`{more}"
     if record is not None and record.approved_current and not record.published_current:
         return f"publish: `digest approve {d}` or `digest send {d}`"
+    if progress.outbox_done:
+        return ("nothing while the config sends through the outbox: the issue was written "
+                'there (a trial, no reader was mailed); with transport = "smtp", '
+                f"`digest send {d}` sends it to every reader")
     return f"send: `digest send {d}` (or the scheduled send)"
 
 
@@ -137,21 +143,27 @@ def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
     with closing(store.connect(layout.store_path(settings))) as conn:
         collected = store.get_day(conn, day)
         record = store.get_issue_record(conn, day)
-        now = Progress(collected.status if collected is not None else None, record, sha)
+        now = Progress(collected.status if collected is not None else None, record, sha,
+                       outbox_done=settings.delivery.transport == store.OUTBOX
+                       and store.issue_outboxed_at(conn, day) is not None)
         candidates = store.count_candidates(conn, day)
         counts = store.delivery_counts(conn, day)
-        pending = _pending_readers(conn, day, record) if record is not None else 0
+        pending = (_pending_readers(conn, day, record, settings.delivery.transport)
+                   if record is not None else 0)
     draft = replace(draft, built_from_it=now.built_current)
     return _day_status(settings, day, rt, now, draft, collected, candidates, counts, pending)
 
 
-def _pending_readers(conn: sqlite3.Connection, day: date, record: IssueRecord) -> int:
-    """Active readers who want the issue (by its recorded tags) with no final delivery."""
+def _pending_readers(
+    conn: sqlite3.Connection, day: date, record: IssueRecord, transport: str
+) -> int:
+    """Active readers who want the issue (by its recorded tags) with no final delivery
+    through the configured transport (an outbox trial is none for a real one)."""
     if record.sent:
         return 0
     tags = record.tags
     return sum(
-        1 for sub, done in store.iter_recipients(conn, day)
+        1 for sub, done in store.iter_recipients(conn, day, transport=transport)
         if done not in ("sent", "failed") and wants(sub, tags)
     )
 

@@ -221,6 +221,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE mail_queue ADD COLUMN client TEXT NOT NULL DEFAULT '';
     CREATE INDEX mail_queue_client ON mail_queue(client, status, finished_at);
     """,
+    # v7: which transport each delivery went through. An 'outbox' row is a trial (a file
+    # written, nobody reached): it dedupes later outbox sends and counts as nothing for a
+    # real one. Rows from before are taken as real, so nobody can get an issue twice.
+    # issues.outbox_at: when an outbox send of the issue finished (its state stays unsent).
+    """
+    ALTER TABLE deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT 'smtp';
+    ALTER TABLE issues ADD COLUMN outbox_at TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

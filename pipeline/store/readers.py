@@ -95,18 +95,25 @@ def count_subscribers(conn: sqlite3.Connection, status: str | None = None) -> in
     return int(row[0])
 
 
+# The transports a delivery row records: only 'outbox' is a trial that reaches nobody.
+OUTBOX = "outbox"
+REAL = "smtp"
+
+
 def iter_recipients(
-    conn: sqlite3.Connection, day: date, batch: int = 500
+    conn: sqlite3.Connection, day: date, batch: int = 500, transport: str = REAL
 ) -> Iterator[tuple[Subscriber, str | None]]:
     """Active subscribers with the status of their delivery of the day's issue (None if
-    none yet), in id order and in batches (memory stays flat for any list size)."""
+    none yet) as a send through `transport` sees it: an outbox row is none for a real send.
+    In id order and in batches (memory stays flat for any list size)."""
     last = 0
     while True:
         rows = conn.execute(
-            "SELECT s.*, d.status AS d_status FROM subscribers s LEFT JOIN deliveries d"
+            "SELECT s.*, CASE WHEN d.transport = 'outbox' AND ? != 'outbox' THEN NULL"
+            " ELSE d.status END AS d_status FROM subscribers s LEFT JOIN deliveries d"
             " ON d.issue_date = ? AND d.subscriber_id = s.id"
             " WHERE s.status = 'active' AND s.id > ? ORDER BY s.id LIMIT ?",
-            (day.isoformat(), last, batch),
+            (transport, day.isoformat(), last, batch),
         ).fetchall()
         if not rows:
             return
@@ -116,18 +123,23 @@ def iter_recipients(
 
 
 def claim_delivery(
-    conn: sqlite3.Connection, day: date, subscriber_id: int, message_id: str
+    conn: sqlite3.Connection, day: date, subscriber_id: int, message_id: str,
+    transport: str = REAL,
 ) -> bool:
-    """Mark a delivery 'sending' before the message goes out. False when it is already
-    'sent' or 'failed'. A 'sending' row left by a crashed run is claimed again: that one
-    message may have reached the server, so it is the one that can repeat."""
+    """Mark a delivery 'sending' through `transport` before the message goes out. False
+    when it is already 'sent' or 'failed' (for a real send: through a real transport; an
+    outbox row is a trial, taken over). A 'sending' row left by a crashed run is claimed
+    again: that one message may have reached the server, so it is the one that can repeat."""
     cur = conn.execute(
         "INSERT INTO deliveries (issue_date, subscriber_id, status, message_id, attempts,"
-        " updated_at) VALUES (?, ?, 'sending', ?, 1, ?)"
+        " updated_at, transport) VALUES (?, ?, 'sending', ?, 1, ?, ?)"
         " ON CONFLICT (issue_date, subscriber_id) DO UPDATE SET status = 'sending',"
-        " attempts = attempts + 1, updated_at = excluded.updated_at"
-        " WHERE deliveries.status IN ('sending', 'deferred')",
-        (day.isoformat(), subscriber_id, message_id, _now(conn)),
+        " attempts = CASE WHEN deliveries.transport = excluded.transport"
+        " THEN deliveries.attempts + 1 ELSE 1 END, response = NULL,"
+        " transport = excluded.transport, updated_at = excluded.updated_at"
+        " WHERE deliveries.status IN ('sending', 'deferred')"
+        " OR (deliveries.transport = 'outbox' AND excluded.transport != 'outbox')",
+        (day.isoformat(), subscriber_id, message_id, _now(conn), transport),
     )
     return cur.rowcount == 1
 
@@ -145,13 +157,28 @@ def finish_delivery(
     )
 
 
-def delivery_counts(conn: sqlite3.Connection, day: date) -> dict[str, int]:
-    """Deliveries of the day's issue by status."""
+def delivery_counts(
+    conn: sqlite3.Connection, day: date, transport: str | None = None
+) -> dict[str, int]:
+    """Deliveries of the day's issue by status (through `transport` only, if given)."""
     rows = conn.execute(
-        "SELECT status, COUNT(*) FROM deliveries WHERE issue_date = ? GROUP BY status",
-        (day.isoformat(),),
+        "SELECT status, COUNT(*) FROM deliveries WHERE issue_date = ?"
+        " AND (? IS NULL OR transport = ?) GROUP BY status",
+        (day.isoformat(), transport, transport),
     )
     return {r[0]: int(r[1]) for r in rows}
+
+
+def mark_issue_outboxed(conn: sqlite3.Connection, day: date) -> None:
+    """Record that an outbox send of the day's issue finished (its state stays unsent)."""
+    conn.execute("UPDATE issues SET outbox_at = ? WHERE date = ?", (_now(conn), day.isoformat()))
+
+
+def issue_outboxed_at(conn: sqlite3.Connection, day: date) -> str | None:
+    """When an outbox send of the day's issue finished, if one did."""
+    row = conn.execute("SELECT outbox_at FROM issues WHERE date = ?",
+                       (day.isoformat(),)).fetchone()
+    return row[0] if row is not None else None
 
 
 def mark_issue_sent(conn: sqlite3.Connection, day: date) -> None:
