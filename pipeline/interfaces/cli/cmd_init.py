@@ -52,6 +52,7 @@ def init(folder: Path, name: str, sender: str, base_url: str, languages: str,
     Asks for what it is not given as flags. Run the other commands inside FOLDER (or set
     DIGEST_CONFIG=FOLDER/config/digest.toml) and they find the config without --config."""
     from pipeline.core import config as cfg
+    from pipeline.core import config_init
     from pipeline.core.files import write_atomic
 
     path = folder / "config" / "digest.toml"
@@ -66,7 +67,7 @@ def init(folder: Path, name: str, sender: str, base_url: str, languages: str,
             raise InputError(f"--tag {spec!r}: expected NAME=KEYWORD,KEYWORD")
         rules.append((key.strip().lstrip("#"), keywords))
     defaults = cfg.ArxivSettings()
-    answers = cfg.InitAnswers(
+    answers = config_init.InitAnswers(
         name=name, sender=sender, base_url=base_url,
         languages=tuple(v.strip() for v in languages.split(",") if v.strip()),
         categories=tuple(v.strip() for v in categories.split(",") if v.strip()),
@@ -75,7 +76,7 @@ def init(folder: Path, name: str, sender: str, base_url: str, languages: str,
         smtp_username=smtp_username, rss_url=rss_url or defaults.rss_url,
         api_url=api_url or defaults.api_url,
     )
-    text = cfg.init_config_text(answers)
+    text = config_init.init_config_text(answers)
     cfg.parse_config(text, path, folder)  # a bad answer is reported before anything is written
     for sub in ("config", "notes", "drafts"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
