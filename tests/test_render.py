@@ -32,7 +32,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
 from pipeline.interfaces.cli import main
-from pipeline.publish import site
+from pipeline.publish import archive, site
 from pipeline.publish.render import (
     UI,
     Renderer,
@@ -95,7 +95,7 @@ def test_golden_email_html_and_text(emails: dict, variant: str) -> None:
 def test_golden_web_page_and_feed(renderer: Renderer) -> None:
     issue = reference_issue()
     check_golden("2024-12-05/issue.html", renderer.issue_pages(issue)["issues/2024-12-05.html"])
-    files = renderer.archive_files([issue], issue.tags)
+    files = archive.archive_files(renderer, [issue], issue.tags)
     check_golden("2024-12-05/feed.xml", files["feed.xml"])
     check_golden("2024-12-05/tag.reward-model.xml", files["tags/reward-model.xml"])
 
@@ -382,7 +382,7 @@ def test_hostile_input_stays_text_in_email_and_web_page(renderer: Renderer) -> N
 
 def test_hostile_input_never_breaks_a_feed(renderer: Renderer) -> None:
     issue = hostile_issue()
-    files = renderer.archive_files([issue], issue.tags)
+    files = archive.archive_files(renderer, [issue], issue.tags)
     for name in ("feed.xml", "feed.ko.xml", "tags/safe-tag.xml"):
         xml = files[name]
         assert xml is not None
@@ -477,14 +477,14 @@ def test_each_feed_has_its_own_title_and_the_issue_date(tmp_path: Path) -> None:
     # one language: feed.xml is the only issue feed, under the newsletter's own name
     one = make_settings(tmp_path / "one")
     one = replace(one, newsletter=replace(one.newsletter, languages=("en",)))
-    files = Renderer(one).archive_files(issues, ())
+    files = archive.archive_files(Renderer(one), issues, ())
     assert feedparser.parse(files["feed.xml"]).feed.title == "ML Papers Digest"
 
 
 def test_tag_feed_items_are_the_papers_with_the_commentary_first(renderer: Renderer) -> None:
     issue = archive_issue(2)
     entry = next(e for e in issue.entries if "reward-model" in e.tag_keys)
-    xml = renderer.archive_files([issue], issue.tags)["tags/reward-model.xml"]
+    xml = archive.archive_files(renderer, [issue], issue.tags)["tags/reward-model.xml"]
     assert xml is not None
     [item] = feedparser.parse(xml).entries
     assert item.title == entry.title  # the paper, not "01 …"
@@ -621,7 +621,7 @@ def test_more_papers_and_unicode_tags(renderer: Renderer) -> None:
     assert extra.find(".//a").text == "Another <new> paper"
     tag = doc.find_class("tag-link")[0]
     assert tag.get("href") == "https://digest.example.org/tags/%ED%95%9C%EA%B5%AD%EC%96%B4-%ED%83%9C%EA%B7%B8.html"
-    files = renderer.archive_files([issue], issue.tags)
+    files = archive.archive_files(renderer, [issue], issue.tags)
     assert "tags/한국어-태그.xml" in files and "tags/한국어-태그.html" in files
 
 
@@ -644,7 +644,7 @@ def test_any_text_stays_text_in_pages_and_feeds(title: str, note: str, url: str 
     for el in doc.iter("a"):
         href = el.get("href")
         assert href.startswith(("https://", "http://")) or ":" not in href, href
-    for name, xml in renderer.archive_files([issue], issue.tags).items():
+    for name, xml in archive.archive_files(renderer, [issue], issue.tags).items():
         if name.endswith(".xml"):
             assert xml is not None
             lxml.etree.fromstring(xml.encode("utf-8"))  # well-formed XML 1.0, whatever the text

@@ -5,16 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.models import ANNOUNCE_TYPES
+from pipeline.core.settings import Settings
 from pipeline.core.subject import compile_subject
-
-if TYPE_CHECKING:
-    from pipeline.core.config import Settings
 
 MAX_PORT = 65535
 MAX_CONNECTIONS = 64  # delivery.connections

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from pipeline.core.config import ArxivSettings
+from pipeline.core.settings import ArxivSettings
 
 
 @dataclass(frozen=True)

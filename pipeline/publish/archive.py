@@ -17,20 +17,22 @@ whose own pages are rendered. Memory stays flat however long the archive.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 from pipeline import store
-from pipeline.core.models import ArchivedEntry, Issue
+from pipeline.core.models import ArchivedEntry, Issue, archived_entries
+from pipeline.publish import feeds
+from pipeline.publish.feeds import TAG_FEED_ITEMS
 from pipeline.publish.render import (
     PAGE_SIZE,
-    TAG_FEED_ITEMS,
     Page,
     Renderer,
     Tagged,
     clean_issue,
     full_page,
     newest_page,
+    paginate,
 )
 
 Files = dict[str, str | None]
@@ -173,7 +175,7 @@ def feed_files(
               store.newest_archived_issues(conn, r.settings.newsletter.feed_items)]
     if newest and cache is not None:  # the items of older issues are in no feed any more
         cache.forget_issues_before(newest[-1].date)
-    return {r.feed_name(v): r.feed(newest, v) for v in r.settings.variants}
+    return {r.feed_name(v): feeds.issue_feed(r, newest, v) for v in r.settings.variants}
 
 
 def _tagged(conn: sqlite3.Connection, key: str, offset: int, limit: int) -> list[Tagged]:
@@ -209,7 +211,7 @@ def tags_index_files(r: Renderer, counts: dict[str, int]) -> Files:
 def tag_feed(r: Renderer, conn: sqlite3.Connection, key: str, total: int) -> str:
     """tags/<tag>.xml: the newest papers with the tag."""
     start = max(0, total - TAG_FEED_ITEMS)
-    return r.tag_feed(key, _tagged(conn, key, start, total - start)[::-1])
+    return feeds.tag_feed(r, key, _tagged(conn, key, start, total - start)[::-1])
 
 
 def _tag_files(
@@ -251,3 +253,41 @@ def _forget_dropped_items(
                    for t in store.entry_tags(conn, day, number))
     ]
     cache.forget_entries(dropped)
+
+
+def archive_files(
+    r: Renderer, issues: Iterable[Issue], tags: Iterable[str]
+) -> Files:
+    """Every archive file for these issues held in memory (small archives, tests): the
+    index pages, the feeds, the tags page and the pages/feeds of `tags` (None = delete).
+    `all_files` writes the same files from the store, a few at a time."""
+    oldest = sorted((clean_issue(i) for i in issues), key=lambda i: i.date)
+    newest = oldest[::-1]
+    rows = [(i.date, archived_entries(i)) for i in oldest]
+    files: Files = {}
+    for variant in r.settings.variants:
+        for page in paginate(len(rows), r.page_size):
+            shown = rows[page.first - 1 : page.last][::-1]
+            files[r.index_name(variant, page.number)] = r.index_page(
+                variant, shown, page)
+        files[r.feed_name(variant)] = feeds.issue_feed(r, newest, variant)
+    wanted = set(tags)
+    tagged: dict[str, list[Tagged]] = {}
+    for issue in oldest:
+        for number, entry in enumerate(issue.entries, start=1):
+            for key in dict.fromkeys(entry.tag_keys):
+                tagged.setdefault(key, []).append(Tagged(issue, number, entry))
+    for key in sorted(wanted):
+        pairs = tagged.get(key, [])
+        files[r.tag_feed_name(key)] = feeds.tag_feed(r, key, pairs[::-1]) if pairs else None
+        for variant in r.settings.variants:
+            if not pairs:
+                files[r.tag_page_name(key, None, variant)] = None
+                continue
+            for page in paginate(len(pairs), r.page_size):
+                files[r.tag_page_name(key, page.number, variant)] = r.tag_page(
+                    key, pairs[page.first - 1 : page.last][::-1], page, variant)
+    for variant in r.settings.variants:
+        files[r.tags_index_name(variant)] = r.tags_page(
+            {k: len(v) for k, v in tagged.items()}, variant)
+    return files

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -34,12 +34,10 @@ from pipeline.core.models import (
     EmailVariant,
     Entry,
     Issue,
-    archived_entries,
     has_hangul,
 )
 from pipeline.core.subject import SUBJECT_WIDTH, compile_subject
-from pipeline.publish import feeds, textpart
-from pipeline.publish.feeds import TAG_FEED_ITEMS as TAG_FEED_ITEMS
+from pipeline.publish import textpart
 from pipeline.publish.textpart import SIGNATURE as SIGNATURE
 
 # The words and text helpers live in `words`; re-exported here, where callers look for them.
@@ -588,41 +586,6 @@ class Renderer:
             pages[text_name] = self.email_text(issue, variant, unsubscribe=False)
         return pages
 
-    def archive_files(self, issues: Iterable[Issue], tags: Iterable[str]) -> dict[str, str | None]:
-        """Every archive file for these issues held in memory (small archives, tests): the
-        index pages, the feeds, the tags page and the pages/feeds of `tags` (None = delete).
-        `pipeline.publish.archive` writes the same files from the store, a few at a time."""
-        oldest = sorted((clean_issue(i) for i in issues), key=lambda i: i.date)
-        newest = oldest[::-1]
-        rows = [(i.date, archived_entries(i)) for i in oldest]
-        files: dict[str, str | None] = {}
-        for variant in self.settings.variants:
-            for page in paginate(len(rows), self.page_size):
-                shown = rows[page.first - 1 : page.last][::-1]
-                files[self.index_name(variant, page.number)] = self.index_page(
-                    variant, shown, page)
-            files[self.feed_name(variant)] = self.feed(newest, variant)
-        wanted = set(tags)
-        tagged: dict[str, list[Tagged]] = {}
-        for issue in oldest:
-            for number, entry in enumerate(issue.entries, start=1):
-                for key in dict.fromkeys(entry.tag_keys):
-                    tagged.setdefault(key, []).append(Tagged(issue, number, entry))
-        for key in sorted(wanted):
-            pairs = tagged.get(key, [])
-            files[self.tag_feed_name(key)] = self.tag_feed(key, pairs[::-1]) if pairs else None
-            for variant in self.settings.variants:
-                if not pairs:
-                    files[self.tag_page_name(key, None, variant)] = None
-                    continue
-                for page in paginate(len(pairs), self.page_size):
-                    files[self.tag_page_name(key, page.number, variant)] = self.tag_page(
-                        key, pairs[page.first - 1 : page.last][::-1], page, variant)
-        for variant in self.settings.variants:
-            files[self.tags_index_name(variant)] = self.tags_page(
-                {k: len(v) for k, v in tagged.items()}, variant)
-        return files
-
     def index_page(
         self, variant: str, issues: Sequence[tuple[date, Sequence[ArchivedEntry]]], page: Page
     ) -> str:
@@ -685,10 +648,6 @@ class Renderer:
                 variant, lambda v: "../" + self.tags_index_name(v)),
         )
 
-    def feed(self, newest: Sequence[Issue], variant: str) -> str:
-        """site/feed.xml (or feed.<lang>.xml): feeds.issue_feed."""
-        return feeds.issue_feed(self, newest, variant)
-
     def tag_page(self, key: str, tagged: Sequence[Tagged], page: Page | None = None,
                  variant: str | None = None) -> str:
         """site/tags/<tag>[.<lang>].html or tags/<tag>/page-N[.<lang>].html: these papers
@@ -732,10 +691,6 @@ class Renderer:
             others=others,
             tag_feed=feed,
         )
-
-    def tag_feed(self, key: str, tagged: Sequence[Tagged]) -> str:
-        """site/tags/<tag>.xml: feeds.tag_feed."""
-        return feeds.tag_feed(self, key, tagged)
 
 
 def layout_note(variants: Sequence[EmailVariant]) -> str | None:

@@ -4,7 +4,8 @@ reader's form, wrapped as RFC 3676 format=flowed (docs/rendering.md, "The text p
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import Protocol
 
 from pipeline.core.digest_format import (
     ABSTRACT_LABELS,
@@ -16,15 +17,24 @@ from pipeline.core.flowed import SIGNATURE_SEPARATOR, WIDTH, flow
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, DateStyle, Issue
 from pipeline.publish.words import UI, safe_url, variant_commentary
 
-if TYPE_CHECKING:
-    from pipeline.publish.render import Renderer
+
+class PageNames(Protocol):
+    """What the text part asks of pipeline.publish.render.Renderer (which imports this
+    module: naming it here would make an import cycle)."""
+
+    base: str
+
+    def ui_lang(self, variant: str) -> str: ...
+    def page_name(self, day: date, variant: str) -> str: ...
+    def index_name(self, variant: str, page: int | None) -> str: ...
+
 
 # RFC 3676's signature separator: clients dim or strip what follows it, so only the
 # sign-off goes below it (the links a reader needs stay above).
 SIGNATURE = SIGNATURE_SEPARATOR + "\n"
 
 
-def body(r: Renderer, issue: Issue, variant: str) -> str:
+def body(r: PageNames, issue: Issue, variant: str) -> str:
     """The issue as a person reads it top to bottom: a heading (name and date in the
     variant's language), then each paper (title, authors, abs URL, the variant's
     commentary, the labelled abstract, tags) with blank lines between; not wrapped yet."""
@@ -39,7 +49,7 @@ def body(r: Renderer, issue: Issue, variant: str) -> str:
     return "\n".join(lines)
 
 
-def footer(r: Renderer, issue: Issue, variant: str, unsubscribe: bool,
+def footer(r: PageNames, issue: Issue, variant: str, unsubscribe: bool,
            shortened: bool = False) -> list[str]:
     """The lines after the papers and before the signature: the other new papers, then
     the ways to the web version (and out, in the email); `shortened`: says the web has the
@@ -60,7 +70,7 @@ def footer(r: Renderer, issue: Issue, variant: str, unsubscribe: bool,
     return lines
 
 
-def email_text(r: Renderer, issue: Issue, variant: str, unsubscribe: bool = True,
+def email_text(r: PageNames, issue: Issue, variant: str, unsubscribe: bool = True,
                shortened: bool = False) -> str:
     """The text/plain part (RFC 3676 format=flowed, DelSp=No): the issue in its readers'
     form, the other papers and the web and unsubscribe links, then a short sign-off after
