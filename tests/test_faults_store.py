@@ -104,4 +104,7 @@ def test_the_studio_refuses_a_huge_body_before_reading_it(tmp_path: Path) -> Non
         sock.sendall(b"x" * 65536)  # a first slice; the rest is never sent
         answer = sock.recv(4096).decode("latin-1")
         assert answer.startswith("HTTP/1.1 413"), answer[:200]
+        # waitress writes that answer itself: it carries the studio's headers all the same
+        assert "Content-Security-Policy: default-src 'none'" in answer, answer[:600]
+        assert "X-Frame-Options: DENY" in answer
 

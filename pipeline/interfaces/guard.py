@@ -1,13 +1,17 @@
 """What both web apps (`digest serve`, the studio) do at the door: the security headers every
-answer carries, and the checks on host names (the one to listen on, the Host a request names)."""
+answer carries (those waitress writes itself too), and the checks on host names (the one to
+listen on, the Host a request names)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 from werkzeug.wrappers import Response
 
 from pipeline.core.errors import InputError
@@ -60,3 +64,19 @@ def check_host(host: str, key: str) -> None:
         socket.getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError) as exc:
         raise InputError(f"cannot resolve host {host!r}: {exc}", key=key) from exc
+
+
+def secure_error_pages(server: Any, headers: Mapping[str, str]) -> None:
+    """Make `server` (a waitress server) add `headers` to the error answers it writes
+    without asking the app (a body or header too large, a malformed request)."""
+    extra = list(headers.items())
+
+    class SecureErrorTask(ErrorTask):
+        def execute(self) -> None:
+            self.response_headers = [*self.response_headers, *extra]
+            super().execute()
+
+    class SecureChannel(HTTPChannel):
+        error_task_class = SecureErrorTask
+
+    server.channel_class = SecureChannel

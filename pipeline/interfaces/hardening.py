@@ -1,18 +1,13 @@
-"""The web server's hardening helpers (`digest serve`): whom a rate limit counts, which
-site/ file a path may name, hosts checked at start, and security headers on the answers
-waitress writes itself (413, 431, 400), which never reach the Flask app."""
+"""The public server's own hardening helpers (`digest serve`): tokens kept out of its log,
+whom a rate limit counts, which site/ file a path may name. What it shares with the studio
+(security headers, waitress's own error answers, host checks) is in `guard`."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from waitress.channel import HTTPChannel
-from waitress.task import ErrorTask
 
 _TOKEN_IN_PATH = re.compile(r"(/(?:unsubscribe|confirm)/)[^\s/?#\"']+")
 
@@ -46,22 +41,6 @@ def configure_logging(*names: str) -> None:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
-
-
-def secure_error_pages(server: Any, headers: Mapping[str, str]) -> None:
-    """Make `server` (a waitress server) add `headers` to the error answers it writes
-    without asking the app (a body or header too large, a malformed request)."""
-    extra = list(headers.items())
-
-    class SecureErrorTask(ErrorTask):
-        def execute(self) -> None:
-            self.response_headers = [*self.response_headers, *extra]
-            super().execute()
-
-    class SecureChannel(HTTPChannel):
-        error_task_class = SecureErrorTask
-
-    server.channel_class = SecureChannel
 
 
 def client_key(address: str | None) -> str:

@@ -37,7 +37,6 @@ from pipeline.interfaces.hardening import (
     client_key,
     configure_logging,
     redact,
-    secure_error_pages,
     site_file,
 )
 
@@ -611,7 +610,7 @@ def make_server(settings: Settings, host: str, port: int, rt: Runtime | None = N
         max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADERS,
         expose_tracebacks=False, ident="waitress", **behind,
     )
-    secure_error_pages(server, SECURITY_HEADERS)
+    guard.secure_error_pages(server, SECURITY_HEADERS)
     app.extensions["mail_queue"].start()
     return server
 

@@ -22,6 +22,7 @@ from pipeline.interfaces.guard import (
     apply_headers,
     host_allowed,
     is_loopback,
+    secure_error_pages,
     security_headers,
 )
 from pipeline.interfaces.studio import edits, finish, triage, views
@@ -175,6 +176,8 @@ def make_studio_server(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     server: Any = create_server(app, host=host, port=port, threads=4,
                                 max_request_body_size=MAX_BODY_BYTES)
+    # waitress answers a body over the cap (413) itself: with our headers too
+    secure_error_pages(server, security_headers(PAGE_CSP))
     shown = f"[{bare}]" if ":" in bare else bare
     token = app.config["STUDIO"].token
     return server, f"http://{shown}:{server.effective_port}/login?token={token}"
