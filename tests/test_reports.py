@@ -73,6 +73,15 @@ def test_json_of_collect_build_send_and_status(
         assert status["state"] == "published" and status["deliveries"] == {"sent": 3}
         assert status["built"]["hash"] == built["record"]["built_hash"]
 
+        # switched to SMTP, the trial's files count for nothing: no delivery, 3 readers to go
+        text = config.read_text(encoding="utf-8")
+        assert 'transport = "outbox"' in text
+        config.write_text(text.replace('transport = "outbox"', 'transport = "smtp"'),
+                          encoding="utf-8")
+        out, _ = digest(config, capsys, "status", *d, "--json")
+        status = json.loads(out)
+        assert (status["deliveries"], status["pending"]) == ({}, 3)
+
 
 def test_the_studio_says_what_the_cli_says_for_a_build(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -64,7 +64,7 @@ class DayStatus:
     published_at: str | None
     correction_pending: bool
     sent_at: str | None
-    deliveries: dict[str, int]  # sent / failed / deferred / sending, from the ledger
+    deliveries: dict[str, int]  # sent / failed / deferred / sending through the configured transport
     pending: int  # active readers who want the issue and have no final delivery yet
     approval_required: bool
     next_step: str  # what the curator (or the job) does next
@@ -147,7 +147,8 @@ def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
                        outbox_done=settings.delivery.transport == store.OUTBOX
                        and store.issue_outboxed_at(conn, day) is not None)
         candidates = store.count_candidates(conn, day)
-        counts = store.delivery_counts(conn, day)
+        # an outbox trial delivered nothing for a real transport: count only the configured one
+        counts = store.delivery_counts(conn, day, transport=settings.delivery.transport)
         pending = (_pending_readers(conn, day, record, settings.delivery.transport)
                    if record is not None else 0)
     draft = replace(draft, built_from_it=now.built_current)
