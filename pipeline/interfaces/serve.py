@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,10 @@ log = logging.getLogger(__name__)
 # A confirmation link works this many days after it was sent; then the reader subscribes again.
 CONFIRM_DAYS = 7
 # At most one confirmation mail per address per hour, whoever asks (no mail-bombing).
-ADDRESS_INTERVAL = 3600.0
+ADDRESS_INTERVAL = timedelta(hours=1)
 # At most this many subscribe POSTs per client address per minute (then 429).
 CLIENT_LIMIT = 10
-CLIENT_WINDOW = 60.0
+CLIENT_WINDOW = timedelta(minutes=1)
 # Limits of the HTTP server: the largest form is a few hundred bytes.
 MAX_BODY = 64 * 1024
 MAX_URL = 2048  # characters of path + query; longer is 414
@@ -64,6 +64,7 @@ CHANNEL_TIMEOUT = 30  # seconds an idle connection stays open
 QUEUE_POLL = 5.0
 QUEUE_BACKOFF = (30.0, 3600.0)  # first retry after 30 s, doubling, at most hourly
 QUEUE_GIVE_UP = timedelta(days=1)
+QUEUE_LEASE = timedelta(minutes=5)  # a claimed mail is not claimed again before this
 QUEUE_KEEP = timedelta(days=30)  # finished mails are forgotten after this
 # At most this many confirmation mails an hour in all: many clients each asking for a few
 # strangers must not get the curator's SMTP account blocklisted; the rest waits its turn.
@@ -243,11 +244,14 @@ class Pages:
         return self.uis[self.language(lang)][key].format(title=self.newsletter, **values)
 
 
-def _connections(path: Path) -> Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]:
-    """A connection per thread, kept open: opening and closing one per request cost ~20 ms
-    (the last close checkpoints the WAL), more than the request itself, and unevenly (a
-    timing oracle). It is opened afresh when the file was deleted or replaced (so a
-    missing database is reported, not written to unseen) and after a store failure."""
+def _connections(
+    path: Path, clock: Callable[[], datetime],
+) -> Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]:
+    """A connection per thread, its stamps from `clock` (the runtime's), kept open: opening
+    and closing one per request cost ~20 ms (the last close checkpoints the WAL), more than
+    the request itself, and unevenly (a timing oracle). It is opened afresh when the file
+    was deleted or replaced (so a missing database is reported, not written to unseen) and
+    after a store failure."""
     local = threading.local()
 
     def drop() -> None:
@@ -266,7 +270,7 @@ def _connections(path: Path) -> Callable[[], contextlib.AbstractContextManager[s
             drop()
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None:
-            conn = local.conn = store.connect(path)
+            conn = local.conn = store.connect(path, clock)
             local.inode = path.stat().st_ino
         try:
             yield conn
@@ -288,7 +292,7 @@ class MailQueue:
     def __init__(self, settings: Settings, rt: Runtime, make: Callable[[], Transport],
                  pages: Pages) -> None:
         self.settings = settings
-        self.db = _connections(settings.db_path)
+        self.db = _connections(settings.db_path, rt.now)
         self.rt = rt
         self.make = make
         self.pages = pages
@@ -328,13 +332,13 @@ class MailQueue:
         sent = 0
         transport: Transport | None = None
         with self.db() as conn:
-            store.prune_mail(conn, self.rt.now().timestamp() - QUEUE_KEEP.total_seconds())
+            store.prune_mail(conn, self.rt.now() - QUEUE_KEEP)
             try:
                 while not self._stop.is_set():
-                    now = self.rt.now().timestamp()
-                    if store.mails_sent_since(conn, now - 3600) >= self.hourly:
+                    now = self.rt.now()
+                    if store.mails_sent_since(conn, now - timedelta(hours=1)) >= self.hourly:
                         break  # the hour's budget is spent: the rest goes out later
-                    row = store.claim_mail(conn, now, lease=300.0,
+                    row = store.claim_mail(conn, now, lease=QUEUE_LEASE,
                                            per_client=QUEUE_CLIENT_HOURLY)
                     if row is None:
                         break
@@ -361,13 +365,14 @@ class MailQueue:
                     transport.close()
         return sent
 
-    def _retry(self, conn: sqlite3.Connection, row: store.QueuedMail, now: float, error: str) -> None:
+    def _retry(self, conn: sqlite3.Connection, row: store.QueuedMail, now: datetime,
+               error: str) -> None:
         first, most = QUEUE_BACKOFF
         delay = min(most, first * 2 ** row.attempts)
-        if now - row.created_at > QUEUE_GIVE_UP.total_seconds():
+        if now - row.created_at > QUEUE_GIVE_UP:
             store.finish_mail(conn, row.id, "failed", error, now)
         else:
-            store.retry_mail(conn, row.id, now + delay, error)
+            store.retry_mail(conn, row.id, now + timedelta(seconds=delay), error)
 
     def _confirmation(self, sub: Subscriber) -> Any:
         """The double opt-in mail for a pending subscriber, in the language they chose."""
@@ -407,7 +412,7 @@ def create_app(
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
     app.extensions["mail_queue"] = queue
 
-    db = _connections(settings.db_path)
+    db = _connections(settings.db_path, runtime.now)
     app.register_blueprint(webhooks.blueprint(settings, runtime, db))
 
     def subscriber_for(conn: sqlite3.Connection, purpose: str, token: str) -> Subscriber:
@@ -510,7 +515,7 @@ def create_app(
 
     @app.post("/subscribe")
     def subscribe() -> Any:
-        now = runtime.now().timestamp()
+        now = runtime.now()
         client = f"client:{client_key(request.remote_addr)}"
         with db() as conn, store.transaction(conn):
             recent = store.count_events(conn, client, now - CLIENT_WINDOW)
@@ -518,7 +523,7 @@ def create_app(
         if recent >= CLIENT_LIMIT:
             page = pages.message("too_many_title", "too_many_text", 429,
                                  lang=asked_lang(form=True))
-            page.headers["Retry-After"] = str(int(CLIENT_WINDOW))
+            page.headers["Retry-After"] = str(int(CLIENT_WINDOW.total_seconds()))
             return page
         language = request.form.get("language") or settings.variants[-1]
         try:
