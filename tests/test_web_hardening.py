@@ -353,7 +353,7 @@ def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
 def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
     settings: Settings, base: str
 ) -> None:
-    from pipeline.interfaces.serve import WEB_UI
+    from pipeline.interfaces.web_pages import WEB_UI
 
     utf8 = requests.post(f"{base}/subscribe", data={"email": "üser@example.org"}, timeout=10)
     assert utf8.status_code == 400
