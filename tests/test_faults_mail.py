@@ -23,7 +23,8 @@ from pipeline.core.config import Settings, load_config
 from pipeline.core.errors import ConfigError, DeliveryError
 from pipeline.core.models import Entry, Issue
 from pipeline.deliver.mail import MessageBuilder
-from pipeline.publish.render import EMAIL_COMMENTARY_CHARS, Renderer, layout_note
+from pipeline.publish.render import Renderer
+from pipeline.publish.size_guard import EMAIL_COMMENTARY_CHARS, layout_note
 from tests.deliver_support import (
     DAY,
     PASSWORD,

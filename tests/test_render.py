@@ -37,11 +37,11 @@ from pipeline.publish.render import (
     UI,
     Renderer,
     clean_issue,
-    layout_note,
     linkify,
     safe_url,
     variant_commentary,
 )
+from pipeline.publish.size_guard import layout_note
 from tests.render_support import (
     REFERENCE_DAY,
     archive_issue,

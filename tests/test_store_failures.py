@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -126,8 +127,9 @@ def test_a_full_disk_is_one_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info, store.transaction(conn):
         conn.executemany(
             "INSERT INTO rate_events (key, at) VALUES (?, ?)",
-            [("x" * 500, float(i)) for i in range(1000)],
+            [("x" * 500, f"2024-12-05T09:00:00.{i:06d}+00:00") for i in range(1000)],
         )
     assert str(info.value).startswith(f"{path}: the disk is full")
-    assert store.count_events(conn, "x" * 500, 0) == 0  # rolled back whole
+    # rolled back whole
+    assert store.count_events(conn, "x" * 500, datetime(2024, 12, 5, tzinfo=UTC)) == 0
     conn.close()

@@ -16,7 +16,7 @@ import pytest
 from pipeline import services, store
 from pipeline.core.config import Settings, load_config
 from pipeline.deliver import tokens
-from pipeline.interfaces.serve import WEB_UI
+from pipeline.interfaces.web_pages import WEB_UI
 from tests.deliver_support import SECRET, add_subscribers, newsletter, serving, wait_for
 from tests.test_render_browser import ARTIFACTS, CONTRAST_JS, browser  # noqa: F401 - fixture
 

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -352,7 +353,7 @@ def test_the_client_limit_reads_x_forwarded_for_only_from_the_trusted_proxy(
 def test_the_form_takes_idn_domains_and_refuses_utf8_names_without_smtputf8(
     settings: Settings, base: str
 ) -> None:
-    from pipeline.interfaces.serve import WEB_UI
+    from pipeline.interfaces.web_pages import WEB_UI
 
     utf8 = requests.post(f"{base}/subscribe", data={"email": "üser@example.org"}, timeout=10)
     assert utf8.status_code == 400
@@ -397,12 +398,15 @@ def test_the_mail_queue_forgets_finished_mail_after_a_while(tmp_path: Path) -> N
     try:
         _, sub = store.save_subscriber(conn, Subscriber("q@example.org", "all", (), "pending"))
         assert sub.id is not None
-        old, new, waiting = (store.queue_mail(conn, "confirm", sub.id, t) for t in (10.0, 20.0, 5.0))
-        store.finish_mail(conn, old, "sent", None)
-        store.finish_mail(conn, new, "dropped", None)
-        assert store.prune_mail(conn, before=15.0) == 1  # `old`; `waiting` is still queued
+        t0 = datetime(2024, 12, 5, 9, 0, tzinfo=UTC)
+        old, new, waiting = (store.queue_mail(conn, "confirm", sub.id, t0 + timedelta(seconds=t))
+                             for t in (10, 20, 5))
+        store.finish_mail(conn, old, "sent", None, t0 + timedelta(seconds=30))
+        store.finish_mail(conn, new, "dropped", None, t0 + timedelta(seconds=30))
+        # `old`; `waiting` is still queued
+        assert store.prune_mail(conn, before=t0 + timedelta(seconds=15)) == 1
         assert store.mail_counts(conn) == {"dropped": 1, "queued": 1}
-        assert store.last_mail(conn, sub.id, "confirm") == 20.0
+        assert store.last_mail(conn, sub.id, "confirm") == t0 + timedelta(seconds=20)
         assert waiting
     finally:
         conn.close()
@@ -411,8 +415,6 @@ def test_the_mail_queue_forgets_finished_mail_after_a_while(tmp_path: Path) -> N
 def test_confirmations_go_out_within_an_hourly_budget(settings: Settings) -> None:
     """Many clients each asking for a few strangers: the mails wait their turn instead of
     getting the curator's SMTP account blocklisted."""
-    from datetime import UTC, datetime, timedelta
-
     from pipeline.core.runtime import Runtime
     from pipeline.interfaces.serve import create_app
 

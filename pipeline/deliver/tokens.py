@@ -100,11 +100,11 @@ def subscriber_id(token: str) -> int:
 def check(
     secret: bytes, purpose: str, token: str, email: str, *,
     now: Callable[[], datetime] | None = None, max_age: timedelta | None = None,
-    not_before: float | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     """Raise TokenError unless the token was signed with `secret` for this purpose, id and
     address; TokenExpired when a timed token is older than `max_age`, or was signed before
-    `not_before` (a unix time: the address's subscription changed since)."""
+    `not_before` (the address's subscription changed since)."""
     sid = subscriber_id(token)
     if _LEGACY_RE.fullmatch(token):
         _check_legacy(secret, purpose, token, sid, email)
@@ -116,7 +116,7 @@ def check(
             value, signed = serializer.loads(token, max_age=age, return_timestamp=True)
             # itsdangerous keeps whole seconds: a link signed in the second the address
             # became pending is the new one
-            if not_before is not None and signed.timestamp() < int(not_before):
+            if not_before is not None and signed.timestamp() < int(not_before.timestamp()):
                 raise TokenExpired("signed before the address was subscribed again")
         else:
             value = serializer.loads(token)

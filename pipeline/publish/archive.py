@@ -1,6 +1,6 @@
 """Which archive files a build writes, read from the store a page at a time (issue #15).
 
-Index and tag pages are paginated from the oldest item (`render.Page`): page N is written
+Index and tag pages are paginated from the oldest item (`views.Page`): page N is written
 once full and links only to older pages, so a new issue never rewrites it. Adding an issue
 renders its own pages, the previous issue's (its "next" link), the newest index page of each
 variant, the newest page of each of its tags, the tags page and the feeds; a page becomes a
@@ -24,16 +24,8 @@ from pipeline import store
 from pipeline.core.models import ArchivedEntry, Issue, archived_entries
 from pipeline.publish import feeds
 from pipeline.publish.feeds import TAG_FEED_ITEMS
-from pipeline.publish.render import (
-    PAGE_SIZE,
-    Page,
-    Renderer,
-    Tagged,
-    clean_issue,
-    full_page,
-    newest_page,
-    paginate,
-)
+from pipeline.publish.render import Renderer, clean_issue
+from pipeline.publish.views import PAGE_SIZE, Page, Tagged, full_page, newest_page, paginate
 
 Files = dict[str, str | None]
 

@@ -29,7 +29,8 @@ from pipeline.publish.words import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.publish.render import Renderer, Tagged
+    from pipeline.publish.render import Renderer
+    from pipeline.publish.views import Tagged
 
 TAG_FEED_ITEMS = 50  # newest papers per site/tags/<tag>.xml
 

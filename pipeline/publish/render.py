@@ -6,9 +6,8 @@ Pure: reads templates, never writes. `pipeline.publish.site` puts the results on
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +21,6 @@ from jinja2 import (
     TemplateError,
     select_autoescape,
 )
-from markupsafe import Markup
-from premailer import Premailer
 
 from pipeline.core.bundle import bundled
 from pipeline.core.config import Settings
@@ -37,8 +34,20 @@ from pipeline.core.models import (
     has_hangul,
 )
 from pipeline.core.subject import SUBJECT_WIDTH, compile_subject
-from pipeline.publish import textpart
+from pipeline.publish import size_guard, textpart
+from pipeline.publish.size_guard import Layout
 from pipeline.publish.textpart import SIGNATURE as SIGNATURE
+from pipeline.publish.views import (
+    PAGE_SIZE,
+    EntryView,
+    FeedLink,
+    MoreView,
+    NoteView,
+    Page,
+    Tagged,
+    TagView,
+    newest_page,
+)
 
 # The words and text helpers live in `words`; re-exported here, where callers look for them.
 from pipeline.publish.words import LANG_LABELS as LANG_LABELS
@@ -63,106 +72,7 @@ from pipeline.publish.words import variant_commentary as variant_commentary
 
 BUNDLED_TEMPLATES = bundled("templates")
 
-PAGE_SIZE = 50  # issues per archive page, papers per tag page
 TAGS_INDEX = "tags/index.html"  # the page listing every tag
-# Tried in order until the email fits delivery.max_html_kb: compact?, abstract length
-# (None = whole, 0 = none), entries shown (None = all; then fewer, the rest on the web).
-Layout = tuple[bool, int | None, int | None]
-_LAYOUTS: tuple[Layout, ...] = ((False, None, None), (True, 280, None), (True, 0, None))
-# An entry's commentary in the email: longer is cut, ending with a link to the web page
-# (a 5 MB note would otherwise make a 10 MB message that relays refuse).
-EMAIL_COMMENTARY_CHARS = 8000
-# What a message costs beyond its two parts' text: base64 (4/3, plus line ends) and headers.
-_BASE64_COST = 1.04 * 4 / 3
-_HEADERS_COST = 16_000
-
-
-# --- view models -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TagView:
-    label: str  # as the curator wrote it, with '#'
-    key: str
-    url: str
-
-
-@dataclass(frozen=True)
-class NoteView:
-    lang: str
-    html: Markup
-
-
-@dataclass(frozen=True)
-class EntryView:
-    number: int
-    anchor: str
-    title: str
-    link: str | None
-    arxiv_id: str | None
-    pdf: str | None
-    authors: str
-    abstract: Markup
-    abstract_cut: bool
-    notes: tuple[NoteView, ...]
-    tags: tuple[TagView, ...]
-    web_url: str
-
-
-@dataclass(frozen=True)
-class Tagged:
-    """An entry carrying a tag, with its issue (cleaned: clean_issue) and its place in it."""
-
-    issue: Issue
-    number: int
-    entry: Entry
-
-
-@dataclass(frozen=True)
-class MoreView:
-    title: str
-    link: str
-
-
-@dataclass(frozen=True)
-class FeedLink:
-    """A feed a page announces with <link rel="alternate">."""
-
-    title: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list paginated from its oldest item (the archive index, a tag's papers).
-
-    Page N (from 1) holds items (N-1)*PAGE_SIZE+1 .. N*PAGE_SIZE and is written once it is
-    full; it links only to older pages, so it never changes when newer items arrive. The
-    newest page (number None: index.html, tags/<tag>.html) holds the rest and links them all.
-    """
-
-    number: int | None
-    first: int  # ordinal of its oldest item, from 1
-    last: int  # ordinal of its newest item
-    total: int  # items in the whole list (shown on the newest page only)
-    size: int = PAGE_SIZE
-
-    @property
-    def older(self) -> int:
-        """How many full pages come before this one."""
-        return (self.first - 1) // self.size
-
-
-def full_page(number: int, size: int = PAGE_SIZE) -> Page:
-    """Page `number` of a list, full."""
-    return Page(number, (number - 1) * size + 1, number * size, number * size, size)
-
-
-def newest_page(total: int, size: int = PAGE_SIZE) -> Page:
-    """The newest page of a list of `total` items: the last partial page, or the last full
-    one when none is partial."""
-    first = size * ((total - 1) // size) + 1 if total else 1
-    return Page(None, first, total, total, size)
 
 
 class FragmentCache(Protocol):
@@ -432,101 +342,8 @@ class Renderer:
         )
 
     def email(self, issue: Issue, variant: str) -> EmailVariant:
-        """One email variant: inlined HTML (compact when too big, saying why) and the text;
-        the whole message (every part, encoded) kept under delivery.max_message_bytes."""
-        issue, cut_notes = self.cut_commentary(clean_issue(issue), variant)
-        limit = self.settings.delivery.max_html_kb * 1024
-        html, size, full_size = "", 0, 0
-        layout = _LAYOUTS[0]
-        for layout in _LAYOUTS:
-            html = inline_css(self.email_html(issue, variant, layout))
-            size = len(html.encode("utf-8"))
-            full_size = full_size or size
-            if size <= limit:
-                break
-        shown = len(issue.entries)
-        every_title = True  # the contents list names every paper, shown or not
-        if size > limit and shown > 1:
-            # When the titles of every paper alone pass the limit (hundreds of papers), the
-            # contents list names the papers shown, so the email shows as many as fit.
-            one = inline_css(self.email_html(issue, variant, (True, 0, 1)))
-            every_title = len(one.encode("utf-8")) <= limit
-        while size > limit and shown > 1:
-            # Entries cost about the same: aim just under the limit, then step down.
-            shown = max(1, min(shown - 1, int(shown * limit / size * 0.97)))
-            layout = (True, 0, shown)
-            html = inline_css(self.email_html(issue, variant, layout,
-                                              None if every_title else shown))
-            size = len(html.encode("utf-8"))
-        listed = len(issue.entries) if every_title else shown
-        while size > limit and listed > shown:  # one paper and still too big: the contents
-            listed = max(shown, min(listed - 1, int(listed * limit / size * 0.9)))
-            html = inline_css(self.email_html(issue, variant, layout, listed))
-            size = len(html.encode("utf-8"))
-        subject = self.subject(issue, variant)
-        text, text_note = self.fitted_text(issue, variant, size)
-        notes = [*cut_notes, *([text_note] if text_note else [])]
-        if not layout[0]:
-            if not notes:
-                return EmailVariant(variant, subject, html, text)
-            return EmailVariant(variant, subject, html, text, layout="cut",
-                                reason="; ".join(notes))
-        _, abstract_limit, max_entries = layout
-        kept = (f"abstracts cut to {abstract_limit} characters" if abstract_limit
-                else "abstracts left out")
-        if max_entries is not None:
-            kept += f", {max_entries} of {len(issue.entries)} papers (the rest on the web)"
-        if listed < len(issue.entries):
-            kept += f", the contents list cut to {listed} titles"
-        reason = (f"the full layout is {full_size / 1024:.0f} KB, over delivery.max_html_kb = "
-                  f"{self.settings.delivery.max_html_kb}; {kept}; {size / 1024:.0f} KB")
-        return EmailVariant(variant, subject, html, text, layout="compact",
-                            reason="; ".join([reason, *notes]))
-
-    def cut_commentary(self, issue: Issue, variant: str) -> tuple[Issue, list[str]]:
-        """The issue with each entry's commentary in this variant cut to
-        EMAIL_COMMENTARY_CHARS, the cut paragraph ending with a link to the entry on the web
-        page (in its own language, so the variant keeps it); and what was cut."""
-        page = f"{self.base}{self.page_name(issue.date, variant)}"
-        entries, notes = [], []
-        for e in issue.entries:
-            shown = variant_commentary(e, variant)
-            if sum(len(p) for p in shown) <= EMAIL_COMMENTARY_CHARS:
-                entries.append(e)
-                continue
-            kept: list[str] = []
-            room = EMAIL_COMMENTARY_CHARS
-            for p in shown:
-                if len(p) > room:
-                    kept.append(p[:max(room, 200)].rstrip() + f" … {page}#{entry_anchor(e)}")
-                    break
-                kept.append(p)
-                room -= len(p)
-            entries.append(replace(e, commentary=tuple(kept)))
-            total = sum(len(p) for p in shown)
-            notes.append(f"the commentary of {e.title[:40]!r} is {total:,} characters, cut to "
-                         f"{EMAIL_COMMENTARY_CHARS:,} in the email (the web page has it whole)")
-        return replace(issue, entries=tuple(entries)), notes
-
-    def fitted_text(self, issue: Issue, variant: str, html_bytes: int) -> tuple[str, str | None]:
-        """The text part, with fewer papers (the rest on the web) when the whole message
-        would pass delivery.max_message_bytes; and a note when it was cut."""
-        budget = self.settings.delivery.max_message_bytes - _HEADERS_COST
-        text = self.email_text(issue, variant)
-        size = len(text.encode("utf-8"))
-        if (html_bytes + size) * _BASE64_COST <= budget:
-            return text, None
-        total = len(issue.entries)
-        shown = total
-        while (html_bytes + size) * _BASE64_COST > budget and shown > 1:
-            room = max(budget / _BASE64_COST - html_bytes, 1)
-            shown = max(1, min(shown - 1, int(shown * room / size * 0.97)))
-            text = self.email_text(replace(issue, entries=issue.entries[:shown]), variant,
-                                   shortened=True)
-            size = len(text.encode("utf-8"))
-        return text, (f"the text part shows {shown} of {total} papers, to keep the message "
-                      f"under delivery.max_message_bytes = "
-                      f"{self.settings.delivery.max_message_bytes:,} (the rest on the web)")
+        """One email variant, fitted to the size limits (size_guard.fit_email)."""
+        return size_guard.fit_email(self, issue, variant)
 
     def text_body(self, issue: Issue, variant: str) -> str:
         """The issue as a text part's body (textpart.body), not wrapped yet."""
@@ -693,23 +510,10 @@ class Renderer:
         )
 
 
-def layout_note(variants: Sequence[EmailVariant]) -> str | None:
-    """One line for `build` when the size guard switched a variant to the compact layout."""
-    compact = [f"{v.variant}: {v.reason}" for v in variants if v.layout != "full"]
-    return "compact layout: " + "; ".join(compact) if compact else None
-
-
 def tag_stem(key: str) -> str:
     """A tag's file name in tags/: the tag itself, but never 'index' (the tags page); no tag
     contains '_' (normalize_tag turns it into '-'), so the renamed one clashes with none."""
     return "index_" if key == "index" else key
-
-
-def paginate(total: int, size: int = PAGE_SIZE) -> list[Page]:
-    """Every page of a list of `total` items: the full ones, then the newest."""
-    full = [full_page(n, size) for n in range(1, total // size + 1)]
-    return [*full, newest_page(total, size)]
-
 
 
 def template_dirs(override: Path | None) -> list[str]:
@@ -746,21 +550,3 @@ def make_environment(override: Path | None) -> Environment:
         keep_trailing_newline=True,
     )
     return env
-
-
-def inline_css(html: str) -> str:
-    """Inline the <style> rules into style attributes; media queries stay in a <style>."""
-    return str(
-        Premailer(
-            html,
-            allow_network=False,
-            allow_loading_external_files=False,
-            strip_important=False,
-            keep_style_tags=False,
-            disable_leftover_css=False,
-            remove_classes=False,
-            disable_validation=True,
-            cssutils_logging_level=logging.CRITICAL,
-            base_url=None,
-        ).transform(pretty_print=False)
-    )

@@ -16,7 +16,7 @@ from pipeline.core.lifecycle import IssueRecord
 from pipeline.core.models import Digest, Issue
 from pipeline.core.runtime import Runtime
 from pipeline.curate import lint, merge
-from pipeline.publish import render, site
+from pipeline.publish import render, site, size_guard
 from pipeline.services.common import open_store, read_draft
 
 
@@ -132,7 +132,7 @@ def build(settings: Settings, day: date, rt: Runtime) -> BuildReport:
         sizes=tuple((v.name, v.html_bytes) for v in summary.variants),
         uncommented=len(summary.uncommented),
         approval_required=settings.approval.required,
-        layout_note=render.layout_note(variants),
+        layout_note=size_guard.layout_note(variants),
         site_preview=root / "index.html",
         site_changes=len(changed),
         site_folder=settings.paths.site,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
-from pipeline.store.db import _now
+from pipeline.store.db import _now, encode_time
 
 EVENT_KINDS = ("hard", "soft", "complaint")
 
@@ -30,7 +30,7 @@ def soft_bounce_count(conn: sqlite3.Connection, email: str, since: datetime) -> 
     """Soft bounces of `email` recorded at or after `since`."""
     row = conn.execute(
         "SELECT COUNT(*) FROM bounce_events WHERE email = ? AND kind = 'soft' AND at >= ?",
-        (email, _iso(since)),
+        (email, encode_time(since)),
     ).fetchone()
     return int(row[0])
 
@@ -50,7 +50,7 @@ def event_counts(conn: sqlite3.Connection, since: datetime) -> dict[str, int]:
     """Events per kind recorded at or after `since` (distinct addresses per kind)."""
     rows = conn.execute(
         "SELECT kind, COUNT(DISTINCT email) FROM bounce_events WHERE at >= ? GROUP BY kind",
-        (_iso(since),),
+        (encode_time(since),),
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
@@ -59,10 +59,6 @@ def sent_count(conn: sqlite3.Connection, since: datetime) -> int:
     """Messages servers accepted at or after `since` (the ledger's `sent` rows)."""
     row = conn.execute(
         "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND updated_at >= ?",
-        (_iso(since),),
+        (encode_time(since),),
     ).fetchone()
     return int(row[0])
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds")

@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from pipeline.core.errors import StoreError
 from pipeline.core.files import write_atomic
@@ -229,6 +229,49 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT 'smtp';
     ALTER TABLE issues ADD COLUMN outbox_at TEXT;
     """,
+    # v8: one time encoding. The web's mail queue, rate events and subscribers.pending_since
+    # held unix times (REAL); they become ISO 8601 text in UTC like every other time in the
+    # store (encode_time, to the microsecond). unix_to_text is _unix_to_text, which migrate
+    # registers on the connection. SQLite cannot change a column's type: the two tables are
+    # copied into new ones, and pending_since into a new column that takes its name.
+    """
+    ALTER TABLE subscribers ADD COLUMN pending_since_text TEXT;
+    UPDATE subscribers SET pending_since_text = unix_to_text(pending_since);
+    ALTER TABLE subscribers DROP COLUMN pending_since;
+    ALTER TABLE subscribers RENAME COLUMN pending_since_text TO pending_since;
+
+    CREATE TABLE mail_queue_text (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,         -- 'confirm'
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        status        TEXT NOT NULL,         -- queued, sent, failed (gave up), dropped
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_try      TEXT NOT NULL,
+        last_error    TEXT,
+        created_at    TEXT NOT NULL,
+        finished_at   TEXT,                  -- when it was sent, failed or dropped
+        client        TEXT NOT NULL DEFAULT ''  -- who asked for it (web.client_key)
+    );
+    INSERT INTO mail_queue_text (id, kind, subscriber_id, status, attempts, next_try,
+                                 last_error, created_at, finished_at, client)
+        SELECT id, kind, subscriber_id, status, attempts, unix_to_text(next_try), last_error,
+               unix_to_text(created_at), unix_to_text(finished_at), client FROM mail_queue;
+    DROP TABLE mail_queue;
+    ALTER TABLE mail_queue_text RENAME TO mail_queue;
+    CREATE INDEX mail_queue_due ON mail_queue(status, next_try);
+    CREATE INDEX mail_queue_subscriber ON mail_queue(subscriber_id, created_at);
+    CREATE INDEX mail_queue_client ON mail_queue(client, status, finished_at);
+
+    CREATE TABLE rate_events_text (
+        key           TEXT NOT NULL,         -- 'client:<ip>' or 'address:<email>'
+        at            TEXT NOT NULL
+    );
+    INSERT INTO rate_events_text (key, at) SELECT key, unix_to_text(at) FROM rate_events;
+    DROP TABLE rate_events;
+    ALTER TABLE rate_events_text RENAME TO rate_events;
+    CREATE INDEX rate_events_key ON rate_events(key, at);
+    CREATE INDEX rate_events_at ON rate_events(at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -428,6 +471,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             )
         if current == SCHEMA_VERSION:
             return
+        # v8 converts unix times with it (SQLite's own strftime keeps milliseconds only)
+        conn.create_function("unix_to_text", 1, _unix_to_text, deterministic=True)
         with transaction(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] != current:
                 continue  # another process migrated meanwhile: look again
@@ -488,6 +533,35 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+# --- the one time encoding --------------------------------------------------------------------
+
+# Every time in the store is ISO 8601 text in UTC with its offset, as datetime.isoformat
+# writes it: "2024-12-05T06:00:00+00:00". Stamps of records (created_at, sent_at, ...) are
+# to the second; the web's mail queue, rate events and subscribers.pending_since, whose
+# windows and leases are compared in SQL, to the microsecond: "2024-12-05T06:00:00.250000+00:00".
+# Each column has one width and one zone, so comparing its text compares the moments.
+Precision = Literal["seconds", "microseconds"]
+
+
+def encode_time(at: datetime, timespec: Precision = "seconds") -> str:
+    """A moment as the store keeps it (an aware datetime, in any zone)."""
+    if at.tzinfo is None:
+        raise ValueError(f"a time without a zone cannot be stored: {at.isoformat()}")
+    return at.astimezone(UTC).isoformat(timespec=timespec)
+
+
+def decode_time(text: str) -> datetime:
+    """A moment the store kept (encode_time), as an aware datetime in UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _unix_to_text(value: float | str | bytes | None) -> float | str | bytes | None:
+    """A unix time of the stores before v8 in the store's encoding (anything else as it is)."""
+    if isinstance(value, int | float):
+        return encode_time(datetime.fromtimestamp(value, UTC), "microseconds")
+    return value
+
+
 # --- papers, days and candidates (collect) ---------------------------------------------------
 
 
@@ -498,4 +572,4 @@ def _iso(value: datetime | None) -> str | None:
 def _now(conn: sqlite3.Connection) -> str:
     """The connection's clock (see connect) as stored text, UTC."""
     clock: Callable[[], datetime] = getattr(conn, "clock", _utcnow)
-    return clock().astimezone(UTC).isoformat(timespec="seconds")
+    return encode_time(clock())

@@ -1,69 +1,81 @@
-"""Rate-limit events and the queue of confirmation mails."""
+"""Rate-limit events and the queue of confirmation mails.
+
+Times are aware datetimes, kept to the microsecond (db.encode_time): the text of one column
+compares as its moments do, so the due, window and pruning comparisons run in SQL. The
+clock is the caller's (the runtime's `now`): nothing here reads the system's.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from pipeline.store.db import transaction
+from pipeline.store.db import decode_time, encode_time, transaction
 
-EVENT_RETENTION = 86400.0
+# Rate-limit events older than this are pruned (longer than any window that reads them).
+EVENT_RETENTION = timedelta(days=1)
+# a client's mails sent within this long count against its share (claim_mail's per_client)
+_CLIENT_PERIOD = timedelta(hours=1)
 
 
-def count_events(conn: sqlite3.Connection, key: str, since: float) -> int:
-    """How many events of `key` happened at or after `since` (a unix time)."""
+def _at(moment: datetime) -> str:
+    return encode_time(moment, "microseconds")
+
+
+def count_events(conn: sqlite3.Connection, key: str, since: datetime) -> int:
+    """How many events of `key` happened at or after `since`."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM rate_events WHERE key = ? AND at >= ?", (key, since)
+        "SELECT COUNT(*) FROM rate_events WHERE key = ? AND at >= ?", (key, _at(since))
     ).fetchone()
     return int(row[0])
 
 
-def record_event(conn: sqlite3.Connection, key: str, at: float) -> None:
+def record_event(conn: sqlite3.Connection, key: str, at: datetime) -> None:
     """Record one event of `key` at `at`, and forget events older than a day."""
-    conn.execute("DELETE FROM rate_events WHERE at < ?", (at - EVENT_RETENTION,))
-    conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
+    conn.execute("DELETE FROM rate_events WHERE at < ?", (_at(at - EVENT_RETENTION),))
+    conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, _at(at)))
 
 
-def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: float,
+def queue_mail(conn: sqlite3.Connection, kind: str, subscriber_id: int, at: datetime,
                client: str = "") -> int:
-    """Queue a mail of `kind` ('confirm') for a subscriber, due now, asked for by `client`;
-    returns its id."""
+    """Queue a mail of `kind` ('confirm') for a subscriber, due at `at` (now), asked for by
+    `client`; returns its id."""
     cur = conn.execute(
         "INSERT INTO mail_queue (kind, subscriber_id, status, next_try, created_at, client)"
         " VALUES (?, ?, 'queued', ?, ?, ?)",
-        (kind, subscriber_id, at, at, client),
+        (kind, subscriber_id, _at(at), _at(at), client),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
 
 
-def last_mail(conn: sqlite3.Connection, subscriber_id: int, kind: str) -> float | None:
+def last_mail(conn: sqlite3.Connection, subscriber_id: int, kind: str) -> datetime | None:
     """When the newest mail of `kind` for this subscriber was queued (None: never)."""
     row = conn.execute(
         "SELECT MAX(created_at) FROM mail_queue WHERE subscriber_id = ? AND kind = ?",
         (subscriber_id, kind),
     ).fetchone()
-    return float(row[0]) if row[0] is not None else None
+    return decode_time(row[0]) if row[0] is not None else None
 
 
 @dataclass(frozen=True)
 class QueuedMail:
-    """One mail of the queue, as claimed (times are unix times, as the queue keeps them)."""
+    """One mail of the queue, as claimed."""
 
     id: int
     kind: str
     subscriber_id: int
     attempts: int  # tries before this claim
-    created_at: float
+    created_at: datetime
 
 
-def claim_mail(conn: sqlite3.Connection, at: float, lease: float,
+def claim_mail(conn: sqlite3.Connection, at: datetime, lease: timedelta,
                per_client: int | None = None) -> QueuedMail | None:
-    """The next queued mail due at `at`, claimed for `lease` seconds (its next_try moves
-    on, so a second worker does not take it too); None when nothing is due. Fair between
-    clients: the mail of the client with the fewest mails sent in the last hour goes first
-    (then the oldest), and a client with `per_client` sent in the hour waits."""
+    """The next queued mail due at `at`, claimed for `lease` (its next_try moves on, so a
+    second worker does not take it too); None when nothing is due. Fair between clients:
+    the mail of the client with the fewest mails sent in the last hour goes first (then
+    the oldest), and a client with `per_client` sent in the hour waits."""
     with transaction(conn):
         row: sqlite3.Row | None = conn.execute(
             "SELECT q.*, (SELECT COUNT(*) FROM mail_queue s WHERE s.client = q.client"
@@ -71,48 +83,48 @@ def claim_mail(conn: sqlite3.Connection, at: float, lease: float,
             " FROM mail_queue q WHERE q.status = 'queued' AND q.next_try <= ?"
             " AND (? IS NULL OR client_sent < ?)"
             " ORDER BY client_sent, q.next_try, q.id LIMIT 1",
-            (at - 3600, at, per_client, per_client),
+            (_at(at - _CLIENT_PERIOD), _at(at), per_client, per_client),
         ).fetchone()
         if row is not None:
             conn.execute("UPDATE mail_queue SET next_try = ?, attempts = attempts + 1"
-                         " WHERE id = ?", (at + lease, row["id"]))
+                         " WHERE id = ?", (_at(at + lease), row["id"]))
     if row is None:
         return None
     return QueuedMail(row["id"], row["kind"], row["subscriber_id"], row["attempts"],
-                      row["created_at"])
+                      decode_time(row["created_at"]))
 
 
-def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: float, error: str) -> None:
+def retry_mail(conn: sqlite3.Connection, mail_id: int, next_try: datetime, error: str) -> None:
     """Leave a claimed mail queued, to be tried again at `next_try`."""
     conn.execute("UPDATE mail_queue SET next_try = ?, last_error = ? WHERE id = ?",
-                 (next_try, error, mail_id))
+                 (_at(next_try), error, mail_id))
 
 
 def finish_mail(
-    conn: sqlite3.Connection, mail_id: int, status: str, error: str | None,
-    at: float | None = None,
+    conn: sqlite3.Connection, mail_id: int, status: str, error: str | None, at: datetime,
 ) -> None:
-    """Record how a claimed mail ended (at `at`, a unix time): 'sent', 'failed' (gave up)
-    or 'dropped' (no longer needed)."""
+    """Record how a claimed mail ended at `at`: 'sent', 'failed' (gave up) or 'dropped'
+    (no longer needed)."""
     if status not in ("sent", "failed", "dropped"):
         raise ValueError(f"unknown mail status {status!r}")
     conn.execute("UPDATE mail_queue SET status = ?, last_error = ?, finished_at = ? WHERE id = ?",
-                 (status, error, at if at is not None else time.time(), mail_id))
+                 (status, error, _at(at), mail_id))
 
 
-def mails_sent_since(conn: sqlite3.Connection, since: float) -> int:
+def mails_sent_since(conn: sqlite3.Connection, since: datetime) -> int:
     """How many queued mails went out at or after `since`."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND finished_at >= ?", (since,)
+        "SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND finished_at >= ?",
+        (_at(since),),
     ).fetchone()
     return int(row[0])
 
 
-def prune_mail(conn: sqlite3.Connection, before: float) -> int:
+def prune_mail(conn: sqlite3.Connection, before: datetime) -> int:
     """Forget finished mails queued before `before` (the queue keeps no history forever);
     returns how many."""
     cur = conn.execute(
-        "DELETE FROM mail_queue WHERE status != 'queued' AND created_at < ?", (before,)
+        "DELETE FROM mail_queue WHERE status != 'queued' AND created_at < ?", (_at(before),)
     )
     return cur.rowcount
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 
 from pipeline.core.lifecycle import State
 from pipeline.core.models import (
     Subscriber,
 )
-from pipeline.store.db import _now
+from pipeline.store.db import _now, decode_time, encode_time
 
 
 def subscriber_from_row(row: sqlite3.Row) -> Subscriber:
@@ -189,19 +189,18 @@ def mark_issue_sent(conn: sqlite3.Connection, day: date) -> None:
     )
 
 
-# --- web: rate limits and the mail queue (digest serve) --------------------------------------
-
-# Rate-limit events older than this are pruned (longer than any window that reads them).
+# --- web: confirmation links (digest serve) ---------------------------------------------------
 
 
-def mark_pending(conn: sqlite3.Connection, subscriber_id: int, at: float) -> None:
-    """Record that the address became pending at `at` (unix time): confirmation links
-    signed before then belong to an earlier subscription."""
-    conn.execute("UPDATE subscribers SET pending_since = ? WHERE id = ?", (at, subscriber_id))
+def mark_pending(conn: sqlite3.Connection, subscriber_id: int, at: datetime) -> None:
+    """Record that the address became pending at `at`: confirmation links signed before
+    then belong to an earlier subscription."""
+    conn.execute("UPDATE subscribers SET pending_since = ? WHERE id = ?",
+                 (encode_time(at, "microseconds"), subscriber_id))
 
 
-def pending_since(conn: sqlite3.Connection, subscriber_id: int) -> float | None:
+def pending_since(conn: sqlite3.Connection, subscriber_id: int) -> datetime | None:
     """When the address last became pending (None: before this was recorded)."""
     row = conn.execute("SELECT pending_since FROM subscribers WHERE id = ?",
                        (subscriber_id,)).fetchone()
-    return float(row[0]) if row is not None and row[0] is not None else None
+    return decode_time(row[0]) if row is not None and row[0] is not None else None
