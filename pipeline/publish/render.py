@@ -72,9 +72,6 @@ from pipeline.publish.words import variant_commentary as variant_commentary
 
 BUNDLED_TEMPLATES = bundled("templates")
 
-TAGS_INDEX = "tags/index.html"  # the page listing every tag
-
-
 class FragmentCache(Protocol):
     """Rendered feed items kept between builds, by place (date, entry number or 0 for the
     whole issue, variant) and by a digest of everything that went into them."""

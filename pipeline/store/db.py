@@ -562,7 +562,7 @@ def _unix_to_text(value: float | str | bytes | None) -> float | str | bytes | No
     return value
 
 
-# --- papers, days and candidates (collect) ---------------------------------------------------
+# --- stored times ----------------------------------------------------------------------------
 
 
 def _iso(value: datetime | None) -> str | None:
