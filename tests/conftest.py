@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pipeline.core.config import Settings
 from tests.deliver_support import PASSWORD, SECRET, Sink, make_cert, smtp_server
 from tests.support import FakeClock, RecordingServer, recording_server, write_newsletter
+
+if TYPE_CHECKING:
+    from tests.studio_support import Running
 
 Newsletter = Callable[..., Settings]
 
@@ -87,3 +90,35 @@ def http_server() -> Iterator[RecordingServer]:
 def clock() -> FakeClock:
     """An injected clock whose sleep returns at once."""
     return FakeClock()
+
+
+# --- the studio's sample day (tests/studio_support.py; imported when a test asks) --------------
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One collected and drafted newsletter directory, copied for each test."""
+    from tests.studio_support import collected_day
+
+    root = tmp_path_factory.mktemp("studio") / "news"
+    collected_day(root)
+    return root
+
+
+@pytest.fixture
+def day(prepared: Path, tmp_path: Path) -> Settings:
+    import shutil
+
+    from pipeline.core.config import load_config
+
+    target = tmp_path / "news"
+    shutil.copytree(prepared, target)
+    return load_config(target / "config" / "digest.toml")
+
+
+@pytest.fixture
+def running(day: Settings) -> Iterator[Running]:
+    from tests.studio_support import serving
+
+    with serving(day) as s:
+        yield s

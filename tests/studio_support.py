@@ -1,6 +1,7 @@
 """A real newsletter directory for the studio tests: the sample day 2024-12-05 collected from
 the recorded feed (served on loopback, as `make demo` does) and drafted from the real notes,
-with approval required; and a studio on waitress in a thread."""
+with approval required (tests/conftest.py's `prepared`, `day` and `running` are these); and
+a studio on waitress in a thread."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from flask import Flask
 from waitress.server import create_server
 
@@ -93,6 +95,13 @@ def real_sized_day(target: Path) -> Settings:
         services.collect(settings, REAL_DAY, rt)
         services.draft(settings, REAL_DAY, rt)
     return settings
+
+
+def login(s: Running) -> requests.Session:
+    """A browser session logged in with the studio's one-time token."""
+    sess = requests.Session()
+    assert sess.get(s.login_url).status_code == 200
+    return sess
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """The services' reports as the interfaces show them: `--json` of collect, build, send and
-status is one JSON object with the report's fields; the studio's messages for a build are
-the CLI's lines for it (one presenter)."""
+status is one JSON object with the report's fields; the studio's messages for a build or a
+send are the CLI's lines for it (one presenter); a send names each reader the server did not
+take, in its report, its lines and its JSON."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from pipeline.core.config import load_config
-from pipeline.interfaces import demo
+from pipeline import services
+from pipeline.core.config import Settings, load_config
+from pipeline.core.errors import DigestError
+from pipeline.deliver.dispatch import Failure
+from pipeline.interfaces import demo, present
 from pipeline.interfaces.cli import main
-from tests.studio_support import DAY, collected_day, serving
+from tests.deliver_support import Sink, add_subscribers, build_issue, newsletter
+from tests.studio_support import DAY, collected_day, login, serving
 
 
 def digest(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
@@ -110,3 +116,112 @@ def test_the_studio_says_what_the_cli_says_for_a_build(
 
     assert same(cli_lines) == same(said)
     assert load_config(settings.source).approval.required
+
+
+# --- a send: each reader the server did not take, named the same way everywhere ----------------
+
+REFUSED = "550 5.1.1 No such user here"
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[services.SendReport]:
+    """Every report `services.send` returns (or raises with) meanwhile, as the interfaces
+    got it."""
+    got: list[services.SendReport] = []
+    real = services.send
+
+    def recording(*args: Any, **kwargs: Any) -> services.SendReport:
+        try:
+            report = real(*args, **kwargs)
+        except DigestError as exc:
+            if isinstance(exc.report, services.SendReport):
+                got.append(exc.report)
+            raise
+        got.append(report)
+        return report
+
+    monkeypatch.setattr(services, "send", recording)
+    return got
+
+
+def refusing(root: Path, sink: Sink, port: int, **config: Any) -> tuple[Settings, str]:
+    """An issue built in auto mode (the send publishes it first) for three readers, the
+    second of whom the SMTP server refuses; the settings and that reader's address."""
+    settings = newsletter(root, port=port, approval=False, **config)
+    build_issue(settings, approve=False)
+    readers = add_subscribers(settings, 3)
+    sink.reject[readers[1].email] = REFUSED
+    return settings, readers[1].email
+
+
+@pytest.mark.usefixtures("env")
+def test_a_send_names_the_refused_reader_and_the_cli_prints_the_presenters_lines(
+    tmp_path: Path, server: tuple[Sink, int], capsys: pytest.CaptureFixture[str],
+    sends: list[services.SendReport],
+) -> None:
+    settings, refused = refusing(tmp_path, *server)
+    assert settings.source is not None
+    _, err = digest(settings.source, capsys, "send", "--date", DAY.isoformat())
+    [report] = sends
+    assert (report.mode, report.sent, report.failed) == ("sent", 2, 1)
+    assert report.failures == (Failure(refused, "failed", f"refused by the server: {REFUSED}"),)
+    assert report.publish is not None and report.publish.published
+    # The publishing said as it happened, then the rest: the presenter's lines, in its order.
+    assert err.splitlines() == present.send_lines(report)
+    assert f"failed: {refused}: refused by the server: {REFUSED}" in err.splitlines()
+
+
+@pytest.mark.usefixtures("env")
+def test_send_json_carries_the_refused_reader(
+    tmp_path: Path, server: tuple[Sink, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, refused = refusing(tmp_path, *server)
+    assert settings.source is not None
+    out, err = digest(settings.source, capsys, "send", "--date", DAY.isoformat(), "--json")
+    sent = json.loads(out)
+    assert (sent["report"], sent["sent"], sent["failed"]) == ("send", 2, 1)
+    assert sent["failures"] == [{"recipient": refused, "status": "failed",
+                                 "reason": f"refused by the server: {REFUSED}"}]
+    assert sent["shortfall"] is None
+    assert err == ""  # --json: the report says it all, no line besides
+
+
+@pytest.mark.slow  # the server's 451 costs one real backoff (the CLI's own clock)
+@pytest.mark.usefixtures("env")
+def test_a_deferred_reader_is_named_and_the_cli_prints_the_totals_before_the_error(
+    tmp_path: Path, server: tuple[Sink, int], capsys: pytest.CaptureFixture[str],
+    sends: list[services.SendReport],
+) -> None:
+    sink, port = server
+    settings, refused = refusing(tmp_path, sink, port, retries=1)
+    late = next(r.email for r in add_subscribers(settings, 1, start=3))
+    sink.defer[late] = 2  # 451 twice: more than the one retry
+    assert settings.source is not None
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(settings.source), "send", "--date", DAY.isoformat()])
+    err = capsys.readouterr().err.splitlines()
+    [report] = sends
+    assert info.value.code == 1
+    assert (report.sent, report.failed, report.deferred) == (2, 1, 1)
+    assert {(f.recipient, f.status) for f in report.failures} == {(refused, "failed"),
+                                                                  (late, "deferred")}
+    assert err[:-1] == present.send_lines(report)
+    assert err[-1].startswith(f"digest: error: 1 messages of the issue of {DAY} were deferred")
+
+
+@pytest.mark.usefixtures("env")
+def test_the_studio_says_what_the_cli_says_for_a_send(
+    tmp_path: Path, server: tuple[Sink, int], sends: list[services.SendReport]
+) -> None:
+    settings, refused = refusing(tmp_path / "news", *server)
+    with serving(settings) as running:
+        sess = login(running)
+        page = sess.get(running.url + "/").text
+        form = {name: re.search(rf'name="{name}" value="([^"]*)"', page)[1]  # type: ignore[index]
+                for name in ("csrf", "sha")}
+        after = sess.post(running.url + "/send", data={**form, "confirm": "1"}).text
+    said = [html.unescape(m) for m in re.findall(r'class="msg msg-info"[^>]*>(.*?)</(?:li|p)>', after)]
+    [report] = sends
+    assert [f.recipient for f in report.failures] == [refused]
+    assert said == present.send_lines(report)  # what `digest send` prints for this report
+    assert any(refused in line for line in said)

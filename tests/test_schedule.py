@@ -391,3 +391,40 @@ def test_an_issue_approved_after_its_send_goes_out_at_the_next_send(tmp_path: Pa
     clock.now = datetime(2024, 12, 4, 18, 0, 2, tzinfo=zone)
     runner.run("send", clock.now)
     assert fa.sent() == [monday]  # never twice
+
+
+def test_a_failed_send_logs_what_it_did_before_its_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send that ends with messages deferred raises with its report: the log says what
+    the send did (the reader it could not reach, the totals), then that it failed."""
+    from dataclasses import replace
+
+    from pipeline.core.errors import DeliveryError
+    from pipeline.deliver.dispatch import Failure
+    from pipeline.interfaces import present
+
+    settings = make_settings(tmp_path, schedule_config("30 10 * * 1-5", "0 18 * * 1-5"))
+    clock = Clock(datetime(2024, 12, 5, 18, 0, 2, tzinfo=SEOUL))
+    fa = FakeArxiv(settings, clock)
+    day = date(2024, 12, 5)
+    report = services.SendReport(day, "sent", services.draft_path(settings, day), sent=2,
+                                 deferred=1, failures=(Failure(
+                                     "late@example.org", "deferred",
+                                     "deferred by the server: 451 4.7.1 try again later"),))
+
+    def send(_settings: Settings, _day: date, _rt: Runtime) -> object:
+        raise DeliveryError("1 messages were deferred", report=report)
+
+    runner = JobRunner(settings, Runtime(now=clock, echo=lambda _: None),
+                       steps=replace(fa.steps(), send=send), describe=present.lines)
+    with caplog.at_level("INFO", logger="pipeline.services.schedule"):
+        outcome = runner.run("send", clock.now)
+    assert outcome == "failed: 2024-12-05: send failed: 1 messages were deferred " \
+                      "(`digest run --date 2024-12-05` continues from send)"
+    logged = [r.getMessage() for r in caplog.records]
+    said = present.send_lines(report)
+    assert any("late@example.org" in line for line in said)
+    at = logged.index(said[0])
+    assert logged[at:at + len(said)] == said  # in the presenter's words and order
+    assert logged.index(f"send run of {clock.now.isoformat()}: {outcome}") > at

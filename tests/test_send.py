@@ -51,7 +51,7 @@ def test_200_subscribers_each_get_one_message_and_unsubscribe_works(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    services.send(settings, DAY, rt)
+    lines += present.lines(services.send(settings, DAY, rt))
 
     got = sink.by_recipient()
     assert sorted(got) == sorted(s.email for s in subs)
@@ -144,7 +144,7 @@ def test_faults_451_retried_550_failed_drop_reconnects(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    services.send(settings, DAY, rt)
+    lines += present.lines(services.send(settings, DAY, rt))
 
     got = sink.by_recipient()
     assert set(got) == {s.email for s in subs} - set(rejected)
@@ -339,6 +339,7 @@ def test_outbox_send_is_a_trial_and_a_later_smtp_send_reaches_every_reader(
     folder = settings.paths.outbox / DAY.isoformat()
     lines: list[str] = []
     report = services.send(settings, DAY, quiet_runtime(echo=lines.append))
+    lines += present.lines(report)
     assert report.outbox == folder and report.sent == 5
     assert lines[-1].startswith(f"outbox: the messages are files in {folder}; nothing "
                                 "reached a reader")
@@ -448,7 +449,8 @@ def test_progress_bar_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     build_issue(settings)
     add_subscribers(settings, 3)
     lines: list[str] = []
-    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append, progress=True)))
+    lines += present.lines(services.send(settings, DAY, quiet_runtime(echo=lines.append),
+                                         progress=present.progress_counter("sending")))
     assert "sending" in capsys.readouterr().err
     assert lines[0] == f"issue {DAY}: sent 3, failed 0, skipped 0"
     assert lines[1:] == [f"outbox: the messages are files in {settings.paths.outbox / str(DAY)}"

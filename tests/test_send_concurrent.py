@@ -67,7 +67,7 @@ def test_rate_limit_is_global_across_connections(
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
     start = clock.monotonic()
-    services.send(settings, DAY, rt)
+    lines += present.lines(services.send(settings, DAY, rt))
     took = clock.monotonic() - start
 
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
@@ -94,7 +94,7 @@ def test_a_deferring_connection_does_not_stall_the_others(
     lines: list[str] = []
     rt = quiet_runtime(echo=lines.append, sleep=clock.sleep, monotonic=clock.monotonic)
 
-    services.send(settings, DAY, rt)
+    lines += present.lines(services.send(settings, DAY, rt))
 
     assert {r: len(m) for r, m in sink.by_recipient().items()} == {s.email: 1 for s in subs}
     assert sink.messages[-1].recipients == [slow]

@@ -8,9 +8,7 @@ import email
 import email.policy
 import re
 import socket
-from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,38 +23,7 @@ from pipeline.core.models import Candidate, Digest, Entry
 from pipeline.interfaces import studio
 from tests.render_support import HOSTILE_NOTE, HOSTILE_TITLE
 from tests.sample_day import sample_papers
-from tests.studio_support import DAY, Running, collected_day, runtime, serving
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One collected and drafted newsletter directory, copied for each test."""
-    root = tmp_path_factory.mktemp("studio") / "news"
-    collected_day(root)
-    return root
-
-
-@pytest.fixture
-def day(prepared: Path, tmp_path: Path) -> Settings:
-    import shutil
-
-    from pipeline.core.config import load_config
-
-    target = tmp_path / "news"
-    shutil.copytree(prepared, target)
-    return load_config(target / "config" / "digest.toml")
-
-
-@pytest.fixture
-def running(day: Settings) -> Iterator[Running]:
-    with serving(day) as s:
-        yield s
-
-
-def login(s: Running) -> requests.Session:
-    sess = requests.Session()
-    assert sess.get(s.login_url).status_code == 200
-    return sess
+from tests.studio_support import DAY, Running, login, runtime
 
 
 def tokens(html: str) -> dict[str, str]:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import shutil
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import date
 from pathlib import Path
 
 import pytest
-import requests
 
 from pipeline import services, store
 from pipeline.core.config import Settings, load_config
@@ -30,7 +27,7 @@ from tests.studio_support import (
     DAY,
     REAL_DAY,
     Running,
-    collected_day,
+    login,
     real_sized_day,
     runtime,
     serving,
@@ -41,34 +38,8 @@ JSON = {"X-Requested-With": "studio"}
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("triage") / "news"
-    collected_day(root)
-    return root
-
-
-@pytest.fixture
-def day(prepared: Path, tmp_path: Path) -> Settings:
-    target = tmp_path / "news"
-    shutil.copytree(prepared, target)
-    return load_config(target / "config" / "digest.toml")
-
-
-@pytest.fixture
-def running(day: Settings) -> Iterator[Running]:
-    with serving(day) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def real_day(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return real_sized_day(tmp_path_factory.mktemp("real") / "news")
-
-
-def login(s: Running) -> requests.Session:
-    sess = requests.Session()
-    assert sess.get(s.login_url).status_code == 200
-    return sess
 
 
 def csrf(html: str) -> str:

@@ -18,6 +18,7 @@ class DigestError(Exception):
         line: int | None = None,
         url: str | None = None,
         key: str | None = None,
+        report: object | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -25,6 +26,9 @@ class DigestError(Exception):
         self.line = line
         self.url = url
         self.key = key
+        # What the step did before it failed (a service's report): the interface lists it
+        # before the error's one line (a send's totals before "... were deferred").
+        self.report = report
 
     def __str__(self) -> str:
         where = ""

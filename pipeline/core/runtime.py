@@ -33,7 +33,7 @@ class Runtime:
     now: Callable[[], datetime] = _utcnow  # timezone-aware
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
-    echo: Callable[[str], None] = _echo  # progress and summaries, to stderr
+    echo: Callable[[str], None] = _echo  # live notices (a retry), to stderr; reports are returned
     http: requests.Session = field(default_factory=requests.Session)
     verbose: bool = False
     progress: bool = False  # draw progress bars (a terminal is attached)

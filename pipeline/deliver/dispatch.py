@@ -22,16 +22,12 @@ from __future__ import annotations
 import queue
 import secrets
 import sqlite3
-import sys
 import threading
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-
-import click
 
 from pipeline import store
 from pipeline.core import layout, locks
@@ -57,24 +53,62 @@ from pipeline.deliver.mail import (
 from pipeline.deliver.subscribers import normalize_email
 
 
-@dataclass
+@dataclass(frozen=True)
+class Failure:
+    """A reader's message the server did not take: `status` 'failed' (a 5xx, or an address
+    the transport cannot carry: final) or 'deferred' (4xx after every retry: a later send
+    tries again)."""
+
+    recipient: str  # as it went on the wire
+    status: str
+    reason: str  # what the server said, e.g. "refused by the server: 550 5.1.1 No such user"
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Fewer connections than asked: the server turned the next one away (a relay's cap)."""
+
+    opened: int
+    asked: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Summary:
-    """What one send did."""
+    """What one send did, as data: the caller's report carries it, the interface words it."""
 
     sent: int = 0
     failed: int = 0
     skipped: int = 0
     deferred: int = 0
-    failures: list[str] = field(default_factory=list)
+    failures: tuple[Failure, ...] = ()
     outbox: Path | None = None  # sent through the outbox: the folder; nothing reached a reader
+    shortfall: Shortfall | None = None
+    already_sent_at: datetime | None = None  # sent meanwhile (another send won): nothing done
 
-    def add(self, other: Summary) -> None:
-        """Count another connection's work into this summary."""
+
+@dataclass
+class Tally:
+    """The counts one connection adds up as it sends (merged into one Summary at the end)."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        """Count another connection's work into this tally."""
         self.sent += other.sent
         self.failed += other.failed
         self.skipped += other.skipped
         self.deferred += other.deferred
         self.failures += other.failures
+
+    def summary(self, outbox: Path | None, shortfall: Shortfall | None) -> Summary:
+        """The tally as the send's result."""
+        return Summary(self.sent, self.failed, self.skipped, self.deferred,
+                       tuple(self.failures), outbox, shortfall)
 
 
 def wants(sub: Subscriber, tags: Collection[str]) -> bool:
@@ -101,18 +135,15 @@ def _variant_for(sub_language: str | None, names: list[str], settings: Settings)
     return settings.variants[-1] if settings.variants[-1] in names else names[-1]
 
 
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
+# The interface's progress display (the CLI's bar): given how many readers there are, a
+# context whose value is called with the number of readers passed since the last call.
+Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
 
 
 @contextmanager
-def _progress(rt: Runtime, total: int) -> Iterator[Any]:
-    if rt.progress:
-        with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
-            yield bar
-    else:
-        yield _NoProgress()
+def no_progress(_total: int) -> Iterator[Callable[[int], None]]:
+    """No progress display."""
+    yield lambda _n: None
 
 
 def send_issue(
@@ -125,16 +156,17 @@ def send_issue(
     tags: Collection[str],
     dry_run: bool = False,
     transport: Transport | None = None,
+    progress: Progress = no_progress,
 ) -> Summary:
     """Send the issue to each active subscriber not yet sent it who wants its `tags` (the
     issue record's); with `dry_run` write every message to outbox/DAY/ and record nothing.
     Marks the issue sent when all are done through a real transport (through the outbox:
-    records the trial, which a later real send does not count)."""
-    summary = Summary()
+    records the trial, which a later real send does not count); with messages deferred it
+    stays unsent, and the summary counts them (a later send retries them). Says nothing:
+    what it did is the Summary; `progress` hears of each reader passed."""
     record = store.get_issue_record(conn, day)
     if record is not None and record.sent and not dry_run:
-        rt.echo(f"the issue of {day} was already sent ({record.sent_at}); nothing to do")
-        return summary
+        return Summary(already_sent_at=record.sent_at)
     if not variants:
         raise DeliveryError(f"the issue of {day} has no rendered variants: run `digest build`")
     if not dry_run and transport is None and not settings.transport_chosen:
@@ -155,19 +187,21 @@ def send_issue(
     else:  # no more connections than readers: a small list needs no idle sessions
         transports = make_transports(settings, rt, outbox, min(settings.delivery.connections,
                                                                max(active, 1)))
-    transports = _open_all(transports, rt)
+    transports, shortfall = _open_all(transports)
     transport = transports[0]
     kind = store.REAL
+    trial = None
     if isinstance(transport, OutboxTransport):
         kind = store.OUTBOX
-        summary.outbox = None if dry_run else transport.folder
+        trial = None if dry_run else transport.folder
+    tally = Tally()
     try:
-        with _progress(rt, active) as bar, _Pool(conn, day, transports, kind) as pool:
+        with progress(active) as advance, _Pool(conn, day, transports, kind) as pool:
             for sub, done in store.iter_recipients(conn, day, transport=kind):
-                bar.update(1)
+                advance(1)
                 assert sub.id is not None
                 if done in ("sent", "failed") or not wants(sub, tags):
-                    summary.skipped += 1
+                    tally.skipped += 1
                     continue
                 token = tokens.sign(secret, "unsubscribe", sub.id, sub.email)
                 message = builder.build(
@@ -179,30 +213,32 @@ def send_issue(
                 )
                 if dry_run:
                     transport.send(message)
-                    summary.sent += 1
+                    tally.sent += 1
                 else:
                     pool.submit(sub.id, message)
-        summary.add(pool.summary)
+        tally.add(pool.tally)
     finally:
         for each in transports:
             each.close()
-    _report(conn, day, rt, summary, dry_run, outbox)
+    summary = tally.summary(trial, shortfall)
+    if not dry_run:
+        _record(conn, day, summary)
     return summary
 
 
-def _open_all(transports: list[Transport], rt: Runtime) -> list[Transport]:
+def _open_all(transports: list[Transport]) -> tuple[list[Transport], Shortfall | None]:
     """Open every transport; the first must open (a wrong password stops the send before it
-    starts), a later one the server turns away (a relay's cap on connections) is left out."""
+    starts), a later one the server turns away (a relay's cap on connections) is left out,
+    and the shortfall says so."""
     transports[0].open()
     opened = [transports[0]]
     for each in transports[1:]:
         try:
             each.open()
         except DeliveryError as exc:
-            rt.echo(f"warning: sending over {len(opened)} of {len(transports)} connections: {exc}")
-            break
+            return opened, Shortfall(len(opened), len(transports), str(exc))
         opened.append(each)
-    return opened
+    return opened, None
 
 
 def send_one(
@@ -211,28 +247,28 @@ def send_one(
     subscriber_id: int,
     transport: Transport,
     message: Outgoing,
-    summary: Summary,
+    tally: Tally,
     kind: str = store.REAL,
 ) -> None:
     """One reader's message: claimed in the ledger (as sent through `kind`, 'outbox' or a
     real transport), handed to the transport, recorded as the server answered (skipped when
     an earlier run already finished it)."""
     if not store.claim_delivery(conn, day, subscriber_id, message.message_id, kind):
-        summary.skipped += 1
+        tally.skipped += 1
         return
     try:
         transport.send(message)
     except RecipientRejected as exc:
         store.finish_delivery(conn, day, subscriber_id, "failed", exc.reply)
-        summary.failed += 1
-        summary.failures.append(str(exc))
+        tally.failed += 1
+        tally.failures.append(Failure(exc.recipient, "failed", exc.reason))
     except RecipientDeferred as exc:
         store.finish_delivery(conn, day, subscriber_id, "deferred", exc.reply)
-        summary.deferred += 1
-        summary.failures.append(str(exc))
+        tally.deferred += 1
+        tally.failures.append(Failure(exc.recipient, "deferred", exc.reason))
     else:
         store.finish_delivery(conn, day, subscriber_id, "sent", None)
-        summary.sent += 1
+        tally.sent += 1
 
 
 def _database_path(conn: sqlite3.Connection) -> Path:
@@ -243,7 +279,7 @@ def _database_path(conn: sqlite3.Connection) -> Path:
 class _Pool:
     """The connections working one queue of messages. One transport sends in the caller's
     thread; several send each from a thread of its own, with its own SQLite connection and
-    Summary (merged into `summary` at the end). The queue holds two messages per connection,
+    Tally (merged into `tally` at the end). The queue holds two messages per connection,
     so a crash finds at most one claimed-and-unrecorded message per connection and nothing
     else half done. A worker's DeliveryError (the relay refused the sender, the connection
     kept dropping) stops the others after their current message and is raised here."""
@@ -254,21 +290,21 @@ class _Pool:
         self.day = day
         self.transports = transports
         self.kind = kind
-        self.summary = Summary()
+        self.tally = Tally()
         self._jobs: queue.Queue[tuple[int, Outgoing] | None] = queue.Queue(2 * len(transports))
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
-        self._summaries: list[Summary] = []
+        self._tallies: list[Tally] = []
 
     def __enter__(self) -> _Pool:
         if len(self.transports) > 1:
             path = _database_path(self.conn)
             for number, transport in enumerate(self.transports, 1):
-                summary = Summary()
-                self._summaries.append(summary)
+                tally = Tally()
+                self._tallies.append(tally)
                 thread = threading.Thread(
-                    target=self._work, args=(transport, path, summary),
+                    target=self._work, args=(transport, path, tally),
                     name=f"digest-send-{number}", daemon=True,
                 )
                 thread.start()
@@ -279,13 +315,13 @@ class _Pool:
         """Send one reader's message (queued for the next free connection)."""
         if not self._threads:
             send_one(self.conn, self.day, subscriber_id, self.transports[0], message,
-                     self.summary, self.kind)
+                     self.tally, self.kind)
             return
         if self._stop.is_set():
             raise self._errors[0] if self._errors else DeliveryError("the send was stopped")
         self._jobs.put((subscriber_id, message))
 
-    def _work(self, transport: Transport, path: Path, summary: Summary) -> None:
+    def _work(self, transport: Transport, path: Path, tally: Tally) -> None:
         try:
             conn = store.connect(path)
         except BaseException as exc:
@@ -296,7 +332,7 @@ class _Pool:
                 if self._stop.is_set() or conn is None:
                     continue  # drain the queue: nothing was claimed for these
                 try:
-                    send_one(conn, self.day, job[0], transport, job[1], summary, self.kind)
+                    send_one(conn, self.day, job[0], transport, job[1], tally, self.kind)
                 except BaseException as exc:
                     self._fail(exc)
         finally:
@@ -316,37 +352,20 @@ class _Pool:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
-        for summary in self._summaries:
-            self.summary.add(summary)
+        for tally in self._tallies:
+            self.tally.add(tally)
         if exc is None and self._errors:
             raise self._errors[0]
 
 
-def _report(
-    conn: sqlite3.Connection, day: date, rt: Runtime, summary: Summary, dry_run: bool,
-    outbox: Path,
-) -> None:
-    for line in summary.failures:
-        rt.echo(f"failed: {line}")
-    if dry_run:
-        rt.echo(f"dry run: wrote {summary.sent} messages to {outbox}; recorded nothing")
-        return
-    rt.echo(
-        f"issue {day}: sent {summary.sent}, failed {summary.failed}, skipped {summary.skipped}"
-        + (f", deferred {summary.deferred}" if summary.deferred else "")
-    )
-    if summary.outbox is not None:
-        rt.echo(f"outbox: the messages are files in {summary.outbox}; nothing reached a "
-                "reader (a trial: with transport = \"smtp\" `digest send` still sends to "
-                "every reader)")
+def _record(conn: sqlite3.Connection, day: date, summary: Summary) -> None:
+    """Record how the send ended: the issue sent (through the outbox: the trial written),
+    unless messages were deferred."""
     # The loop claimed every delivery still owed (a 'deferred' or 'sending' row of an earlier
     # run included), so only this run's deferrals are left to retry; the rows of readers who
     # have since unsubscribed or dropped the issue's tags must not hold the issue back forever.
     if summary.deferred:
-        raise DeliveryError(
-            f"{summary.deferred} messages of the issue of {day} were deferred by the "
-            f"server (4xx); run `digest send --date {day}` again later to retry them"
-        )
+        return  # the issue stays unsent: the next send retries them
     if summary.outbox is not None:
         store.mark_issue_outboxed(conn, day)  # a trial: the issue stays unsent
     else:
@@ -354,6 +373,14 @@ def _report(
 
 
 TEST_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class SentCopy:
+    """A test copy sent: its variant, and where it went (a file, or the address over SMTP)."""
+
+    variant: str
+    target: str
 
 
 def send_preview(
@@ -366,11 +393,11 @@ def send_preview(
     transport: Transport | None = None,
     *,
     variant: str | None = None,
-) -> list[str]:
+) -> tuple[SentCopy, ...]:
     """Send test copies with [TEST] in the subject to `to`; records nothing. `variant`
     picks one ("all" when it is no variant name of the config: every variant); by default
     a subscriber gets their own variant and link, anyone else the widest variant and a
-    dummy link. Returns and echoes what was sent where."""
+    dummy link. Returns what was sent where."""
     try:
         addr = normalize_email(to, smtputf8=settings.smtp.smtputf8)
     except ValueError as exc:
@@ -393,7 +420,7 @@ def send_preview(
         token = tokens.sign(settings.secret, "unsubscribe", sub.id, sub.email)
     url, mailto = unsubscribe_url(settings, token), unsubscribe_mailto(settings, token)
     folder = layout.test_copies(settings, day)
-    done: list[str] = []
+    done: list[SentCopy] = []
     sent_at = rt.now()
     for name in chosen:
         # Its own Message-ID, new for every copy: a receiver must not drop the real issue, or
@@ -411,7 +438,5 @@ def send_preview(
             one.close()
         target = (str(outbox_file(one.folder, addr)) if isinstance(one, OutboxTransport)
                   else f"{addr} (SMTP {settings.smtp.host}:{settings.smtp.port})")
-        done.append(f"{name}: {target}")
-        rt.echo(f"sent a {TEST_PREFIX.strip()} copy ({name}) of the issue of {day} to "
-                f"{target}; recorded nothing")
-    return done
+        done.append(SentCopy(name, target))
+    return tuple(done)

@@ -53,7 +53,8 @@ class RecipientError(DeliveryError):
     verb = "answered"
 
     def __init__(self, recipient: str, code: int, reply: str) -> None:
-        super().__init__(f"{recipient}: {self.verb} by the server: {code} {reply}")
+        self.reason = f"{self.verb} by the server: {code} {reply}"  # the message, less whom
+        super().__init__(f"{recipient}: {self.reason}")
         self.recipient = recipient
         self.code = code
         self.reply = f"{code} {reply}"
@@ -76,10 +77,10 @@ class RecipientUndeliverable(RecipientRejected):
     a server without SMTPUTF8): recorded as failed like a 5xx, and the send goes on."""
 
     def __init__(self, recipient: str, reason: str) -> None:
-        DeliveryError.__init__(self, f"{recipient}: not sent: {reason}")
+        self.reason = self.reply = f"not sent: {reason}"
+        DeliveryError.__init__(self, f"{recipient}: {self.reason}")
         self.recipient = recipient
         self.code = 0
-        self.reply = f"not sent: {reason}"
 
 
 def wire_address(address: str) -> str:

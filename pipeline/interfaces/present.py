@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.core.errors import DigestError
 from pipeline.core.lifecycle import UncommentedError
+from pipeline.deliver.dispatch import TEST_PREFIX, Progress
 from pipeline.services import (
     ApproveReport,
     BuildReport,
@@ -155,8 +156,26 @@ def approve_lines(r: ApproveReport) -> list[str]:
 
 
 def send_lines(r: SendReport, *, published_shown: bool = False) -> list[str]:
-    """`digest send` (the deliveries' own lines come from the send loop as it goes)."""
-    out = _warnings(r.warnings, "note")
+    """`digest send`, in the order it happened: the publishing right before it (unless
+    `published_shown`: said already, as it happened), then what the send did."""
+    out = publish_lines(r.publish) if r.publish is not None and not published_shown else []
+    if r.shortfall is not None:
+        out.append(f"warning: sending over {r.shortfall.opened} of {r.shortfall.asked} "
+                   f"connections: {r.shortfall.reason}")
+    out += [f"failed: {f.recipient}: {f.reason}" for f in r.failures]
+    if r.mode == "dry-run":
+        out.append(f"dry run: wrote {r.sent} messages to {r.folder}; recorded nothing")
+    elif r.mode == "test":
+        out += [f"sent a {TEST_PREFIX.strip()} copy ({c.variant}) of the issue of {r.day} to "
+                f"{c.target}; recorded nothing" for c in r.test_copies]
+    elif r.mode == "sent":
+        out.append(f"issue {r.day}: sent {r.sent}, failed {r.failed}, skipped {r.skipped}"
+                   + (f", deferred {r.deferred}" if r.deferred else ""))
+        if r.outbox is not None:
+            out.append(f"outbox: the messages are files in {r.outbox}; nothing reached a "
+                       "reader (a trial: with transport = \"smtp\" `digest send` still sends "
+                       "to every reader)")
+    out += _warnings(r.warnings, "note")
     if r.mode == "already-sent":
         out.append(
             f"the issue of {r.day} was already sent ({r.sent_at}); nothing to do. "
@@ -164,8 +183,6 @@ def send_lines(r: SendReport, *, published_shown: bool = False) -> list[str]:
                "(no email goes out again)" if r.correction_pending else
                f"To correct it: edit {r.draft}, `digest build --date {r.day}`, `digest approve "
                f"--date {r.day}`: the page and feed item are updated, no email goes out again"))
-    if r.publish is not None and not published_shown:
-        out += publish_lines(r.publish)
     return out
 
 
@@ -178,10 +195,13 @@ def step_line(e: StepEvent) -> str:
     return f"{e.day}: {e.step} ..."
 
 
-def error_lines(exc: DigestError) -> list[str]:
-    """What an error lists before its one line (the entries approval refused)."""
+def error_lines(exc: DigestError, *, published_shown: bool = False) -> list[str]:
+    """What an error lists before its one line: the entries approval refused; what the
+    failed step did before it stopped (a send's totals before "... were deferred")."""
     if isinstance(exc, UncommentedError):
         return [f"no commentary: {exc.draft_name}:{e.line}: {e.title}" for e in exc.entries]
+    if exc.report is not None:
+        return lines(exc.report, published_shown=published_shown)
     return []
 
 
@@ -305,3 +325,16 @@ def progress_bar(label: str) -> Any:
         return click.progressbar(items, label=label, file=sys.stderr)
 
     return track
+
+
+def progress_counter(label: str) -> Progress:
+    """A `progress` for a service that counts as it goes (a send: readers passed): given
+    the total, a progress bar on stderr whose value advances it."""
+    import click
+
+    @contextmanager
+    def progress(total: int) -> Iterator[Callable[[int], None]]:
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+
+    return progress

@@ -14,6 +14,7 @@ from pipeline.core.config import Settings
 from pipeline.core.errors import DigestError, InputError
 from pipeline.core.lifecycle import State
 from pipeline.core.runtime import Runtime
+from pipeline.deliver.dispatch import Progress
 from pipeline.services import sending
 from pipeline.services.building import build
 from pipeline.services.collecting import collect
@@ -62,10 +63,11 @@ def _ignore(_event: object) -> None:
     pass
 
 
-def default_steps(on_event: Listener = _ignore) -> Steps:
-    """The real stages; `on_event` hears of the send's publishing as it happens."""
+def default_steps(on_event: Listener = _ignore, progress: Progress | None = None) -> Steps:
+    """The real stages; `on_event` hears of the send's publishing as it happens, `progress`
+    of each reader the send passes (the interface's progress bar)."""
     def send(settings: Settings, day: date, rt: Runtime) -> object:
-        return sending.send(settings, day, rt, on_publish=on_event)
+        return sending.send(settings, day, rt, on_publish=on_event, progress=progress)
 
     return Steps(collect=collect, draft=draft, build=build, send=send)
 
@@ -75,7 +77,8 @@ class StepFailed(DigestError):
 
     def __init__(self, day: date, step: str, cause: DigestError) -> None:
         super().__init__(
-            f"{day}: {step} failed: {cause} (`digest run --date {day}` continues from {step})"
+            f"{day}: {step} failed: {cause} (`digest run --date {day}` continues from {step})",
+            report=cause.report,
         )
         self.exit_code = cause.exit_code
 
@@ -107,23 +110,25 @@ def daily(
     steps: Steps | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_event: Listener = _ignore,
+    progress: Progress | None = None,
 ) -> DailyReport:
     """One daily cycle: collect, draft, build, then send when approved (or approval is off).
 
     `day` None = the latest announcement out now. Steps the store records as done are
     skipped; a failing step raises StepFailed and the next run resumes there. `on_event`
     hears, as they happen, each StepEvent, each step's report and, last, the DailyReport
-    returned."""
+    returned; `progress`, the readers the real send step passes."""
+    if steps is None:
+        steps = default_steps(on_event, progress)
     report = _daily(settings, day, rt, send_issue, steps, should_stop, on_event)
     on_event(report)
     return report
 
 
 def _daily(
-    settings: Settings, day: date | None, rt: Runtime, send_issue: bool, steps: Steps | None,
+    settings: Settings, day: date | None, rt: Runtime, send_issue: bool, steps: Steps,
     should_stop: Callable[[], bool], on_event: Listener,
 ) -> DailyReport:
-    steps = steps if steps is not None else default_steps(on_event)
     if day is None:
         day = arxiv_calendar.announcement_for(rt.now())
     reason = arxiv_calendar.why_no_announcement(day)
@@ -217,6 +222,7 @@ def send_late(
     steps: Steps | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_event: Listener = _ignore,
+    progress: Progress | None = None,
 ) -> list[DailyReport]:
     """Send the issues approved after their own send went out (see LATE_SEND_DAYS); returns
     each one's outcome."""
@@ -224,5 +230,5 @@ def send_late(
     for late in late_approved(settings, day):
         on_event(StepEvent(late, "send", "late"))
         outcomes.append(daily(settings, late, rt, steps=steps, should_stop=should_stop,
-                              on_event=on_event))
+                              on_event=on_event, progress=progress))
     return outcomes

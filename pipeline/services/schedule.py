@@ -133,6 +133,8 @@ class JobRunner:
                     send_late(self.settings, day, self.rt, steps=self.steps,
                                   should_stop=self.stop.is_set, on_event=self._log)
             except DigestError as exc:
+                if exc.report is not None:  # what the failed step did (a send's totals)
+                    self._log(exc.report)
                 outcome = f"failed: {exc}"
             except Exception as exc:  # the scheduler must outlive a bug in one run
                 log.exception("%s run of %s crashed", job, fire.isoformat())

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except DigestError as exc:
+        if exc.report is not None:  # what the step did before it failed (a send's totals;
+            # its publishing was said as it happened)
+            for line in present.error_lines(exc, published_shown=True):
+                click.echo(line, err=True)
         if verbose:
             raise
         from pipeline.core.lifecycle import UncommentedError

@@ -94,8 +94,10 @@ def send(ctx: Context, day: date | None, dry_run: bool, to: str | None,
             for line in present.lines(report):
                 _say(line)
 
-    report = services.send(ctx.settings, ctx.day(day), ctx.runtime(), dry_run=dry_run, to=to,
-                           variant=variant, on_publish=published)
+    rt = ctx.runtime()
+    bar = present.progress_counter("sending") if rt.progress and not as_json else None
+    report = services.send(ctx.settings, ctx.day(day), rt, dry_run=dry_run, to=to,
+                           variant=variant, on_publish=published, progress=bar)
     _report(report, as_json, published_shown=True)
 
 
@@ -195,10 +197,11 @@ def run_cmd(ctx: Context, day: date | None, as_json: bool) -> None:
             for line in present.lines(event, published_shown=True):
                 _say(line)
 
-    reports = [services.daily(ctx.settings, day, rt, on_event=on_event)]
+    bar = present.progress_counter("sending") if rt.progress and not as_json else None
+    reports = [services.daily(ctx.settings, day, rt, on_event=on_event, progress=bar)]
     if day is None:
         reports += services.send_late(ctx.settings, arxiv_calendar.announcement_for(rt.now()),
-                                      rt, on_event=on_event)
+                                      rt, on_event=on_event, progress=bar)
     if as_json:
         events = [present.to_json(e) for e in said if not isinstance(e, services.DailyReport)]
         click.echo(json.dumps({"report": "run", "days": [present.to_json(r) for r in reports],
@@ -212,4 +215,6 @@ def schedule(ctx: Context) -> None:
     from pipeline.services import schedule as scheduler
 
     ctx.require_secret()
-    scheduler.main(ctx.settings, ctx.runtime(), describe=present.lines)
+    # A send's publishing is logged as it happens (on_publish): its report need not repeat it.
+    scheduler.main(ctx.settings, ctx.runtime(),
+                   describe=lambda report: present.lines(report, published_shown=True))

@@ -41,11 +41,11 @@ def register(app: Flask, web: Web) -> None:
     def action(run_it: Callable[[Runtime], list[object]], done: str, where: str = "actions",
                anchor: str = "#actions") -> AnyResponse:
         """Run a step; its messages go beside the button that ran it (JSON for studio.js):
-        the reports' lines as the CLI words them, after what the send loop said as it went."""
-        rt_, lines = studio.capture()
+        the reports' lines as the CLI words them (a failed step: what it did, then why)."""
+        lines: list[str] = []
         error = None
         try:
-            for report in run_it(rt_):
+            for report in run_it(studio.rt):
                 lines += present.lines(report)
         except DigestError as exc:
             lines += present.error_lines(exc)

@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -139,14 +139,3 @@ class Studio:
         """One connection per request (waitress serves from threads)."""
         with closing(services.open_store(self.settings)) as conn:
             yield conn
-
-    def capture(self) -> tuple[Runtime, list[str]]:
-        """A runtime whose messages are kept for the page (and echoed as usual): what the
-        send loop says as it goes (the services themselves report, never print)."""
-        said: list[str] = []
-
-        def echo(message: str) -> None:
-            said.append(message)
-            self.rt.echo(message)
-
-        return replace(self.rt, echo=echo, progress=False), said
