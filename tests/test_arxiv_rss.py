@@ -13,6 +13,7 @@ from lxml import etree
 from pipeline.collect import feed as arxiv_rss
 from pipeline.collect.feed import Announcement, parse_announcement, split_authors
 from pipeline.core.errors import FeedError
+from pipeline.interfaces import present
 from tests.arxiv_support import (
     EMPTY_FEED,
     ERROR_FEED,
@@ -200,7 +201,7 @@ def test_fetch_asks_once_for_all_categories(
     assert http_server.requests[0].headers["User-Agent"].startswith("arxiv-digest/")
 
 
-def test_progress_is_drawn_on_stderr_when_asked(
+def test_progress_is_drawn_by_the_interfaces_bar_when_asked(
     tmp_path: Path, http_server: RecordingServer, clock: FakeClock, small_feed: bytes,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -208,6 +209,7 @@ def test_progress_is_drawn_on_stderr_when_asked(
     assert capsys.readouterr().err == ""
     http_server.route(RSS_PATH, Reply(small_feed))
     settings = settings_for(tmp_path, http_server.url, extra='announce_types = ["new"]')
-    shown = arxiv_rss.fetch_announcement(settings, DAY, runtime_for(clock, progress=True))
+    bar = present.progress_bar("Reading the feed")
+    shown = arxiv_rss.fetch_announcement(settings, DAY, runtime_for(clock), bar)
     assert "Reading the feed" in capsys.readouterr().err
     assert shown == quiet

@@ -15,7 +15,6 @@ so a late catch-up of a weekday is never recorded as a holiday.
 from __future__ import annotations
 
 import re
-import sys
 import xml.sax
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -25,7 +24,6 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import click
 import feedparser
 
 from pipeline.collect import http
@@ -70,7 +68,7 @@ def feed_url(settings: Settings) -> str:
 
 
 def fetch_announcement(
-    settings: Settings, day: date, rt: Runtime, track: Track | None = None
+    settings: Settings, day: date, rt: Runtime, track: Track = nullcontext
 ) -> Announcement:
     """Fetch the feed once and adapt it; raise FetchError or FeedError when it is unusable.
     `track` wraps the items being adapted (the interface's progress bar)."""
@@ -79,8 +77,6 @@ def fetch_announcement(
         rt, url, contact=settings.arxiv.contact, timeout=settings.arxiv.timeout,
         retries=settings.arxiv.retries,
     )
-    if track is None:
-        track = _progress_bar if rt.progress else nullcontext
     return parse_announcement(resp.content, day, settings.arxiv.announce_types, url=url, track=track)
 
 
@@ -107,11 +103,6 @@ def parse_announcement(
                 paper = adapt_item(entry, kind, index, url)
                 kept.setdefault(paper.arxiv_id, paper)
     return Announcement(day, tuple(kept.values()), dict(by_type))
-
-
-def _progress_bar(entries: list[Any]) -> AbstractContextManager[Iterable[Any]]:
-    """A progress bar on stderr over the feed's items."""
-    return click.progressbar(entries, label="Reading the feed", file=sys.stderr)
 
 
 def _check_feed(parsed: Any, url: str | None) -> None:
