@@ -33,7 +33,7 @@ from pipeline.core.models import (
     Subscriber,
     has_hangul,
 )
-from tests.support import FIXTURES, write_newsletter
+from tests.support import FIXTURES, newsletter_config, write_newsletter
 
 DAY = date(2024, 12, 5)
 USER = "digest-sender"
@@ -199,37 +199,27 @@ def smtp_server(
 
 def write_config(root: Path, **config: Any) -> Path:
     """config/digest.toml for a newsletter in `root` that sends to 127.0.0.1:port."""
-    path = root / "config" / "digest.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(smtp_config(**config), encoding="utf-8")
-    return path
+    return newsletter_config(root, **smtp_tables(**config))
 
 
-def smtp_config(*, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
-                approval: bool = True, retries: int = 3, connections: int = 4) -> str:
-    """The config of a newsletter that sends to 127.0.0.1:port (STARTTLS, AUTH as USER)."""
-    return f"""[newsletter]
-title = "ML Papers Digest"
-languages = ["ko", "en"]
-base_url = "https://digest.example.org"
-from = "ML Papers Digest <digest@example.org>"
-
-[approval]
-required = {str(approval).lower()}
-
-[delivery]
-transport = "{transport}"
-rate_per_second = {rate}
-connections = {connections}
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "starttls"
-username = "{USER}"
-timeout = 10.0
-retries = {retries}
-"""
+def smtp_tables(*, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
+                approval: bool = True, retries: int = 3, connections: int = 4,
+                **more: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The config tables of a newsletter that sends to 127.0.0.1:port (STARTTLS, AUTH as
+    USER); `more` adds tables or keys to one, e.g. `delivery={"max_message_bytes": 200_000}`."""
+    tables: dict[str, dict[str, Any]] = {
+        "newsletter": {"title": "ML Papers Digest", "languages": ["ko", "en"],
+                       "base_url": "https://digest.example.org",
+                       "from": "ML Papers Digest <digest@example.org>"},
+        "approval": {"required": approval},
+        "delivery": {"transport": transport, "rate_per_second": rate,
+                     "connections": connections},
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "starttls", "username": USER,
+                 "timeout": 10.0, "retries": retries},
+    }
+    for name, table in more.items():
+        tables[name] = {**tables.get(name, {}), **table}
+    return tables
 
 
 def _entries(text: str) -> list[list[str]]:
@@ -382,5 +372,5 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
 
 def newsletter(root: Path, **config: Any) -> Settings:
     """Settings of a newsletter in `root` that sends to 127.0.0.1 (tests/support.py's
-    write_newsletter with smtp_config's text)."""
-    return write_newsletter(root, smtp_config(**config))
+    write_newsletter with smtp_tables(**config))."""
+    return write_newsletter(root, **smtp_tables(**config))

@@ -195,3 +195,10 @@ def write_newsletter(root: Path, text: str = "", /, **tables: dict[str, Any]) ->
     body = text if not tables else text.rstrip("\n") + "\n\n" + toml_tables(tables)
     path.write_text(body, encoding="utf-8")
     return load_config(path)
+
+
+def newsletter_config(root: Path, text: str = "", /, **tables: dict[str, Any]) -> Path:
+    """write_newsletter for a test that hands `digest --config` a file: the config's path."""
+    source = write_newsletter(root, text, **tables).source
+    assert source is not None
+    return source
