@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from pipeline import services, store
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.deliver import bounces
 from pipeline.interfaces.webhooks import sns_string_to_sign
-from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, serving, write_config
+from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, serving
 from tests.test_store_failures import digest
 
 READERS = [f"reader{i:05d}@example.org" for i in range(6)]
@@ -42,11 +42,9 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGEST_SECRET", SECRET)  # `digest serve` needs it
 
 
-def _settings(tmp_path: Path, extra: str = "") -> Settings:
-    config = write_config(tmp_path, transport="outbox")
-    config.write_text(config.read_text("utf-8") + "\n[bounces]\nsoft_limit = 2\n"
-                      "sns_cert_host = '127\\.0\\.0\\.1'\n" + extra, "utf-8")
-    settings = load_config(config)
+def _settings(tmp_path: Path, **bounces: Any) -> Settings:
+    settings = newsletter(tmp_path, transport="outbox", bounces={
+        "soft_limit": 2, "sns_cert_host": r"127\.0\.0\.1", **bounces})
     add_subscribers(settings, len(READERS))
     return settings
 
@@ -330,7 +328,7 @@ Subject: ML Papers Digest
 
 
 def test_digest_bounces_reads_a_maildir(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, 'maildir = "bounces"\n')
+    settings = _settings(tmp_path, maildir="bounces")
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
     box.add(dsn(READERS[0], "5.1.1"))
     box.add(dsn(READERS[1], "4.2.2", mid="<r2@mx>"))
