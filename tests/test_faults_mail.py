@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline import services, store
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError, DeliveryError
 from pipeline.core.models import Entry, Issue
 from pipeline.deliver.mail import MessageBuilder
@@ -36,19 +36,12 @@ from tests.deliver_support import (
     build_issue,
     make_cert,
     make_variants,
+    newsletter,
     quiet_runtime,
-    write_config,
 )
 from tests.render_support import big_issue
 
 NOW = datetime(2024, 12, 5, 9, 0, tzinfo=UTC)
-
-
-def _config(tmp_path: Path, extra: str = "", **kwargs: object) -> Settings:
-    path = write_config(tmp_path, **kwargs)  # type: ignore[arg-type]
-    text = path.read_text("utf-8").replace("[delivery]\n", "[delivery]\n" + extra)
-    path.write_text(text, "utf-8")
-    return load_config(path)
 
 
 def _whole_message(settings: Settings, variant: object) -> bytes:
@@ -59,7 +52,7 @@ def _whole_message(settings: Settings, variant: object) -> bytes:
 
 
 def test_a_5_mb_note_is_cut_in_the_email_with_a_link(tmp_path: Path) -> None:
-    settings = _config(tmp_path, transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox")
     huge = "이 논문은 중요하다. " * 400_000  # ~5 MB of Korean commentary
     entry = Entry(title="A paper with a long note", authors=("A. Author",), abstract="x",
                   commentary=(huge, "A short English note."), tags=("llm",),
@@ -79,7 +72,7 @@ def test_a_5_mb_note_is_cut_in_the_email_with_a_link(tmp_path: Path) -> None:
 
 
 def test_a_500_entry_issue_stays_under_the_html_aim(tmp_path: Path) -> None:
-    settings = _config(tmp_path, transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox")
     issue = big_issue(500)
     issue = replace(issue, entries=tuple(replace(e, arxiv_id=f"2412.{n:05d}")
                                          for n, e in enumerate(issue.entries)))
@@ -90,7 +83,7 @@ def test_a_500_entry_issue_stays_under_the_html_aim(tmp_path: Path) -> None:
 
 
 def test_the_text_part_is_cut_when_the_whole_message_would_be_too_big(tmp_path: Path) -> None:
-    settings = _config(tmp_path, "max_message_bytes = 200000\n", transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox", delivery={"max_message_bytes": 200000})
     issue = big_issue(400)
     variants = Renderer(settings).emails(issue)
     for v in variants:
@@ -100,7 +93,7 @@ def test_the_text_part_is_cut_when_the_whole_message_would_be_too_big(tmp_path: 
 
 
 def test_a_message_over_the_limit_is_refused_before_sending(tmp_path: Path) -> None:
-    settings = _config(tmp_path, "max_message_bytes = 200000\n", transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox", delivery={"max_message_bytes": 200000})
     big = make_variants()[0]
     big = replace(big, html=big.html + "<p>" + "x" * 300_000 + "</p>")
     with pytest.raises(DeliveryError) as info:
@@ -110,7 +103,7 @@ def test_a_message_over_the_limit_is_refused_before_sending(tmp_path: Path) -> N
 
 def test_config_caps_max_message_bytes_under_10_mb(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        _config(tmp_path, "max_message_bytes = 10485760\n", transport="outbox")
+        newsletter(tmp_path, transport="outbox", delivery={"max_message_bytes": 10485760})
     assert info.value.key == "delivery.max_message_bytes"
 
 
@@ -146,7 +139,7 @@ def test_a_relay_refusing_the_size_fails_the_message_not_the_sender(
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
     with small_relay(cert, 8_000) as (sink, port):
-        settings = _config(tmp_path, port=port)
+        settings = newsletter(tmp_path, port=port)
         build_issue(settings)
         subs = add_subscribers(settings, 3)
         lines: list[str] = []
@@ -172,8 +165,8 @@ def test_dkim_signature_verifies_against_the_public_key(tmp_path: Path) -> None:
         serialization.NoEncryption()))
     public = base64.b64encode(key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
-    settings = _config(tmp_path, 'dkim_key = "dkim.pem"\ndkim_selector = "digest2024"\n',
-                       transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox", delivery={
+        "dkim_key": "dkim.pem", "dkim_selector": "digest2024"})
     data = _whole_message(settings, make_variants()[0])
     assert data.startswith(b"DKIM-Signature: ")
     head = data.split(b"\r\n\r\n", 1)[0]
@@ -192,11 +185,11 @@ def test_dkim_signature_verifies_against_the_public_key(tmp_path: Path) -> None:
 
 
 def test_a_missing_dkim_key_is_a_config_error(tmp_path: Path) -> None:
-    settings = _config(tmp_path, 'dkim_key = "missing.pem"\ndkim_selector = "s"\n',
-                       transport="outbox")
+    settings = newsletter(tmp_path, transport="outbox", delivery={
+        "dkim_key": "missing.pem", "dkim_selector": "s"})
     with pytest.raises(ConfigError) as info:
         MessageBuilder(settings, DAY, make_variants())
     assert info.value.key == "delivery.dkim_key"
     with pytest.raises(ConfigError) as half:
-        _config(tmp_path / "b", 'dkim_key = "k.pem"\n', transport="outbox")
+        newsletter(tmp_path / "b", transport="outbox", delivery={"dkim_key": "k.pem"})
     assert half.value.key == "delivery.dkim_selector"
