@@ -16,7 +16,8 @@ from pipeline import services, store
 from pipeline.core.config import load_config
 from pipeline.core.models import Subscriber
 from pipeline.deliver.subscribers import export_csv, import_csv, neutralize, unneutralize
-from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, write_config
+from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, smtp_tables
+from tests.support import newsletter_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,13 +76,13 @@ def test_bad_numbers_in_the_config(tmp_path: Path, setting: str, words: list[str
 
 @pytest.mark.parametrize("port", ["-1", "70000", "x"])
 def test_serve_port_flag_out_of_range(tmp_path: Path, port: str) -> None:
-    config = write_config(tmp_path, transport="outbox")
+    config = newsletter_config(tmp_path, **smtp_tables(transport="outbox"))
     one_line(digest(config, "serve", "--port", port), "--port")
 
 
 @pytest.mark.slow
 def test_serve_with_a_host_that_does_not_resolve(tmp_path: Path) -> None:
-    config = write_config(tmp_path, transport="outbox")
+    config = newsletter_config(tmp_path, **smtp_tables(transport="outbox"))
     one_line(digest(config, "serve", "--host", "no-such-host.invalid", "--port", "0"),
              "--host", "cannot resolve host 'no-such-host.invalid'")
     smtp = _with(tmp_path / "b", 'smtp.host = "mail.no-such-host.invalid"', transport="smtp")
@@ -90,9 +91,7 @@ def test_serve_with_a_host_that_does_not_resolve(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_send_to_a_mail_server_that_does_not_resolve(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        'host = "127.0.0.1"', 'host = "mail.no-such-host.invalid"'), encoding="utf-8")
+    config = newsletter_config(tmp_path, **smtp_tables(smtp={"host": "mail.no-such-host.invalid"}))
     settings = load_config(config)
     build_issue(settings)
     add_subscribers(settings, 2)
@@ -114,7 +113,7 @@ def test_send_to_a_mail_server_that_does_not_resolve(tmp_path: Path) -> None:
     ],
 )
 def test_blank_or_padded_secrets_are_refused(tmp_path: Path, secret: str, message: str) -> None:
-    config = write_config(tmp_path, transport="outbox")
+    config = newsletter_config(tmp_path, **smtp_tables(transport="outbox"))
     one_line(digest(config, "serve", "--port", "0", secret=secret), message)
 
 
