@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.core.config import load_config
+from pipeline.core.config import Settings
 from tests.deliver_support import (
     DAY,
     PASSWORD,
@@ -21,7 +21,7 @@ from tests.deliver_support import (
     Sink,
     add_subscribers,
     build_issue,
-    write_config,
+    newsletter,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,12 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.usefixtures("digest_secret"), pytest.mark.slow]  # fixtures: tests/conftest.py
 
 
-def _send(config: Path, cert: Path) -> subprocess.Popen[bytes]:
+def _send(settings: Settings, cert: Path) -> subprocess.Popen[bytes]:
     """`python -m pipeline --config CONFIG send` as its own process."""
     env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_SMTP_PASSWORD": PASSWORD,
            "SSL_CERT_FILE": str(cert)}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--config", str(config), "send", "--date", str(DAY)],
+        [sys.executable, "-m", "pipeline", "--config", str(settings.source), "send",
+         "--date", str(DAY)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -46,17 +47,17 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def _ledger(config: Path) -> dict[str, int]:
-    conn = store.connect(config.parent.parent / "data" / "digest.db")
+def _ledger(settings: Settings) -> dict[str, int]:
+    conn = store.connect(settings.db_path)
     try:
         return store.delivery_counts(conn, DAY)
     finally:
         conn.close()
 
 
-def _sending(config: Path) -> set[str]:
+def _sending(settings: Settings) -> set[str]:
     """The readers whose delivery is claimed but not recorded (in flight at a kill)."""
-    conn = store.connect(config.parent.parent / "data" / "digest.db")
+    conn = store.connect(settings.db_path)
     try:
         rows = conn.execute(
             "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
@@ -73,24 +74,23 @@ def test_sigkill_midway_then_rerun_sends_each_reader_once(
 ) -> None:
     sink, port = server
     sink.delay = 0.02  # a relay's answer time: every connection has a message in flight
-    config = write_config(tmp_path, port=port, connections=connections)
-    settings = load_config(config)
+    settings = newsletter(tmp_path, port=port, connections=connections)
     build_issue(settings)
     subs = add_subscribers(settings, 80)
     sink.notify_at = 20
 
-    proc = _send(config, cert[0])
+    proc = _send(settings, cert[0])
     assert sink.arrived.wait(30), proc.stderr.read() if proc.stderr else ""
     _kill(proc)
     first = sink.count
     assert 20 <= first < 80
     assert len(sink.per_session) == connections  # the kill caught a concurrent send
-    ledger = _ledger(config)
-    in_flight = _sending(config)
+    ledger = _ledger(settings)
+    in_flight = _sending(settings)
     assert len(in_flight) == ledger.get("sending", 0) <= connections
     assert ledger["sent"] >= first - connections
 
-    rerun = _send(config, cert[0])
+    rerun = _send(settings, cert[0])
     _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err.decode()
     copies = {r: len(m) for r, m in sink.by_recipient().items()}
@@ -98,7 +98,7 @@ def test_sigkill_midway_then_rerun_sends_each_reader_once(
     twice = {r for r, n in copies.items() if n > 1}
     assert twice <= in_flight  # only a message in flight at the kill can repeat
     assert max(copies.values()) <= 2
-    assert _ledger(config) == {"sent": 80}
+    assert _ledger(settings) == {"sent": 80}
     assert f"sent {80 - ledger['sent']}, failed 0, skipped {ledger['sent']}" in err.decode()
 
 
@@ -106,19 +106,18 @@ def test_message_in_flight_at_the_kill_is_the_only_repeat(
     tmp_path: Path, server: tuple[Sink, int], cert: tuple[Path, Path]
 ) -> None:
     sink, port = server
-    config = write_config(tmp_path, port=port, connections=1)
-    settings = load_config(config)
+    settings = newsletter(tmp_path, port=port, connections=1)
     build_issue(settings)
     subs = add_subscribers(settings, 20)
     sink.hold_at = 7  # the server has the 7th message but has not answered yet
 
-    proc = _send(config, cert[0])
+    proc = _send(settings, cert[0])
     assert sink.arrived.wait(30)
     _kill(proc)
-    assert _ledger(config) == {"sent": 6, "sending": 1}
+    assert _ledger(settings) == {"sent": 6, "sending": 1}
 
     sink.hold_at = None
-    rerun = _send(config, cert[0])
+    rerun = _send(settings, cert[0])
     _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err.decode()
     copies = {r: len(m) for r, m in sink.by_recipient().items()}
@@ -129,15 +128,14 @@ def test_a_second_send_at_the_same_time_says_so_and_sends_nothing(
     tmp_path: Path, server: tuple[Sink, int], cert: tuple[Path, Path]
 ) -> None:
     sink, port = server
-    config = write_config(tmp_path, port=port, connections=1)
-    settings = load_config(config)
+    settings = newsletter(tmp_path, port=port, connections=1)
     build_issue(settings)
     add_subscribers(settings, 10)
     sink.hold_at = 3
 
-    first = _send(config, cert[0])
+    first = _send(settings, cert[0])
     assert sink.arrived.wait(30)
-    second = _send(config, cert[0])
+    second = _send(settings, cert[0])
     _, err = second.communicate(timeout=60)
     assert second.returncode == 1
     assert err.decode().splitlines() == [
