@@ -33,7 +33,7 @@ from pipeline.core.models import (
     Subscriber,
     has_hangul,
 )
-from tests.support import FIXTURES, newsletter_config, write_newsletter
+from tests.support import FIXTURES, write_newsletter
 
 DAY = date(2024, 12, 5)
 USER = "digest-sender"
@@ -195,11 +195,6 @@ def smtp_server(
 
 
 # --- a newsletter with a built, approved issue ------------------------------------------------
-
-
-def write_config(root: Path, **config: Any) -> Path:
-    """config/digest.toml for a newsletter in `root` that sends to 127.0.0.1:port."""
-    return newsletter_config(root, **smtp_tables(**config))
 
 
 def smtp_tables(*, port: int = 25, transport: str = "smtp", rate: float = 1000.0,
