@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import lxml.etree
 import pytest
@@ -29,8 +30,9 @@ from pipeline.core.runtime import Runtime
 from pipeline.interfaces import present
 from pipeline.interfaces.cli import main
 from pipeline.publish import site
-from tests.deliver_support import USER, Sink, add_subscribers, smtp_server
+from tests.deliver_support import Sink, add_subscribers, smtp_server, smtp_tables
 from tests.sample_day import REFERENCE, add_candidates, sample_papers
+from tests.support import write_newsletter
 
 DAY = date(2024, 12, 5)
 EARLIER = date(2024, 12, 4)
@@ -38,49 +40,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILT_AT = datetime(2024, 12, 5, 2, 0, tzinfo=UTC)  # 11:00 in Seoul, Thursday
 
 
-def write_config(root: Path, *, port: int, approval: bool = True) -> Path:
+def lifecycle_tables(*, port: int, approval: bool = True) -> dict[str, dict[str, Any]]:
     """A newsletter sending to the loopback sink; arXiv's API is a closed loopback port
     (every entry resolves among the stored papers, so it is never asked)."""
-    path = root / "config" / "digest.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"""[newsletter]
-title = "ML Papers Digest"
-languages = ["ko", "en"]
-base_url = "https://digest.example.org"
-from = "ML Papers Digest <digest@example.org>"
-
-[arxiv]
-api_url = "http://127.0.0.1:9/api/query"
-retries = 0
-
-[tags.reward-model]
-keywords = ["reward model"]
-
-[tags.pretraining]
-keywords = ["pretraining"]
-
-[tags.world-models]
-keywords = ["world model"]
-
-[approval]
-required = {str(approval).lower()}
-
-[delivery]
-transport = "smtp"
-rate_per_second = 1000
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "starttls"
-username = "{USER}"
-timeout = 10.0
-retries = 0
-""",
-        encoding="utf-8",
+    return smtp_tables(
+        port=port, approval=approval, retries=0,
+        arxiv={"api_url": "http://127.0.0.1:9/api/query", "retries": 0},
+        tags={"reward-model": {"keywords": ["reward model"]},
+              "pretraining": {"keywords": ["pretraining"]},
+              "world-models": {"keywords": ["world model"]}},
     )
-    return path
 
 
 def reference_entries() -> list[str]:
@@ -142,7 +111,7 @@ def sink(cert: tuple[Path, Path], env: None) -> Iterator[tuple[Sink, int]]:
 def newsletter(root: Path, port: int, *, approval: bool = True) -> Settings:
     """Two collected days: three of the reference's entries published on EARLIER, three
     others drafted for DAY (built by the tests)."""
-    settings = load_config(write_config(root, port=port, approval=approval))
+    settings = write_newsletter(root, **lifecycle_tables(port=port, approval=approval))
     with closing(store.connect(settings.db_path)) as conn:
         for day in (EARLIER, DAY):
             add_candidates(conn, day, [(p, ("reward-model",), 1.0) for p in sample_papers()])
@@ -500,7 +469,7 @@ def test_status_shows_the_day_at_a_glance(
 
 
 def test_status_of_a_day_never_collected(tmp_path: Path, env: None) -> None:
-    settings = load_config(write_config(tmp_path, port=25))
+    settings = write_newsletter(tmp_path, **lifecycle_tables(port=25))
     st = services.status(settings, DAY, at(BUILT_AT))
     assert st.state is None and st.collected is None and st.next_step.startswith("collect")
 
