@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline import store
 from pipeline.core.calendar import announced_at
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import (
     END_OF_PAPERS,
     parse_heading,
@@ -52,6 +52,7 @@ from tests.render_support import (
     split_signature,
     text_hostile_issue,
 )
+from tests.support import write_newsletter
 
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("DIGEST_REGENERATE_GOLDEN") == "1"
@@ -696,12 +697,9 @@ def test_default_subject_names_the_first_paper_within_78_characters(renderer: Re
 
 
 def test_subject_template_from_config(tmp_path: Path) -> None:
-    path = tmp_path / "config" / "digest.toml"
-    path.parent.mkdir()
-    path.write_text('[newsletter]\nfrom = "D <digest@example.org>"\n'
-                    'subject = "[{{ name }}] {{ date_iso }}: {{ count }} papers, '
-                    '<{{ first_title }}>"\n', encoding="utf-8")
-    settings = load_config(path)
+    settings = write_newsletter(tmp_path, newsletter={
+        "from": "D <digest@example.org>",
+        "subject": "[{{ name }}] {{ date_iso }}: {{ count }} papers, <{{ first_title }}>"})
     subject = Renderer(settings).email(reference_issue(), "en").subject
     # plain text: nothing escaped, and the first title cut to fit
     assert subject.startswith("[ML Papers Digest] 2024-12-05: 10 papers, <Free Process")
