@@ -28,7 +28,6 @@ from tests.arxiv_support import (
     NS,
     REAL_FEED,
     RSS_PATH,
-    TAGS_TOML,
     raw_items,
     rewrite_feed,
     runtime_for,
@@ -311,17 +310,6 @@ def test_backoff_doubles_until_it_gives_up(
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
 
 
-def write_config(tmp_path: Path, url: str) -> Path:
-    config = tmp_path / "config" / "digest.toml"
-    config.parent.mkdir()
-    config.write_text(
-        f'[arxiv]\nrss_url = "{url}/rss/{{categories}}"\n'
-        f'categories = ["cs.CL", "cs.LG", "stat.ML"]\ncontact = "{CONTACT}"\n{TAGS_TOML}',
-        encoding="utf-8",
-    )
-    return config
-
-
 def run_cli(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exited:
         cli.main(argv)
@@ -332,8 +320,8 @@ def test_cli_collect_exit_codes(
     tmp_path: Path, http_server: RecordingServer, small_feed: bytes,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = write_config(tmp_path, http_server.url)
-    argv = ["--config", str(config), "collect", "--date", "2024-11-28"]
+    settings = settings_for(tmp_path, http_server.url)
+    argv = ["--config", str(settings.source), "collect", "--date", "2024-11-28"]
     http_server.route(RSS_PATH, Reply(small_feed))
     assert run_cli(argv) == 0
     err = capsys.readouterr().err
