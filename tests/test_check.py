@@ -14,7 +14,7 @@ import pytest
 from pipeline import store
 from pipeline.interfaces.cli import main
 from tests.sample_day import DAY, REFERENCE, add_candidates, sample_papers
-from tests.support import FIXTURES
+from tests.support import FIXTURES, newsletter_config, write_newsletter
 
 VARIANTS = FIXTURES / "notes" / "variants"
 
@@ -166,12 +166,8 @@ def test_an_unusable_note_is_one_line_exit_2(
 def newsletter_dir(tmp_path: Path) -> Path:
     """A newsletter with a config (two tags, languages ko+en), notes, and a store holding
     three of the sample papers."""
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "digest.toml").write_text(
-        '[tags.reward-model]\nkeywords = ["reward model"]\n\n'
-        '[tags.vq]\nkeywords = ["vector quantization"]\n',
-        encoding="utf-8",
-    )
+    write_newsletter(tmp_path, tags={"reward-model": {"keywords": ["reward model"]},
+                                     "vq": {"keywords": ["vector quantization"]}})
     notes = tmp_path / "notes"
     notes.mkdir()
     for name in ("241202 Free Process Rewards without Process Labels.md", "241202 RandAR.md",
@@ -218,10 +214,8 @@ def _run_with_config(
 def test_a_config_with_one_language_does_not_ask_for_the_other(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "config").mkdir()
-    config = tmp_path / "config" / "digest.toml"
-    config.write_text('[newsletter]\nfrom = "D <digest@example.org>"\nlanguages = ["ko"]\n',
-                      encoding="utf-8")
+    config = newsletter_config(tmp_path, newsletter={"from": "D <digest@example.org>",
+                                                     "languages": ["ko"]})
     path = _digest(tmp_path, "Only Korean\n(X)\nAbs.\n한국어만\n#t\n")
     code, out, err = _run_with_config(config, path, capsys)
     assert code == 0 and out == f"{path}: ok, 1 entry, 1 warning\n"
@@ -440,12 +434,10 @@ def test_language_warnings_follow_the_editions_the_config_publishes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _archive(tmp_path / "notes", 2)
-    (tmp_path / "config").mkdir()
-    config = tmp_path / "config" / "digest.toml"
     for languages, kinds in ((["ko"], ["no-korean"]), (["en"], ["no-english"]),
                              (["ko", "en"], ["no-english", "no-korean"])):
-        config.write_text(f'[newsletter]\nfrom = "D <digest@example.org>"\n'
-                          f"languages = {json.dumps(languages)}\n", encoding="utf-8")
+        config = newsletter_config(tmp_path, newsletter={"from": "D <digest@example.org>",
+                                                         "languages": languages})
         with pytest.raises(SystemExit):
             main(["--config", str(config), "check", "--json", str(root)])
         data = json.loads(capsys.readouterr().out)
