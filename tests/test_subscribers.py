@@ -11,6 +11,7 @@ from pipeline.core.config import Settings
 from pipeline.core.models import Subscriber
 from pipeline.interfaces.cli import main
 from tests.deliver_support import SECRET, newsletter
+from tests.support import newsletter_config
 
 
 @pytest.fixture
@@ -274,10 +275,8 @@ def test_a_folder_is_bad_input_not_a_failed_run(
 def test_add_without_a_language_takes_the_widest_variant_of_a_one_language_newsletter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config" / "digest.toml"
-    config.parent.mkdir()
-    config.write_text('[newsletter]\nfrom = "D <digest@example.org>"\nlanguages = ["ko"]\n',
-                      encoding="utf-8")  # no 'all'
+    config = newsletter_config(tmp_path, newsletter={"from": "D <digest@example.org>",
+                                                     "languages": ["ko"]})  # no 'all'
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(config), "subscribers", "add", "ann@example.org"])
     assert (exit_info.value.code, capsys.readouterr().out) == (0, "added: ann@example.org (ko)\n")
