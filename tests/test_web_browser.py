@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline import services, store
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.deliver import tokens
 from pipeline.interfaces.web_pages import WEB_UI
 from tests.deliver_support import SECRET, add_subscribers, newsletter, serving, wait_for
@@ -27,12 +27,7 @@ pytestmark = pytest.mark.usefixtures("digest_secret")  # tests/conftest.py
 
 
 def _newsletter(root: Path, lang: str) -> Settings:
-    settings = newsletter(root, transport="outbox")
-    assert settings.source is not None
-    text = settings.source.read_text(encoding="utf-8")
-    settings.source.write_text(text.replace("[newsletter]\n", f'[newsletter]\nlocale = "{lang}"\n'),
-                               encoding="utf-8")
-    return load_config(settings.source)
+    return newsletter(root, transport="outbox", newsletter={"locale": lang})
 
 
 def _check_page(page: Any, lang: str, width: int, name: str, heading: str) -> None:
