@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,7 +191,20 @@ def write_newsletter(root: Path, text: str = "", /, **tables: dict[str, Any]) ->
     """A newsletter in `root`: config/digest.toml holds `text` then `tables` (TOML tables by
     section name), read back by load_config as `digest --config` reads it. Every test that
     needs settings from a config makes them here."""
-    path = root / "config" / "digest.toml"
+    return _write_config(root / "config" / "digest.toml", text, tables)
+
+
+def edit_newsletter(config: Path, /, **changes: dict[str, Any]) -> Settings:
+    """The newsletter of an existing config (the demo's, say) with `changes` written into its
+    tables, as a curator edits it (`approval={"required": True}` sets that one key); read back
+    by load_config. The file is rewritten from its tables: its comments go."""
+    tables = tomllib.loads(config.read_text(encoding="utf-8"))
+    for name, table in changes.items():
+        tables[name] = {**tables.get(name, {}), **table}
+    return _write_config(config, "", tables)
+
+
+def _write_config(path: Path, text: str, tables: dict[str, dict[str, Any]]) -> Settings:
     path.parent.mkdir(parents=True, exist_ok=True)
     body = text if not tables else text.rstrip("\n") + "\n\n" + toml_tables(tables)
     path.write_text(body, encoding="utf-8")
