@@ -18,10 +18,11 @@ from flask import Flask
 from waitress.server import create_server
 
 from pipeline import services
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces import demo
 from pipeline.interfaces.studio import LOOPBACK_NAMES, create_app
+from tests.support import edit_newsletter
 
 DAY = demo.DEMO_DAY
 TOKEN = "test-login-token-0123456789abcdef"
@@ -40,13 +41,10 @@ def collected_day(target: Path, noted: int = 8) -> Settings:
     feed = (demo.BUNDLE / "feed" / f"{DAY}.xml").read_bytes()
     server = demo.FeedServer(feed)
     with server.running():
-        config = demo.prepare(target, server.url)
-        text = config.read_text("utf-8").replace("required = false", "required = true")
-        config.write_text(text, "utf-8")
+        settings = edit_newsletter(demo.prepare(target, server.url), approval={"required": True})
         notes = sorted((target / "notes").rglob("*.md"))
         for extra in notes[noted:]:  # written after the draft: shown beside their candidate
             extra.rename(extra.with_suffix(".later"))
-        settings = load_config(config)
         rt = runtime()
         services.collect(settings, DAY, rt)
         services.draft(settings, DAY, rt)
