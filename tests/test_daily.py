@@ -18,7 +18,7 @@ from pipeline.core.errors import InputError, LockedError
 from pipeline.core.runtime import Runtime
 from pipeline.interfaces import present
 from tests.daily_support import Clock, FakeArxiv, make_settings
-from tests.support import FakeClock, RecordingServer, Reply
+from tests.support import FakeClock, RecordingServer, Reply, edit_newsletter
 
 SEOUL = ZoneInfo("Asia/Seoul")
 THU = date(2024, 12, 5)
@@ -246,13 +246,10 @@ def test_end_to_end_a_failed_fetch_then_a_rerun_sends_each_reader_once(
 def test_end_to_end_with_approval_the_run_waits_then_sends_once(
     demo_newsletter: Path, http_server: RecordingServer
 ) -> None:
-    from pipeline.core.config import load_config
     from pipeline.interfaces.demo import BUNDLE
     http_server.route("/rss/cs.CL+cs.LG+cs.CV+cs.AI",
                       Reply((BUNDLE / "feed" / "2024-12-05.xml").read_bytes()))
-    text = demo_newsletter.read_text("utf-8").replace("required = false", "required = true")
-    demo_newsletter.write_text(text, "utf-8")
-    settings = load_config(demo_newsletter)
+    settings = edit_newsletter(demo_newsletter, approval={"required": True})
     assert settings.approval.required
     echoed: list[str] = []
     rt = Runtime(echo=echoed.append)
