@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import services, store
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import read_digest
 from pipeline.core.models import Issue
 from pipeline.curate.order import candidate_order
@@ -32,7 +32,7 @@ from tests.studio_support import (
     runtime,
     serving,
 )
-from tests.support import Reply, recording_server
+from tests.support import Reply, edit_newsletter, recording_server
 
 JSON = {"X-Requested-With": "studio"}
 
@@ -119,11 +119,8 @@ def test_any_paper_is_added_by_its_url_even_one_no_tag_matched(
     body = next(API_2026.glob("id_1605.08386_*.xml")).read_bytes()
     with recording_server() as api:
         api.route("/api/query", Reply(body))
-        config = day.root / "config" / "digest.toml"
-        text = re.sub(r'api_url = "[^"]+"', f'api_url = "{api.url}/api/query"',
-                      config.read_text("utf-8"))
-        config.write_text(text, "utf-8")
-        settings = load_config(config)
+        settings = edit_newsletter(day.root / "config" / "digest.toml",
+                                   arxiv={"api_url": f"{api.url}/api/query"})
         with serving(settings) as s:
             sess = login(s)
             page = sess.get(s.url + "/candidates").text
