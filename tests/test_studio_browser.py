@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from pipeline import services, store
-from pipeline.core.config import Settings, load_config
+from pipeline.core.config import Settings
 from pipeline.core.digest_format import read_digest
 from pipeline.interfaces import cli
-from tests.deliver_support import PASSWORD, USER, add_subscribers, make_cert, smtp_server
+from tests.deliver_support import PASSWORD, add_subscribers, make_cert, smtp_server, smtp_tables
 from tests.studio_support import DAY, collected_day, serving
+from tests.support import edit_newsletter
 from tests.test_render_browser import ARTIFACTS, CHROMIUM_ARGS, CONTRAST_JS
 
 pytestmark = pytest.mark.browser
@@ -50,22 +51,10 @@ def day(tmp_path: Path) -> Settings:
     return collected_day(tmp_path / "news")
 
 
-def smtp_config(settings: Settings) -> Settings:
-    """The newsletter sending through SMTP (the port filled in by settings_with_port)."""
-    path = settings.root / "config" / "digest.toml"
-    text = path.read_text("utf-8").replace('transport = "outbox"', 'transport = "smtp"')
-    text += (f'\n[smtp]\nhost = "127.0.0.1"\nport = SMTP_PORT\nsecurity = "starttls"\n'
-             f'username = "{USER}"\ntimeout = 10.0\n')
-    path.with_suffix(".template").write_text(text, "utf-8")
-    return settings
-
-
-def settings_with_port(settings: Settings, port: int) -> Settings:
-    """The config with the SMTP sink's port, loaded."""
-    path = settings.root / "config" / "digest.toml"
-    text = path.with_suffix(".template").read_text("utf-8").replace("SMTP_PORT", str(port))
-    path.write_text(text, "utf-8")
-    return load_config(path)
+def sending_to(settings: Settings, port: int) -> Settings:
+    """The newsletter sending through SMTP to the sink on `port` (STARTTLS, AUTH as USER)."""
+    return edit_newsletter(settings.root / "config" / "digest.toml",
+                           delivery={"transport": "smtp"}, smtp=smtp_tables(port=port)["smtp"])
 
 
 def drag(page: Any, handle: Any, target: Any) -> None:
@@ -105,14 +94,12 @@ def test_the_curators_day_triage_write_reorder_reload_approve_send(
     action, and the draft on disk is what the page shows."""
     from playwright.sync_api import expect
 
-    settings = smtp_config(day)
     (day.root / "tls").mkdir()
     cert, key = make_cert(day.root / "tls")
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test server's certificate
-    with smtp_server(cert, key) as (sink, port), serving(settings_with_port(settings, port)) \
+    with smtp_server(cert, key) as (sink, port), serving(settings := sending_to(day, port)) \
             as studio:
-        settings = settings_with_port(settings, port)
         add_subscribers(settings, 3)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("dialog", lambda dialog: dialog.accept())
