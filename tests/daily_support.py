@@ -8,6 +8,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline import services, store
 from pipeline.core import lifecycle
@@ -20,12 +21,15 @@ from pipeline.core.runtime import Runtime
 from tests.support import write_newsletter
 
 
-def make_settings(root: Path, extra: str = "", *, approval: bool = False) -> Settings:
-    """Settings for a newsletter in `root`, with a config written to root/config/digest.toml."""
+def make_settings(root: Path, *, approval: bool = False, **more: dict[str, Any]) -> Settings:
+    """Settings for a newsletter in `root` (tests/support.py's write_newsletter); `more` adds
+    tables or keys to one, e.g. `schedule={"collect": "30 10 * * 1-5"}`."""
     # (a newsletter's config names its sender: an empty config is refused)
-    sender = "" if "[newsletter]" in extra else '[newsletter]\nfrom = "D <digest@example.org>"\n'
-    return write_newsletter(
-        root, f"{sender}[approval]\nrequired = {'true' if approval else 'false'}\n{extra}")
+    tables: dict[str, dict[str, Any]] = {"newsletter": {"from": "D <digest@example.org>"},
+                                         "approval": {"required": approval}}
+    for name, table in more.items():
+        tables[name] = {**tables.get(name, {}), **table}
+    return write_newsletter(root, **tables)
 
 
 class Clock:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,9 +36,9 @@ SEOUL = ZoneInfo("Asia/Seoul")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def schedule_config(collect: str, send: str, tz: str = "Asia/Seoul") -> str:
-    return (f'[newsletter]\nfrom = "D <digest@example.org>"\ntimezone = "{tz}"\n'
-            f'[schedule]\ncollect = "{collect}"\nsend = "{send}"\nmisfire_grace_seconds = 600\n')
+def schedule_tables(collect: str, send: str, tz: str = "Asia/Seoul") -> dict[str, dict[str, Any]]:
+    return {"newsletter": {"timezone": tz},
+            "schedule": {"collect": collect, "send": send, "misfire_grace_seconds": 600}}
 
 
 # --- crontab lines -----------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_five_weeks_issue_exactly_on_announcement_days(
     """2024-10-26 … 11-30: weekends, both DST changes, Thanksgiving (an empty feed) and the
     machine down over one send, restarted (caught up once) and restarted again (nothing)."""
     zone = ZoneInfo(tz)
-    settings = make_settings(tmp_path, schedule_config(collect, send, tz))
+    settings = make_settings(tmp_path, **schedule_tables(collect, send, tz))
     clock = Clock(datetime(2024, 10, 26, tzinfo=zone))
     fa = FakeArxiv(settings, clock, holidays=frozenset({THANKSGIVING}))
     runner = JobRunner(settings, Runtime(now=clock, echo=lambda _: None), steps=fa.steps())
@@ -217,7 +218,7 @@ def wait_until(predicate: object, timeout: float = 15.0) -> None:
 
 @pytest.fixture
 def seoul_thursday(tmp_path: Path) -> Iterator[tuple[Settings, FakeArxiv]]:
-    settings = make_settings(tmp_path, schedule_config("30 10 * * 1-5", "0 18 * * 1-5"))
+    settings = make_settings(tmp_path, **schedule_tables("30 10 * * 1-5", "0 18 * * 1-5"))
     fa = FakeArxiv(settings, Clock(datetime(2024, 12, 5, 11, 0, tzinfo=SEOUL)))
     save_state(settings.paths.data / "schedule-state.json", {
         "collect": datetime(2024, 12, 4, 10, 30, tzinfo=SEOUL),
@@ -336,7 +337,7 @@ def test_a_second_scheduler_cannot_run_and_a_signal_stops_the_first(
 ) -> None:
     """Two real `digest schedule` processes: the second says so in one line and exits 1;
     SIGTERM (or Ctrl-C's SIGINT) makes the first stop cleanly with exit 0."""
-    make_settings(tmp_path, schedule_config("0 3 29 2 *", "0 4 29 2 *"))
+    make_settings(tmp_path, **schedule_tables("0 3 29 2 *", "0 4 29 2 *"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_SECRET": "s" * 32}
     cmd = [sys.executable, "-m", "pipeline", "--config", "config/digest.toml", "schedule"]
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
@@ -373,7 +374,7 @@ def test_an_issue_approved_after_its_send_goes_out_at_the_next_send(tmp_path: Pa
     """The 18:00 send of Monday's issue waits for approval; the curator approves on Tuesday
     morning; Tuesday's send sends Tuesday's issue (once approved) and Monday's too."""
     zone = ZoneInfo("Asia/Seoul")
-    settings = make_settings(tmp_path, schedule_config("30 10 * * 1-5", "0 18 * * 1-5"),
+    settings = make_settings(tmp_path, **schedule_tables("30 10 * * 1-5", "0 18 * * 1-5"),
                              approval=True)
     clock = Clock(datetime(2024, 12, 2, 18, 0, 2, tzinfo=zone))  # Monday's send
     fa = FakeArxiv(settings, clock)
@@ -404,7 +405,7 @@ def test_a_failed_send_logs_what_it_did_before_its_failure(
     from pipeline.deliver.dispatch import Failure
     from pipeline.interfaces import present
 
-    settings = make_settings(tmp_path, schedule_config("30 10 * * 1-5", "0 18 * * 1-5"))
+    settings = make_settings(tmp_path, **schedule_tables("30 10 * * 1-5", "0 18 * * 1-5"))
     clock = Clock(datetime(2024, 12, 5, 18, 0, 2, tzinfo=SEOUL))
     fa = FakeArxiv(settings, clock)
     day = date(2024, 12, 5)
