@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,23 @@ def test_fewer_readers_than_connections_opens_only_what_it_needs(
     add_subscribers(settings, 2)
     services.send(settings, DAY, quiet_runtime())
     assert sink.sessions == 2 and sink.count == 2
+
+
+def test_every_connection_stamps_the_ledger_with_the_runtimes_clock(
+    tmp_path: Path, server: tuple[Sink, int]
+) -> None:
+    """The worker threads open their own SQLite connections; they take the runtime's clock
+    from the send's, not the system's, so the ledger says when the send ran."""
+    _sink, port = server
+    settings = newsletter(tmp_path, port=port, rate=0, connections=4)
+    build_issue(settings)
+    add_subscribers(settings, 12)
+    then = datetime(2024, 12, 5, 14, 0, 7, tzinfo=UTC)
+    services.send(settings, DAY, quiet_runtime(now=lambda: then))
+    with contextlib.closing(services.open_store(settings)) as conn:
+        stamps = {r[0] for r in conn.execute(
+            "SELECT updated_at FROM deliveries WHERE issue_date = ?", (DAY.isoformat(),))}
+    assert stamps == {"2024-12-05T14:00:07+00:00"}
 
 
 @contextmanager

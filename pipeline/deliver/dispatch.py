@@ -323,7 +323,7 @@ class _Pool:
 
     def _work(self, transport: Transport, path: Path, tally: Tally) -> None:
         try:
-            conn = store.connect(path)
+            conn = store.connect(path, store.clock_of(self.conn))
         except BaseException as exc:
             self._fail(exc)
             conn = None

@@ -140,7 +140,7 @@ def status(settings: Settings, day: date, rt: Runtime) -> DayStatus:
                             commented=len(parsed.entries) - len(missing), uncommented=missing)
     if not store.check_present(layout.store_path(settings)):  # gone after it was created: an error
         return _day_status(settings, day, rt, Progress(None, None, sha), draft, None, 0, {}, 0)
-    with closing(store.connect(layout.store_path(settings))) as conn:
+    with closing(store.connect(layout.store_path(settings), rt.now)) as conn:
         collected = store.get_day(conn, day)
         record = store.get_issue_record(conn, day)
         now = Progress(collected.status if collected is not None else None, record, sha,

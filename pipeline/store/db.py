@@ -569,7 +569,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def clock_of(conn: sqlite3.Connection) -> Callable[[], datetime]:
+    """The clock a connection stamps with (see connect): a second connection of the same
+    work (a send's worker thread) opens with it, so both write the same time."""
+    clock: Callable[[], datetime] = getattr(conn, "clock", _utcnow)
+    return clock
+
+
 def _now(conn: sqlite3.Connection) -> str:
     """The connection's clock (see connect) as stored text, UTC."""
-    clock: Callable[[], datetime] = getattr(conn, "clock", _utcnow)
-    return encode_time(clock())
+    return encode_time(clock_of(conn)())

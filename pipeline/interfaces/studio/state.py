@@ -137,5 +137,5 @@ class Studio:
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
         """One connection per request (waitress serves from threads)."""
-        with closing(services.open_store(self.settings)) as conn:
+        with closing(services.open_store(self.settings, self.rt)) as conn:
             yield conn
