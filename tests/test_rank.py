@@ -13,16 +13,21 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import DigestError, RankError
+from pipeline.curate import ranking
 from pipeline.curate.rank_eval import Day, day_metrics, evaluate, read_days, read_history
 from pipeline.curate.ranking import (
     Explanation,
+    Model,
     RankPaper,
     RankSettings,
+    author_affinity,
     author_key,
+    hash_papers,
     load_model,
     model_bytes,
     rank,
     save_model,
+    train_hashed,
     train_model,
 )
 from tests.support import FIXTURES
@@ -109,6 +114,30 @@ def test_the_author_prior_lifts_papers_by_authors_picked_before() -> None:
     off = train_model(pos, neg, TODAY, replace(settings, prior_weight=0.0))
     assert off is not None
     assert off.score([by_hopper]) == off.score([by_stranger])
+
+
+def _same_model(a: Model | None, b: Model | None) -> bool:
+    assert a is not None and b is not None
+    return a.intercept == b.intercept and all(
+        np.array_equal(x.columns, y.columns) and np.array_equal(x.idf, y.idf)
+        and np.array_equal(x.coef, y.coef) for x, y in zip(a.blocks(), b.blocks(), strict=True))
+
+
+def test_training_a_few_rows_at_a_time_or_on_chosen_rows_learns_the_same_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pos, neg = _toy()
+    settings = RankSettings(author_weight=0.5, prior_weight=0.5)  # every block counts
+    whole = train_model(pos, neg, TODAY, settings)
+    monkeypatch.setattr(ranking, "_ROWS_AT_ONCE", 5)  # rows in parts of 5, the last one short
+    assert _same_model(train_model(pos, neg, TODAY, settings), whole)
+    # Training on chosen rows of papers hashed once (as the online evaluation does).
+    extra = [_paper(500 + i, f"Unrelated filler paper {i}") for i in range(4)]
+    hashed = hash_papers([*extra[:2], *neg, *pos, *extra[2:]], settings.hash_bits)
+    rows = [*range(2 + len(neg), 2 + len(neg) + len(pos)), *range(2, 2 + len(neg))]
+    chosen = train_hashed(hashed, [p.day for p in pos], len(neg), TODAY, settings,
+                          author_affinity(pos), rows=rows)
+    assert _same_model(chosen, whole)
 
 
 def test_author_key_matches_initials_and_accents() -> None:

@@ -318,6 +318,6 @@ def _train_before(
                 neg_rows.append(start + i)
     if not pos_rows or not neg_rows:
         return None
-    return train_hashed(hashed.take(pos_rows + neg_rows), [p.day for p in pos_papers],
-                        len(neg_rows), today, settings, author_affinity(pos_papers))
+    return train_hashed(hashed, [p.day for p in pos_papers], len(neg_rows), today, settings,
+                        author_affinity(pos_papers), rows=pos_rows + neg_rows)
 

@@ -17,13 +17,15 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from pipeline.core.models import Paper
+from pipeline.curate.rank_hashing import Hashes, term_hashes, word_hashes
 
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float32]
 IndexArray = npt.NDArray[np.int64]
 
-_WORD_RE = re.compile(r"[a-z_][a-z0-9_]+")
+_WORD_RE = re.compile(r"[a-z_][a-z0-9_]+")  # rank_hashing finds the same words, in bulk
 _NAME_PART_RE = re.compile(r"\w+")
+_MEMO_MAX = 2_000_000  # distinct strings a memo keeps before it starts afresh
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def author_key(name: str) -> str | None:
 
 def author_terms(authors: Iterable[str]) -> list[str]:
     """One term per distinct author key (the author block's vocabulary)."""
-    return list(dict.fromkeys(k for k in (author_key(a) for a in authors) if k))
+    return list(dict.fromkeys(k for k in map(_AUTHOR_KEYS.__getitem__, authors) if k))
 
 
 BLOCKS = ("title", "abstract", "authors")
@@ -129,22 +131,24 @@ class Hashed:
         return Hashed(self.title[index], self.abstract[index], self.authors[index])
 
 
-# A word's column is its 32-bit MurmurHash3 (stable across versions and runs, unlike hash());
-# a pair's column mixes its two words' hashes with a multiplicative hash, in numpy: hashing
-# every pair string would make scoring a day's candidates several times slower.
-_HASHES: dict[str, int] = {}
-_HASHES_MAX = 2_000_000
+# A word's column is its 32-bit MurmurHash3 (stable across versions and runs, unlike hash();
+# rank_hashing computes it in numpy as scikit-learn's murmurhash3_32 does); a pair's column
+# mixes its two words' hashes with a multiplicative hash: hashing every pair string would make
+# scoring a day's candidates several times slower.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _word_hashes(words: Sequence[str]) -> npt.NDArray[np.uint64]:
-    from sklearn.utils import murmurhash3_32
+class _AuthorKeys(dict[str, str | None]):
+    """author_key of each name, worked out once per name (authors recur day after day)."""
 
-    if len(_HASHES) > _HASHES_MAX:
-        _HASHES.clear()
-    for word in set(words).difference(_HASHES):
-        _HASHES[word] = int(murmurhash3_32(word, seed=0, positive=True))
-    return np.fromiter(map(_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
+    def __missing__(self, name: str) -> str | None:
+        if len(self) >= _MEMO_MAX:
+            self.clear()
+        key = self[name] = author_key(name)
+        return key
+
+
+_AUTHOR_KEYS = _AuthorKeys()
 
 
 def _columns(hashes: npt.NDArray[np.uint64], bits: int) -> IndexArray:
@@ -157,32 +161,58 @@ def _pair_columns(first: npt.NDArray[np.uint64], second: npt.NDArray[np.uint64],
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
 
 
-def _hash_lists(lists: Sequence[Sequence[str]], bits: int, pairs: bool) -> sp.csr_matrix:
-    """Counts of each list's words (and of neighbouring pairs) in hashed columns."""
-    n = len(lists)
-    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=n)
-    hashes = _word_hashes([w for x in lists for w in x])
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    columns = [_columns(hashes, bits)]
+def _term_lists(lists: Sequence[Sequence[str]]) -> tuple[IndexArray, Hashes]:
+    """The index of the list each listed term is in, and the term's hash."""
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    rows = np.repeat(np.arange(len(lists), dtype=np.int64), lengths)
+    return rows, term_hashes(list(itertools.chain.from_iterable(lists)))
+
+
+def _term_counts(rows: IndexArray, hashes: Hashes, n: int, bits: int,
+                 pairs: bool) -> sp.csr_matrix:
+    """Counts of the terms (row by row, in order, with their hashes) and, with `pairs`, of each
+    two neighbouring terms of a row, in hashed columns."""
+    words = hashes.astype(np.uint64)
+    columns = [_columns(words, bits)]
     row_parts = [rows]
-    if pairs and len(hashes) > 1:
+    if pairs and len(words) > 1:
         same = rows[1:] == rows[:-1]
-        columns.append(_pair_columns(hashes[:-1], hashes[1:], bits)[same])
+        columns.append(_pair_columns(words[:-1], words[1:], bits)[same])
         row_parts.append(rows[:-1][same])
-    column = np.concatenate(columns)
-    matrix = sp.csr_matrix(
-        (np.ones(len(column), dtype=np.float32), (np.concatenate(row_parts), column)),
-        shape=(n, 2**bits),
-    )
-    matrix.sum_duplicates()
-    return matrix
+    return _counts(np.concatenate(row_parts), np.concatenate(columns), n, bits)
 
 
-def _hash_texts(items: Sequence[T], words: Callable[[T], list[str]], bits: int, pairs: bool,
-                batch: int = 4096) -> sp.csr_matrix:
-    """Hash in batches, so the word lists of 50,000 abstracts never exist at once."""
-    parts = [_hash_lists([words(t) for t in items[i:i + batch]], bits, pairs)
-             for i in range(0, len(items), batch)]
+def _counts(rows: IndexArray, columns: IndexArray, n: int, bits: int) -> sp.csr_matrix:
+    """How often each (row, column) occurs, as a CSR matrix with sorted, distinct columns."""
+    # A stable sort: the keys come in runs already sorted by row, which it exploits.
+    keys = np.sort((rows << bits) | columns, kind="stable")
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(keys))).astype(np.float32)
+    distinct = keys[starts]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(distinct >> bits, minlength=n), out=indptr[1:])
+    return sp.csr_matrix((counts, distinct & (2**bits - 1), indptr), shape=(n, 2**bits))
+
+
+def _hash_texts(texts: Sequence[str], bits: int) -> sp.csr_matrix:
+    """Counts of the texts' words and pairs of neighbouring words."""
+    return _batched(texts, lambda batch: _term_counts(*word_hashes(batch), len(batch), bits,
+                                                      pairs=True), bits)
+
+
+def _hash_authors(authors: Sequence[Sequence[str]], bits: int) -> sp.csr_matrix:
+    """Counts of each paper's author keys."""
+    return _batched(authors, lambda batch: _term_counts(
+        *_term_lists([author_terms(a) for a in batch]), len(batch), bits, pairs=False), bits)
+
+
+def _batched(items: Sequence[T], count: Callable[[Sequence[T]], sp.csr_matrix], bits: int,
+             batch: int = 4096) -> sp.csr_matrix:
+    """Count in batches, so the words of 50,000 abstracts never exist at once."""
+    parts = [count(items[i:i + batch]) for i in range(0, len(items), batch)]
     if not parts:
         return sp.csr_matrix((0, 2**bits), dtype=np.float32)
     return sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
@@ -191,7 +221,7 @@ def _hash_texts(items: Sequence[T], words: Callable[[T], list[str]], bits: int, 
 def term_columns(words: Sequence[str], bits: int, pairs: bool) -> tuple[list[str], IndexArray]:
     """The terms of a word list (words, then neighbouring pairs) and each one's column, hashed
     as the features are."""
-    hashes = _word_hashes(words)
+    hashes = term_hashes(words).astype(np.uint64)
     terms = list(words)
     columns = [_columns(hashes, bits)]
     if pairs and len(words) > 1:
@@ -203,9 +233,9 @@ def term_columns(words: Sequence[str], bits: int, pairs: bool) -> tuple[list[str
 def hash_papers(papers: Sequence[RankPaper], bits: int) -> Hashed:
     """Count each paper's terms into hashed columns (stateless: no vocabulary to fit)."""
     return Hashed(
-        _hash_texts([p.title for p in papers], text_words, bits, pairs=True),
-        _hash_texts([p.abstract for p in papers], text_words, bits, pairs=True),
-        _hash_texts([p.authors for p in papers], author_terms, bits, pairs=False),
+        _hash_texts([p.title for p in papers], bits),
+        _hash_texts([p.abstract for p in papers], bits),
+        _hash_authors([p.authors for p in papers], bits),
     )
 
 
@@ -213,20 +243,30 @@ def select_columns(counts: sp.csr_matrix, columns: IndexArray) -> sp.csr_matrix:
     """The given (sorted) columns of a hashed matrix, renumbered 0..len-1, in O(non-zeros):
     scipy's column indexing would build a 2**bits-row selection matrix on every call."""
     counts = counts.tocsr()
-    lookup = np.full(counts.shape[1], -1, dtype=np.int64)
-    lookup[columns] = np.arange(len(columns), dtype=np.int64)
+    index = np.int32 if max(counts.nnz, counts.shape[1]) < 2**31 else np.int64
+    lookup = np.full(counts.shape[1], -1, dtype=index)
+    lookup[columns] = np.arange(len(columns), dtype=index)
     mapped = lookup[counts.indices]
     keep = mapped >= 0
-    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    kept_before = np.zeros(len(keep) + 1, dtype=index)
+    np.cumsum(keep, out=kept_before[1:])
     return sp.csr_matrix((counts.data[keep], mapped[keep], kept_before[counts.indptr]),
                          shape=(counts.shape[0], len(columns)))
 
 
-def _tfidf(counts: sp.csr_matrix, columns: IndexArray, idf: FloatArray) -> sp.csr_matrix:
-    """Sublinear tf times idf over the model's columns, each row scaled to unit length."""
-    known = select_columns(counts, columns).astype(np.float64)
-    known.data = (1.0 + np.log(known.data)) * idf.astype(np.float64)[known.indices]
-    norms = np.sqrt(np.asarray(known.multiply(known).sum(axis=1)).ravel())
+def _tfidf(counts: sp.csr_matrix, columns: IndexArray, idf: FloatArray,
+           weight: float = 1.0) -> sp.csr_matrix:
+    """Sublinear tf times idf over the model's columns, each row scaled to unit length, times
+    `weight`: float64, computed in place (a training's matrices are large)."""
+    known = select_columns(counts, columns)
+    data = np.log(known.data, dtype=np.float64)
+    data += 1.0
+    data *= idf.astype(np.float64)[known.indices]
+    squares = sp.csr_matrix((np.square(data), known.indices, known.indptr), shape=known.shape)
+    norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel())
+    del squares
     norms[norms == 0.0] = 1.0
-    scaled: sp.csr_matrix = sp.diags(1.0 / norms) @ known
-    return scaled.tocsr()
+    data *= np.repeat(1.0 / norms, np.diff(known.indptr))
+    if weight != 1.0:
+        data *= weight
+    return sp.csr_matrix((data, known.indices, known.indptr), shape=known.shape)

@@ -189,8 +189,7 @@ class Model:
         for counts, block, weight in zip(hashed.blocks(), self.blocks(), self.weights(), strict=True):
             if weight == 0.0 or not len(block.columns):
                 continue
-            matrix = _tfidf(counts, block.columns, block.idf) * weight
-            total += matrix @ block.coef.astype(np.float64)
+            total += _tfidf(counts, block.columns, block.idf, weight) @ block.coef.astype(np.float64)
         if self.settings.prior_weight:
             total += self.prior.coef * self.settings.prior_weight * self.prior.feature(hashed.authors)
         return total
