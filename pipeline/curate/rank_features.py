@@ -200,11 +200,12 @@ def term_columns(words: Sequence[str], bits: int, pairs: bool) -> tuple[list[str
     return terms, np.concatenate(columns)
 
 
-def hash_papers(papers: Sequence[RankPaper], bits: int) -> Hashed:
-    """Count each paper's terms into hashed columns (stateless: no vocabulary to fit)."""
+def hash_papers(papers: Sequence[RankPaper], bits: int, *, abstract_pairs: bool) -> Hashed:
+    """Count each paper's terms into hashed columns (stateless: no vocabulary to fit): title
+    words and pairs, abstract words (and pairs if asked), author keys."""
     return Hashed(
         _hash_texts([p.title for p in papers], text_words, bits, pairs=True),
-        _hash_texts([p.abstract for p in papers], text_words, bits, pairs=True),
+        _hash_texts([p.abstract for p in papers], text_words, bits, pairs=abstract_pairs),
         _hash_texts([p.authors for p in papers], author_terms, bits, pairs=False),
     )
 

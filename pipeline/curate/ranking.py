@@ -93,7 +93,7 @@ def train_model(
     s = settings or RankSettings()
     pos = [p for p in positives if p.day < today]
     neg = [p for p in negatives if p.day < today]
-    return train_hashed(hash_papers([*pos, *neg], s.hash_bits), [p.day for p in pos], len(neg),
+    return train_hashed(s.featurise([*pos, *neg]), [p.day for p in pos], len(neg),
                         today, s, author_affinity(pos))
 
 
