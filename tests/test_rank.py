@@ -22,7 +22,6 @@ from pipeline.curate.ranking import (
     RankSettings,
     author_affinity,
     author_key,
-    hash_papers,
     load_model,
     model_bytes,
     rank,
@@ -133,7 +132,7 @@ def test_training_a_few_rows_at_a_time_or_on_chosen_rows_learns_the_same_model(
     assert _same_model(train_model(pos, neg, TODAY, settings), whole)
     # Training on chosen rows of papers hashed once (as the online evaluation does).
     extra = [_paper(500 + i, f"Unrelated filler paper {i}") for i in range(4)]
-    hashed = hash_papers([*extra[:2], *neg, *pos, *extra[2:]], settings.hash_bits)
+    hashed = settings.featurise([*extra[:2], *neg, *pos, *extra[2:]])
     rows = [*range(2 + len(neg), 2 + len(neg) + len(pos)), *range(2, 2 + len(neg))]
     chosen = train_hashed(hashed, [p.day for p in pos], len(neg), TODAY, settings,
                           author_affinity(pos), rows=rows)
@@ -226,9 +225,55 @@ def test_a_corrupt_or_foreign_model_file_is_a_rank_error_and_ranking_falls_back(
         assert rank(papers, loaded, fallback) == [1, 3, 2, 0, 4]
 
 
+def _header_without(raw: bytes, key: str) -> bytes:
+    """The model file with `key` left out of the header's settings (as an older file wrote it)."""
+    import json
+
+    arrays = dict(np.load(io.BytesIO(raw)))
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    del meta["settings"][key]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    return _npz(**arrays)
+
+
+def test_abstracts_count_words_only_unless_pairs_are_asked_for() -> None:
+    pos, neg = _toy()
+    pos = [replace(p, abstract=f"dense retrieval beats sparse retrieval {i}")
+           for i, p in enumerate(pos)]
+    neg = [replace(p, abstract=f"sparse retrieval beats dense retrieval {i}")
+           for i, p in enumerate(neg)]
+    words = train_model(pos, neg, TODAY)
+    pairs = train_model(pos, neg, TODAY, RankSettings(abstract_pairs=True))
+    assert words is not None and pairs is not None
+    assert not words.settings.abstract_pairs
+    # Same title, same abstract words in another order: only word pairs can tell them apart.
+    new = [_paper(950, "A study", ("X Y",), 0, "dense retrieval beats sparse retrieval"),
+           _paper(951, "A study", ("X Y",), 0, "sparse retrieval beats dense retrieval")]
+    first, second = words.score(new)
+    assert first == pytest.approx(second)
+    first, second = pairs.score(new)
+    assert first > second
+
+
+def test_a_model_file_from_before_abstract_pairs_was_a_setting_scores_as_it_did(
+    tmp_path: Path,
+) -> None:
+    pos, neg = _toy()
+    pos = [replace(p, abstract=f"reward model training beats plain training {i}")
+           for i, p in enumerate(pos)]
+    model = train_model(pos, neg, TODAY, RankSettings(abstract_pairs=True))
+    assert model is not None
+    path = tmp_path / "old.npz"
+    path.write_bytes(_header_without(model_bytes(model), "abstract_pairs"))
+    loaded = load_model(path)
+    assert loaded is not None and loaded.settings.abstract_pairs
+    papers = [*pos, *neg]
+    assert loaded.score(papers) == model.score(papers)
+
+
 def test_settings_are_validated() -> None:
     for bad in ({"c": 0.0}, {"half_life_days": -1.0}, {"hash_bits": 40}, {"min_df": 0},
-                {"author_weight": float("nan")}):
+                {"author_weight": float("nan")}, {"abstract_pairs": 1}):
         with pytest.raises(ValueError):
             RankSettings(**bad)  # type: ignore[arg-type]
 

@@ -86,7 +86,7 @@ def test_bulk_counts_are_the_counts_an_explanation_works_from() -> None:
     papers = [RankPaper(None, t or "x", (t, "Jürgen Schmidhuber", "J. Schmidhuber", " "), t,
                         date(2025, 1, 1)) for t in texts]
     for bits in (20, 12):  # 12: many columns shared, so counts add up
-        hashed = hash_papers(papers, bits)
+        hashed = hash_papers(papers, bits, abstract_pairs=True)
         for i, paper in enumerate(papers):
             for matrix, words, pairs in (
                 (hashed.title, text_words(paper.title), True),

@@ -24,7 +24,6 @@ from pipeline.curate.ranking import (
     RankPaper,
     RankSettings,
     author_affinity,
-    hash_papers,
     split_authors,
     train_hashed,
 )
@@ -253,7 +252,7 @@ def evaluate(
     past = [p for p in history if p.arxiv_id is None or p.arxiv_id not in listed]
     # Each paper is hashed once; a retraining only picks rows (features are stateless).
     papers = [*past, *(c for d in labelled for c in d.candidates)]
-    hashed = hash_papers(papers, s.hash_bits)
+    hashed = s.featurise(papers)
     first_row: dict[date, int] = {}
     row = len(past)
     for d in labelled:

@@ -197,10 +197,10 @@ def _counts(rows: IndexArray, columns: IndexArray, n: int, bits: int) -> sp.csr_
     return sp.csr_matrix((counts, distinct & (2**bits - 1), indptr), shape=(n, 2**bits))
 
 
-def _hash_texts(texts: Sequence[str], bits: int) -> sp.csr_matrix:
-    """Counts of the texts' words and pairs of neighbouring words."""
+def _hash_texts(texts: Sequence[str], bits: int, *, pairs: bool) -> sp.csr_matrix:
+    """Counts of the texts' words (and pairs of neighbouring words, if asked)."""
     return _batched(texts, lambda batch: _term_counts(*word_hashes(batch), len(batch), bits,
-                                                      pairs=True), bits)
+                                                      pairs=pairs), bits)
 
 
 def _hash_authors(authors: Sequence[Sequence[str]], bits: int) -> sp.csr_matrix:
@@ -230,11 +230,12 @@ def term_columns(words: Sequence[str], bits: int, pairs: bool) -> tuple[list[str
     return terms, np.concatenate(columns)
 
 
-def hash_papers(papers: Sequence[RankPaper], bits: int) -> Hashed:
-    """Count each paper's terms into hashed columns (stateless: no vocabulary to fit)."""
+def hash_papers(papers: Sequence[RankPaper], bits: int, *, abstract_pairs: bool) -> Hashed:
+    """Count each paper's terms into hashed columns (stateless: no vocabulary to fit): title
+    words and pairs, abstract words (and pairs if asked), author keys."""
     return Hashed(
-        _hash_texts([p.title for p in papers], bits),
-        _hash_texts([p.abstract for p in papers], bits),
+        _hash_texts([p.title for p in papers], bits, pairs=True),
+        _hash_texts([p.abstract for p in papers], bits, pairs=abstract_pairs),
         _hash_authors([p.authors for p in papers], bits),
     )
 

@@ -90,7 +90,8 @@ def parse_model(raw: bytes, path: Path) -> Model:
             )
             for name in BLOCKS
         ]
-        settings = RankSettings(**meta["settings"])
+        # A file written before abstract_pairs existed was trained on abstract word pairs.
+        settings = RankSettings(**{"abstract_pairs": True, **meta["settings"]})
         affinity = {
             str(k): Affinity(str(v[0]), int(v[1]), date.fromisoformat(v[2]))
             for k, v in meta["affinity"].items()

@@ -147,7 +147,7 @@ def train_model(
     neg = [p for p in negatives if p.day < today]
     if not pos or not neg:
         return None
-    design = _Design.of(hash_papers([*pos, *neg], s.hash_bits), [p.day for p in pos], today, s)
+    design = _Design.of(s.featurise([*pos, *neg]), [p.day for p in pos], today, s)
     # The counts are gone now: while the SVM fits, its copy of the design is the other big thing.
     return design.fit(len(neg), today, s, author_affinity(pos))
 
