@@ -271,6 +271,33 @@ def test_a_model_file_from_before_abstract_pairs_was_a_setting_scores_as_it_did(
     assert loaded.score(papers) == model.score(papers)
 
 
+def test_the_title_weight_scales_the_title_blocks_part_of_a_score() -> None:
+    pos, neg = _toy()
+    model = train_model(pos, neg, TODAY)
+    assert model is not None and model.settings.title_weight != 1.0
+    # Title words the model knows, abstract and authors it does not: only the title counts.
+    paper = [_paper(960, "Reward model training", ("Nobody Known",), 0, "zzz qqq")]
+    title_part = model.score(paper)[0] - model.intercept
+    assert title_part != pytest.approx(0.0)
+    heavier = replace(model, settings=replace(model.settings, title_weight=2.0))
+    assert heavier.score(paper)[0] - model.intercept == pytest.approx(
+        title_part * 2.0 / model.settings.title_weight)
+
+
+def test_a_model_file_keeps_the_title_weight_it_was_trained_with(tmp_path: Path) -> None:
+    pos, neg = _toy()
+    old = train_model(pos, neg, TODAY, RankSettings(title_weight=1.0))
+    new = train_model(pos, neg, TODAY)
+    assert old is not None and new is not None
+    path = tmp_path / "old.npz"
+    save_model(path, old)
+    loaded = load_model(path)
+    assert loaded is not None and loaded.settings.title_weight == 1.0
+    papers = [*pos, *neg]
+    assert loaded.score(papers) == old.score(papers)
+    assert loaded.score(papers) != new.score(papers)
+
+
 def test_settings_are_validated() -> None:
     for bad in ({"c": 0.0}, {"half_life_days": -1.0}, {"hash_bits": 40}, {"min_df": 0},
                 {"author_weight": float("nan")}, {"abstract_pairs": 1}):
