@@ -1,11 +1,12 @@
 """The learned ranking of a day's candidates: features, training, scoring, explanations, and the
 model file (pure, but for save_model/load_model).
 
-The model is a linear one over hashed tf-idf features of the title, the abstract (words and word
-pairs) and the authors, trained on the curator's picks (positives, weighted by recency: tastes
-drift) against the candidates they did not pick. Hashing makes the features stateless, so a day's
-candidates are featurised once and every retraining reuses them; only the columns the training
-data used are kept in the model, with their idf and weight. See docs/ranking.md.
+The model is a linear one over hashed tf-idf features of the title (words and word pairs), the
+abstract (words; pairs only if `abstract_pairs`) and the authors, trained on the curator's
+picks (positives, weighted by recency: tastes drift) against the candidates they did not pick.
+Hashing makes the features stateless, so a day's candidates are featurised once and every
+retraining reuses them; only the columns the training data used are kept in the model, with
+their idf and weight. See docs/ranking.md.
 
 This module trains and ranks; the features live in rank_features, the model and its
 explanations in rank_model, the model file in rank_store, and this module re-exports them.
