@@ -2,7 +2,8 @@
 (waitress, in its own process), each authenticated as its provider documents — an SNS
 message signed with a test key whose certificate a local server hands out, Mailgun's HMAC,
 Postmark's basic auth, SendGrid's ECDSA signature — and RFC 3464 / RFC 5965 reports read
-from a maildir by `digest bounces`; SQLite on disk; the stopped readers get no more mail."""
+by `digest bounces` from a maildir or from a real IMAP server on loopback (pymap, implicit
+TLS); SQLite on disk; the stopped readers get no more mail."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hmac
 import http.server
 import json
 import mailbox
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,10 +31,12 @@ from cryptography.x509.oid import NameOID
 
 from pipeline import services, store
 from pipeline.core.config import Settings
+from pipeline.core.errors import DeliveryError
 from pipeline.deliver import bounces
 from pipeline.interfaces.webhooks import sns_string_to_sign
 from tests.deliver_support import DAY, SECRET, add_subscribers, build_issue, newsletter, serving
-from tests.test_store_failures import digest
+from tests.imap_support import IMAP_PASSWORD, IMAP_USER, Mailbox, imap_server
+from tests.test_store_failures import digest, one_line_error
 
 READERS = [f"reader{i:05d}@example.org" for i in range(6)]
 
@@ -348,6 +352,96 @@ def test_digest_bounces_reads_a_maildir(tmp_path: Path) -> None:
     summary = json.loads(again.stdout)
     assert summary["messages"] == 1 and summary["soft"] == 1
     assert summary["stopped"] == [READERS[1]]
+
+
+# --- delivery reports from an IMAP mailbox ---------------------------------------------------
+
+
+@pytest.fixture
+def imap(cert: tuple[Path, Path]) -> Iterator[Mailbox]:
+    """A real IMAP server (pymap, implicit TLS, LOGIN) on a free loopback port."""
+    with imap_server(*cert) as box:
+        yield box
+
+
+def _imap_settings(tmp_path: Path, port: int, **more: Any) -> Settings:
+    return _settings(tmp_path, imap_host="127.0.0.1", imap_port=port, imap_user=IMAP_USER,
+                     **more)
+
+
+def test_read_imap_reads_each_unseen_message_once(tmp_path: Path, env: None,
+                                                  imap: Mailbox) -> None:
+    imap.append(dsn(READERS[0], "5.1.1"))
+    imap.append(arf(READERS[3]))
+    imap.append(dsn(READERS[4], "5.1.1", mid="<old@mx>"), flags="(\\Seen)")  # read before
+    settings = _imap_settings(tmp_path, imap.port)
+    scan = bounces.read_imap(settings, IMAP_PASSWORD)
+    assert sorted((e.email, e.kind) for e in scan.events) == [(READERS[0], "hard"),
+                                                              (READERS[3], "complaint")]
+    assert (scan.messages, scan.not_reports) == (2, 0)
+    assert imap.unseen() == 0  # each one read is marked \Seen on the server
+    assert bounces.read_imap(settings, IMAP_PASSWORD).messages == 0
+
+
+@pytest.mark.slow
+def test_digest_bounces_reads_an_imap_mailbox(tmp_path: Path, env: None, imap: Mailbox,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", IMAP_PASSWORD)
+    settings = _imap_settings(tmp_path, imap.port)
+    imap.append(dsn(READERS[0], "5.1.1"))
+    imap.append(dsn(READERS[1], "4.2.2", mid="<r2@mx>"))
+    imap.append(dsn(READERS[2], "4.4.1", action="delayed", mid="<r3@mx>"))  # still trying
+    imap.append(arf(READERS[3]))
+    imap.append(b"From: someone@example.org\nSubject: hello\n\nnot a report\n")
+    imap.append(dsn(READERS[4], "5.1.1", mid="<old@mx>"), flags="(\\Seen)")  # read before
+    done = digest(settings, "bounces")
+    assert done.returncode == 0, done.stderr
+    assert "read 5 messages: hard bounces 1, soft bounces 1, complaints 1" in done.stdout
+    assert "not reports 2" in done.stdout and "stopped: " + READERS[0] in done.stdout
+    got = statuses(settings)
+    assert [got[r] for r in READERS[:5]] == ["bounced", "active", "active", "complained",
+                                             "active"]
+    assert imap.unseen() == 0
+    # read again: only what arrived since
+    imap.append(dsn(READERS[1], "4.2.2", mid="<r4@mx>"))  # the second soft bounce: limit 2
+    again = digest(settings, "bounces", "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["messages"] == 1 and summary["soft"] == 1
+    assert summary["stopped"] == [READERS[1]]
+
+
+@pytest.mark.slow
+def test_digest_bounces_with_a_wrong_imap_password(tmp_path: Path, env: None, imap: Mailbox,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "not the password")
+    settings = _imap_settings(tmp_path, imap.port)
+    imap.append(dsn(READERS[0], "5.1.1"))
+    done = digest(settings, "bounces")
+    one_line_error(done, DeliveryError.exit_code, f"IMAP server 127.0.0.1:{imap.port}",
+                   IMAP_USER, "AUTHENTICATIONFAILED", "bounces.imap_user",
+                   "DIGEST_IMAP_PASSWORD")
+    assert imap.unseen() == 1 and statuses(settings)[READERS[0]] == "active"
+
+
+def test_read_imap_names_a_missing_folder_and_a_refused_connection(
+        tmp_path: Path, env: None, imap: Mailbox) -> None:
+    imap.append(dsn(READERS[0], "5.1.1"))
+    settings = _imap_settings(tmp_path, imap.port, imap_folder="Bounces")
+    with pytest.raises(DeliveryError) as missing:
+        bounces.read_imap(settings, IMAP_PASSWORD)
+    assert missing.value.key == "bounces.imap_folder"
+    assert f"127.0.0.1:{imap.port} cannot open the folder 'Bounces'" in str(missing.value)
+    assert "NONEXISTENT" in str(missing.value)
+    assert imap.unseen() == 1  # INBOX untouched
+    with socket.socket() as closed:  # bound, never listening: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        settings = _imap_settings(tmp_path / "refused", port)
+        with pytest.raises(DeliveryError) as refused:
+            bounces.read_imap(settings, IMAP_PASSWORD)
+    assert str(refused.value).startswith(f"cannot connect to IMAP server 127.0.0.1:{port}: ")
+    assert "refused" in str(refused.value)
 
 
 def test_stopped_readers_get_no_more_mail_and_status_shows_rates(tmp_path: Path) -> None:

@@ -281,21 +281,37 @@ def read_maildir(path: Path) -> Scan:
     return Scan(tuple(found), messages, empty)
 
 
+def _reply(data: object) -> str:
+    """An IMAP reply's text (imaplib gives bytes, or a list or tuple of them)."""
+    first = data[0] if isinstance(data, list | tuple) and data else data
+    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
+    return text.strip() or "no reason given"
+
+
 def read_imap(settings: Settings, password: str,
               context: ssl.SSLContext | None = None) -> Scan:
     """The unseen messages of the IMAP folder (TLS); each read one is marked \\Seen."""
     b = settings.bounces
+    where = f"{b.imap_host}:{b.imap_port}"
     try:
         imap = imaplib.IMAP4_SSL(b.imap_host, b.imap_port,
                                  ssl_context=context or ssl.create_default_context())
     except OSError as exc:
-        raise DeliveryError(f"cannot connect to IMAP server {b.imap_host}:{b.imap_port}: "
-                            f"{exc}") from exc
+        raise DeliveryError(f"cannot connect to IMAP server {where}: {exc}") from exc
     found: list[BounceEvent] = []
     messages = empty = 0
     try:
-        imap.login(b.imap_user, password)
-        imap.select(b.imap_folder)
+        try:
+            imap.login(b.imap_user, password)
+        except imaplib.IMAP4.error as exc:
+            raise DeliveryError(f"IMAP server {where} refused the login of {b.imap_user!r} "
+                                f"({_reply(exc.args)}): check bounces.imap_user and "
+                                "DIGEST_IMAP_PASSWORD") from exc
+        # a folder that cannot be opened is a NO reply, not an exception, in imaplib
+        typ, data = imap.select(b.imap_folder)
+        if typ != "OK":
+            raise DeliveryError(f"IMAP server {where} cannot open the folder "
+                                f"{b.imap_folder!r} ({_reply(data)})", key="bounces.imap_folder")
         _typ, data = imap.uid("SEARCH", "UNSEEN")
         for uid in (data[0] or b"").decode("ascii").split():
             _typ, parts = imap.uid("FETCH", uid, "(BODY.PEEK[])")
@@ -306,8 +322,8 @@ def read_imap(settings: Settings, password: str,
             found.extend(reported)
             imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
     except imaplib.IMAP4.error as exc:
-        raise DeliveryError(f"IMAP server {b.imap_host}: {exc} (check bounces.imap_user, "
-                            "DIGEST_IMAP_PASSWORD and bounces.imap_folder)") from exc
+        raise DeliveryError(f"IMAP server {where}, folder {b.imap_folder!r}: "
+                            f"{_reply(exc.args)}") from exc
     finally:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             imap.logout()
