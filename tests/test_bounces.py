@@ -444,6 +444,19 @@ def test_read_imap_names_a_missing_folder_and_a_refused_connection(
     assert "refused" in str(refused.value)
 
 
+def test_read_imap_gives_up_on_a_server_that_never_answers(tmp_path: Path, env: None) -> None:
+    """A server that takes the connection and says nothing (no TLS handshake, no greeting)
+    is an error after the timeout, not a job that hangs."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the connection; nobody ever answers on it
+        settings = _imap_settings(tmp_path, silent.getsockname()[1])
+        with pytest.raises(DeliveryError) as stuck:
+            bounces.read_imap(settings, IMAP_PASSWORD, timeout=0.3)
+    assert str(stuck.value).startswith("cannot connect to IMAP server 127.0.0.1:")
+    assert "timed out" in str(stuck.value)
+
+
 def test_stopped_readers_get_no_more_mail_and_status_shows_rates(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     build_issue(settings)

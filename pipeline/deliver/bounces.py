@@ -288,14 +288,19 @@ def _reply(data: object) -> str:
     return text.strip() or "no reason given"
 
 
+IMAP_TIMEOUT = 30.0  # seconds, for the connection and each reply
+
+
 def read_imap(settings: Settings, password: str,
-              context: ssl.SSLContext | None = None) -> Scan:
+              context: ssl.SSLContext | None = None, timeout: float = IMAP_TIMEOUT) -> Scan:
     """The unseen messages of the IMAP folder (TLS); each read one is marked \\Seen."""
     b = settings.bounces
     where = f"{b.imap_host}:{b.imap_port}"
     try:
+        # a timeout on every read: a server that accepts and never answers must not hang the job
         imap = imaplib.IMAP4_SSL(b.imap_host, b.imap_port,
-                                 ssl_context=context or ssl.create_default_context())
+                                 ssl_context=context or ssl.create_default_context(),
+                                 timeout=timeout)
     except OSError as exc:
         raise DeliveryError(f"cannot connect to IMAP server {where}: {exc}") from exc
     found: list[BounceEvent] = []
@@ -324,6 +329,9 @@ def read_imap(settings: Settings, password: str,
     except imaplib.IMAP4.error as exc:
         raise DeliveryError(f"IMAP server {where}, folder {b.imap_folder!r}: "
                             f"{_reply(exc.args)}") from exc
+    except OSError as exc:  # the connection dropped or timed out mid-read: nothing is applied
+        raise DeliveryError(f"IMAP server {where}: the connection failed while reading "
+                            f"{b.imap_folder!r}: {exc}") from exc
     finally:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             imap.logout()
