@@ -354,6 +354,23 @@ def test_digest_bounces_reads_a_maildir(tmp_path: Path) -> None:
     assert summary["stopped"] == [READERS[1]]
 
 
+def test_a_maildir_marks_what_it_read_only_once_it_is_recorded(tmp_path: Path) -> None:
+    """Killed or failed between reading and recording, the reports are read again next time
+    (and recording them again counts nothing twice); recorded, they are not."""
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(dsn(READERS[0], "5.1.1"))
+    box.add(arf(READERS[3]))
+    with pytest.raises(RuntimeError), bounces.read_maildir(tmp_path / "bounces") as scan:
+        assert scan.messages == 2
+        raise RuntimeError("the store could not record them")
+    assert not any("S" in m.get_flags() for m in box)
+    with bounces.read_maildir(tmp_path / "bounces") as scan:
+        assert sorted(e.email for e in scan.events) == [READERS[0], READERS[3]]
+    assert all("S" in m.get_flags() and m.get_subdir() == "cur" for m in box)
+    with bounces.read_maildir(tmp_path / "bounces") as scan:
+        assert scan.messages == 0
+
+
 # --- delivery reports from an IMAP mailbox ---------------------------------------------------
 
 
@@ -375,12 +392,16 @@ def test_read_imap_reads_each_unseen_message_once(tmp_path: Path, env: None,
     imap.append(arf(READERS[3]))
     imap.append(dsn(READERS[4], "5.1.1", mid="<old@mx>"), flags="(\\Seen)")  # read before
     settings = _imap_settings(tmp_path, imap.port)
-    scan = bounces.read_imap(settings, IMAP_PASSWORD)
-    assert sorted((e.email, e.kind) for e in scan.events) == [(READERS[0], "hard"),
-                                                              (READERS[3], "complaint")]
-    assert (scan.messages, scan.not_reports) == (2, 0)
+    with pytest.raises(RuntimeError), bounces.read_imap(settings, IMAP_PASSWORD) as scan:
+        raise RuntimeError("the store could not record them")
+    assert imap.unseen() == 2  # nothing recorded, nothing marked: the next run reads them
+    with bounces.read_imap(settings, IMAP_PASSWORD) as scan:
+        assert sorted((e.email, e.kind) for e in scan.events) == [(READERS[0], "hard"),
+                                                                  (READERS[3], "complaint")]
+        assert (scan.messages, scan.not_reports) == (2, 0)
     assert imap.unseen() == 0  # each one read is marked \Seen on the server
-    assert bounces.read_imap(settings, IMAP_PASSWORD).messages == 0
+    with bounces.read_imap(settings, IMAP_PASSWORD) as scan:
+        assert scan.messages == 0
 
 
 @pytest.mark.slow
@@ -428,8 +449,8 @@ def test_read_imap_names_a_missing_folder_and_a_refused_connection(
         tmp_path: Path, env: None, imap: Mailbox) -> None:
     imap.append(dsn(READERS[0], "5.1.1"))
     settings = _imap_settings(tmp_path, imap.port, imap_folder="Bounces")
-    with pytest.raises(DeliveryError) as missing:
-        bounces.read_imap(settings, IMAP_PASSWORD)
+    with pytest.raises(DeliveryError) as missing, bounces.read_imap(settings, IMAP_PASSWORD):
+        pass
     assert missing.value.key == "bounces.imap_folder"
     assert f"127.0.0.1:{imap.port} cannot open the folder 'Bounces'" in str(missing.value)
     assert "NONEXISTENT" in str(missing.value)
@@ -438,8 +459,8 @@ def test_read_imap_names_a_missing_folder_and_a_refused_connection(
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         settings = _imap_settings(tmp_path / "refused", port)
-        with pytest.raises(DeliveryError) as refused:
-            bounces.read_imap(settings, IMAP_PASSWORD)
+        with pytest.raises(DeliveryError) as refused, bounces.read_imap(settings, IMAP_PASSWORD):
+            pass
     assert str(refused.value).startswith(f"cannot connect to IMAP server 127.0.0.1:{port}: ")
     assert "refused" in str(refused.value)
 
@@ -451,8 +472,9 @@ def test_read_imap_gives_up_on_a_server_that_never_answers(tmp_path: Path, env: 
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the kernel completes the connection; nobody ever answers on it
         settings = _imap_settings(tmp_path, silent.getsockname()[1])
-        with pytest.raises(DeliveryError) as stuck:
-            bounces.read_imap(settings, IMAP_PASSWORD, timeout=0.3)
+        with (pytest.raises(DeliveryError) as stuck,
+              bounces.read_imap(settings, IMAP_PASSWORD, timeout=0.3)):
+            pass
     assert str(stuck.value).startswith("cannot connect to IMAP server 127.0.0.1:")
     assert "timed out" in str(stuck.value)
 

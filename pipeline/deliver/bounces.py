@@ -258,27 +258,33 @@ class Scan:
     not_reports: int
 
 
-def read_maildir(path: Path) -> Scan:
-    """Every message of the maildir not marked seen; each read one is marked seen (S), so
-    the next run reads only what arrived since (a re-read would count nothing twice)."""
+@contextlib.contextmanager
+def read_maildir(path: Path) -> Iterator[Scan]:
+    """Every message of the maildir not marked seen, as a Scan for the `with` block; when the
+    block ends without an error each one read is marked seen (S), so the next run reads only
+    what arrived since. Marking comes after the block has recorded the events: a run killed
+    in between reads them again, and recording them again counts nothing twice."""
     if not (path / "cur").is_dir() or not (path / "new").is_dir():
         raise InputError("not a maildir (expected cur/ and new/ in it)", path=path,
                          key="bounces.maildir")
     box = mailbox.Maildir(path, factory=None, create=False)
     found: list[BounceEvent] = []
-    messages = empty = 0
+    read: list[str] = []
+    empty = 0
     for key in list(box.keys()):
         item = box.get_message(key)
         if "S" in item.get_flags():
             continue
         reported = parse_report(item.as_bytes())
-        messages += 1
+        read.append(key)
         empty += not reported
         found.extend(reported)
+    yield Scan(tuple(found), len(read), empty)
+    for key in read:
+        item = box.get_message(key)
         item.set_subdir("cur")
         item.add_flag("S")
         box[key] = item
-    return Scan(tuple(found), messages, empty)
 
 
 def _reply(data: object) -> str:
@@ -291,9 +297,12 @@ def _reply(data: object) -> str:
 IMAP_TIMEOUT = 30.0  # seconds, for the connection and each reply
 
 
-def read_imap(settings: Settings, password: str,
-              context: ssl.SSLContext | None = None, timeout: float = IMAP_TIMEOUT) -> Scan:
-    """The unseen messages of the IMAP folder (TLS); each read one is marked \\Seen."""
+@contextlib.contextmanager
+def read_imap(settings: Settings, password: str, context: ssl.SSLContext | None = None,
+              timeout: float = IMAP_TIMEOUT) -> Iterator[Scan]:
+    """The unseen messages of the IMAP folder (TLS), as a Scan for the `with` block; when the
+    block ends without an error each one read is marked \\Seen (after the events are
+    recorded, as read_maildir does)."""
     b = settings.bounces
     where = f"{b.imap_host}:{b.imap_port}"
     try:
@@ -303,39 +312,57 @@ def read_imap(settings: Settings, password: str,
                                  timeout=timeout)
     except OSError as exc:
         raise DeliveryError(f"cannot connect to IMAP server {where}: {exc}") from exc
-    found: list[BounceEvent] = []
-    messages = empty = 0
     try:
-        try:
-            imap.login(b.imap_user, password)
-        except imaplib.IMAP4.error as exc:
-            raise DeliveryError(f"IMAP server {where} refused the login of {b.imap_user!r} "
-                                f"({_reply(exc.args)}): check bounces.imap_user and "
-                                "DIGEST_IMAP_PASSWORD") from exc
-        # a folder that cannot be opened is a NO reply, not an exception, in imaplib
-        typ, data = imap.select(b.imap_folder)
-        if typ != "OK":
-            raise DeliveryError(f"IMAP server {where} cannot open the folder "
-                                f"{b.imap_folder!r} ({_reply(data)})", key="bounces.imap_folder")
-        _typ, data = imap.uid("SEARCH", "UNSEEN")
-        for uid in (data[0] or b"").decode("ascii").split():
-            _typ, parts = imap.uid("FETCH", uid, "(BODY.PEEK[])")
-            raw = next((p[1] for p in parts if isinstance(p, tuple)), b"")
-            reported = parse_report(raw)
-            messages += 1
-            empty += not reported
-            found.extend(reported)
-            imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
-    except imaplib.IMAP4.error as exc:
-        raise DeliveryError(f"IMAP server {where}, folder {b.imap_folder!r}: "
-                            f"{_reply(exc.args)}") from exc
-    except OSError as exc:  # the connection dropped or timed out mid-read: nothing is applied
-        raise DeliveryError(f"IMAP server {where}: the connection failed while reading "
-                            f"{b.imap_folder!r}: {exc}") from exc
+        with _imap_errors(where, b.imap_folder):
+            uids, scan = _read_unseen(imap, settings, password, where)
+        yield scan
+        with _imap_errors(where, b.imap_folder):
+            for uid in uids:
+                imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
     finally:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             imap.logout()
-    return Scan(tuple(found), messages, empty)
+
+
+def _read_unseen(imap: imaplib.IMAP4, settings: Settings, password: str,
+                 where: str) -> tuple[list[str], Scan]:
+    """Log in, open the folder and read its unseen messages without marking them."""
+    b = settings.bounces
+    try:
+        imap.login(b.imap_user, password)
+    except imaplib.IMAP4.error as exc:
+        raise DeliveryError(f"IMAP server {where} refused the login of {b.imap_user!r} "
+                            f"({_reply(exc.args)}): check bounces.imap_user and "
+                            "DIGEST_IMAP_PASSWORD") from exc
+    # a folder that cannot be opened is a NO reply, not an exception, in imaplib
+    typ, data = imap.select(b.imap_folder)
+    if typ != "OK":
+        raise DeliveryError(f"IMAP server {where} cannot open the folder "
+                            f"{b.imap_folder!r} ({_reply(data)})", key="bounces.imap_folder")
+    _typ, data = imap.uid("SEARCH", "UNSEEN")
+    uids = (data[0] or b"").decode("ascii").split()
+    found: list[BounceEvent] = []
+    empty = 0
+    for uid in uids:
+        _typ, parts = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+        raw = next((p[1] for p in parts if isinstance(p, tuple)), b"")
+        reported = parse_report(raw)
+        empty += not reported
+        found.extend(reported)
+    return uids, Scan(tuple(found), len(uids), empty)
+
+
+@contextlib.contextmanager
+def _imap_errors(where: str, folder: str) -> Iterator[None]:
+    """The IMAP session's failures as one DeliveryError naming the server and folder."""
+    try:
+        yield
+    except imaplib.IMAP4.error as exc:
+        raise DeliveryError(f"IMAP server {where}, folder {folder!r}: "
+                            f"{_reply(exc.args)}") from exc
+    except OSError as exc:  # the connection dropped or timed out mid-read
+        raise DeliveryError(f"IMAP server {where}: the connection failed while reading "
+                            f"{folder!r}: {exc}") from exc
 
 
 def iter_kinds(applied: Applied) -> Iterator[tuple[str, int]]:

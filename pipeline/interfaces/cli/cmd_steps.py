@@ -154,14 +154,15 @@ def bounces_cmd(ctx: Context, maildir: Path | None, as_json: bool) -> None:
     folder = maildir or (settings.root / settings.bounces.maildir
                          if settings.bounces.maildir else None)
     if folder is not None:
-        scan = bounces.read_maildir(folder)
+        reading = bounces.read_maildir(folder)
     elif settings.bounces.imap_host:
-        scan = bounces.read_imap(settings, os.environ.get("DIGEST_IMAP_PASSWORD", ""))
+        reading = bounces.read_imap(settings, os.environ.get("DIGEST_IMAP_PASSWORD", ""))
     else:
         raise InputError("no mailbox to read: set bounces.maildir or bounces.imap_host, or "
                          "pass --maildir", key="bounces.maildir")
     rt = ctx.runtime()
-    with closing(services.open_store(settings, rt)) as conn:
+    # the mailbox marks what was read only once the store has recorded it
+    with reading as scan, closing(services.open_store(settings, rt)) as conn:
         applied = bounces.apply_events(conn, settings, scan.events, rt.now())
     kinds = dict(bounces.iter_kinds(applied))
     if as_json:
