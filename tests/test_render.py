@@ -31,6 +31,7 @@ from pipeline.core.digest_format import (
 from pipeline.core.errors import ConfigError
 from pipeline.core.flowed import SIGNATURE_SEPARATOR, columns, flow, unflow
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Entry, Issue, Paper
+from pipeline.deliver import previews
 from pipeline.interfaces.cli import main
 from pipeline.publish import archive, site
 from pipeline.publish.render import (
@@ -106,7 +107,7 @@ def test_golden_web_page_and_feed(renderer: Renderer) -> None:
 
 def decoded_text_part(settings: Settings, variant: EmailVariant) -> str:
     """The text/plain part of the message a subscriber gets, as the email package decodes it."""
-    raw = site.preview_message(settings, variant_day(variant), variant)
+    raw = previews.preview_message(settings, variant_day(variant), variant)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     part = msg.get_body(("plain",))
     assert part is not None and part["Content-Type"].params == {
@@ -159,7 +160,7 @@ def test_text_part_reads_back_to_the_same_entries(settings: Settings, issue: Iss
         suffix = "" if v.variant == "all" else f".{v.variant}"
         web = f"https://digest.example.org/issues/{issue.date}{suffix}.html"
         papers_end = body.rindex("\n" + END_OF_PAPERS + "\n")
-        for needed in (web, site.preview_unsubscribe_url(settings),
+        for needed in (web, previews.preview_unsubscribe_url(settings),
                        "* Another new paper\n  https://arxiv.org/abs/2401.99999"):
             assert body.index(needed) > papers_end
         assert signature == shown.title + "\n"
@@ -563,7 +564,7 @@ def test_newsletter_templates_override_bundled_ones_file_by_file(tmp_path: Path)
 
 def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, emails: dict) -> None:
     settings = make_settings(tmp_path)
-    paths = site.write_previews(settings, REFERENCE_DAY, list(emails.values()))
+    paths = previews.write_previews(settings, REFERENCE_DAY, list(emails.values()))
     assert sorted(p.name for p in paths) == sorted(
         f"preview.{v}.{ext}" for v in ("ko", "en", "all") for ext in ("html", "eml")
     )
@@ -573,14 +574,14 @@ def test_preview_message_is_multipart_alternative_text_first(tmp_path: Path, ema
     text, html = msg.get_payload()
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
     assert text.get_content().replace("\r\n", "\n") == emails["all"].text.replace(
-        UNSUBSCRIBE_PLACEHOLDER, site.preview_unsubscribe_url(settings))
+        UNSUBSCRIBE_PLACEHOLDER, previews.preview_unsubscribe_url(settings))
     assert UNSUBSCRIBE_PLACEHOLDER not in text.get_content() + html.get_content()
     assert msg["Subject"] == emails["all"].subject
     # the same headers a subscriber's copy carries (one-click unsubscribe included)
     for header in ("From", "To", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
                    "List-Unsubscribe-Post"):
         assert msg[header], header
-    assert site.preview_message(settings, REFERENCE_DAY, emails["all"]) == raw
+    assert previews.preview_message(settings, REFERENCE_DAY, emails["all"]) == raw
 
 
 def test_golden_files_exist_for_every_variant() -> None:

@@ -9,7 +9,7 @@ change moves the announcement's UTC instant but never the date an issue carries.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("America/New_York")
@@ -35,7 +35,16 @@ def announced_at(day: date) -> datetime:
     """The moment the announcement dated `day` comes out: 20:00 US Eastern the evening before."""
     if not is_announcement_day(day):
         raise ValueError(why_no_announcement(day))
-    return datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN)
+    return issue_published_at(day, EASTERN)
+
+
+def issue_published_at(day: date, tz: tzinfo) -> datetime:
+    """When an issue dated `day` counts as published (feeds' pubDate, the previews' Date): the
+    arXiv announcement it covers, 20:00 US Eastern the evening before (the same hour for an
+    issue dated on a weekend), given in `tz`. Midnight in the newsletter's zone showed as the
+    day before everywhere west of it (UTC included); this instant is already `day` from UTC
+    eastwards (01:00 UTC, 10:00 in Seoul)."""
+    return datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN).astimezone(tz)
 
 
 def announcement_for(moment: datetime) -> date:

@@ -64,7 +64,6 @@ from pipeline.publish.words import format_authors as format_authors
 from pipeline.publish.words import item_datetime as item_datetime
 from pipeline.publish.words import link_label as link_label
 from pipeline.publish.words import linkify as linkify
-from pipeline.publish.words import pub_datetime as pub_datetime
 from pipeline.publish.words import rfc822 as rfc822
 from pipeline.publish.words import safe_url as safe_url
 from pipeline.publish.words import shorten as shorten

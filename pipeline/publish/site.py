@@ -1,4 +1,4 @@
-"""Thin disk adapter for rendering: where and when site/ and the previews are written.
+"""Thin disk adapter for rendering: where and when site/ and its preview are written.
 
 What the archive and the feeds need about past issues lives in the store (the `archive`
 tables, published issues only), so publishing renders only the pages `pipeline.publish.archive`
@@ -12,20 +12,16 @@ same inputs changes nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 
 from pipeline import store
 from pipeline.core import layout
 from pipeline.core.config import Settings
-from pipeline.core.files import write_if_changed
-from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER, EmailVariant, Issue
-from pipeline.deliver.mail import PREVIEW_TOKEN, MessageBuilder, unsubscribe_mailto, unsubscribe_url
+from pipeline.core.models import Issue
 from pipeline.publish import archive, versioned
-from pipeline.publish.render import Renderer, pub_datetime
-
-PREVIEW_RECIPIENT = "preview@example.invalid"
+from pipeline.publish.render import Renderer
 
 
 def issue_files(conn: sqlite3.Connection, issue: Issue, r: Renderer) -> dict[str, str | None]:
@@ -103,36 +99,3 @@ def rebuild_site(
     with store.transaction(conn):
         store.set_site_fingerprint(conn, r.fingerprint)
     return [settings.paths.site / name for name in changed]
-
-
-def preview_unsubscribe_url(settings: Settings) -> str:
-    """What the unsubscribe placeholder becomes in a preview (a link that does nothing)."""
-    return unsubscribe_url(settings, PREVIEW_TOKEN)
-
-
-def preview_message(settings: Settings, day: date, variant: EmailVariant) -> bytes:
-    """The whole message a subscriber of this variant gets, addressed to a placeholder
-    recipient and dated at the issue's midnight so rebuilds are byte-identical."""
-    builder = MessageBuilder(settings, day, [variant])
-    builder.dkim = None  # a DKIM signature is dated: previews stay byte-identical on rebuild
-    when = pub_datetime(day, settings)
-    mailto = unsubscribe_mailto(settings, PREVIEW_TOKEN)
-    url = preview_unsubscribe_url(settings)
-    return builder.build(variant.variant, PREVIEW_RECIPIENT, url, mailto, when).data
-
-
-def write_previews(settings: Settings, day: date, variants: Sequence[EmailVariant]) -> list[Path]:
-    """outbox/D/preview.<variant>.html and .eml; returns every preview path."""
-    folder = layout.outbox_day(settings, day)
-    for stale in folder.glob(".preview.*.tmp"):  # a build killed mid-write left it
-        stale.unlink(missing_ok=True)
-    paths = []
-    for v in variants:
-        html_path = layout.preview_html(settings, day, v.variant)
-        eml_path = layout.preview_eml(settings, day, v.variant)
-        write_if_changed(
-            html_path, v.html.replace(UNSUBSCRIBE_PLACEHOLDER, preview_unsubscribe_url(settings))
-        )
-        write_if_changed(eml_path, preview_message(settings, day, v))
-        paths += [html_path, eml_path]
-    return paths

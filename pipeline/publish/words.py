@@ -8,14 +8,14 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 from babel.dates import format_date
 from markupsafe import Markup, escape
 
-from pipeline.core.calendar import ANNOUNCE_TIME, EASTERN, announced_at, is_announcement_day
+from pipeline.core.calendar import issue_published_at
 from pipeline.core.config import Settings
 from pipeline.core.models import Entry, Issue, Paper, has_hangul, is_links_only
 
@@ -234,23 +234,11 @@ def variant_commentary(entry: Entry, variant: str) -> tuple[str, ...]:
     return entry.commentary
 
 
-def pub_datetime(day: date, settings: Settings) -> datetime:
-    """When an issue counts as published (feeds' pubDate): the arXiv announcement it covers,
-    20:00 US Eastern the evening before `day` (the same hour for an issue dated on a
-    weekend), given in the newsletter's zone. Midnight in the newsletter's zone showed as
-    the day before everywhere west of it (UTC included); this instant is already `day`
-    from UTC eastwards (01:00 UTC, 10:00 in Seoul)."""
-    if is_announcement_day(day):
-        return announced_at(day).astimezone(settings.tzinfo)
-    evening = datetime.combine(day - timedelta(days=1), ANNOUNCE_TIME, tzinfo=EASTERN)
-    return evening.astimezone(settings.tzinfo)
-
-
 def item_datetime(issue: Issue, settings: Settings) -> datetime:
     """A feed item's date: its correction when corrected (so readers show it as updated)."""
     if issue.corrected is not None:
         return issue.corrected.astimezone(settings.tzinfo).replace(microsecond=0)
-    return pub_datetime(issue.date, settings)
+    return issue_published_at(issue.date, settings.tzinfo)
 
 
 def rfc822(moment: datetime) -> str:

@@ -16,6 +16,7 @@ from pipeline.core.lifecycle import IssueRecord
 from pipeline.core.models import Digest, Issue
 from pipeline.core.runtime import Runtime
 from pipeline.curate import lint, merge
+from pipeline.deliver import previews as email_previews
 from pipeline.publish import render, site, size_guard
 from pipeline.services.common import open_store, read_draft
 
@@ -120,7 +121,7 @@ def build(settings: Settings, day: date, rt: Runtime) -> BuildReport:
             preview = lifecycle.with_correction(store.archived_issue(conn, day), issue,
                                                 rt.now())
         root, changed = site.preview_site(settings, conn, preview, renderer)
-        previews = site.write_previews(settings, day, variants)
+        previews = email_previews.write_previews(settings, day, variants)
         state = lifecycle.state_after_build(before, built)
         store.save_built_issue(conn, day, state, draft_sha, built, variants, summary, issue)
         record = store.get_issue_record(conn, day)

@@ -6,9 +6,9 @@ from flask import Flask, Response, abort, request
 from werkzeug.wrappers.response import Response as AnyResponse
 
 from pipeline.core.models import UNSUBSCRIBE_PLACEHOLDER
+from pipeline.deliver.previews import preview_unsubscribe_url
 from pipeline.interfaces.studio.model import load_draft
 from pipeline.interfaces.studio.web import Web
-from pipeline.publish import site
 
 
 def register(app: Flask, web: Web) -> None:
@@ -34,7 +34,7 @@ def register(app: Flask, web: Web) -> None:
         with studio.db() as conn:
             made = studio.previewer.preview(conn, day, loaded)
         email = studio.previewer.email(made, variant)
-        unsubscribe = site.preview_unsubscribe_url(settings)
+        unsubscribe = preview_unsubscribe_url(settings)
         if part == "txt":
             return Response(email.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe), 200,
                             content_type="text/plain; charset=utf-8")
