@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
 import numpy as np
@@ -132,15 +132,6 @@ class Affinity:
 
 
 @dataclass(frozen=True)
-class AuthorHit:
-    """One of a paper's authors the curator picked before."""
-
-    name: str
-    picks: int
-    last: date
-
-
-@dataclass(frozen=True)
 class TermHit:
     """A term of the paper and how much it added to (or took from) the score."""
 
@@ -155,7 +146,7 @@ class Explanation:
 
     arxiv_id: str | None
     score: float
-    authors: tuple[AuthorHit, ...]
+    authors: tuple[Affinity, ...]  # its authors picked before, named as this paper names them
     terms: tuple[TermHit, ...]
 
     def lines(self) -> tuple[str, ...]:
@@ -217,12 +208,12 @@ class Model:
 def explain(model: Model, paper: RankPaper, top: int = 5) -> Explanation:
     """Why `model` scores `paper` as it does: its authors the curator picked before and the
     terms that added the most to its score."""
-    seen: dict[str, AuthorHit] = {}
+    seen: dict[str, Affinity] = {}
     for name in paper.authors:
         key = author_key(name)
         hit = model.affinity.get(key) if key else None
         if key is not None and hit is not None and key not in seen:
-            seen[key] = AuthorHit(name, hit.picks, hit.last)
+            seen[key] = replace(hit, name=name)
     bits = model.settings.hash_bits
     contributions: dict[tuple[str, str], float] = {}
     word_lists = ((text_words(paper.title), True),

@@ -38,7 +38,6 @@ from pipeline.curate.rank_features import text_terms as text_terms
 from pipeline.curate.rank_features import text_words as text_words
 from pipeline.curate.rank_model import NO_PRIOR as NO_PRIOR
 from pipeline.curate.rank_model import Affinity as Affinity
-from pipeline.curate.rank_model import AuthorHit as AuthorHit
 from pipeline.curate.rank_model import Block as Block
 from pipeline.curate.rank_model import Explanation as Explanation
 from pipeline.curate.rank_model import Model as Model
