@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from contextlib import closing
+from contextlib import closing, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +33,8 @@ else:  # imported on first use, as in base
 def collect(ctx: Context, day: date | None, as_json: bool) -> None:
     """Fetch the day's announcements (+ API searches) and store candidates."""
     rt = ctx.runtime()
-    track = present.progress_bar("Reading the feed") if rt.progress and not as_json else None
-    report = (services.collect(ctx.settings, ctx.day(day), rt, track=track) if track
-              else services.collect(ctx.settings, ctx.day(day), rt))
-    _report(report, as_json)
+    track = present.progress_bar("Reading the feed") if rt.progress and not as_json else nullcontext
+    _report(services.collect(ctx.settings, ctx.day(day), rt, track=track), as_json)
 
 
 @cli.command()
@@ -172,7 +170,8 @@ def bounces_cmd(ctx: Context, maildir: Path | None, as_json: bool) -> None:
         return
     for email in applied.stopped:
         click.echo(f"stopped: {email}")
-    click.echo(f"read {scan.messages} messages: hard bounces {kinds['hard']}, soft bounces "
+    noun = "message" if scan.messages == 1 else "messages"
+    click.echo(f"read {scan.messages} {noun}: hard bounces {kinds['hard']}, soft bounces "
                f"{kinds['soft']}, complaints {kinds['complaint']}, seen before "
                f"{applied.repeated}, not reports {scan.not_reports}; stopped "
                f"{len(applied.stopped)} readers")
