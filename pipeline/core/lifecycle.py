@@ -210,7 +210,7 @@ def _same_content(a: Issue, b: Issue) -> bool:
 
 # --- the daily job's view: what is done (pure) -----------------------------------------------
 
-STEPS = ("collect", "draft", "build", "send")
+STEPS = ("collect", "draft", "build", "send")  # the daily job's steps, in order
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from pipeline.services.building import BuildReport, Merged, build, merged_issue
 from pipeline.services.collecting import API_SEARCH_MAX, CollectReport, collect, lookup_paper
 from pipeline.services.common import file_sha, open_store, read_draft, today
 from pipeline.services.daily import (
-    DAILY_STEPS,
     LATE_SEND_DAYS,
     DailyReport,
     StepEvent,
@@ -39,7 +38,6 @@ from pipeline.services.status import BuiltStatus, DayStatus, DraftStatus, progre
 
 __all__ = [
     "API_SEARCH_MAX",
-    "DAILY_STEPS",
     "LATE_SEND_DAYS",
     "NOTE_LOOKBACK_DAYS",
     "ApproveReport",

@@ -23,7 +23,6 @@ from pipeline.services.drafting import draft
 from pipeline.services.status import progress
 
 StepFn = Callable[[Settings, date, Runtime], object]
-DAILY_STEPS = ("collect", "draft", "build", "send")
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def _daily(
         def report(line: str) -> DailyReport:
             return DailyReport(day, tuple(ran), progress(conn, settings, day).state, line)
 
-        for step in DAILY_STEPS:
+        for step in lifecycle.STEPS:
             status = progress(conn, settings, day)
             if status.collected == "empty":
                 return report(f"{day}: no announcement (the feed was empty: an arXiv "
